@@ -1,0 +1,43 @@
+import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+
+/**
+ * The process logger: pino JSON lines, one child per component (`logger.child({ component })`),
+ * with redaction of every path that could carry a secret. Components never log flow data
+ * (addresses/ports of flows) and never log key material; redaction is the second line of
+ * defence for mistakes, not the first.
+ */
+export type { Logger } from 'pino';
+
+/** Paths censored in every log line (pino fast-redact syntax). */
+export const REDACT_PATHS: readonly string[] = [
+  'kek', '*.kek', 'key', '*.key', 'keys', '*.keys', 'secret', '*.secret', 'sharedsecret', '*.sharedsecret',
+  'netosecret', '*.netosecret', 'password', '*.password', 'token', '*.token', 'access_token', '*.access_token',
+  'refresh_token', '*.refresh_token', 'authorization', '*.authorization', 'headers.authorization',
+  '*.headers.authorization', 'privateKey', '*.privateKey', 'private_key', '*.private_key', 'appkey', '*.appkey',
+  'jwt', '*.jwt', 'bearer', '*.bearer', 'adminToken', '*.adminToken', 'config.spool.kek', 'config.drain.netosecret',
+];
+
+export interface LoggerSettings {
+  readonly level: string;
+  /** Pretty, human-readable output (for a terminal); JSON lines otherwise. */
+  readonly pretty: boolean;
+}
+
+export function createLogger(settings: LoggerSettings, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
+    level: settings.level,
+    base: { service: 'sealflow' },
+    redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (destination !== undefined) return pino(options, destination);
+  if (settings.pretty) {
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard' } } });
+  }
+  return pino(options);
+}
+
+/** A logger that discards everything (tests and tools that must stay quiet). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
