@@ -1,0 +1,232 @@
+import { Worker } from 'node:worker_threads';
+import type { ExporterPacket } from '../flow/exporter-packet.js';
+import type { PacketSink } from '../flow/pipeline.js';
+import { PacketFrameBuilder } from './packet-frame.js';
+import type { MainToWorker, WorkerToMain, IngestWorkerInit, IngestWorkerStats } from './ingest-protocol.js';
+
+/**
+ * The receive loops' PacketSink: packs packets into frames and posts them to the ingest
+ * worker (decode → filter → batch → encrypt → SQLite), keeping the socket callbacks lean.
+ *
+ * Flow control: frames posted but not yet acknowledged by the worker are "in flight". Above
+ * the high-water mark submit() returns false (TLS pauses its sockets) and, above the hard
+ * limit, datagrams are dropped and counted here instead of queueing without bound — UDP
+ * cannot be paused, and an unbounded queue would turn a burst into an out-of-memory crash.
+ */
+export interface IngestChannelOptions {
+  /** Frame is posted when it holds this many packets (or at the end of the event-loop turn). */
+  readonly maxFramePackets: number;
+  readonly maxFrameBytes: number;
+  /** In-flight bytes above which submit() returns false. */
+  readonly highWaterBytes: number;
+  /** In-flight bytes below which paused producers are resumed. */
+  readonly lowWaterBytes: number;
+  /** In-flight bytes above which packets are dropped (counted). */
+  readonly hardLimitBytes: number;
+}
+
+export const DEFAULT_INGEST_CHANNEL: IngestChannelOptions = {
+  maxFramePackets: 512,
+  maxFrameBytes: 512 * 1024,
+  highWaterBytes: 32 * 1024 * 1024,
+  lowWaterBytes: 8 * 1024 * 1024,
+  hardLimitBytes: 128 * 1024 * 1024,
+};
+
+export interface IngestChannelStats {
+  readonly framesPosted: number;
+  readonly packetsPosted: number;
+  readonly inFlightBytes: number;
+  readonly droppedPackets: number;
+  readonly droppedBytes: number;
+}
+
+export class IngestChannel implements PacketSink {
+  private readonly builder: PacketFrameBuilder;
+  private flushScheduled = false;
+  private inFlightBytes = 0;
+  private readonly frameBytes = new Map<number, number>();
+  private nextFrameId = 1;
+  private aboveHighWater = false;
+  private readonly drainListeners: (() => void)[] = [];
+  private framesPosted = 0;
+  private packetsPosted = 0;
+  private droppedPackets = 0;
+  private droppedBytes = 0;
+  private closed = false;
+
+  constructor(
+    private readonly post: (msg: MainToWorker, transfer: ArrayBuffer[]) => void,
+    private readonly options: IngestChannelOptions = DEFAULT_INGEST_CHANNEL,
+  ) {
+    this.builder = new PacketFrameBuilder();
+  }
+
+  submit(packet: ExporterPacket): boolean {
+    if (this.closed || this.inFlightBytes + this.builder.bytes >= this.options.hardLimitBytes) {
+      this.droppedPackets++;
+      this.droppedBytes += packet.payload.length;
+      return false;
+    }
+    this.builder.add(packet);
+    if (this.builder.packets >= this.options.maxFramePackets || this.builder.bytes >= this.options.maxFrameBytes) {
+      this.flush();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushSoon);
+    }
+    if (this.inFlightBytes + this.builder.bytes >= this.options.highWaterBytes) this.aboveHighWater = true;
+    return !this.aboveHighWater;
+  }
+
+  endSession(sessionKey: string): void {
+    // Frames are delivered in order, so the worker sees the end after the session's last packets.
+    this.flush();
+    this.post({ type: 'end-session', sessionKey }, []);
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  /** The worker finished a frame. */
+  acknowledge(frameId: number): void {
+    const bytes = this.frameBytes.get(frameId);
+    if (bytes === undefined) return;
+    this.frameBytes.delete(frameId);
+    this.inFlightBytes -= bytes;
+    if (this.aboveHighWater && this.inFlightBytes <= this.options.lowWaterBytes) {
+      this.aboveHighWater = false;
+      for (const l of this.drainListeners) l();
+    }
+  }
+
+  /** Posts whatever is buffered now. */
+  flush(): void {
+    if (this.builder.packets === 0) return;
+    const frame = this.builder.take();
+    const id = this.nextFrameId++;
+    this.frameBytes.set(id, frame.payloads.byteLength);
+    this.inFlightBytes += frame.payloads.byteLength;
+    this.framesPosted++;
+    this.packetsPosted += frame.count;
+    this.post({ type: 'frame', id, frame }, [frame.payloads, frame.meta.buffer as ArrayBuffer]);
+  }
+
+  /** Stops accepting packets (later ones are dropped and counted) after posting what is buffered. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+  }
+
+  stats(): IngestChannelStats {
+    return {
+      framesPosted: this.framesPosted,
+      packetsPosted: this.packetsPosted,
+      inFlightBytes: this.inFlightBytes,
+      droppedPackets: this.droppedPackets,
+      droppedBytes: this.droppedBytes,
+    };
+  }
+
+  private readonly flushSoon = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+}
+
+/**
+ * The ingest worker thread and its channel. `start()` resolves once the worker has opened the
+ * spool (so a wrong key fails start-up, in order); `stop()` asks it to flush the in-memory
+ * batch into the spool, persist decoder state and close the spool, then waits for it.
+ */
+export class IngestWorker {
+  readonly channel: IngestChannel;
+  private readonly worker: Worker;
+  private lastStats: IngestWorkerStats | null = null;
+  private readyPromise: Promise<void>;
+  private stoppedPromise: Promise<void>;
+  private resolveStopped: () => void = () => undefined;
+  private exited = false;
+  private onFatal: (err: Error) => void = () => undefined;
+
+  constructor(init: IngestWorkerInit, channelOptions: IngestChannelOptions = DEFAULT_INGEST_CHANNEL) {
+    const here = import.meta.url;
+    const ext = here.endsWith('.ts') ? '.ts' : '.js';
+    this.worker = new Worker(new URL(`./ingest-worker${ext}`, here), { workerData: init });
+    this.channel = new IngestChannel((msg, transfer) => {
+      this.worker.postMessage(msg, transfer);
+    }, channelOptions);
+    let resolveReady: () => void = () => undefined;
+    let rejectReady: (e: Error) => void = () => undefined;
+    this.readyPromise = new Promise<void>((res, rej) => {
+      resolveReady = res;
+      rejectReady = rej;
+    });
+    this.stoppedPromise = new Promise<void>((res) => {
+      this.resolveStopped = res;
+    });
+    this.worker.on('message', (msg: WorkerToMain) => {
+      switch (msg.type) {
+        case 'ready':
+          resolveReady();
+          break;
+        case 'ack':
+          this.channel.acknowledge(msg.id);
+          break;
+        case 'stats':
+          this.lastStats = msg.stats;
+          break;
+        case 'startup-error': {
+          const err = Object.assign(new Error(msg.message), { code: msg.code, setting: msg.setting });
+          rejectReady(err);
+          break;
+        }
+        case 'stopped':
+          this.lastStats = msg.stats;
+          this.resolveStopped();
+          break;
+      }
+    });
+    this.worker.on('error', (err) => {
+      rejectReady(err);
+      this.onFatal(err);
+    });
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      this.resolveStopped();
+      rejectReady(new Error(`ingest worker exited with code ${code} before it was ready`));
+      if (code !== 0) this.onFatal(new Error(`ingest worker exited with code ${code}`));
+    });
+  }
+
+  ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  /** Called when the worker dies unexpectedly (the app treats it as fatal). */
+  setFatalHandler(handler: (err: Error) => void): void {
+    this.onFatal = handler;
+  }
+
+  stats(): IngestWorkerStats | null {
+    return this.lastStats;
+  }
+
+  reload(update: Pick<IngestWorkerInit, 'filters'>): void {
+    if (!this.exited) this.worker.postMessage({ type: 'reload', filters: update.filters } satisfies MainToWorker);
+  }
+
+  async stop(): Promise<void> {
+    this.channel.close();
+    if (!this.exited) this.worker.postMessage({ type: 'stop' } satisfies MainToWorker);
+    await this.stoppedPromise;
+    if (!this.exited) await this.worker.terminate();
+  }
+
+  /** Forced stop (deadline passed): the spool's committed batches are safe; the in-memory batch is lost. */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
