@@ -63,7 +63,7 @@ export class IngestChannel implements PacketSink {
   }
 
   submit(packet: ExporterPacket): boolean {
-    if (this.closed || this.inFlightBytes + this.builder.bytes >= this.options.hardLimitBytes) {
+    if (this.closed || this.inFlightBytes + this.builder.bytes + packet.payload.length > this.options.hardLimitBytes) {
       this.droppedPackets++;
       this.droppedBytes += packet.payload.length;
       return false;
