@@ -56,7 +56,7 @@ test('the channel signals backpressure above high water, resumes below low water
   assert.equal(ch.submit(p(80)), false, 'dropped: over the hard limit');
   assert.equal(ch.stats().droppedPackets, 1);
   assert.equal(ch.stats().droppedBytes, 80);
-  const ids = posted.filter((m) => m.type === 'frame').map((m) => (m.type === 'frame' ? m.id : 0));
+  const ids = posted.flatMap((m) => (m.type === 'frame' ? [m.id] : []));
   assert.equal(ids.length, 3);
   ch.acknowledge(ids[0]!);
   ch.acknowledge(ids[1]!);
