@@ -21,6 +21,10 @@ export const DecodeErrorCode = {
   BadCount: 'ERR_DECODE_BAD_COUNT',
   BadRecord: 'ERR_DECODE_BAD_RECORD',
   BadFile: 'ERR_DECODE_BAD_FILE',
+  /** Persisted decoder state (DecodeService.importState) is not a valid snapshot. */
+  BadState: 'ERR_DECODE_BAD_STATE',
+  /** A data set held for its template was dropped: the template never came, or the hold buffer was full. */
+  PendingExpired: 'ERR_DECODE_PENDING_EXPIRED',
 } as const;
 export type DecodeErrorCode = (typeof DecodeErrorCode)[keyof typeof DecodeErrorCode];
 
