@@ -1,121 +1,114 @@
 /**
- * A throwaway PKI for tests, made with the openssl CLI in a temp dir: one CA and any number
- * of leaf certificates (server and/or client) signed by it. EC P-256 keys (fast to make).
- * Everything lives under `dir` and is removed by `cleanup()`; nothing here is a product key.
+ * A throwaway PKI for tests (TLS, DTLS, drain): created in a fresh temp dir with the openssl
+ * CLI, removed by cleanup(). Nothing here is committed; every run makes new keys.
  *
- * Typical use:
  *   const pki = await createTestPki();
- *   const server = await pki.issue({ name: 'server', dns: ['localhost'], ips: ['127.0.0.1'] });
- *   ... new https.Server({ cert: server.certPem, key: server.keyPem }) ...
- *   await pki.cleanup();
+ *   try { ... pki.exporters.valid.certFile ... } finally { await pki.cleanup(); }
+ *
+ * The main CA issues the collector certificate and the exporters below. All exporter
+ * certificates carry the clientAuth EKU unless stated otherwise.
  */
-import { execFile } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { OpensslCa, type CertificateSpec, type IssuedCertificate } from '../../src/ingest/trust/openssl-ca.js';
 
-const run = promisify(execFile);
-
-/** Validity of test certificates; short, they live for one test run. */
-const TEST_CERT_DAYS = 2;
-
-export interface IssuedCert {
+export interface TestCertificate extends IssuedCertificate {
+  /** The name the certificate presents for identity matching (DNS-ID, or CN for cnOnly). */
   readonly name: string;
-  readonly certPath: string;
-  readonly keyPath: string;
-  readonly certPem: string;
-  readonly keyPem: string;
-  /** base64 SHA-256 of the certificate's DER SubjectPublicKeyInfo (the HPKP/"pin-sha256" form). */
-  readonly spkiSha256: string;
-}
-
-export interface IssueOptions {
-  /** File stem, unique within this PKI. */
-  readonly name: string;
-  readonly cn?: string;
-  readonly dns?: readonly string[];
-  readonly ips?: readonly string[];
-  /** 'server' (default), 'client', or 'both' extended key usage. */
-  readonly usage?: 'server' | 'client' | 'both';
-  /** Issue an already-expired certificate (notAfter in the past). */
-  readonly expired?: boolean;
 }
 
 export interface TestPki {
   readonly dir: string;
-  readonly ca: IssuedCert;
-  issue(options: IssueOptions): Promise<IssuedCert>;
+  /** Root CA: certFile is what listeners put in caFile. */
+  readonly ca: OpensslCa;
+  /** An intermediate CA under `ca` (its certificates' chainFile includes it). */
+  readonly intermediate: OpensslCa;
+  /** An unrelated root CA: its certificates must be rejected as unknown_ca. */
+  readonly otherCa: OpensslCa;
+  /** Collector (server) certificate for localhost, 127.0.0.1 and ::1 (serverAuth). */
+  readonly collector: TestCertificate;
+  /** caFile content: root only. */
+  readonly caFile: string;
+  /** CRL files a listener should load: the root's and the intermediate's (OpenSSL needs the leaf issuer's CRL). */
+  readonly crlFiles: readonly string[];
+  readonly exporters: {
+    /** exporter1.test, valid, SAN DNS:exporter1.test. */
+    readonly valid: TestCertificate;
+    /** exporter2.test, valid; a second allowed exporter (e.g. to revoke during a reload test). */
+    readonly valid2: TestCertificate;
+    /** exporter3.test issued by the intermediate (present chainFile as the client chain). */
+    readonly viaIntermediate: TestCertificate;
+    /** expired.test, validity ended yesterday. */
+    readonly expired: TestCertificate;
+    /** future.test, valid from tomorrow. */
+    readonly notYetValid: TestCertificate;
+    /** revoked.test, listed on the root CRL (reason keyCompromise). */
+    readonly revoked: TestCertificate;
+    /** stranger.test, valid chain, a name that is not on the test allowlist. */
+    readonly wrongName: TestCertificate;
+    /** cnonly.test: no subjectAltName at all, the name is only in the subject CN. */
+    readonly cnOnly: TestCertificate;
+    /** serveronly.test: valid chain but EKU serverAuth only (unfit as an exporter). */
+    readonly serverOnly: TestCertificate;
+    /** exporter1.test issued by otherCa (same name, wrong CA). */
+    readonly otherCa: TestCertificate;
+  };
+  /** Issues another exporter certificate from the root CA (SAN DNS:<name>, clientAuth). */
+  issueExporter(name: string, spec?: Partial<CertificateSpec>): Promise<TestCertificate>;
+  /** Revokes `cert` (issued by the root CA) and rewrites the root CRL file in place. */
+  revoke(cert: TestCertificate): Promise<void>;
   cleanup(): Promise<void>;
 }
 
-export class OpensslMissingError extends Error {}
+const DAY_MS = 86_400_000;
+let fileCounter = 0;
 
-/** True when the openssl CLI can be run. */
-export async function opensslAvailable(): Promise<boolean> {
-  try {
-    await run('openssl', ['version']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export function spkiSha256OfPem(certPem: string): string {
-  const der = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('base64');
-}
-
-async function load(name: string, certPath: string, keyPath: string): Promise<IssuedCert> {
-  const certPem = await readFile(certPath, 'utf8');
-  const keyPem = await readFile(keyPath, 'utf8');
-  return { name, certPath, keyPath, certPem, keyPem, spkiSha256: spkiSha256OfPem(certPem) };
-}
-
-const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-
-export async function createTestPki(caName = 'sealflow test CA'): Promise<TestPki> {
-  if (!(await opensslAvailable())) throw new OpensslMissingError('the openssl CLI is not installed');
+export async function createTestPki(): Promise<TestPki> {
   const dir = await mkdtemp(join(tmpdir(), 'sealflow-pki-'));
-  const caCert = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  await run('openssl', [
-    'req', '-x509', ...EC_KEY, '-keyout', caKey, '-out', caCert, '-days', String(TEST_CERT_DAYS),
-    '-subj', `/CN=${caName}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  const ca = await load('ca', caCert, caKey);
-  let serial = 1;
-
-  const issue = async (o: IssueOptions): Promise<IssuedCert> => {
-    const key = join(dir, `${o.name}.key`);
-    const csr = join(dir, `${o.name}.csr`);
-    const crt = join(dir, `${o.name}.crt`);
-    const ext = join(dir, `${o.name}.ext`);
-    const san = [...(o.dns ?? []).map((d) => `DNS:${d}`), ...(o.ips ?? []).map((i) => `IP:${i}`)];
-    const usage = o.usage ?? 'server';
-    const eku = usage === 'server' ? 'serverAuth' : usage === 'client' ? 'clientAuth' : 'serverAuth,clientAuth';
-    const lines = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', `extendedKeyUsage=${eku}`];
-    if (san.length > 0) lines.push(`subjectAltName=${san.join(',')}`);
-    await writeFile(ext, lines.join('\n') + '\n');
-    await run('openssl', ['req', '-new', ...EC_KEY, '-keyout', key, '-out', csr, '-subj', `/CN=${o.cn ?? o.name}`]);
-    const validity = o.expired === true
-      // `openssl x509 -req` has no -not_after in 3.0; a negative -days gives notAfter < now.
-      ? ['-days', '-1']
-      : ['-days', String(TEST_CERT_DAYS)];
-    await run('openssl', [
-      'x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-set_serial', String(++serial),
-      ...validity, '-out', crt, '-extfile', ext, '-sha256',
-    ]);
-    return load(o.name, crt, key);
-  };
-
-  return {
-    dir,
-    ca,
-    issue,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
+  try {
+    const ca = await OpensslCa.create(join(dir, 'root'), { commonName: 'sealflow test root CA' });
+    const intermediate = await OpensslCa.create(join(dir, 'intermediate'), { commonName: 'sealflow test intermediate CA', issuer: ca });
+    const otherCa = await OpensslCa.create(join(dir, 'other'), { commonName: 'sealflow other CA' });
+    const client = async (from: OpensslCa, name: string, spec: Partial<CertificateSpec> = {}): Promise<TestCertificate> => {
+      const issued = await from.issue({ fileName: `c${++fileCounter}-${name}`, commonName: name, dnsNames: [name], usage: 'client', ...spec });
+      return { ...issued, name };
+    };
+    const now = Date.now();
+    const collector = await client(ca, 'localhost', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'], usage: 'server' });
+    const revoked = await client(ca, 'revoked.test');
+    const exporters = {
+      valid: await client(ca, 'exporter1.test'),
+      valid2: await client(ca, 'exporter2.test'),
+      viaIntermediate: await client(intermediate, 'exporter3.test'),
+      expired: await client(ca, 'expired.test', { notBefore: new Date(now - 30 * DAY_MS), notAfter: new Date(now - DAY_MS) }),
+      notYetValid: await client(ca, 'future.test', { notBefore: new Date(now + DAY_MS), notAfter: new Date(now + 30 * DAY_MS) }),
+      revoked,
+      wrongName: await client(ca, 'stranger.test'),
+      cnOnly: await client(ca, 'cnonly.test', { dnsNames: [] }),
+      serverOnly: await client(ca, 'serveronly.test', { usage: 'server' }),
+      otherCa: await client(otherCa, 'exporter1.test'),
+    };
+    await ca.revoke(revoked.certFile);
+    await ca.writeCrl();
+    return {
+      dir,
+      ca,
+      intermediate,
+      otherCa,
+      collector,
+      caFile: ca.certFile,
+      crlFiles: [ca.crlFile, intermediate.crlFile],
+      exporters,
+      issueExporter: (name, spec) => client(ca, name, spec),
+      revoke: async (cert) => {
+        await ca.revoke(cert.certFile);
+        await ca.writeCrl();
+      },
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 }

@@ -1,0 +1,43 @@
+import type { X509Certificate } from 'node:crypto';
+import { ExporterPolicy, type ExporterCheck, type ExporterIdentitySettings } from './exporter-policy.js';
+import { loadTrustMaterial, type TrustFiles, type TrustMaterial } from './trust-material.js';
+
+/** Everything a mutually authenticated listener trusts: its files plus the exporter allowlist. */
+export interface ExporterTrustSettings extends TrustFiles {
+  readonly exporters: readonly ExporterIdentitySettings[];
+}
+
+/**
+ * The trust state of one secure listener (TLS or DTLS): certificate material checked at load,
+ * plus the identity policy. Immutable; a reload builds a new one and swaps it in only when it
+ * loaded cleanly, so a broken file on disk never weakens or breaks the running listener.
+ */
+export class ExporterTrust {
+  readonly material: TrustMaterial;
+  readonly policy: ExporterPolicy;
+
+  private constructor(material: TrustMaterial, policy: ExporterPolicy) {
+    this.material = material;
+    this.policy = policy;
+  }
+
+  /**
+   * Loads and validates everything. `settingPrefix` is the listener's configuration path
+   * ('listeners.tls', 'listeners.dtls'); errors are ConfigError naming `<prefix>.caFile`,
+   * `<prefix>.exporters[2].sources[0]`, etc.
+   */
+  static load(settings: ExporterTrustSettings, settingPrefix: string, nowMs: number = Date.now()): ExporterTrust {
+    const policy = ExporterPolicy.fromSettings(settings.exporters, `${settingPrefix}.exporters`);
+    const material = loadTrustMaterial(settings, settingPrefix, nowMs);
+    return new ExporterTrust(material, policy);
+  }
+
+  /** See ExporterPolicy.checkExporter: call only with a certificate OpenSSL chain-verified. */
+  checkExporter(cert: X509Certificate | null | undefined, sourceAddress: string, nowMs: number = Date.now()): ExporterCheck {
+    return this.policy.checkExporter(cert, sourceAddress, nowMs);
+  }
+
+  domainAllowed(identity: string, observationDomainId: number): boolean {
+    return this.policy.domainAllowed(identity, observationDomainId);
+  }
+}
