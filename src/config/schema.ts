@@ -1,0 +1,369 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema: every setting sealflow reads, its type, bounds, default and
+ * documentation. `describe()` text is the documentation: `sealflow config schema` turns this
+ * schema into a JSON Schema for editors and src/config/settings-table.ts turns it into the
+ * README table, so a setting documented anywhere else is a bug.
+ *
+ * Layering (src/config/load.ts): schema defaults (or the embedded `npm start` defaults) ←
+ * config file ← SEALFLOW_* environment variables ← command-line flags. Every object is strict:
+ * an unknown key is an error, never silently ignored (a typo must not disable a limit).
+ *
+ * Secrets (spool KEKs, the Fusion netosecret, the admin token) are never values in this
+ * schema, only *sources* (env var name, file path or command); src/config/secrets.ts resolves
+ * them when a component needs them, so the parsed config can be printed and logged.
+ */
+
+/** IANA port for IPFIX over UDP/TCP/SCTP (RFC 7011 §10.3.4 / IANA service-names). */
+export const IPFIX_PORT = 4739;
+/** IANA port for IPFIX over TLS / DTLS (RFC 7011 §10.3.4: "ipfixs"). */
+export const IPFIXS_PORT = 4740;
+/** The conventional NetFlow v5/v9 port (Cisco default). */
+export const NETFLOW_PORT = 2055;
+/** IANA port for sFlow (sflow 6343/udp). */
+export const SFLOW_PORT = 6343;
+/** Largest UDP payload a datagram can carry over IPv4 (65535 − 8 UDP − 20 IP, rounded to the u16 limit). */
+export const MAX_UDP_DATAGRAM_BYTES = 65_535;
+/** 32 MiB socket receive buffer: absorbs a few hundred ms of a 100k-flows/s burst (needs net.core.rmem_max ≥ this). */
+export const DEFAULT_RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024;
+/** The IPFIX message header length field is 16 bits (RFC 7011 §3.1): no message exceeds 65535 bytes. */
+export const MAX_IPFIX_MESSAGE_BYTES = 65_535;
+/** Default spool quota: 10 GiB holds about a day of a busy branch router at ~100 bytes/record. */
+export const DEFAULT_SPOOL_QUOTA_BYTES = 10 * 1024 * 1024 * 1024;
+/** Default admin endpoint port (unassigned by IANA, outside common exporter ports). */
+export const DEFAULT_ADMIN_PORT = 9180;
+/** NetoFlow's ingest host; the path is not public (see /docs FUSION notes), hence configurable. */
+export const DEFAULT_FUSION_UPLOAD_URL = 'https://api-ingest.netography.com/api/v1/flows';
+/** NetoFlow flushes every 2000 records: the same per-request cap keeps request sizes familiar to Fusion. */
+export const DEFAULT_FUSION_RECORDS_PER_REQUEST = 2000;
+
+const port = (what: string) =>
+  z.number().int().min(1).max(65_535).describe(what);
+
+const nonEmpty = z.string().min(1);
+
+/** The three shapes a secret may come from. An inline value is rejected on purpose (see SECRET_INLINE_MESSAGE). */
+export const SecretSourceSchema = z
+  .union(
+    [
+      z.strictObject({ env: nonEmpty.describe('Name of the environment variable holding the secret.') }),
+      z.strictObject({ file: nonEmpty.describe('Path of a file holding the secret (surrounding whitespace trimmed). Must not be group/other-readable.') }),
+      z.strictObject({
+        command: z
+          .array(nonEmpty)
+          .min(1)
+          .describe('Command (argv, run without a shell) whose standard output is the secret; e.g. ["systemd-creds", "cat", "kek"].'),
+      }),
+    ],
+    {
+      error: (issue) =>
+        typeof issue.input === 'string' || typeof issue.input === 'number'
+          ? SECRET_INLINE_MESSAGE
+          : 'must be exactly one of {env: "VAR"}, {file: "/path"} or {command: ["argv0", "arg", ...]}',
+    },
+  )
+  .describe('A secret source: {env: "VAR"}, {file: "/path"} or {command: ["argv0", ...]}. Inline secret values are rejected.');
+
+export const SECRET_INLINE_MESSAGE =
+  'inline secret values are not accepted in configuration; use {env: "VAR"}, {file: "/path"} or {command: ["argv0", ...]} (or the matching SEALFLOW_*, *_FILE, *_COMMAND environment variable)';
+
+/** Dotted paths (a trailing `*` covers array items) whose values are secret sources. */
+export const SECRET_SETTINGS: readonly string[] = ['spool.kek', 'spool.previousKeks', 'drain.fusion.netosecret', 'admin.token'];
+
+const LogSchema = z
+  .strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Minimum log level.'),
+    format: z
+      .enum(['auto', 'json', 'pretty'])
+      .default('auto')
+      .describe('Log format: JSON lines, pretty (human) lines, or auto = pretty when stderr is a terminal, JSON otherwise.'),
+  })
+  .prefault({})
+  .describe('Logging (pino).');
+
+const UdpListenerSchema = z
+  .strictObject({
+    name: nonEmpty.optional().describe('Label for logs, metrics and /stats (default: "udp-<port>").'),
+    address: nonEmpty.default('0.0.0.0').describe('Local address to bind ("0.0.0.0" all IPv4, "::" all IPv6, or one address).'),
+    port: port('UDP port to bind (1-65535).'),
+    receiveBufferBytes: z
+      .number()
+      .int()
+      .min(65_536)
+      .max(1024 * 1024 * 1024)
+      .default(DEFAULT_RECEIVE_BUFFER_BYTES)
+      .describe('SO_RCVBUF size in bytes; the kernel caps it at net.core.rmem_max (raise that sysctl to match).'),
+    maxDatagramBytes: z
+      .number()
+      .int()
+      .min(512)
+      .max(MAX_UDP_DATAGRAM_BYTES)
+      .default(MAX_UDP_DATAGRAM_BYTES)
+      .describe('Datagrams longer than this are dropped and counted (reason "oversize").'),
+  })
+  .describe('A UDP listener for IPFIX, NetFlow v5/v9 or sFlow v5 (the version is detected per datagram).');
+
+const IdentitySchema = z
+  .strictObject({
+    name: nonEmpty.describe('Exporter identity: a certificate DNS-ID (subjectAltName dNSName), or the subject CN when the certificate has no DNS-IDs.'),
+    sources: z
+      .array(nonEmpty)
+      .optional()
+      .describe('Addresses/CIDR prefixes this identity may connect from (omit: any address).'),
+    observationDomains: z
+      .array(z.number().int().min(0).max(0xffff_ffff))
+      .optional()
+      .describe('IPFIX observation domain IDs this identity may report (omit: any).'),
+  })
+  .describe('An exporter allowed to connect over TLS/DTLS.');
+
+/** Trust material shared in shape by TLS and DTLS; DTLS inherits TLS's values for any it leaves unset. */
+const trustFields = {
+  certFile: nonEmpty.optional().describe("PEM file with the collector's certificate chain."),
+  keyFile: nonEmpty.optional().describe("PEM file with the collector's private key (must not be group/other-readable)."),
+  caFile: nonEmpty.optional().describe('PEM bundle of the CA(s) that issue exporter certificates.'),
+  crlFiles: z.array(nonEmpty).optional().describe('PEM CRL files checked for every exporter certificate (reloaded on SIGHUP).'),
+  identities: z
+    .array(IdentitySchema)
+    .optional()
+    .describe('Exporter identities allowed to connect; a certificate from caFile whose identity is not listed is rejected.'),
+};
+
+const TlsListenerSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Accept IPFIX over TLS (RFC 7011 §10.4, mutual authentication).'),
+    address: nonEmpty.default('0.0.0.0').describe('Local address to bind.'),
+    port: port('TCP port to bind.').default(IPFIXS_PORT),
+    ...trustFields,
+    maxConnections: z.number().int().min(1).max(100_000).default(1024).describe('Concurrent TLS connections, all sources.'),
+    maxConnectionsPerSource: z.number().int().min(1).max(10_000).default(16).describe('Concurrent TLS connections from one source address.'),
+    handshakesPerSecond: z.number().int().min(1).max(100_000).default(50).describe('New handshakes accepted per second, all sources (excess connections are closed).'),
+    handshakeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000).describe('A handshake not finished within this is aborted (reason "handshake_timeout").'),
+    idleTimeoutMs: z.number().int().min(1000).max(86_400_000).default(300_000).describe('A connection with no message for this long is closed.'),
+    maxMessageBytes: z.number().int().min(16).max(MAX_IPFIX_MESSAGE_BYTES).default(MAX_IPFIX_MESSAGE_BYTES).describe('Largest IPFIX message accepted on the stream; a longer one closes the connection.'),
+  })
+  .prefault({})
+  .describe('IPFIX over TLS listener.');
+
+const DtlsListenerSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Accept IPFIX over DTLS (RFC 7011 §10.5 / RFC 5153, mutual authentication).'),
+    address: nonEmpty.default('0.0.0.0').describe('Local address to bind.'),
+    port: port('UDP port to bind.').default(IPFIXS_PORT),
+    ...trustFields,
+    maxSessions: z.number().int().min(1).max(100_000).default(1024).describe('Concurrent DTLS sessions, all sources.'),
+    maxSessionsPerSource: z.number().int().min(1).max(10_000).default(16).describe('Concurrent DTLS sessions from one source address.'),
+    handshakesPerSecond: z.number().int().min(1).max(100_000).default(50).describe('New handshakes accepted per second, all sources.'),
+    handshakeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000).describe('A handshake not finished within this is aborted.'),
+    idleTimeoutMs: z.number().int().min(1000).max(86_400_000).default(300_000).describe('A session with no datagram for this long is closed.'),
+    maxDatagramBytes: z.number().int().min(512).max(MAX_UDP_DATAGRAM_BYTES).default(MAX_UDP_DATAGRAM_BYTES).describe('Largest DTLS datagram accepted.'),
+  })
+  .prefault({})
+  .describe('IPFIX over DTLS listener. certFile, keyFile, caFile, crlFiles and identities default to the TLS listener\'s.');
+
+const ListenersSchema = z
+  .strictObject({
+    allowlist: z
+      .array(nonEmpty)
+      .default([])
+      .describe('Addresses/CIDR prefixes of UDP exporters whose datagrams are accepted; empty = none (TLS/DTLS use identities instead).'),
+    udp: z
+      .array(UdpListenerSchema)
+      .default([
+        { name: 'ipfix', address: '0.0.0.0', port: IPFIX_PORT, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER_BYTES, maxDatagramBytes: MAX_UDP_DATAGRAM_BYTES },
+        { name: 'netflow', address: '0.0.0.0', port: NETFLOW_PORT, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER_BYTES, maxDatagramBytes: MAX_UDP_DATAGRAM_BYTES },
+        { name: 'sflow', address: '0.0.0.0', port: SFLOW_PORT, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER_BYTES, maxDatagramBytes: MAX_UDP_DATAGRAM_BYTES },
+      ])
+      .describe(`UDP listeners (default: ${IPFIX_PORT} ipfix, ${NETFLOW_PORT} netflow, ${SFLOW_PORT} sflow on 0.0.0.0).`),
+    tls: TlsListenerSchema,
+    dtls: DtlsListenerSchema,
+  })
+  .prefault({})
+  .describe('Where flows come in.');
+
+const TeeSchema = z
+  .strictObject({
+    listenerPort: port('Only datagrams received on this UDP listener port (omit: all UDP listeners).').optional(),
+    targets: z.array(nonEmpty).min(1).describe('"host:port" UDP destinations that get a copy of every accepted datagram ("[v6]:port" for IPv6).'),
+    exporters: z.array(nonEmpty).optional().describe('Only datagrams from these exporter addresses/prefixes (omit: all).'),
+  })
+  .describe('Forward raw accepted UDP datagrams to other collectors (NetoFlow-style tee).');
+
+const FilterRuleSchema = z
+  .strictObject({
+    name: nonEmpty.optional().describe('Label for the per-rule match counter.'),
+    action: z.enum(['accept', 'drop']).describe('What a matching record gets.'),
+    srcnets: z.array(nonEmpty).optional().describe('Source address prefixes.'),
+    dstnets: z.array(nonEmpty).optional().describe('Destination address prefixes.'),
+    srcports: z.array(z.union([z.number().int().min(0).max(65_535), nonEmpty])).optional().describe('Source ports or "low-high" ranges.'),
+    dstports: z.array(z.union([z.number().int().min(0).max(65_535), nonEmpty])).optional().describe('Destination ports or "low-high" ranges.'),
+    protocols: z.array(z.union([z.number().int().min(0).max(255), nonEmpty])).optional().describe('IP protocols by number or name ("tcp").'),
+    srcasns: z.array(z.number().int().min(0).max(0xffff_ffff)).optional().describe('Source AS numbers.'),
+    dstasns: z.array(z.number().int().min(0).max(0xffff_ffff)).optional().describe('Destination AS numbers.'),
+    exporters: z.array(nonEmpty).optional().describe('Exporter addresses/prefixes.'),
+  })
+  .describe('A filter rule: every listed criterion must match (criteria lists match any of their entries); first matching rule wins.');
+
+const FiltersSchema = z
+  .strictObject({
+    default: z.enum(['accept', 'drop']).default('accept').describe('Action for a record no rule matches.'),
+    rules: z.array(FilterRuleSchema).default([]).describe('Rules tried in order; the first match decides.'),
+  })
+  .prefault({})
+  .describe('Record filters applied after decoding, before the spool.');
+
+const DecodeSchema = z
+  .strictObject({
+    templateLifetimeSeconds: z.number().int().min(1).max(86_400 * 7).default(1800).describe('Unrefreshed IPFIX/NetFlow v9 templates expire after this (RFC 7011 §8.4 UDP template lifetime).'),
+    maxTemplatesPerSession: z.number().int().min(1).max(65_536).default(4096).describe('Templates kept per transport session and observation domain; more are refused and counted.'),
+    maxFieldsPerTemplate: z.number().int().min(1).max(65_535).default(512).describe('Templates declaring more fields are refused.'),
+    pendingHoldMs: z.number().int().min(0).max(600_000).default(2000).describe('Data sets that arrive before their template are held this long waiting for it.'),
+    maxPendingRecordsPerSession: z.number().int().min(0).max(10_000_000).default(10_000).describe('Cap on held (template-less) data per session; beyond it they are dropped and counted.'),
+    maxSessions: z.number().int().min(1).max(10_000_000).default(10_000).describe('Transport sessions (exporter × port × transport) with template state; least recently seen are evicted.'),
+  })
+  .prefault({})
+  .describe('Decoder limits.');
+
+const SpoolSchema = z
+  .strictObject({
+    path: nonEmpty.optional().describe('SQLite spool database file (default: <dataDir>/spool.db).'),
+    quotaBytes: z.number().int().min(1024 * 1024).default(DEFAULT_SPOOL_QUOTA_BYTES).describe('Largest size of spooled (encrypted) batches in bytes; see fullPolicy.'),
+    fullPolicy: z.enum(['drop-oldest', 'drop-newest']).default('drop-oldest').describe('At the quota: evict the oldest batches, or refuse new records (both counted).'),
+    batch: z
+      .strictObject({
+        maxRecords: z.number().int().min(1).max(1_000_000).default(5000).describe('Records per spooled batch.'),
+        maxBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024).describe('Encoded bytes per spooled batch.'),
+        maxAgeMs: z.number().int().min(1).max(600_000).default(1000).describe('A non-empty batch is committed after this long even if not full (bounds loss on a crash).'),
+      })
+      .prefault({})
+      .describe('How records are grouped before being encrypted and committed.'),
+    synchronous: z.enum(['normal', 'full']).default('full').describe('SQLite synchronous mode: full survives power loss; normal (WAL) may lose the last commits on power loss, never on a process crash.'),
+    epochSeconds: z.number().int().min(60).max(86_400 * 30).default(3600).describe('Data keys rotate every epoch; a whole epoch is erased by dropping its key.'),
+    kek: SecretSourceSchema.optional().describe('Key-encryption key source (base64 of 32 bytes, `sealflow keygen`). Or set SEALFLOW_SPOOL_KEK / SEALFLOW_SPOOL_KEK_FILE / SEALFLOW_SPOOL_KEK_COMMAND.'),
+    previousKeks: z.array(SecretSourceSchema).default([]).describe('Older KEK sources still accepted for unwrapping during a rotation (`sealflow rekey`).'),
+  })
+  .prefault({})
+  .describe('The encrypted on-disk spool.');
+
+const FusionSchema = z
+  .strictObject({
+    netosecret: SecretSourceSchema.optional().describe('Fusion API key (netosecret) source. Or set SEALFLOW_FUSION_NETOSECRET / SEALFLOW_FUSION_NETOSECRET_FILE / _COMMAND.'),
+    embeddedSim: z.boolean().default(false).describe('Drain to a local Fusion stand-in started in-process (development / `npm start`); no netosecret needed.'),
+    uploadUrl: z.url({ protocol: /^https$/ }).default(DEFAULT_FUSION_UPLOAD_URL).describe('HTTPS URL flow records are POSTed to (not publicly documented by Fusion, hence configurable).'),
+    framing: z.enum(['ndjson', 'json-array']).default('ndjson').describe('Request body framing of the records.'),
+    compression: z.enum(['gzip', 'zstd', 'none']).default('gzip').describe('Request body compression (Content-Encoding).'),
+    maxRecordsPerRequest: z.number().int().min(1).max(100_000).default(DEFAULT_FUSION_RECORDS_PER_REQUEST).describe('Records per upload request.'),
+    caFile: nonEmpty.optional().describe('PEM CA bundle to trust instead of the system store (private CA, TLS-inspecting proxy).'),
+    pinSha256: z
+      .array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 SHA-256 SPKI pin (44 characters ending in "=")'))
+      .optional()
+      .describe("Base64 SHA-256 pins of acceptable server public keys (SPKI); any match is accepted."),
+    proxyUrl: z.url({ protocol: /^https?$/ }).optional().describe('HTTP(S) proxy for the uplink (credentials in the URL are redacted in output).'),
+    connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000).describe('TCP+TLS connect timeout.'),
+    headersTimeoutMs: z.number().int().min(100).max(600_000).default(30_000).describe('Time to receive response headers.'),
+    bodyTimeoutMs: z.number().int().min(100).max(600_000).default(30_000).describe('Time between response body chunks.'),
+    registerDevices: z.boolean().default(false).describe('Register unseen exporters as Fusion devices (POST /api/v1/device).'),
+  })
+  .prefault({})
+  .describe('Fusion uplink.');
+
+const DrainSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Drain the spool to Fusion (false: spool only, e.g. for a later `sealflow drain`).'),
+    fusion: FusionSchema,
+    concurrency: z.number().int().min(1).max(64).default(2).describe('Upload requests in flight.'),
+    maxBytesPerSecond: z.number().int().min(1024).optional().describe('Uplink rate cap in request bytes per second (omit: none).'),
+    maxRecordsPerSecond: z.number().int().min(1).optional().describe('Uplink rate cap in records per second (omit: none).'),
+    retry: z
+      .strictObject({
+        initialDelayMs: z.number().int().min(10).max(3_600_000).default(1000).describe('First retry delay; doubles per failure with jitter.'),
+        maxDelayMs: z.number().int().min(10).max(86_400_000).default(300_000).describe('Longest retry delay.'),
+      })
+      .prefault({})
+      .describe('Backoff for failed uploads (records stay spooled until acknowledged).'),
+  })
+  .prefault({})
+  .describe('Spool → Fusion uploader.');
+
+const AdminSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Serve /healthz, /readyz, /stats and /metrics.'),
+    address: nonEmpty.default('127.0.0.1').describe('Bind address (loopback by default; set a token before exposing it).'),
+    port: z.number().int().min(0).max(65_535).default(DEFAULT_ADMIN_PORT).describe('TCP port (0 = any free port, for tests).'),
+    token: SecretSourceSchema.optional().describe('Bearer token source required on every request (or SEALFLOW_ADMIN_TOKEN / _FILE / _COMMAND). Omit: no authentication.'),
+  })
+  .prefault({})
+  .describe('Admin HTTP endpoint.');
+
+const DevelopmentSchema = z
+  .strictObject({
+    generatePki: z.boolean().default(false).describe('Create a development CA and collector certificate at listeners.tls cert/key/ca paths when missing. Never in production.'),
+    generateKek: z.boolean().default(false).describe('When spool.kek is a {file} source and the file is missing, create a development KEK there. Never in production.'),
+  })
+  .prefault({})
+  .describe('Development conveniences used by the embedded `npm start` configuration.');
+
+export const ConfigSchema = z
+  .strictObject({
+    dataDir: nonEmpty.default('./.sealflow').describe('Directory for the spool database and development PKI/KEK; relative paths resolve against the working directory.'),
+    log: LogSchema,
+    listeners: ListenersSchema,
+    tees: z.array(TeeSchema).default([]).describe('UDP datagram forwarding.'),
+    filters: FiltersSchema,
+    decode: DecodeSchema,
+    spool: SpoolSchema,
+    drain: DrainSchema,
+    admin: AdminSchema,
+    stats: z
+      .strictObject({
+        intervalSeconds: z.number().int().min(0).max(86_400).default(60).describe('Seconds between one-line stats log entries (0 = off).'),
+      })
+      .prefault({})
+      .describe('Periodic stats log line (NetoFlow statsinterval).'),
+    shutdown: z
+      .strictObject({
+        deadlineMs: z.number().int().min(100).max(600_000).default(10_000).describe('Graceful stop deadline; after it the process exits naming what overran.'),
+      })
+      .prefault({})
+      .describe('Stopping.'),
+    development: DevelopmentSchema,
+  })
+  .describe('sealflow configuration.');
+
+/** What a config file / override layer may contain (every key optional where a default exists). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** The parsed schema output, before path resolution and DTLS trust inheritance. */
+export type ParsedConfig = z.output<typeof ConfigSchema>;
+/** Where a secret comes from (never the secret itself). */
+export type SecretSource = { readonly env: string } | { readonly file: string } | { readonly command: readonly string[] };
+
+type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+type Resolved = Omit<ParsedConfig, 'spool' | 'listeners'> & {
+  spool: Omit<ParsedConfig['spool'], 'path'> & { path: string };
+  listeners: Omit<ParsedConfig['listeners'], 'tls' | 'dtls'> & {
+    tls: ParsedConfig['listeners']['tls'] & { crlFiles: string[]; identities: ParsedConfig['listeners']['tls']['identities'] & object };
+    dtls: ParsedConfig['listeners']['dtls'] & { crlFiles: string[]; identities: ParsedConfig['listeners']['tls']['identities'] & object };
+  };
+};
+
+/**
+ * The validated, frozen configuration every component receives a slice of. Compared with the
+ * raw schema output: dataDir and every file path are absolute, spool.path is filled in,
+ * DTLS trust fields inherit from TLS, crlFiles/identities are always arrays.
+ */
+export type Config = DeepReadonly<Resolved>;
+export type UdpListenerConfig = Config['listeners']['udp'][number];
+export type TlsListenerConfig = Config['listeners']['tls'];
+export type DtlsListenerConfig = Config['listeners']['dtls'];
+export type IdentityConfig = TlsListenerConfig['identities'][number];
+export type FilterConfig = Config['filters'];
+export type FilterRuleConfig = FilterConfig['rules'][number];
+export type TeeConfig = Config['tees'][number];
+export type DecodeConfig = Config['decode'];
+export type SpoolConfig = Config['spool'];
+export type DrainConfig = Config['drain'];
+export type FusionConfig = DrainConfig['fusion'];
+export type AdminConfig = Config['admin'];
+export type LogConfig = Config['log'];
