@@ -1,0 +1,275 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { PrefixSet } from '../../flow/cidr.js';
+import { ConfigError, ConfigErrorCode, IngestError, IngestErrorCode } from '../../flow/errors.js';
+
+/**
+ * Tees: forward the raw datagrams a UDP listener accepted, byte for byte, to other collectors
+ * so existing tools keep receiving flows (NetoFlow's "tee"/packet replication).
+ *
+ * Invariants:
+ * - Only datagrams that passed the exporter allowlist are forwarded (the listener calls
+ *   forward() after its allowlist check); tees attach to UDP listeners only, so nothing that
+ *   arrived over TLS or DTLS is ever forwarded in plaintext.
+ * - Forwarding never blocks or slows ingest: each target has its own connected UDP socket and
+ *   sends are fire-and-forget. When the socket's send queue is above `maxQueueBytes` (the
+ *   target path is congested) the datagram is dropped for that target and counted.
+ * - Failures are counted, never thrown: a connected UDP socket reports ICMP port/host
+ *   unreachable as an asynchronous ECONNREFUSED/EHOSTUNREACH 'error' event.
+ * - Source address: the datagrams leave from sealflow's own address. Keeping the exporter's
+ *   address as the source would need a raw socket (or IP_TRANSPARENT) with CAP_NET_RAW, which
+ *   Node.js does not offer; `spoofSource: true` is therefore rejected at configuration time.
+ *   Where the original source matters, duplicate in the kernel instead (nftables `dup to`,
+ *   iptables TEE target) — those copies keep the exporter address.
+ */
+
+export interface TeeTargetConfig {
+  /** Collector address (IPv4/IPv6 literal or host name, resolved once at start). */
+  readonly host: string;
+  readonly port: number;
+  /** Label for logs and stats; defaults to "host:port". */
+  readonly name?: string;
+  /** Only forward datagrams from these exporters (addresses/CIDR prefixes); absent = all allowlisted. */
+  readonly exporters?: readonly string[];
+  /** Only forward datagrams received on these listener ports; absent = every UDP listener. */
+  readonly listenerPorts?: readonly number[];
+}
+
+export interface UdpTeeOptions {
+  readonly targets: readonly TeeTargetConfig[];
+  readonly logger: Logger;
+  /** Per-target send queue bound in bytes; beyond it datagrams are dropped (counted). */
+  readonly maxQueueBytes?: number;
+  /**
+   * Forward with the exporter's address as source. Unsupported (see the module comment);
+   * true makes the constructor throw a ConfigError explaining why.
+   */
+  readonly spoofSource?: boolean;
+  /** Configuration path of the tee list, for error messages (default "tees"). */
+  readonly setting?: string;
+  /** Host name resolution (injected in tests); default node:dns lookup. */
+  readonly resolve?: (host: string) => Promise<string>;
+}
+
+export interface TeeTargetStats {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** Datagrams handed to the kernel. */
+  readonly sent: number;
+  readonly sentBytes: number;
+  /** Send errors plus asynchronous ICMP errors (unreachable target). */
+  readonly failed: number;
+  /** Datagrams dropped because the socket's send queue was over its bound. */
+  readonly droppedCongested: number;
+  readonly lastError: string | null;
+}
+
+/** Each target gets one bit in a 31-bit mask (a V8 small integer), so at most 31 targets. */
+export const MAX_TEE_TARGETS = 31;
+/** 4 MiB: a few thousand typical flow datagrams of backlog per target before dropping. */
+export const DEFAULT_TEE_MAX_QUEUE_BYTES = 4 * 1024 * 1024;
+const MAX_PORT = 0xffff;
+
+class TeeTarget {
+  sent = 0;
+  sentBytes = 0;
+  failed = 0;
+  droppedCongested = 0;
+  lastError: string | null = null;
+  socket: Socket | null = null;
+  address = '';
+  /** Created once: send completion, no closure per datagram. */
+  readonly onSent = (err: Error | null, bytes: number): void => {
+    if (err === null) {
+      this.sent++;
+      this.sentBytes += bytes;
+    } else this.fail(err);
+  };
+  readonly onError = (err: Error): void => this.fail(err);
+  constructor(
+    readonly name: string,
+    readonly host: string,
+    readonly port: number,
+    readonly exporters: PrefixSet | null,
+    readonly listenerPorts: ReadonlySet<number> | null,
+  ) {}
+  private fail(err: Error): void {
+    this.failed++;
+    this.lastError = (err as NodeJS.ErrnoException).code ?? err.message;
+  }
+}
+
+function teeError(setting: string, message: string): ConfigError {
+  return new ConfigError(ConfigErrorCode.Invalid, setting, `${setting}: ${message}`);
+}
+
+export class UdpTee {
+  private readonly targets: readonly TeeTarget[];
+  private readonly logger: Logger;
+  private readonly maxQueueBytes: number;
+  private readonly resolve: (host: string) => Promise<string>;
+  private readonly setting: string;
+  private started = false;
+  private closing: Promise<void> | null = null;
+
+  /** Validates the configuration; throws ConfigError naming the setting. No sockets yet. */
+  constructor(options: UdpTeeOptions) {
+    const base = options.setting ?? 'tees';
+    if (options.spoofSource === true) {
+      throw teeError(
+        `${base}.spoofSource`,
+        'forwarding with the exporter\'s source address is not supported: it needs a raw socket with CAP_NET_RAW, ' +
+          'which Node.js cannot open. sealflow tees send from the probe\'s own address; if collectors must see the ' +
+          'original exporter address, duplicate the packets in the kernel instead (nftables "dup to", iptables TEE) ' +
+          'and remove spoofSource',
+      );
+    }
+    if (options.targets.length > MAX_TEE_TARGETS) throw teeError(base, `at most ${MAX_TEE_TARGETS} tee targets are supported`);
+    this.targets = options.targets.map((t, i) => {
+      const s = `${base}[${i}]`;
+      if (typeof t.host !== 'string' || t.host.trim() === '') throw teeError(`${s}.host`, 'must be a collector address or host name');
+      if (!Number.isInteger(t.port) || t.port < 1 || t.port > MAX_PORT) throw teeError(`${s}.port`, `must be a UDP port 1..${MAX_PORT}, got ${String(t.port)}`);
+      let exporters: PrefixSet | null = null;
+      if (t.exporters !== undefined) {
+        if (t.exporters.length === 0) throw teeError(`${s}.exporters`, 'is an empty list, which would forward nothing; remove it to forward from every allowlisted exporter');
+        try {
+          exporters = PrefixSet.parse(t.exporters);
+        } catch (err) {
+          throw teeError(`${s}.exporters`, (err as Error).message);
+        }
+      }
+      let ports: Set<number> | null = null;
+      if (t.listenerPorts !== undefined) {
+        for (const [j, p] of t.listenerPorts.entries()) {
+          if (!Number.isInteger(p) || p < 0 || p > MAX_PORT) throw teeError(`${s}.listenerPorts[${j}]`, `must be a port 0..${MAX_PORT}`);
+        }
+        ports = new Set(t.listenerPorts);
+      }
+      const host = t.host.trim();
+      const shown = isIP(host) === 6 ? `[${host}]:${t.port}` : `${host}:${t.port}`;
+      return new TeeTarget(t.name ?? shown, host, t.port, exporters, ports);
+    });
+    this.setting = base;
+    this.logger = options.logger;
+    this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_TEE_MAX_QUEUE_BYTES;
+    this.resolve = options.resolve ?? (async (host) => (await lookup(host)).address);
+  }
+
+  get size(): number {
+    return this.targets.length;
+  }
+
+  /** Resolves targets and opens one connected socket per target. Never fails on an unreachable target. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    try {
+      for (const [i, t] of this.targets.entries()) await this.open(t, i);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async open(t: TeeTarget, index: number): Promise<void> {
+    try {
+      t.address = isIP(t.host) !== 0 ? t.host : await this.resolve(t.host);
+    } catch (err) {
+      throw new IngestError(IngestErrorCode.Bind, `${this.setting}[${index}].host: cannot resolve tee target ${JSON.stringify(t.host)}: ${(err as Error).message}`, { setting: `${this.setting}[${index}].host` }, { cause: err });
+    }
+    const socket = createSocket({ type: isIP(t.address) === 6 ? 'udp6' : 'udp4' });
+    socket.on('error', t.onError);
+    t.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      socket.once('error', onError);
+      socket.connect(t.port, t.address, () => {
+        socket.off('error', onError);
+        resolve();
+      });
+    });
+    this.logger.info(
+      { tee: t.name, address: t.address, port: t.port, exporters: t.exporters?.prefixes.map((p) => p.text) ?? 'all' },
+      'tee forwarding raw UDP datagrams; they are sent from this probe\'s own address (the exporter source address is not preserved)',
+    );
+  }
+
+  /** Bit mask of the targets that take datagrams from this exporter (normalised address text). */
+  exporterMask(exporter: string): number {
+    let mask = 0;
+    for (let i = 0; i < this.targets.length; i++) {
+      const set = this.targets[i]?.exporters;
+      if (set === null || set?.containsText(exporter) === true) mask |= 1 << i;
+    }
+    return mask;
+  }
+
+  /** Bit mask of the targets that take datagrams from this listener port. */
+  listenerMask(listenerPort: number): number {
+    let mask = 0;
+    for (let i = 0; i < this.targets.length; i++) {
+      const ports = this.targets[i]?.listenerPorts;
+      if (ports === null || ports?.has(listenerPort) === true) mask |= 1 << i;
+    }
+    return mask;
+  }
+
+  /**
+   * Forwards one accepted datagram, unchanged, to the targets in `mask`
+   * (exporterMask & listenerMask). Never throws, never waits.
+   */
+  forward(payload: Uint8Array, mask: number): void {
+    if (mask === 0 || this.closing !== null) return;
+    const targets = this.targets;
+    for (let i = 0; i < targets.length; i++) {
+      if ((mask & (1 << i)) === 0) continue;
+      const t = targets[i];
+      const socket = t?.socket ?? null;
+      if (t === undefined || socket === null) continue;
+      if (socket.getSendQueueSize() > this.maxQueueBytes) {
+        t.droppedCongested++;
+        continue;
+      }
+      try {
+        socket.send(payload, t.onSent);
+      } catch (err) {
+        t.onError(err as Error);
+      }
+    }
+  }
+
+  stats(): TeeTargetStats[] {
+    return this.targets.map((t) => ({
+      name: t.name,
+      address: t.address,
+      port: t.port,
+      sent: t.sent,
+      sentBytes: t.sentBytes,
+      failed: t.failed,
+      droppedCongested: t.droppedCongested,
+      lastError: t.lastError,
+    }));
+  }
+
+  /** Closes the sockets; idempotent. Datagrams still queued in the kernel may be lost. */
+  close(): Promise<void> {
+    this.closing ??= Promise.all(
+      this.targets.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            const s = t.socket;
+            t.socket = null;
+            if (s === null) {
+              resolve();
+              return;
+            }
+            s.close(() => resolve());
+          }),
+      ),
+    ).then(() => undefined);
+    return this.closing;
+  }
+}

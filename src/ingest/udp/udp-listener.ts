@@ -1,0 +1,497 @@
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { PrefixSet } from '../../flow/cidr.js';
+import { IngestError, IngestErrorCode } from '../../flow/errors.js';
+import type { ExporterPacket } from '../../flow/exporter-packet.js';
+import { normaliseAddress } from '../../flow/ip.js';
+import type { PacketSink } from '../../flow/pipeline.js';
+import { DEFAULT_RATE_LIMIT, RateLimitedLog, type RateLimitOptions } from '../../observability/rate-limited-log.js';
+import type { UdpTee } from './tee.js';
+
+/**
+ * UDP ingest: one socket per configured (address, port), datagrams → ExporterPacket →
+ * PacketSink. The receive path, in order, per datagram:
+ *   1. exporter allowlist (RFC 7011 §11.6: UDP has no authentication, so the source address
+ *      is the only gate) — anything else is dropped before any other work, counted per
+ *      source and logged rate-limited with the source address;
+ *   2. size limit; 3. tee forwarding (raw bytes, allowlisted only); 4. sink.submit().
+ * It is kept lean because it runs once per datagram on the event loop: per-source state
+ * (normalised address, allowlist decision, tee mask, last session key) is cached in bounded
+ * maps, so the steady state allocates only the ExporterPacket itself. Nothing is logged on
+ * the accepted path.
+ *
+ * Bounded memory: at most `maxTrackedExporters` accepted and `maxTrackedSources` rejected
+ * source addresses are tracked; beyond that datagrams are still handled correctly but
+ * counted under "other" (a spoofed-source flood cannot grow the maps).
+ */
+
+export interface UdpEndpoint {
+  /** Local address to bind: "::" (dual-stack, IPv4 and IPv6), "0.0.0.0", "127.0.0.1", "::1"... */
+  readonly address: string;
+  /** Local port; 0 picks a free port (tests). */
+  readonly port: number;
+  /** What the port is meant for (logs/stats only: every port accepts every flow protocol). */
+  readonly label?: string;
+  /** Configuration path of this listener, named in bind errors (e.g. "ingest.udp.listeners[0]"). */
+  readonly setting?: string;
+  /** For an IPv6 address: refuse IPv4-mapped traffic (default false = dual-stack on "::"). */
+  readonly ipv6Only?: boolean;
+}
+
+/** IANA ports: IPFIX 4739 (RFC 7011 §10.3.1), NetFlow 2055 (customary), sFlow 6343 (IANA). */
+export const DEFAULT_UDP_ENDPOINTS: readonly UdpEndpoint[] = [
+  { address: '::', port: 4739, label: 'ipfix' },
+  { address: '::', port: 2055, label: 'netflow' },
+  { address: '::', port: 6343, label: 'sflow' },
+];
+/**
+ * 32 MiB: absorbs ~20k full-size flow datagrams, i.e. a few hundred ms of a busy router's
+ * burst while the event loop is busy. Linux caps it at net.core.rmem_max (and reports twice
+ * the granted value, the doubling covering bookkeeping overhead: socket(7) SO_RCVBUF).
+ */
+export const DEFAULT_RECV_BUFFER_BYTES = 32 * 1024 * 1024;
+/** An IPFIX message length is a 16-bit field (RFC 7011 §3.1), so nothing legitimate is larger. */
+export const DEFAULT_MAX_DATAGRAM_BYTES = 65_535;
+/** Exporters are configured devices: a few thousand is far beyond any real deployment. */
+export const DEFAULT_MAX_TRACKED_EXPORTERS = 4096;
+/** Rejected sources may be spoofed at will; track a bounded number for stats. */
+export const DEFAULT_MAX_TRACKED_SOURCES = 1024;
+
+export interface UdpListenerOptions {
+  readonly endpoints?: readonly UdpEndpoint[];
+  /** Exporter allowlist: addresses and CIDR prefixes. Empty = nobody. */
+  readonly allowlist: PrefixSet;
+  readonly sink: PacketSink;
+  readonly logger: Logger;
+  /** Wall clock for receivedAtMs (Unix ms). */
+  readonly now?: () => number;
+  /** Requested SO_RCVBUF per socket in bytes (default 32 MiB). */
+  readonly recvBufferBytes?: number;
+  readonly maxDatagramBytes?: number;
+  readonly maxTrackedExporters?: number;
+  readonly maxTrackedSources?: number;
+  /** Throttle of the "rejected source" log line, per source address. */
+  readonly rejectLog?: RateLimitOptions;
+  /** Raw-datagram forwarding; started/closed by its owner, not by the listener. */
+  readonly tee?: UdpTee | null;
+  /** Socket factory (injection point); default node:dgram createSocket. */
+  readonly createSocket?: (options: SocketOptions) => Socket;
+}
+
+export interface UdpSocketStats {
+  readonly label: string;
+  readonly address: string;
+  readonly port: number;
+  readonly recvBufferRequested: number;
+  /** As reported by getRecvBufferSize() (Linux: twice the effective size). */
+  readonly recvBufferGranted: number;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly rejected: number;
+  readonly oversize: number;
+  /** Datagrams the sink took while above its high-water mark (submit returned false). */
+  readonly backpressured: number;
+  readonly socketErrors: number;
+  /** Kernel receive-queue drops for this port (/proc/net/udp*), null when unavailable. */
+  readonly kernelDrops: number | null;
+}
+
+export interface UdpExporterStats {
+  readonly exporter: string;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly lastSeenMs: number;
+}
+
+export interface UdpRejectedSourceStats {
+  readonly source: string;
+  readonly packets: number;
+  readonly lastSeenMs: number;
+}
+
+export interface UdpListenerStats {
+  readonly listeners: readonly UdpSocketStats[];
+  readonly exporters: readonly UdpExporterStats[];
+  /** Accepted traffic from exporters beyond the tracking cap. */
+  readonly otherExporters: { readonly packets: number; readonly bytes: number };
+  readonly rejectedSources: readonly UdpRejectedSourceStats[];
+  /** Rejected datagrams from sources beyond the tracking cap. */
+  readonly otherRejected: number;
+  readonly rejectedTotal: number;
+}
+
+/** Per source address state; shape fixed so the hot path stays monomorphic. */
+class SourceState {
+  packets = 0;
+  bytes = 0;
+  lastSeenMs = 0;
+  rejected = 0;
+  lastRejectedMs = 0;
+  /** Cache of the last session key: exporters send from a stable source port. */
+  lastSrcPort = -1;
+  lastListenerPort = -1;
+  lastSessionKey = '';
+  constructor(
+    /** Normalised address text. */
+    readonly address: string,
+    public allowed: boolean,
+    public teeMask: number,
+  ) {}
+}
+
+class SocketState {
+  packets = 0;
+  bytes = 0;
+  rejected = 0;
+  oversize = 0;
+  backpressured = 0;
+  socketErrors = 0;
+  recvBufferGranted = 0;
+  boundAddress = '';
+  boundPort = 0;
+  teeMask = 0;
+  socket: Socket | null = null;
+  /** Reused log fields object: pino serialises synchronously, so one object per socket suffices. */
+  readonly rejectFields: { source: string; sourcePort: number; listener: string; port: number; packets: number } = {
+    source: '',
+    sourcePort: 0,
+    listener: '',
+    port: 0,
+    packets: 0,
+  };
+  onMessage: (msg: Buffer, rinfo: RemoteInfo) => void = () => undefined;
+  constructor(
+    readonly endpoint: UdpEndpoint,
+    readonly label: string,
+    readonly setting: string,
+  ) {}
+}
+
+/** Explains a bind failure in terms of the setting to change. */
+function bindMessage(err: NodeJS.ErrnoException, st: SocketState): string {
+  const where = `UDP ${st.endpoint.address.includes(':') ? `[${st.endpoint.address}]` : st.endpoint.address}:${st.endpoint.port}`;
+  const head = `cannot listen on ${where} (${st.setting})`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `${head}: address already in use — another process (or another listener in this configuration) holds the port; stop it or change ${st.setting}.port`;
+    case 'EACCES':
+      return `${head}: permission denied — ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port ≥ 1024 in ${st.setting}.port or grant the capability`;
+    case 'EADDRNOTAVAIL':
+      return `${head}: the address is not configured on this host; fix ${st.setting}.address`;
+    case 'EAFNOSUPPORT':
+      return `${head}: this host has no support for that address family (IPv6 disabled?); use an IPv4 address in ${st.setting}.address`;
+    default:
+      return `${head}: ${err.code ?? ''} ${err.message}`.trim();
+  }
+}
+
+export class UdpListener {
+  private readonly sockets: readonly SocketState[];
+  private allowlist: PrefixSet;
+  private readonly sink: PacketSink;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly recvBufferBytes: number;
+  private readonly maxDatagramBytes: number;
+  private readonly maxExporters: number;
+  private readonly maxSources: number;
+  private readonly rejectLog: RateLimitedLog;
+  private readonly tee: UdpTee | null;
+  private readonly makeSocket: (options: SocketOptions) => Socket;
+  /** Keyed by the socket's address text (rinfo.address, before normalisation). */
+  private readonly exporters = new Map<string, SourceState>();
+  private readonly rejectedSources = new Map<string, SourceState>();
+  private otherPackets = 0;
+  private otherBytes = 0;
+  private otherRejected = 0;
+  private rejectedTotal = 0;
+  private started = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: UdpListenerOptions) {
+    const endpoints = options.endpoints ?? DEFAULT_UDP_ENDPOINTS;
+    this.sockets = endpoints.map((e, i) => new SocketState(e, e.label ?? String(e.port), e.setting ?? `udp.listeners[${i}]`));
+    this.allowlist = options.allowlist;
+    this.sink = options.sink;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.recvBufferBytes = options.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
+    this.maxDatagramBytes = options.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
+    this.maxExporters = options.maxTrackedExporters ?? DEFAULT_MAX_TRACKED_EXPORTERS;
+    this.maxSources = options.maxTrackedSources ?? DEFAULT_MAX_TRACKED_SOURCES;
+    this.rejectLog = new RateLimitedLog(this.logger, options.rejectLog ?? DEFAULT_RATE_LIMIT);
+    this.tee = options.tee ?? null;
+    this.makeSocket = options.createSocket ?? createSocket;
+  }
+
+  /**
+   * Binds every socket. On any failure the sockets already bound are closed and an
+   * IngestError ERR_INGEST_BIND names the listener setting and the fix.
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.allowlist.size === 0) {
+      this.logger.warn('UDP exporter allowlist is empty: every UDP datagram will be rejected (an empty allowlist means nobody)');
+    }
+    try {
+      for (const st of this.sockets) await this.bind(st);
+    } catch (err) {
+      await this.closeSockets();
+      throw err;
+    }
+  }
+
+  private async bind(st: SocketState): Promise<void> {
+    const e = st.endpoint;
+    const v6 = e.address.includes(':');
+    const socket = this.makeSocket(v6 ? { type: 'udp6', reuseAddr: false, ipv6Only: e.ipv6Only ?? false } : { type: 'udp4', reuseAddr: false });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error): void => {
+          socket.off('listening', onListening);
+          reject(err);
+        };
+        const onListening = (): void => {
+          socket.off('error', onError);
+          resolve();
+        };
+        socket.once('error', onError);
+        socket.once('listening', onListening);
+        socket.bind({ address: e.address, port: e.port, exclusive: true });
+      });
+    } catch (err) {
+      socket.close();
+      const ex = err as NodeJS.ErrnoException;
+      throw new IngestError(IngestErrorCode.Bind, bindMessage(ex, st), { setting: st.setting, address: e.address, port: e.port, errno: ex.code ?? null }, { cause: err });
+    }
+    st.socket = socket;
+    const bound = socket.address();
+    st.boundAddress = bound.address;
+    st.boundPort = bound.port;
+    st.rejectFields.listener = st.label;
+    st.rejectFields.port = bound.port;
+    st.teeMask = this.tee === null ? 0 : this.tee.listenerMask(bound.port);
+    try {
+      socket.setRecvBufferSize(this.recvBufferBytes);
+    } catch (err) {
+      this.logger.warn({ listener: st.label, err: (err as Error).message }, 'could not set the UDP receive buffer size');
+    }
+    st.recvBufferGranted = socket.getRecvBufferSize();
+    // Linux reports twice the effective size (socket(7)); a smaller report means rmem_max capped it.
+    if (st.recvBufferGranted < this.recvBufferBytes) {
+      this.logger.warn(
+        { listener: st.label, port: bound.port, requestedBytes: this.recvBufferBytes, grantedBytes: st.recvBufferGranted },
+        `kernel capped the UDP receive buffer (${st.recvBufferGranted} of ${this.recvBufferBytes} bytes requested); bursts may be dropped — raise it with "sysctl -w net.core.rmem_max=${this.recvBufferBytes}"`,
+      );
+    }
+    socket.on('error', (err: Error) => {
+      // Receive-side socket errors are transient (e.g. ICMP errors); the socket keeps working.
+      st.socketErrors++;
+      this.rejectLog.log('warn', `socket-error|${st.label}`, { listener: st.label, err: err.message }, 'UDP listener socket error');
+    });
+    st.onMessage = (msg, rinfo) => {
+      this.receive(st, msg, rinfo);
+    };
+    socket.on('message', st.onMessage);
+    this.logger.info(
+      { listener: st.label, address: bound.address, port: bound.port, recvBufferBytes: st.recvBufferGranted, tees: this.tee?.size ?? 0 },
+      'UDP listener ready',
+    );
+  }
+
+  /** The hot path. See the module comment for the order of checks. */
+  private receive(st: SocketState, msg: Buffer, rinfo: RemoteInfo): void {
+    const t = this.now();
+    let src = this.exporters.get(rinfo.address) ?? this.rejectedSources.get(rinfo.address);
+    src ??= this.admit(rinfo.address);
+    if (!src.allowed) {
+      this.reject(st, src, rinfo, t);
+      return;
+    }
+    const size = msg.length;
+    if (size > this.maxDatagramBytes) {
+      st.oversize++;
+      return;
+    }
+    st.packets++;
+    st.bytes += size;
+    let exporter: string;
+    let sessionKey: string;
+    if (src.address === '') {
+      // Untracked (beyond the exporter cap): correct but uncached.
+      this.otherPackets++;
+      this.otherBytes += size;
+      exporter = normaliseAddress(rinfo.address);
+      sessionKey = `udp|${exporter}|${rinfo.port}|${st.boundPort}`;
+      if (this.tee !== null) this.tee.forward(msg, this.tee.exporterMask(exporter) & st.teeMask);
+    } else {
+      src.packets++;
+      src.bytes += size;
+      src.lastSeenMs = t;
+      exporter = src.address;
+      if (src.lastSrcPort !== rinfo.port || src.lastListenerPort !== st.boundPort) {
+        src.lastSrcPort = rinfo.port;
+        src.lastListenerPort = st.boundPort;
+        src.lastSessionKey = `udp|${exporter}|${rinfo.port}|${st.boundPort}`;
+      }
+      sessionKey = src.lastSessionKey;
+      if (this.tee !== null) this.tee.forward(msg, src.teeMask & st.teeMask);
+    }
+    const packet: ExporterPacket = {
+      payload: msg,
+      exporter,
+      exporterPort: rinfo.port,
+      transport: 'udp',
+      sessionKey,
+      identity: null,
+      receivedAtMs: t,
+    };
+    if (!this.sink.submit(packet)) st.backpressured++;
+  }
+
+  private reject(st: SocketState, src: SourceState, rinfo: RemoteInfo, t: number): void {
+    st.rejected++;
+    this.rejectedTotal++;
+    let source: string;
+    if (src.address === '') {
+      this.otherRejected++;
+      source = normaliseAddress(rinfo.address);
+    } else {
+      src.rejected++;
+      src.lastRejectedMs = t;
+      source = src.address;
+    }
+    const f = st.rejectFields;
+    f.source = source;
+    f.sourcePort = rinfo.port;
+    f.packets = src.address === '' ? this.otherRejected : src.rejected;
+    this.rejectLog.log('warn', source, f, 'dropped UDP datagram from a source not in the exporter allowlist');
+  }
+
+  /** First datagram from an address: decide, and track it if there is room. */
+  private admit(raw: string): SourceState {
+    const address = normaliseAddress(raw);
+    const allowed = this.allowlist.containsText(address);
+    const map = allowed ? this.exporters : this.rejectedSources;
+    const cap = allowed ? this.maxExporters : this.maxSources;
+    if (map.size >= cap) return allowed ? UNTRACKED_ALLOWED : UNTRACKED_REJECTED;
+    const st = new SourceState(address, allowed, allowed && this.tee !== null ? this.tee.exporterMask(address) : 0);
+    map.set(raw, st);
+    return st;
+  }
+
+  /** Replaces the allowlist (SIGHUP); takes effect for the next datagram. */
+  reload(allowlist: PrefixSet): void {
+    this.allowlist = allowlist;
+    for (const map of [this.exporters, this.rejectedSources]) {
+      for (const st of map.values()) {
+        st.allowed = allowlist.containsText(st.address);
+        st.teeMask = st.allowed && this.tee !== null ? this.tee.exporterMask(st.address) : 0;
+      }
+    }
+    if (allowlist.size === 0) this.logger.warn('UDP exporter allowlist reloaded empty: every UDP datagram will be rejected');
+    this.logger.info({ prefixes: allowlist.size }, 'UDP exporter allowlist reloaded');
+  }
+
+  /** Bound (address, port) per listener, in configuration order; port is 0 before start(). */
+  addresses(): { label: string; address: string; port: number }[] {
+    return this.sockets.map((s) => ({ label: s.label, address: s.boundAddress, port: s.boundPort }));
+  }
+
+  stats(): UdpListenerStats {
+    const exporters: UdpExporterStats[] = [];
+    const rejectedSources: UdpRejectedSourceStats[] = [];
+    for (const map of [this.exporters, this.rejectedSources]) {
+      for (const s of map.values()) {
+        if (s.packets > 0) exporters.push({ exporter: s.address, packets: s.packets, bytes: s.bytes, lastSeenMs: s.lastSeenMs });
+        if (s.rejected > 0) rejectedSources.push({ source: s.address, packets: s.rejected, lastSeenMs: s.lastRejectedMs });
+      }
+    }
+    return {
+      listeners: this.sockets.map((s) => ({
+        label: s.label,
+        address: s.boundAddress,
+        port: s.boundPort,
+        recvBufferRequested: this.recvBufferBytes,
+        recvBufferGranted: s.recvBufferGranted,
+        packets: s.packets,
+        bytes: s.bytes,
+        rejected: s.rejected,
+        oversize: s.oversize,
+        backpressured: s.backpressured,
+        socketErrors: s.socketErrors,
+        kernelDrops: s.socket === null ? null : readKernelUdpDrops(s.boundPort),
+      })),
+      exporters,
+      otherExporters: { packets: this.otherPackets, bytes: this.otherBytes },
+      rejectedSources,
+      otherRejected: this.otherRejected,
+      rejectedTotal: this.rejectedTotal,
+    };
+  }
+
+  /** Stops receiving and closes every socket; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.closeSockets();
+    return this.closing;
+  }
+
+  private async closeSockets(): Promise<void> {
+    await Promise.all(
+      this.sockets.map(
+        (st) =>
+          new Promise<void>((resolve) => {
+            const s = st.socket;
+            st.socket = null;
+            if (s === null) {
+              resolve();
+              return;
+            }
+            s.off('message', st.onMessage);
+            s.close(() => resolve());
+          }),
+      ),
+    );
+  }
+}
+
+/** Shared states for sources beyond the tracking caps; their empty address marks them untracked. */
+const UNTRACKED_ALLOWED = new SourceState('', true, 0);
+const UNTRACKED_REJECTED = new SourceState('', false, 0);
+
+/** Column index of "drops" in /proc/net/udp{,6} (after "sl"; see proc(5) / net/ipv4/udp.c udp4_format_sock). */
+const PROC_DROPS_COLUMN = 12;
+const PROC_LOCAL_ADDRESS_COLUMN = 1;
+
+/**
+ * Sum of the kernel's receive-queue drop counters of every UDP socket bound to `port`
+ * (IPv4 and IPv6 tables), i.e. datagrams the kernel discarded because the socket's receive
+ * buffer was full. Null where /proc/net/udp is unavailable (not Linux) or no socket is bound.
+ * Synchronous file reads: for stats and benchmarks, not the receive path.
+ */
+export function readKernelUdpDrops(port: number): number | null {
+  let found = false;
+  let drops = 0;
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const lines = text.split('\n');
+    for (const line of lines.slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const local = cols[PROC_LOCAL_ADDRESS_COLUMN];
+      const d = cols[PROC_DROPS_COLUMN];
+      if (local === undefined || d === undefined) continue;
+      const colon = local.lastIndexOf(':');
+      if (colon < 0 || parseInt(local.slice(colon + 1), 16) !== port) continue;
+      found = true;
+      drops += Number(d);
+    }
+  }
+  return found ? drops : null;
+}
