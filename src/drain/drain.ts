@@ -1,0 +1,629 @@
+/**
+ * The drain: spool → Fusion over HTTPS.
+ *
+ * Invariants (the reason this module exists):
+ * 1. A batch leaves the spool only by `ack`, and `ack` is called only after every chunk of
+ *    the batch was answered 2xx. Everything else is `release` (retry later, oldest first) or
+ *    `park` (Fusion rejected it permanently; kept encrypted, visible in `spool status`).
+ * 2. Every leased batch ends in exactly one of ack / release / park, also on stop and on
+ *    errors thrown by the encoder or the spool (`handle` has a catch-all that releases).
+ * 3. Each chunk carries an Idempotency-Key that is a pure function of the batch and the
+ *    chunk's record range, so a resend after a lost response can be deduplicated by Fusion.
+ *    Chunks of a split batch that already got 2xx are remembered (in memory, bounded) and not
+ *    resent while the process lives; after a restart the keys cover them.
+ * 4. No hot loop: every failed request is followed by a backoff (full jitter, capped); auth
+ *    failures back off in FusionAuth and fail fast while blocked; parking consumes the batch.
+ * 5. Bounded memory: at most `concurrency` batches are leased at a time; the memory of
+ *    partially delivered batches is capped.
+ */
+import type { Logger } from 'pino';
+import { ConfigError, ConfigErrorCode, type DrainError } from '../flow/errors.js';
+import { silentLogger } from '../observability/logger.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
+import { fullJitterMs, parseRetryAfterMs, RateMeter, TokenBucket, type BackoffSettings } from './backoff.js';
+import { deviceBody, type DeviceRegistration } from './device-registration.js';
+import type { DrainSource, DrainSourceStatus, LeasedBatch } from './drain-source.js';
+import { DEFAULT_AUTH_SETTINGS, errorText, FusionAuth, serverMessage, type AuthSettings, type AuthStats } from './fusion-auth.js';
+import { classifyTransportError, DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
+import type { FusionCredentials } from './netosecret.js';
+import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncoderSettings } from './upload-encoder.js';
+
+/**
+ * Default upload URL. Fusion's ingest path is not public (../shared/FUSION.md): the host is
+ * NetoFlow's `apihost` default and the path is this project's choice, matched by the
+ * stand-in. Set `drain.upload.url` to what Netography gives you.
+ */
+export const DEFAULT_UPLOAD_URL = 'https://api-ingest.netography.com/api/v1/flows';
+
+/** Remembered partially-delivered batches; beyond this the oldest is forgotten (its keys still dedupe). */
+const MAX_PARTIAL_BATCHES = 4096;
+
+export const USER_AGENT = 'sealflow/0.1.0';
+
+export interface DrainClock {
+  now(): number;
+  /** Resolves after `ms`, or early (without throwing) when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+export const systemClock: DrainClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted || ms <= 0) {
+        resolve();
+        return;
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }),
+};
+
+export interface DrainSettings {
+  readonly uploadUrl: string;
+  readonly encoder: EncoderSettings;
+  readonly tls: FusionTlsSettings;
+  readonly auth: AuthSettings;
+  /** Batches in flight at once. */
+  readonly concurrency: number;
+  /** Retry backoff of uploads. */
+  readonly backoff: BackoffSettings;
+  /** Cap on compressed bytes sent per second (null = no cap). */
+  readonly maxBytesPerSecond: number | null;
+  /** Cap on records sent per second (null = no cap). */
+  readonly maxRecordsPerSecond: number | null;
+  /** How often to look at an empty spool (notify() wakes the drain earlier). */
+  readonly idlePollMs: number;
+  /** Mixed into idempotency keys so two probes never share one (e.g. the probe name). */
+  readonly idempotencyScope: string;
+  /** Register exporters with POST /api/v1/device (off by default). */
+  readonly registerDevices: boolean;
+}
+
+export const DEFAULT_DRAIN_SETTINGS: DrainSettings = Object.freeze({
+  uploadUrl: DEFAULT_UPLOAD_URL,
+  encoder: DEFAULT_ENCODER_SETTINGS,
+  tls: DEFAULT_TLS_SETTINGS,
+  auth: DEFAULT_AUTH_SETTINGS,
+  concurrency: 2,
+  backoff: Object.freeze({ baseMs: 1000, capMs: 5 * 60_000 }),
+  maxBytesPerSecond: null,
+  maxRecordsPerSecond: null,
+  idlePollMs: 1000,
+  idempotencyScope: '',
+  registerDevices: false,
+});
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** Merges `partial` over the defaults, validates once (ConfigError naming the setting) and freezes. */
+export function resolveDrainSettings(partial: DeepPartial<DrainSettings> = {}): DrainSettings {
+  const d = DEFAULT_DRAIN_SETTINGS;
+  const s: DrainSettings = Object.freeze({
+    ...d,
+    ...stripUndefined(partial),
+    encoder: Object.freeze({ ...d.encoder, ...stripUndefined(partial.encoder ?? {}) }),
+    tls: Object.freeze({ ...d.tls, ...stripUndefined(partial.tls ?? {}) }),
+    auth: Object.freeze({
+      ...d.auth,
+      ...stripUndefined(partial.auth ?? {}),
+      backoff: Object.freeze({ ...d.auth.backoff, ...stripUndefined(partial.auth?.backoff ?? {}) }),
+    }),
+    backoff: Object.freeze({ ...d.backoff, ...stripUndefined(partial.backoff ?? {}) }),
+  });
+  const bad = (setting: string, msg: string): never => {
+    throw new ConfigError(ConfigErrorCode.Invalid, setting, `${setting}: ${msg}`);
+  };
+  let url: URL | null = null;
+  try {
+    url = new URL(s.uploadUrl);
+  } catch {
+    url = null;
+  }
+  if (url?.protocol !== 'https:') bad('drain.upload.url', 'want an https:// URL');
+  if (!Number.isInteger(s.concurrency) || s.concurrency < 1 || s.concurrency > 64) bad('drain.concurrency', 'want an integer 1–64');
+  for (const [k, b] of [['drain.backoff', s.backoff], ['drain.auth.backoff', s.auth.backoff]] as const) {
+    if (!(b.baseMs > 0) || !(b.capMs >= b.baseMs)) bad(k, 'want 0 < baseMs ≤ capMs');
+  }
+  if (!(s.auth.renewFraction > 0 && s.auth.renewFraction <= 1)) bad('drain.auth.renewFraction', 'want 0 < f ≤ 1');
+  for (const k of ['maxBytesPerSecond', 'maxRecordsPerSecond'] as const) {
+    const v = s[k];
+    if (v !== null && !(v > 0)) bad(`drain.${k}`, 'want a positive number or null (no cap)');
+  }
+  if (!(s.idlePollMs > 0)) bad('drain.idlePollMs', 'want a positive number');
+  return s;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export type RetryReason = 'timeout' | 'tls' | 'pin' | 'refused' | 'reset' | 'network' | 'aborted' | 'http-5xx' | 'http-429' | 'http-408' | 'auth' | 'forbidden' | 'endpoint' | 'encode' | 'source';
+
+function emptyRetries(): Record<RetryReason, number> {
+  return { timeout: 0, tls: 0, pin: 0, refused: 0, reset: 0, network: 0, aborted: 0, 'http-5xx': 0, 'http-429': 0, 'http-408': 0, auth: 0, forbidden: 0, endpoint: 0, encode: 0, source: 0 };
+}
+
+export interface DrainStats {
+  readonly state: 'idle' | 'running' | 'stopping' | 'stopped';
+  readonly deliveredBatches: number;
+  readonly deliveredRecords: number;
+  /** Compressed bytes of 2xx requests. */
+  readonly deliveredBytes: number;
+  readonly deliveredRawBytes: number;
+  readonly requests: number;
+  readonly retries: Readonly<Record<RetryReason, number>>;
+  readonly parkedBatches: number;
+  readonly parkedRecords: number;
+  /** Parked batches by HTTP status (bounded: 4xx codes only). */
+  readonly parkedByStatus: Readonly<Record<string, number>>;
+  /** Chunks skipped on retry because they already got 2xx. */
+  readonly chunksSkipped: number;
+  readonly auth: Readonly<AuthStats>;
+  readonly tlsPinMismatches: number;
+  readonly inFlightBatches: number;
+  readonly consecutiveFailures: number;
+  readonly backoffRemainingMs: number;
+  readonly lastSuccessAtMs: number | null;
+  readonly lastErrorAtMs: number | null;
+  readonly lastError: string | null;
+  /** EWMA (τ = 10 s) of delivered records and compressed bytes per second. */
+  readonly recordsPerSec: number;
+  readonly bytesPerSec: number;
+  readonly spool: DrainSourceStatus | null;
+  /** Spool records / recordsPerSec; null when nothing is being delivered. */
+  readonly etaMs: number | null;
+  readonly devicesRegistered: number;
+  readonly deviceRegistrationFailures: number;
+}
+
+export interface DrainOnceOptions {
+  /** Give up after this many consecutive failed attempts (NetoFlow retries 5 times). */
+  readonly maxConsecutiveFailures?: number;
+  /** Called after each batch outcome (progress display). */
+  readonly onProgress?: (stats: DrainStats) => void;
+}
+
+export interface DrainOnceResult {
+  readonly stats: DrainStats;
+  /** True when the spool was emptied of drainable batches without giving up. */
+  readonly complete: boolean;
+}
+
+export interface DrainOptions {
+  readonly source: DrainSource;
+  readonly credentials: FusionCredentials;
+  readonly settings?: DeepPartial<DrainSettings> | DrainSettings;
+  readonly logger?: Logger;
+  readonly clock?: DrainClock;
+  /** [0, 1); Math.random by default. */
+  readonly random?: () => number;
+}
+
+type ChunkResult =
+  | { readonly kind: 'ok' }
+  | { readonly kind: 'retry'; readonly reason: RetryReason; readonly message: string; readonly retryAfterMs: number | null }
+  | { readonly kind: 'park'; readonly status: number; readonly message: string };
+
+type BatchOutcome = ChunkResult;
+
+export class Drain {
+  readonly settings: DrainSettings;
+  private readonly source: DrainSource;
+  private readonly credentials: FusionCredentials;
+  private readonly http: FusionHttp;
+  private readonly auth: FusionAuth;
+  private readonly encoder: UploadEncoder;
+  private readonly clock: DrainClock;
+  private readonly random: () => number;
+  private readonly log: Logger;
+  private readonly noisy: RateLimitedLog;
+  private readonly byteBucket: TokenBucket | null;
+  private readonly recordBucket: TokenBucket | null;
+  private readonly recordMeter = new RateMeter();
+  private readonly byteMeter = new RateMeter();
+
+  private state: DrainStats['state'] = 'idle';
+  private loopDone: Promise<void> | null = null;
+  /** Aborts sleeps (backoff, idle, pacing) when stopping. */
+  private readonly stopSleeps = new AbortController();
+  /** Aborts in-flight HTTP requests: only when the stop deadline passes. */
+  private readonly abortRequests = new AbortController();
+  private wake = new AbortController();
+  private readonly inFlight = new Set<number>();
+  /** batch id → idempotency keys of its chunks that already got 2xx. */
+  private readonly partial = new Map<number, Set<string>>();
+  private notBeforeMs = 0;
+  private consecutiveFailures = 0;
+  private readonly registeredDevices = new Set<string>();
+  /** idempotencyScope + the spool's id (a new spool file restarts batch ids). */
+  private keyScope: string | null = null;
+
+  private counters = {
+    deliveredBatches: 0,
+    deliveredRecords: 0,
+    deliveredBytes: 0,
+    deliveredRawBytes: 0,
+    requests: 0,
+    retries: emptyRetries(),
+    parkedBatches: 0,
+    parkedRecords: 0,
+    parkedByStatus: {} as Record<string, number>,
+    chunksSkipped: 0,
+    lastSuccessAtMs: null as number | null,
+    lastErrorAtMs: null as number | null,
+    lastError: null as string | null,
+    devicesRegistered: 0,
+    deviceRegistrationFailures: 0,
+  };
+
+  constructor(options: DrainOptions) {
+    this.settings = Object.isFrozen(options.settings) ? (options.settings as DrainSettings) : resolveDrainSettings(options.settings);
+    this.source = options.source;
+    this.credentials = options.credentials;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.log = (options.logger ?? silentLogger()).child({ component: 'drain' });
+    this.noisy = new RateLimitedLog(this.log, { windowMs: 60_000, burst: 5, maxKeys: 64, now: () => this.clock.now() });
+    this.encoder = new UploadEncoder(this.settings.encoder);
+    this.http = new FusionHttp(this.settings.tls);
+    this.auth = new FusionAuth(this.credentials, this.http, this.settings.auth, () => this.clock.now(), this.random);
+    const now = this.clock.now();
+    this.byteBucket = this.settings.maxBytesPerSecond === null ? null : new TokenBucket(this.settings.maxBytesPerSecond, now);
+    this.recordBucket = this.settings.maxRecordsPerSecond === null ? null : new TokenBucket(this.settings.maxRecordsPerSecond, now);
+  }
+
+  /** Starts draining in the background until stop(). */
+  start(): void {
+    if (this.state !== 'idle') throw new Error(`drain: start() in state ${this.state}`);
+    this.state = 'running';
+    this.loopDone = this.loop(null).catch((err: unknown) => {
+      this.log.error({ event: 'drain.loop_failed', err: errorText(err) }, 'drain loop failed');
+    });
+    this.log.info({ event: 'drain.started', uploadUrl: this.settings.uploadUrl, concurrency: this.settings.concurrency }, 'drain started');
+  }
+
+  /** Drains what the spool holds now, then stops (for `sealflow drain --once` and tests). */
+  async drainOnce(options: DrainOnceOptions = {}): Promise<DrainOnceResult> {
+    if (this.state !== 'idle') throw new Error(`drain: drainOnce() in state ${this.state}`);
+    this.state = 'running';
+    const maxFailures = options.maxConsecutiveFailures ?? 5;
+    let gaveUp = false;
+    try {
+      await this.loop({ maxFailures, onProgress: options.onProgress ?? null, gaveUp: () => (gaveUp = true) });
+    } finally {
+      this.state = 'stopped';
+      await this.http.close().catch(() => undefined);
+    }
+    return { stats: this.stats(), complete: !gaveUp };
+  }
+
+  /** Wakes an idle drain (the spool just got a batch). */
+  notify(): void {
+    this.wake.abort();
+  }
+
+  /**
+   * Stops: no new leases; in-flight uploads may finish within `graceMs`, after which they are
+   * aborted; every leased batch not acked or parked is released. Idempotent.
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.state === 'stopped') return;
+    if (this.state === 'idle') {
+      this.state = 'stopped';
+      await this.http.destroy();
+      return;
+    }
+    this.state = 'stopping';
+    this.stopSleeps.abort();
+    this.wake.abort();
+    const done = this.loopDone ?? Promise.resolve();
+    const timer = new AbortController();
+    const finished = await Promise.race([done.then(() => true), realSleep(graceMs, timer.signal).then(() => false)]);
+    timer.abort();
+    if (!finished) {
+      this.log.warn({ event: 'drain.stop_forced', inFlight: this.inFlight.size }, 'drain: in-flight uploads overran the stop deadline; aborting them (their batches are released)');
+      this.abortRequests.abort();
+      await done;
+    }
+    await this.http.destroy();
+    this.state = 'stopped';
+    this.log.info({ event: 'drain.stopped' }, 'drain stopped');
+  }
+
+  stats(): DrainStats {
+    const now = this.clock.now();
+    let spool: DrainSourceStatus | null = null;
+    try {
+      spool = this.source.status();
+    } catch {
+      spool = null;
+    }
+    const recordsPerSec = this.recordMeter.rate(now);
+    const c = this.counters;
+    return {
+      state: this.state,
+      deliveredBatches: c.deliveredBatches,
+      deliveredRecords: c.deliveredRecords,
+      deliveredBytes: c.deliveredBytes,
+      deliveredRawBytes: c.deliveredRawBytes,
+      requests: c.requests,
+      retries: { ...c.retries },
+      parkedBatches: c.parkedBatches,
+      parkedRecords: c.parkedRecords,
+      parkedByStatus: { ...c.parkedByStatus },
+      chunksSkipped: c.chunksSkipped,
+      auth: { ...this.auth.stats, failures: { ...this.auth.stats.failures } },
+      tlsPinMismatches: this.http.pinMismatches,
+      inFlightBatches: this.inFlight.size,
+      consecutiveFailures: this.consecutiveFailures,
+      backoffRemainingMs: Math.max(0, this.notBeforeMs - now),
+      lastSuccessAtMs: c.lastSuccessAtMs,
+      lastErrorAtMs: c.lastErrorAtMs,
+      lastError: c.lastError,
+      recordsPerSec,
+      bytesPerSec: this.byteMeter.rate(now),
+      spool,
+      etaMs: spool !== null && recordsPerSec > 0 ? Math.round((spool.records / recordsPerSec) * 1000) : spool?.records === 0 ? 0 : null,
+      devicesRegistered: c.devicesRegistered,
+      deviceRegistrationFailures: c.deviceRegistrationFailures,
+    };
+  }
+
+  /**
+   * Registers an exporter with Fusion once per process (by name) when `registerDevices` is on.
+   * Never throws for a network/HTTP problem (counted and logged); throws ConfigError for a
+   * body Fusion would reject.
+   */
+  async registerDevice(device: DeviceRegistration): Promise<'registered' | 'exists' | 'disabled' | 'failed'> {
+    if (!this.settings.registerDevices) return 'disabled';
+    const body = deviceBody(device);
+    if (this.registeredDevices.has(device.name)) return 'exists';
+    const url = this.credentials.endpoint('/device');
+    try {
+      const token = await this.auth.token(this.abortRequests.signal);
+      const res = await this.http.request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'user-agent': USER_AGENT },
+        body: JSON.stringify(body),
+        signal: this.abortRequests.signal,
+      });
+      if (res.status === 401) this.auth.invalidate(token);
+      if (res.status === 201 || res.status === 200 || res.status === 409) {
+        this.registeredDevices.add(device.name);
+        if (res.status === 409) return 'exists';
+        this.counters.devicesRegistered++;
+        this.log.info({ event: 'drain.device_registered', device: device.name }, 'registered exporter with Fusion');
+        return 'registered';
+      }
+      this.counters.deviceRegistrationFailures++;
+      this.noisy.log('warn', 'device', { event: 'drain.device_failed', device: device.name, status: res.status }, `Fusion device registration answered HTTP ${res.status}${serverMessage(res.body)}`);
+      return 'failed';
+    } catch (err) {
+      this.counters.deviceRegistrationFailures++;
+      this.noisy.log('warn', 'device', { event: 'drain.device_failed', device: device.name }, `Fusion device registration failed: ${errorText(err)}`);
+      return 'failed';
+    }
+  }
+
+  // --- the loop -------------------------------------------------------------------------
+
+  private async loop(once: { maxFailures: number; onProgress: ((s: DrainStats) => void) | null; gaveUp: () => void } | null): Promise<void> {
+    const running = new Map<number, Promise<void>>();
+    const concurrency = this.settings.concurrency;
+    while (this.state === 'running') {
+      if (once !== null && this.consecutiveFailures >= once.maxFailures) {
+        once.gaveUp();
+        break;
+      }
+      const wait = this.notBeforeMs - this.clock.now();
+      if (wait > 0) {
+        // Backing off: let in-flight uploads finish first, then wait out the rest.
+        if (running.size > 0) await Promise.race(running.values());
+        else await this.clock.sleep(wait, this.stopSleeps.signal);
+        continue;
+      }
+      if (running.size >= concurrency) {
+        await Promise.race(running.values());
+        continue;
+      }
+      let leased: LeasedBatch[];
+      try {
+        leased = this.source.lease(concurrency - running.size);
+      } catch (err) {
+        this.recordFailure({ kind: 'retry', reason: 'source', message: `spool lease failed: ${errorText(err)}`, retryAfterMs: null });
+        continue;
+      }
+      if (leased.length === 0) {
+        if (running.size > 0) {
+          await Promise.race(running.values());
+          continue;
+        }
+        if (once !== null) break;
+        if (this.wake.signal.aborted) this.wake = new AbortController();
+        await this.clock.sleep(this.settings.idlePollMs, AbortSignal.any([this.stopSleeps.signal, this.wake.signal]));
+        if (this.wake.signal.aborted) this.wake = new AbortController();
+        continue;
+      }
+      for (const batch of leased) {
+        this.inFlight.add(batch.id);
+        const p = this.handle(batch).finally(() => {
+          this.inFlight.delete(batch.id);
+          running.delete(batch.id);
+          if (once?.onProgress != null) once.onProgress(this.stats());
+        });
+        running.set(batch.id, p);
+      }
+    }
+    await Promise.all(running.values());
+  }
+
+  /** Delivers one batch and settles it in the spool: exactly one of ack / park / release. */
+  private async handle(batch: LeasedBatch): Promise<void> {
+    let outcome: BatchOutcome;
+    try {
+      outcome = await this.deliver(batch);
+    } catch (err) {
+      outcome = { kind: 'retry', reason: 'encode', message: `batch ${batch.id}: ${errorText(err)}`, retryAfterMs: null };
+    }
+    try {
+      if (outcome.kind === 'ok') {
+        this.source.ack(batch.id);
+        this.partial.delete(batch.id);
+        this.counters.deliveredBatches++;
+        this.counters.lastSuccessAtMs = this.clock.now();
+        this.consecutiveFailures = 0;
+      } else if (outcome.kind === 'park') {
+        this.source.park(batch.id, outcome.message);
+        this.partial.delete(batch.id);
+        this.counters.parkedBatches++;
+        this.counters.parkedRecords += batch.recordCount;
+        const k = String(outcome.status);
+        this.counters.parkedByStatus[k] = (this.counters.parkedByStatus[k] ?? 0) + 1;
+        this.counters.lastErrorAtMs = this.clock.now();
+        this.counters.lastError = outcome.message;
+        this.log.error({ event: 'drain.batch_parked', batch: batch.id, records: batch.recordCount, status: outcome.status }, `Fusion rejected batch ${batch.id} permanently; parked: ${outcome.message}`);
+      } else {
+        this.source.release(batch.id);
+        this.recordFailure(outcome);
+      }
+    } catch (err) {
+      // The spool failed to settle the batch: it stays leased in the spool's view until the
+      // spool is reopened (leases are not persistent), so nothing is lost; back off.
+      this.recordFailure({ kind: 'retry', reason: 'source', message: `spool failed to settle batch ${batch.id}: ${errorText(err)}`, retryAfterMs: null });
+    }
+  }
+
+  private recordFailure(f: Extract<ChunkResult, { kind: 'retry' }>): void {
+    this.counters.retries[f.reason]++;
+    this.counters.lastErrorAtMs = this.clock.now();
+    this.counters.lastError = f.message;
+    if (f.reason === 'aborted' && this.state !== 'running') return; // stopping, not a failure of Fusion
+    this.consecutiveFailures++;
+    const jitter = fullJitterMs(this.consecutiveFailures, this.settings.backoff, this.random);
+    const delay = f.retryAfterMs !== null ? Math.min(Math.max(f.retryAfterMs, jitter), Math.max(this.settings.backoff.capMs, f.retryAfterMs)) : jitter;
+    this.notBeforeMs = Math.max(this.notBeforeMs, this.clock.now() + delay);
+    this.noisy.log('warn', f.reason, { event: 'drain.retry', reason: f.reason, delayMs: delay, consecutiveFailures: this.consecutiveFailures }, `drain: ${f.message}; retrying in ${delay} ms`);
+  }
+
+  private async deliver(batch: LeasedBatch): Promise<BatchOutcome> {
+    if (this.keyScope === null) {
+      let spoolId = '';
+      try {
+        spoolId = this.source.status().spoolId ?? '';
+      } catch {
+        spoolId = '';
+      }
+      this.keyScope = `${this.settings.idempotencyScope}/${spoolId}`;
+    }
+    const scope = this.keyScope;
+    const chunks = await this.encoder.encode(batch.records);
+    let done = this.partial.get(batch.id);
+    for (const chunk of chunks) {
+      const key = idempotencyKey(scope, batch.id, batch.createdAtMs, chunk.first, chunk.end);
+      if (done?.has(key) === true) {
+        this.counters.chunksSkipped++;
+        continue;
+      }
+      await this.pace(chunk);
+      if (this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
+      const result = await this.send(chunk, key, true);
+      if (result.kind !== 'ok') return result;
+      const now = this.clock.now();
+      this.counters.deliveredRecords += chunk.recordCount;
+      this.counters.deliveredBytes += chunk.body.length;
+      this.counters.deliveredRawBytes += chunk.rawBytes;
+      this.recordMeter.add(chunk.recordCount, now);
+      this.byteMeter.add(chunk.body.length, now);
+      if (chunks.length > 1) {
+        if (done === undefined) {
+          if (this.partial.size >= MAX_PARTIAL_BATCHES) {
+            const oldest = this.partial.keys().next();
+            if (oldest.done !== true) this.partial.delete(oldest.value);
+          }
+          done = new Set();
+          this.partial.set(batch.id, done);
+        }
+        done.add(key);
+      }
+    }
+    return { kind: 'ok' };
+  }
+
+  /** Waits for the bandwidth and record-rate buckets. */
+  private async pace(chunk: EncodedChunk): Promise<void> {
+    const now = this.clock.now();
+    const waitBytes = this.byteBucket?.take(chunk.body.length, now) ?? 0;
+    const waitRecords = this.recordBucket?.take(chunk.recordCount, now) ?? 0;
+    const wait = Math.max(waitBytes, waitRecords);
+    if (wait > 0) await this.clock.sleep(wait, this.stopSleeps.signal);
+  }
+
+  private async send(chunk: EncodedChunk, key: string, mayRenew: boolean): Promise<ChunkResult> {
+    let token: string;
+    try {
+      token = await this.auth.token(this.abortRequests.signal);
+    } catch (err) {
+      const e = err as DrainError;
+      const retryAfter = typeof e.context.retryAfterMs === 'number' ? e.context.retryAfterMs : this.auth.backoffRemainingMs();
+      return { kind: 'retry', reason: 'auth', message: errorText(err), retryAfterMs: retryAfter };
+    }
+    this.counters.requests++;
+    let res;
+    try {
+      res = await this.http.request(this.settings.uploadUrl, {
+        method: 'POST',
+        headers: {
+          ...chunk.headers,
+          authorization: `Bearer ${token}`,
+          'idempotency-key': key,
+          'user-agent': USER_AGENT,
+          accept: 'application/json',
+        },
+        body: chunk.body,
+        signal: this.abortRequests.signal,
+      });
+    } catch (err) {
+      const kind = classifyTransportError(err);
+      return { kind: 'retry', reason: kind, message: `upload to ${this.settings.uploadUrl} failed (${kind}): ${errorText(err)}`, retryAfterMs: null };
+    }
+    const s = res.status;
+    if (s >= 200 && s <= 299) return { kind: 'ok' };
+    const msg = `upload to ${this.settings.uploadUrl} answered HTTP ${s}${serverMessage(res.body)}`;
+    if (s === 401) {
+      // Token expired or revoked early: mint a new one and try once more right away.
+      this.auth.invalidate(token);
+      if (mayRenew) return this.send(chunk, key, false);
+      return { kind: 'retry', reason: 'auth', message: msg, retryAfterMs: null };
+    }
+    if (s === 403) {
+      // The key authenticates but may not send flows (neto_flow role missing): every batch
+      // would fail alike, so back off like an auth failure instead of parking data.
+      return { kind: 'retry', reason: 'forbidden', message: `${msg}: the API key lacks the neto_flow role`, retryAfterMs: this.settings.auth.backoff.baseMs };
+    }
+    const retryAfter = parseRetryAfterMs(res.headers['retry-after'], this.clock.now());
+    if (s === 429) return { kind: 'retry', reason: 'http-429', message: msg, retryAfterMs: retryAfter };
+    if (s === 408) return { kind: 'retry', reason: 'http-408', message: msg, retryAfterMs: retryAfter };
+    if (s >= 500) return { kind: 'retry', reason: 'http-5xx', message: msg, retryAfterMs: retryAfter };
+    if (s === 404 || s === 405) {
+      // A wrong upload URL fails every batch alike: parking would empty the spool into the
+      // parked set. Back off and say what to fix instead.
+      return { kind: 'retry', reason: 'endpoint', message: `${msg}; check drain.upload.url`, retryAfterMs: null };
+    }
+    if (s >= 400 && s <= 499) return { kind: 'park', status: s, message: msg };
+    // 1xx/3xx: undici does not follow redirects here, and an ingest redirect is a config error.
+    return { kind: 'retry', reason: 'endpoint', message: `${msg}; check drain.upload.url`, retryAfterMs: null };
+  }
+}
+
+function realSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return systemClock.sleep(ms, signal);
+}
+

@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
+import { promisify } from 'node:util';
+import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
+import type { FlowRecord } from '../flow/flow-record.js';
+import { toFusionRecord } from '../flow/fusion-record.js';
+
+/**
+ * Turns one leased spool batch into upload request bodies ("chunks"). Fusion's upload
+ * framing is not public (../shared/FUSION.md), so the framing and compression are settings:
+ *
+ * - framing `ndjson`: one Fusion flow record JSON object per line, each line ending "\n"
+ *   (Content-Type application/x-ndjson); `json-array`: one JSON array (application/json).
+ * - compression `gzip` (RFC 1952, Content-Encoding: gzip), `none`, or `zstd` (RFC 8878) where
+ *   this Node has zlib.zstdCompress (Node ≥ 22.15 / 23.8).
+ * - A chunk holds at most `maxRecordsPerRequest` records and at most `maxBytesPerRequest`
+ *   uncompressed bytes (a single record larger than that still goes alone).
+ *
+ * Chunk boundaries depend only on the batch's records and these settings, and each chunk's
+ * idempotency key names its record range, so a retried chunk carries the same key.
+ */
+
+export type Framing = 'ndjson' | 'json-array';
+export type Compression = 'gzip' | 'none' | 'zstd';
+
+export interface EncoderSettings {
+  readonly framing: Framing;
+  readonly compression: Compression;
+  /** zlib level 1–9: 1 is several times faster than 6 and costs ~15–25 % more bytes on flow JSON. */
+  readonly gzipLevel: number;
+  readonly maxRecordsPerRequest: number;
+  readonly maxBytesPerRequest: number;
+}
+
+/** NetoFlow's flush size (../shared/FUSION.md). */
+export const DEFAULT_MAX_RECORDS_PER_REQUEST = 2000;
+/** Uncompressed body cap: 2000 records × ~600 B ≈ 1.2 MB, so 4 MiB only bites on unusual records. */
+export const DEFAULT_MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024;
+
+export const DEFAULT_ENCODER_SETTINGS: EncoderSettings = Object.freeze({
+  framing: 'ndjson',
+  compression: 'gzip',
+  gzipLevel: 6,
+  maxRecordsPerRequest: DEFAULT_MAX_RECORDS_PER_REQUEST,
+  maxBytesPerRequest: DEFAULT_MAX_BYTES_PER_REQUEST,
+});
+
+type Compress = (buf: Buffer, level: number) => Promise<Buffer>;
+
+const gzipAsync = promisify(zlib.gzip) as (buf: Buffer, opts: zlib.ZlibOptions) => Promise<Buffer>;
+
+function zstdCompressor(): Compress | null {
+  const fn = (zlib as unknown as Record<string, unknown>).zstdCompress;
+  if (typeof fn !== 'function') return null;
+  const p = promisify(fn as (buf: Buffer, cb: (err: Error | null, out: Buffer) => void) => void);
+  return (buf) => p(buf);
+}
+
+export function validateEncoderSettings(s: EncoderSettings): void {
+  const bad = (setting: string, msg: string): never => {
+    throw new ConfigError(ConfigErrorCode.Invalid, setting, `${setting}: ${msg}`);
+  };
+  // Settings may come from untyped config: check the enumerations at run time too.
+  const framing: string = s.framing;
+  const compression: string = s.compression;
+  if (framing !== 'ndjson' && framing !== 'json-array') bad('drain.upload.framing', 'want "ndjson" or "json-array"');
+  if (compression !== 'gzip' && compression !== 'none' && compression !== 'zstd') bad('drain.upload.compression', 'want "gzip", "none" or "zstd"');
+  if (s.compression === 'zstd' && zstdCompressor() === null) {
+    bad('drain.upload.compression', `"zstd" needs Node.js ≥ 22.15 (zlib.zstdCompress); this is Node ${process.versions.node}. Use "gzip"`);
+  }
+  if (!Number.isInteger(s.gzipLevel) || s.gzipLevel < 1 || s.gzipLevel > 9) bad('drain.upload.gzipLevel', 'want an integer 1–9');
+  if (!Number.isInteger(s.maxRecordsPerRequest) || s.maxRecordsPerRequest < 1) bad('drain.upload.maxRecordsPerRequest', 'want a positive integer');
+  if (!Number.isInteger(s.maxBytesPerRequest) || s.maxBytesPerRequest < 1024) bad('drain.upload.maxBytesPerRequest', 'want an integer ≥ 1024');
+}
+
+export interface EncodedChunk {
+  /** Index of this chunk within the batch, from 0. */
+  readonly index: number;
+  /** Record range [first, end) within the batch. */
+  readonly first: number;
+  readonly end: number;
+  readonly recordCount: number;
+  /** The request body as sent (compressed). */
+  readonly body: Buffer;
+  readonly rawBytes: number;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface EncodeTimings {
+  serializeNs: bigint;
+  compressNs: bigint;
+}
+
+export class UploadEncoder {
+  private readonly compress: Compress | null;
+
+  constructor(readonly settings: EncoderSettings) {
+    validateEncoderSettings(settings);
+    this.compress = settings.compression === 'gzip'
+      ? (buf, level) => gzipAsync(buf, { level })
+      : settings.compression === 'zstd' ? zstdCompressor() : null;
+  }
+
+  /** Serialized record ranges of a batch (no compression yet), each within the size limits. */
+  frame(records: readonly FlowRecord[]): { first: number; end: number; raw: Buffer }[] {
+    const { maxRecordsPerRequest: maxN, maxBytesPerRequest: maxB, framing } = this.settings;
+    const out: { first: number; end: number; raw: Buffer }[] = [];
+    let parts: string[] = [];
+    let bytes = 0;
+    let first = 0;
+    const flush = (end: number): void => {
+      if (parts.length === 0) return;
+      const text = framing === 'ndjson' ? parts.join('\n') + '\n' : '[' + parts.join(',') + ']';
+      out.push({ first, end, raw: Buffer.from(text, 'utf8') });
+      parts = [];
+      bytes = 0;
+      first = end;
+    };
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i];
+      if (rec === undefined) continue;
+      const json = JSON.stringify(toFusionRecord(rec));
+      // +1 for the separator; string length ≤ UTF-8 length, exact enough for a cap on ASCII JSON.
+      if (parts.length > 0 && (parts.length >= maxN || bytes + json.length + 1 > maxB)) flush(i);
+      parts.push(json);
+      bytes += json.length + 1;
+    }
+    flush(records.length);
+    return out;
+  }
+
+  async encode(records: readonly FlowRecord[], timings?: EncodeTimings): Promise<EncodedChunk[]> {
+    const t0 = process.hrtime.bigint();
+    const framed = this.frame(records);
+    const t1 = process.hrtime.bigint();
+    const contentType = this.settings.framing === 'ndjson' ? 'application/x-ndjson' : 'application/json';
+    const chunks = await Promise.all(
+      framed.map(async (f, index): Promise<EncodedChunk> => {
+        const body = this.compress === null ? f.raw : await this.compress(f.raw, this.settings.gzipLevel);
+        const headers: Record<string, string> = { 'content-type': contentType };
+        if (this.settings.compression !== 'none') headers['content-encoding'] = this.settings.compression;
+        return { index, first: f.first, end: f.end, recordCount: f.end - f.first, body, rawBytes: f.raw.length, headers };
+      }),
+    );
+    if (timings !== undefined) {
+      timings.serializeNs += t1 - t0;
+      timings.compressNs += process.hrtime.bigint() - t1;
+    }
+    return chunks;
+  }
+}
+
+/**
+ * The Idempotency-Key of one chunk (draft-ietf-httpapi-idempotency-key-header): a stable
+ * function of the spool batch (id and creation time, which together survive restarts and are
+ * not reused by a new spool file) and the chunk's record range, optionally scoped (e.g. by
+ * probe name) so two probes never collide. No flow data or secret goes into it.
+ */
+export function idempotencyKey(scope: string, batchId: number, batchCreatedAtMs: number, first: number, end: number): string {
+  const h = createHash('sha256').update(`${scope}\u0000${batchId}\u0000${batchCreatedAtMs}\u0000${first}\u0000${end}`).digest('base64url');
+  return `sf1-${h.slice(0, 32)}`;
+}
