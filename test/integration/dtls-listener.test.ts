@@ -1,0 +1,287 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
+import type { PacketSink } from '../../src/flow/pipeline.js';
+import { parseIpv4 } from '../../src/flow/ip.js';
+import { DecodeService } from '../../src/decode/decode-service.js';
+import { DtlsListener, type DtlsListenerOptions } from '../../src/ingest/dtls/dtls-listener.js';
+import type { AuthFailureReason } from '../../src/ingest/trust/auth-failure.js';
+import { ExporterTrust, type ExporterTrustSettings } from '../../src/ingest/trust/exporter-trust.js';
+import { DtlsHandshakeError, DtlsTestClient } from '../support/dtls-client.js';
+import { createTestPki, type TestCertificate, type TestPki } from '../support/test-pki.js';
+import { testLogger, until, type LogLine } from '../support/udp-harness.js';
+
+/*
+ * The DTLS listener against real clients on loopback: `openssl s_client -dtls1_2` (an
+ * independent DTLS implementation) and the addon's own client role. The PKI is made fresh
+ * in a temp dir by test/support/test-pki.ts.
+ */
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+const corpora = resolve(repoRoot, '../shared/corpora');
+const TPL = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat'));
+const DATA = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'));
+const PFLOW_DOMAIN = TPL.readUInt32BE(12);
+
+const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+if (!haveOpenssl && process.env.CI !== undefined) throw new Error('openssl CLI missing in CI (.ci/install-deps installs it)');
+const skipOpenssl = haveOpenssl ? false : 'openssl CLI not installed (apt-get install openssl)';
+
+/** Records packets and ended sessions. */
+class SessionSink implements PacketSink {
+  readonly packets: ExporterPacket[] = [];
+  readonly ended: string[] = [];
+  submit(p: ExporterPacket): boolean {
+    this.packets.push(p);
+    return true;
+  }
+  endSession(key: string): void {
+    this.ended.push(key);
+  }
+  onDrain(): void {
+    // never above a high-water mark
+  }
+}
+
+let pki: TestPki;
+let reloadCert: TestCertificate;
+
+before(async () => {
+  pki = await createTestPki();
+  reloadCert = await pki.issueExporter('reload.test');
+});
+after(async () => {
+  await pki.cleanup();
+});
+
+function trustSettings(extra: Partial<ExporterTrustSettings> = {}): ExporterTrustSettings {
+  return {
+    caFile: pki.caFile,
+    crlFiles: pki.crlFiles,
+    certFile: pki.collector.certFile,
+    keyFile: pki.collector.keyFile,
+    exporters: [
+      { name: 'exporter1.test', observationDomainIds: [PFLOW_DOMAIN] },
+      // Allowed name, but only from a prefix the test never connects from.
+      { name: 'exporter2.test', sources: ['192.0.2.0/24'] },
+      { name: 'reload.test' },
+      { name: 'expired.test' },
+      { name: 'revoked.test' },
+    ],
+    ...extra,
+  };
+}
+
+async function startListener(opts: Partial<DtlsListenerOptions> = {}): Promise<{ listener: DtlsListener; sink: SessionSink; port: number; lines: LogLine[] }> {
+  const sink = new SessionSink();
+  const { logger, lines } = testLogger();
+  const listener = new DtlsListener({
+    address: '127.0.0.1',
+    port: 0,
+    trust: ExporterTrust.load(trustSettings(), 'listeners.dtls'),
+    sink,
+    logger,
+    ...opts,
+  });
+  const { port } = await listener.start();
+  return { listener, sink, port, lines };
+}
+
+function sClient(port: number, args: readonly string[]): ChildProcess {
+  return spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-quiet', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+}
+
+async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((r) => c.once('exit', () => r()));
+  c.kill();
+  await exited;
+}
+
+describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
+  test('IPFIX template + data over DTLS 1.2 reach the sink as exactly those messages with the identity, and decode to the expected record', async () => {
+    const { listener, sink, port } = await startListener();
+    const c = sClient(port, ['-dtls1_2', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile, '-CAfile', pki.caFile]);
+    try {
+      await until(() => listener.stats().sessionsActive === 1, 'the s_client association', 10_000);
+      // s_client turns each stdin read into one DTLS record; waiting for the first message to
+      // arrive before writing the second keeps one IPFIX message per read, hence per record.
+      c.stdin?.write(TPL);
+      await until(() => sink.packets.length === 1, 'the template message');
+      c.stdin?.write(DATA);
+      await until(() => sink.packets.length === 2, 'the data message');
+    } finally {
+      await stopChild(c);
+    }
+    const [p1, p2] = sink.packets;
+    assert.ok(p1 !== undefined && p2 !== undefined);
+    assert.deepEqual(Buffer.from(p1.payload), TPL);
+    assert.deepEqual(Buffer.from(p2.payload), DATA);
+    for (const p of [p1, p2]) {
+      assert.equal(p.transport, 'dtls');
+      assert.equal(p.identity, 'exporter1.test');
+      assert.equal(p.exporter, '127.0.0.1');
+      assert.ok(p.exporterPort > 0);
+    }
+    assert.equal(p1.sessionKey, p2.sessionKey);
+    assert.match(p1.sessionKey, /^dtls\|127\.0\.0\.1\|\d+\|\d+\|\d+$/);
+
+    // Decoded like any UDP packet (one exporter session): the record logstash's spec asserts.
+    const decoder = new DecodeService();
+    decoder.decode(p1);
+    const out = decoder.decode(p2);
+    assert.equal(out.errorCount, 0);
+    const expected = (JSON.parse(readFileSync(resolve(corpora, 'expected.json'), 'utf8')) as {
+      captures: Record<string, { records: { _index: number; sourceIPv4Address: string; destinationIPv4Address: string; octetDeltaCount: number; packetDeltaCount: number; sourceTransportPort: number; destinationTransportPort: number; protocolIdentifier: number; flowStartMilliseconds: string }[] }>;
+    }).captures['logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat']?.records[0];
+    assert.ok(expected !== undefined);
+    const r = out.records[expected._index];
+    assert.ok(r !== undefined, `record #${expected._index} decoded`);
+    assert.equal(r.transport, 'dtls');
+    assert.equal(r.exporterIdentity, 'exporter1.test');
+    assert.equal(r.srcAddr, parseIpv4(expected.sourceIPv4Address));
+    assert.equal(r.dstAddr, parseIpv4(expected.destinationIPv4Address));
+    assert.equal(Number(r.octets), expected.octetDeltaCount);
+    assert.equal(Number(r.packets), expected.packetDeltaCount);
+    assert.equal(r.srcPort, expected.sourceTransportPort);
+    assert.equal(r.dstPort, expected.destinationTransportPort);
+    assert.equal(r.protocol, expected.protocolIdentifier);
+    assert.equal(r.startMs, Date.parse(expected.flowStartMilliseconds));
+
+    await listener.stop();
+    assert.deepEqual(sink.ended, [p1.sessionKey], 'stopping ends the transport session');
+  });
+
+  const rejections: { name: string; reason: AuthFailureReason; args: () => string[] }[] = [
+    { name: 'no client certificate', reason: 'no_certificate', args: () => ['-dtls1_2'] },
+    { name: 'certificate from another CA', reason: 'unknown_ca', args: () => ['-dtls1_2', '-cert', pki.exporters.otherCa.certFile, '-key', pki.exporters.otherCa.keyFile] },
+    { name: 'expired certificate', reason: 'expired', args: () => ['-dtls1_2', '-cert', pki.exporters.expired.certFile, '-key', pki.exporters.expired.keyFile] },
+    { name: 'revoked certificate (CRL)', reason: 'revoked', args: () => ['-dtls1_2', '-cert', pki.exporters.revoked.certFile, '-key', pki.exporters.revoked.keyFile] },
+    { name: 'valid chain, name not on the allowlist', reason: 'name_not_allowed', args: () => ['-dtls1_2', '-cert', pki.exporters.wrongName.certFile, '-key', pki.exporters.wrongName.keyFile] },
+    { name: 'allowed name from a source outside its bound prefixes', reason: 'source_not_bound', args: () => ['-dtls1_2', '-cert', pki.exporters.valid2.certFile, '-key', pki.exporters.valid2.keyFile] },
+    { name: 'DTLS 1.0 client', reason: 'protocol_version', args: () => ['-dtls1', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile] },
+  ];
+  for (const r of rejections) {
+    test(`rejected and counted: ${r.name} → ${r.reason}`, async () => {
+      const { listener, sink, port, lines } = await startListener();
+      const c = sClient(port, r.args());
+      try {
+        await until(() => listener.stats().rejected[r.reason] === 1, `rejection counted as ${r.reason}`, 10_000);
+        c.stdin?.write(TPL);
+        await new Promise((res) => setTimeout(res, 100));
+      } finally {
+        await stopChild(c);
+      }
+      const stats = listener.stats();
+      const others = Object.entries(stats.rejected).filter(([k, v]) => k !== r.reason && v !== 0);
+      assert.deepEqual(others, [], 'no other reason counted');
+      assert.equal(sink.packets.length, 0, 'nothing reaches the sink');
+      assert.equal(stats.counters.handshakesCompleted, 0);
+      assert.ok(lines.some((l) => l.event === 'dtls_auth_failed' && l.reason === r.reason && l.source === '127.0.0.1'), 'logged with source and reason');
+      await listener.stop();
+      assert.equal(listener.stats().sessionsOpen + listener.stats().sessionsHandshaking, 0);
+    });
+  }
+});
+
+describe('DTLS listener with the addon client', () => {
+  test('messages in order, close_notify ends the transport session, observation domain binding enforced', async () => {
+    const { listener, sink, port, lines } = await startListener();
+    try {
+      const client = await DtlsTestClient.connect({ host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile });
+      client.send(TPL);
+      client.send(DATA);
+      const foreign = Buffer.from(DATA);
+      foreign.writeUInt32BE((PFLOW_DOMAIN + 1) >>> 0, 12);
+      client.send(foreign);
+      await until(() => sink.packets.length === 2 && listener.stats().messagesDomainRejected === 1, 'two messages and one domain rejection');
+      assert.deepEqual(sink.packets.map((p) => Buffer.from(p.payload)), [TPL, DATA]);
+      assert.equal(listener.stats().rejected.domain_not_bound, 1);
+      assert.ok(lines.some((l) => l.event === 'dtls_domain_not_bound' && l.observationDomainId === PFLOW_DOMAIN + 1));
+      await client.close();
+      await until(() => sink.ended.length === 1, 'endSession after close_notify');
+      assert.equal(sink.ended[0], sink.packets[0]?.sessionKey);
+      assert.equal(listener.stats().sessionsActive, 0);
+      assert.equal(listener.stats().counters.sessionsClosed, 1);
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('each association gets its own session key; an exporter restarting on the same port replaces its stale association', async () => {
+    const { listener, sink, port } = await startListener();
+    try {
+      const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
+      const first = await DtlsTestClient.connect(opts);
+      const localPort = first.localPort;
+      first.send(TPL);
+      await until(() => sink.packets.length === 1, 'first message');
+      first.destroy(); // crash: no close_notify, the server still holds the association
+      assert.equal(listener.stats().sessionsActive, 1);
+      const second = await DtlsTestClient.connect({ ...opts, localPort });
+      second.send(DATA);
+      await until(() => sink.packets.length === 2, 'message on the new association');
+      await until(() => sink.ended.length === 1, 'old association ended');
+      const [a, b] = sink.packets;
+      assert.ok(a !== undefined && b !== undefined);
+      assert.notEqual(a.sessionKey, b.sessionKey, 'a new association is a new transport session');
+      assert.equal(sink.ended[0], a.sessionKey);
+      assert.equal(a.exporterPort, b.exporterPort);
+      assert.equal(listener.stats().counters.sessionsReplaced, 1);
+      assert.equal(listener.stats().sessionsActive, 1);
+      await second.close();
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('idle associations are closed (counted) and their transport session ended', async () => {
+    const { listener, sink, port } = await startListener({ idleTimeoutMs: 300 });
+    try {
+      const client = await DtlsTestClient.connect({ host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile });
+      client.send(TPL);
+      await until(() => sink.packets.length === 1, 'message');
+      await until(() => sink.ended.length === 1, 'idle close', 5_000);
+      assert.equal(listener.stats().counters.idleTimeouts, 1);
+      await until(() => client.peerClosed, 'close_notify to the client');
+      client.destroy();
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('per-source session limit is enforced and counted; the client never completes', async () => {
+    const { listener, port } = await startListener({ maxSessionsPerSource: 1 });
+    try {
+      const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
+      const first = await DtlsTestClient.connect(opts);
+      await assert.rejects(DtlsTestClient.connect({ ...opts, timeoutMs: 1_500 }), DtlsHandshakeError);
+      assert.ok(listener.stats().counters.limitSessionsPerSource >= 1);
+      assert.equal(listener.stats().sessionsActive, 1);
+      await first.close();
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('reload: new CRL rejects new handshakes of a revoked exporter, the established association keeps working', async () => {
+    const { listener, sink, port } = await startListener();
+    try {
+      const opts = { host: '127.0.0.1', port, certFile: reloadCert.certFile, keyFile: reloadCert.keyFile, caFile: pki.caFile };
+      const live = await DtlsTestClient.connect(opts);
+      await pki.revoke(reloadCert);
+      listener.reload(ExporterTrust.load(trustSettings(), 'listeners.dtls'));
+      await assert.rejects(DtlsTestClient.connect({ ...opts, timeoutMs: 3_000 }), DtlsHandshakeError);
+      assert.equal(listener.stats().rejected.revoked, 1);
+      live.send(TPL);
+      await until(() => sink.packets.length === 1, 'message on the pre-reload association');
+      assert.equal(sink.packets[0]?.identity, 'reload.test');
+      await live.close();
+    } finally {
+      await listener.stop();
+    }
+  });
+});
