@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { PrefixSet } from '../../src/flow/cidr.js';
 import { ConfigError } from '../../src/flow/errors.js';
 import { UdpListener } from '../../src/ingest/udp/udp-listener.js';
-import { UdpTee, type TeeTargetConfig } from '../../src/ingest/udp/tee.js';
+import { UdpTee, type TeeConfig } from '../../src/ingest/udp/tee.js';
 import { bindUdp, CollectingSink, sendUdp, testLogger, until } from '../support/udp-harness.js';
 
 /* Tees on loopback: a plain UDP socket plays the downstream collector. */
@@ -33,9 +33,9 @@ function send(s: Socket, payload: Uint8Array, port: number): Promise<void> {
   return sendUdp(s, payload, port);
 }
 
-async function setup(allow: string[], targets: TeeTargetConfig[]) {
+async function setup(allow: string[], tees: TeeConfig[]) {
   const { logger, lines } = testLogger();
-  const tee = new UdpTee({ targets, logger });
+  const tee = new UdpTee({ tees, logger });
   await tee.start();
   const sink = new CollectingSink();
   const listener = new UdpListener({
@@ -43,7 +43,7 @@ async function setup(allow: string[], targets: TeeTargetConfig[]) {
     allowlist: PrefixSet.parse(allow),
     sink,
     logger,
-    recvBufferBytes: 1024 * 1024,
+    receiveBufferBytes: 1024 * 1024,
     tee,
   });
   await listener.start();
@@ -58,7 +58,7 @@ async function setup(allow: string[], targets: TeeTargetConfig[]) {
 describe('UDP tees', () => {
   test('a tee target receives exactly the allowlisted datagrams, byte for byte', async () => {
     const target = await collector();
-    const { tee, listener, sink, port, lines, close } = await setup(['127.0.0.1'], [{ host: '127.0.0.1', port: target.port }]);
+    const { tee, listener, sink, port, lines, close } = await setup(['127.0.0.1'], [{ targets: [`127.0.0.1:${target.port}`] }]);
     try {
       assert.ok(lines.some((l) => l.msg.includes("probe's own address")), 'startup log says the source address is not preserved');
       const good = await bound('127.0.0.1');
@@ -98,8 +98,8 @@ describe('UDP tees', () => {
     const { sink, port, close } = await setup(
       ['127.0.0.0/29'],
       [
-        { host: '127.0.0.1', port: onlyTwo.port, exporters: ['127.0.0.2/32'] },
-        { host: '127.0.0.1', port: everyone.port, name: 'all' },
+        { targets: [`127.0.0.1:${onlyTwo.port}`], exporters: ['127.0.0.2/32'] },
+        { targets: [`127.0.0.1:${everyone.port}`] },
       ],
     );
     try {
@@ -117,9 +117,9 @@ describe('UDP tees', () => {
     }
   });
 
-  test('listenerPorts limits a target to some listeners', async () => {
+  test('listenerPort limits a tee to one listener', async () => {
     const target = await collector();
-    const { sink, port, close } = await setup(['127.0.0.1'], [{ host: '127.0.0.1', port: target.port, listenerPorts: [1] }]);
+    const { sink, port, close } = await setup(['127.0.0.1'], [{ targets: [`127.0.0.1:${target.port}`], listenerPort: 1 }]);
     try {
       await send(await bound('127.0.0.1'), Buffer.from('x'), port);
       await until(() => sink.packets.length === 1, 'ingest');
@@ -136,7 +136,7 @@ describe('UDP tees', () => {
     const deadPort = gone.address().port;
     await new Promise<void>((r) => gone.close(() => r()));
     sockets.splice(sockets.indexOf(gone), 1);
-    const { tee, listener, sink, port, close } = await setup(['127.0.0.1'], [{ host: '127.0.0.1', port: deadPort }]);
+    const { tee, listener, sink, port, close } = await setup(['127.0.0.1'], [{ targets: [`127.0.0.1:${deadPort}`] }]);
     try {
       const s = await bound('127.0.0.1');
       const n = 50;
@@ -157,7 +157,7 @@ describe('UDP tees', () => {
   test('spoofSource is rejected with an explanation', () => {
     const { logger } = testLogger();
     assert.throws(
-      () => new UdpTee({ targets: [{ host: '127.0.0.1', port: 9995 }], logger, spoofSource: true }),
+      () => new UdpTee({ tees: [{ targets: ['127.0.0.1:9995'] }], logger, spoofSource: true }),
       (err: unknown) => {
         assert.ok(err instanceof ConfigError);
         assert.equal(err.setting, 'tees.spoofSource');
@@ -170,15 +170,18 @@ describe('UDP tees', () => {
 
   test('bad tee configuration names the setting', () => {
     const { logger } = testLogger();
-    const bad: [TeeTargetConfig[], string][] = [
-      [[{ host: '127.0.0.1', port: 0 }], 'tees[0].port'],
-      [[{ host: '127.0.0.1', port: 9995 }, { host: '', port: 9995 }], 'tees[1].host'],
-      [[{ host: '127.0.0.1', port: 9995, exporters: ['10.0.0.0/40'] }], 'tees[0].exporters'],
-      [[{ host: '127.0.0.1', port: 9995, exporters: [] }], 'tees[0].exporters'],
+    const bad: [TeeConfig[], string][] = [
+      [[{ targets: ['127.0.0.1:0'] }], 'tees[0].targets[0]'],
+      [[{ targets: ['127.0.0.1:9995'] }, { targets: ['127.0.0.1:9995', '::1:9995'] }], 'tees[1].targets[1]'],
+      [[{ targets: ['127.0.0.1'] }], 'tees[0].targets[0]'],
+      [[{ targets: [] }], 'tees[0].targets'],
+      [[{ targets: ['127.0.0.1:9995'], exporters: ['10.0.0.0/8', '10.0.0.0/40'] }], 'tees[0].exporters[1]'],
+      [[{ targets: ['127.0.0.1:9995'], exporters: [] }], 'tees[0].exporters'],
+      [[{ targets: ['127.0.0.1:9995'], listenerPort: 70000 }], 'tees[0].listenerPort'],
     ];
-    for (const [targets, setting] of bad) {
+    for (const [tees, setting] of bad) {
       assert.throws(
-        () => new UdpTee({ targets, logger }),
+        () => new UdpTee({ tees, logger }),
         (err: unknown) => err instanceof ConfigError && err.setting === setting,
         setting,
       );

@@ -27,11 +27,11 @@ async function startListener(opts: Partial<UdpListenerOptions> & { allow: string
   const sink = new CollectingSink();
   const { logger, lines } = testLogger();
   const listener = new UdpListener({
-    endpoints: [{ address: '127.0.0.1', port: 0, label: 'test' }],
+    endpoints: [{ address: '127.0.0.1', port: 0, name: 'test' }],
     allowlist: PrefixSet.parse(opts.allow),
     sink,
     logger,
-    recvBufferBytes: 1024 * 1024,
+    receiveBufferBytes: 1024 * 1024,
     ...opts,
   });
   await listener.start();
@@ -169,7 +169,7 @@ describe('UDP exporter allowlist', () => {
 
 describe('UDP listener sockets', () => {
   test('receive buffer: requested size is granted, a capped one is reported with a warning', async () => {
-    const small = await startListener({ allow: ['127.0.0.1'], recvBufferBytes: 256 * 1024 });
+    const small = await startListener({ allow: ['127.0.0.1'], receiveBufferBytes: 256 * 1024 });
     try {
       const l = small.listener.stats().listeners[0];
       assert.ok((l?.recvBufferGranted ?? 0) >= 256 * 1024, `granted ${l?.recvBufferGranted}`);
@@ -178,7 +178,7 @@ describe('UDP listener sockets', () => {
       await small.listener.close();
     }
     const huge = 1024 * 1024 * 1024; // beyond any default net.core.rmem_max
-    const big = await startListener({ allow: ['127.0.0.1'], recvBufferBytes: huge });
+    const big = await startListener({ allow: ['127.0.0.1'], receiveBufferBytes: huge });
     try {
       const l = big.listener.stats().listeners[0];
       assert.equal(l?.recvBufferRequested, huge);
@@ -197,8 +197,8 @@ describe('UDP listener sockets', () => {
     const { logger } = testLogger();
     const listener = new UdpListener({
       endpoints: [
-        { address: '127.0.0.1', port: 0, setting: 'ingest.udp.listeners[0]' },
-        { address: '127.0.0.1', port: taken, setting: 'ingest.udp.listeners[1]' },
+        { address: '127.0.0.1', port: 0, setting: 'listeners.udp[0]' },
+        { address: '127.0.0.1', port: taken, setting: 'listeners.udp[1]' },
       ],
       allowlist: PrefixSet.parse(['127.0.0.1']),
       sink: new CollectingSink(),
@@ -207,7 +207,7 @@ describe('UDP listener sockets', () => {
     await assert.rejects(listener.start(), (err: unknown) => {
       assert.ok(err instanceof IngestError);
       assert.equal(err.code, 'ERR_INGEST_BIND');
-      assert.match(err.message, /ingest\.udp\.listeners\[1\]/);
+      assert.match(err.message, /listeners\.udp\[1\]/);
       assert.match(err.message, /already in use/);
       assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${taken}`));
       return true;
@@ -251,7 +251,7 @@ describe('UDP listener sockets', () => {
 
   test('kernel receive-queue drops are read from /proc/net/udp', { skip: process.platform !== 'linux' && 'needs Linux /proc/net/udp' }, async () => {
     // A tiny receive buffer and a blocked event loop: the kernel must drop most of a burst.
-    const { listener, sink, port } = await startListener({ allow: ['127.0.0.1'], recvBufferBytes: 4096 });
+    const { listener, sink, port } = await startListener({ allow: ['127.0.0.1'], receiveBufferBytes: 4096 });
     try {
       assert.equal(readKernelUdpDrops(port), 0);
       const s = await sender('127.0.0.1');

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { PrefixSet } from '../../flow/cidr.js';
+import { parsePrefix, PrefixSet } from '../../flow/cidr.js';
 import { ConfigError, ConfigErrorCode, IngestError, IngestErrorCode } from '../../flow/errors.js';
 
 /**
@@ -25,20 +25,18 @@ import { ConfigError, ConfigErrorCode, IngestError, IngestErrorCode } from '../.
  *   iptables TEE target) — those copies keep the exporter address.
  */
 
-export interface TeeTargetConfig {
-  /** Collector address (IPv4/IPv6 literal or host name, resolved once at start). */
-  readonly host: string;
-  readonly port: number;
-  /** Label for logs and stats; defaults to "host:port". */
-  readonly name?: string;
+/** One tee (the `tees[i]` configuration entry): a set of targets sharing one selection. */
+export interface TeeConfig {
+  /** "host:port" UDP destinations ("[v6addr]:port" for IPv6); host names are resolved once at start. */
+  readonly targets: readonly string[];
   /** Only forward datagrams from these exporters (addresses/CIDR prefixes); absent = all allowlisted. */
   readonly exporters?: readonly string[];
-  /** Only forward datagrams received on these listener ports; absent = every UDP listener. */
-  readonly listenerPorts?: readonly number[];
+  /** Only forward datagrams received on this UDP listener port; absent = every UDP listener. */
+  readonly listenerPort?: number;
 }
 
 export interface UdpTeeOptions {
-  readonly targets: readonly TeeTargetConfig[];
+  readonly tees: readonly TeeConfig[];
   readonly logger: Logger;
   /** Per-target send queue bound in bytes; beyond it datagrams are dropped (counted). */
   readonly maxQueueBytes?: number;
@@ -54,7 +52,10 @@ export interface UdpTeeOptions {
 }
 
 export interface TeeTargetStats {
+  /** "host:port" as configured. */
   readonly name: string;
+  /** Index of the tee in the configuration. */
+  readonly tee: number;
   readonly address: string;
   readonly port: number;
   /** Datagrams handed to the kernel. */
@@ -91,15 +92,26 @@ class TeeTarget {
   readonly onError = (err: Error): void => this.fail(err);
   constructor(
     readonly name: string,
+    readonly tee: number,
+    readonly setting: string,
     readonly host: string,
     readonly port: number,
     readonly exporters: PrefixSet | null,
-    readonly listenerPorts: ReadonlySet<number> | null,
+    readonly listenerPort: number | null,
   ) {}
   private fail(err: Error): void {
     this.failed++;
     this.lastError = (err as NodeJS.ErrnoException).code ?? err.message;
   }
+}
+
+/** "host:port" or "[v6]:port" → parts; null when malformed. */
+export function parseHostPort(text: string): { host: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
+  if (m === null) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > MAX_PORT) return null;
+  return { host: m[1] ?? '', port };
 }
 
 function teeError(setting: string, message: string): ConfigError {
@@ -111,7 +123,6 @@ export class UdpTee {
   private readonly logger: Logger;
   private readonly maxQueueBytes: number;
   private readonly resolve: (host: string) => Promise<string>;
-  private readonly setting: string;
   private started = false;
   private closing: Promise<void> | null = null;
 
@@ -127,32 +138,30 @@ export class UdpTee {
           'and remove spoofSource',
       );
     }
-    if (options.targets.length > MAX_TEE_TARGETS) throw teeError(base, `at most ${MAX_TEE_TARGETS} tee targets are supported`);
-    this.targets = options.targets.map((t, i) => {
+    const targets: TeeTarget[] = [];
+    options.tees.forEach((tee, i) => {
       const s = `${base}[${i}]`;
-      if (typeof t.host !== 'string' || t.host.trim() === '') throw teeError(`${s}.host`, 'must be a collector address or host name');
-      if (!Number.isInteger(t.port) || t.port < 1 || t.port > MAX_PORT) throw teeError(`${s}.port`, `must be a UDP port 1..${MAX_PORT}, got ${String(t.port)}`);
+      if (tee.targets.length === 0) throw teeError(`${s}.targets`, 'must list at least one "host:port" destination');
       let exporters: PrefixSet | null = null;
-      if (t.exporters !== undefined) {
-        if (t.exporters.length === 0) throw teeError(`${s}.exporters`, 'is an empty list, which would forward nothing; remove it to forward from every allowlisted exporter');
-        try {
-          exporters = PrefixSet.parse(t.exporters);
-        } catch (err) {
-          throw teeError(`${s}.exporters`, (err as Error).message);
-        }
+      if (tee.exporters !== undefined) {
+        if (tee.exporters.length === 0) throw teeError(`${s}.exporters`, 'is an empty list, which would forward nothing; remove it to forward from every allowlisted exporter');
+        tee.exporters.forEach((e, k) => {
+          if (parsePrefix(e) === null) throw teeError(`${s}.exporters[${k}]`, `${JSON.stringify(e)} is not an IP address or CIDR prefix (e.g. 192.0.2.0/24, 2001:db8::/32)`);
+        });
+        exporters = PrefixSet.parse(tee.exporters);
       }
-      let ports: Set<number> | null = null;
-      if (t.listenerPorts !== undefined) {
-        for (const [j, p] of t.listenerPorts.entries()) {
-          if (!Number.isInteger(p) || p < 0 || p > MAX_PORT) throw teeError(`${s}.listenerPorts[${j}]`, `must be a port 0..${MAX_PORT}`);
-        }
-        ports = new Set(t.listenerPorts);
+      const listenerPort = tee.listenerPort ?? null;
+      if (listenerPort !== null && (!Number.isInteger(listenerPort) || listenerPort < 1 || listenerPort > MAX_PORT)) {
+        throw teeError(`${s}.listenerPort`, `must be a UDP listener port 1..${MAX_PORT}`);
       }
-      const host = t.host.trim();
-      const shown = isIP(host) === 6 ? `[${host}]:${t.port}` : `${host}:${t.port}`;
-      return new TeeTarget(t.name ?? shown, host, t.port, exporters, ports);
+      tee.targets.forEach((text, k) => {
+        const hp = parseHostPort(text);
+        if (hp === null) throw teeError(`${s}.targets[${k}]`, `${JSON.stringify(text)} must be "host:port" with a port 1..${MAX_PORT} (IPv6 as "[addr]:port")`);
+        targets.push(new TeeTarget(text, i, `${s}.targets[${k}]`, hp.host, hp.port, exporters, listenerPort));
+      });
     });
-    this.setting = base;
+    if (targets.length > MAX_TEE_TARGETS) throw teeError(base, `${targets.length} tee targets configured; at most ${MAX_TEE_TARGETS} are supported`);
+    this.targets = targets;
     this.logger = options.logger;
     this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_TEE_MAX_QUEUE_BYTES;
     this.resolve = options.resolve ?? (async (host) => (await lookup(host)).address);
@@ -167,18 +176,18 @@ export class UdpTee {
     if (this.started) return;
     this.started = true;
     try {
-      for (const [i, t] of this.targets.entries()) await this.open(t, i);
+      for (const t of this.targets) await this.open(t);
     } catch (err) {
       await this.close();
       throw err;
     }
   }
 
-  private async open(t: TeeTarget, index: number): Promise<void> {
+  private async open(t: TeeTarget): Promise<void> {
     try {
       t.address = isIP(t.host) !== 0 ? t.host : await this.resolve(t.host);
     } catch (err) {
-      throw new IngestError(IngestErrorCode.Bind, `${this.setting}[${index}].host: cannot resolve tee target ${JSON.stringify(t.host)}: ${(err as Error).message}`, { setting: `${this.setting}[${index}].host` }, { cause: err });
+      throw new IngestError(IngestErrorCode.Bind, `${t.setting}: cannot resolve tee target host ${JSON.stringify(t.host)}: ${(err as Error).message}`, { setting: t.setting }, { cause: err });
     }
     const socket = createSocket({ type: isIP(t.address) === 6 ? 'udp6' : 'udp4' });
     socket.on('error', t.onError);
@@ -192,7 +201,7 @@ export class UdpTee {
       });
     });
     this.logger.info(
-      { tee: t.name, address: t.address, port: t.port, exporters: t.exporters?.prefixes.map((p) => p.text) ?? 'all' },
+      { tee: t.tee, target: t.name, address: t.address, port: t.port, listenerPort: t.listenerPort ?? 'all', exporters: t.exporters?.prefixes.map((p) => p.text) ?? 'all' },
       'tee forwarding raw UDP datagrams; they are sent from this probe\'s own address (the exporter source address is not preserved)',
     );
   }
@@ -211,8 +220,8 @@ export class UdpTee {
   listenerMask(listenerPort: number): number {
     let mask = 0;
     for (let i = 0; i < this.targets.length; i++) {
-      const ports = this.targets[i]?.listenerPorts;
-      if (ports === null || ports?.has(listenerPort) === true) mask |= 1 << i;
+      const p = this.targets[i]?.listenerPort;
+      if (p === null || p === listenerPort) mask |= 1 << i;
     }
     return mask;
   }
@@ -244,6 +253,7 @@ export class UdpTee {
   stats(): TeeTargetStats[] {
     return this.targets.map((t) => ({
       name: t.name,
+      tee: t.tee,
       address: t.address,
       port: t.port,
       sent: t.sent,

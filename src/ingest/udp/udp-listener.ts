@@ -31,9 +31,13 @@ export interface UdpEndpoint {
   readonly address: string;
   /** Local port; 0 picks a free port (tests). */
   readonly port: number;
-  /** What the port is meant for (logs/stats only: every port accepts every flow protocol). */
-  readonly label?: string;
-  /** Configuration path of this listener, named in bind errors (e.g. "ingest.udp.listeners[0]"). */
+  /** Label for logs and stats (default "udp-<port>"); every port accepts every flow protocol. */
+  readonly name?: string;
+  /** Requested SO_RCVBUF in bytes; default UdpListenerOptions.receiveBufferBytes. */
+  readonly receiveBufferBytes?: number;
+  /** Larger datagrams are dropped and counted; default UdpListenerOptions.maxDatagramBytes. */
+  readonly maxDatagramBytes?: number;
+  /** Configuration path of this listener, named in bind errors (default "listeners.udp[<index>]"). */
   readonly setting?: string;
   /** For an IPv6 address: refuse IPv4-mapped traffic (default false = dual-stack on "::"). */
   readonly ipv6Only?: boolean;
@@ -41,9 +45,9 @@ export interface UdpEndpoint {
 
 /** IANA ports: IPFIX 4739 (RFC 7011 §10.3.1), NetFlow 2055 (customary), sFlow 6343 (IANA). */
 export const DEFAULT_UDP_ENDPOINTS: readonly UdpEndpoint[] = [
-  { address: '::', port: 4739, label: 'ipfix' },
-  { address: '::', port: 2055, label: 'netflow' },
-  { address: '::', port: 6343, label: 'sflow' },
+  { address: '::', port: 4739, name: 'ipfix' },
+  { address: '::', port: 2055, name: 'netflow' },
+  { address: '::', port: 6343, name: 'sflow' },
 ];
 /**
  * 32 MiB: absorbs ~20k full-size flow datagrams, i.e. a few hundred ms of a busy router's
@@ -66,8 +70,9 @@ export interface UdpListenerOptions {
   readonly logger: Logger;
   /** Wall clock for receivedAtMs (Unix ms). */
   readonly now?: () => number;
-  /** Requested SO_RCVBUF per socket in bytes (default 32 MiB). */
-  readonly recvBufferBytes?: number;
+  /** Requested SO_RCVBUF per socket in bytes unless the endpoint says otherwise (default 32 MiB). */
+  readonly receiveBufferBytes?: number;
+  /** Datagram size limit unless the endpoint says otherwise (default 65535). */
   readonly maxDatagramBytes?: number;
   readonly maxTrackedExporters?: number;
   readonly maxTrackedSources?: number;
@@ -80,7 +85,7 @@ export interface UdpListenerOptions {
 }
 
 export interface UdpSocketStats {
-  readonly label: string;
+  readonly name: string;
   readonly address: string;
   readonly port: number;
   readonly recvBufferRequested: number;
@@ -163,8 +168,10 @@ class SocketState {
   onMessage: (msg: Buffer, rinfo: RemoteInfo) => void = () => undefined;
   constructor(
     readonly endpoint: UdpEndpoint,
-    readonly label: string,
+    readonly name: string,
     readonly setting: string,
+    readonly recvBufferRequested: number,
+    readonly maxDatagramBytes: number,
   ) {}
 }
 
@@ -192,8 +199,6 @@ export class UdpListener {
   private readonly sink: PacketSink;
   private readonly logger: Logger;
   private readonly now: () => number;
-  private readonly recvBufferBytes: number;
-  private readonly maxDatagramBytes: number;
   private readonly maxExporters: number;
   private readonly maxSources: number;
   private readonly rejectLog: RateLimitedLog;
@@ -211,13 +216,15 @@ export class UdpListener {
 
   constructor(options: UdpListenerOptions) {
     const endpoints = options.endpoints ?? DEFAULT_UDP_ENDPOINTS;
-    this.sockets = endpoints.map((e, i) => new SocketState(e, e.label ?? String(e.port), e.setting ?? `udp.listeners[${i}]`));
+    const recv = options.receiveBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
+    const maxDatagram = options.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
+    this.sockets = endpoints.map(
+      (e, i) => new SocketState(e, e.name ?? `udp-${e.port}`, e.setting ?? `listeners.udp[${i}]`, e.receiveBufferBytes ?? recv, e.maxDatagramBytes ?? maxDatagram),
+    );
     this.allowlist = options.allowlist;
     this.sink = options.sink;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.recvBufferBytes = options.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
-    this.maxDatagramBytes = options.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
     this.maxExporters = options.maxTrackedExporters ?? DEFAULT_MAX_TRACKED_EXPORTERS;
     this.maxSources = options.maxTrackedSources ?? DEFAULT_MAX_TRACKED_SOURCES;
     this.rejectLog = new RateLimitedLog(this.logger, options.rejectLog ?? DEFAULT_RATE_LIMIT);
@@ -270,33 +277,33 @@ export class UdpListener {
     const bound = socket.address();
     st.boundAddress = bound.address;
     st.boundPort = bound.port;
-    st.rejectFields.listener = st.label;
+    st.rejectFields.listener = st.name;
     st.rejectFields.port = bound.port;
     st.teeMask = this.tee === null ? 0 : this.tee.listenerMask(bound.port);
     try {
-      socket.setRecvBufferSize(this.recvBufferBytes);
+      socket.setRecvBufferSize(st.recvBufferRequested);
     } catch (err) {
-      this.logger.warn({ listener: st.label, err: (err as Error).message }, 'could not set the UDP receive buffer size');
+      this.logger.warn({ listener: st.name, err: (err as Error).message }, 'could not set the UDP receive buffer size');
     }
     st.recvBufferGranted = socket.getRecvBufferSize();
     // Linux reports twice the effective size (socket(7)); a smaller report means rmem_max capped it.
-    if (st.recvBufferGranted < this.recvBufferBytes) {
+    if (st.recvBufferGranted < st.recvBufferRequested) {
       this.logger.warn(
-        { listener: st.label, port: bound.port, requestedBytes: this.recvBufferBytes, grantedBytes: st.recvBufferGranted },
-        `kernel capped the UDP receive buffer (${st.recvBufferGranted} of ${this.recvBufferBytes} bytes requested); bursts may be dropped — raise it with "sysctl -w net.core.rmem_max=${this.recvBufferBytes}"`,
+        { listener: st.name, port: bound.port, requestedBytes: st.recvBufferRequested, grantedBytes: st.recvBufferGranted },
+        `kernel capped the UDP receive buffer (${st.recvBufferGranted} of ${st.recvBufferRequested} bytes requested); bursts may be dropped — raise it with "sysctl -w net.core.rmem_max=${st.recvBufferRequested}"`,
       );
     }
     socket.on('error', (err: Error) => {
       // Receive-side socket errors are transient (e.g. ICMP errors); the socket keeps working.
       st.socketErrors++;
-      this.rejectLog.log('warn', `socket-error|${st.label}`, { listener: st.label, err: err.message }, 'UDP listener socket error');
+      this.rejectLog.log('warn', `socket-error|${st.name}`, { listener: st.name, err: err.message }, 'UDP listener socket error');
     });
     st.onMessage = (msg, rinfo) => {
       this.receive(st, msg, rinfo);
     };
     socket.on('message', st.onMessage);
     this.logger.info(
-      { listener: st.label, address: bound.address, port: bound.port, recvBufferBytes: st.recvBufferGranted, tees: this.tee?.size ?? 0 },
+      { listener: st.name, address: bound.address, port: bound.port, recvBufferBytes: st.recvBufferGranted, tees: this.tee?.size ?? 0 },
       'UDP listener ready',
     );
   }
@@ -311,7 +318,7 @@ export class UdpListener {
       return;
     }
     const size = msg.length;
-    if (size > this.maxDatagramBytes) {
+    if (size > st.maxDatagramBytes) {
       st.oversize++;
       return;
     }
@@ -396,8 +403,8 @@ export class UdpListener {
   }
 
   /** Bound (address, port) per listener, in configuration order; port is 0 before start(). */
-  addresses(): { label: string; address: string; port: number }[] {
-    return this.sockets.map((s) => ({ label: s.label, address: s.boundAddress, port: s.boundPort }));
+  addresses(): { name: string; address: string; port: number }[] {
+    return this.sockets.map((s) => ({ name: s.name, address: s.boundAddress, port: s.boundPort }));
   }
 
   stats(): UdpListenerStats {
@@ -411,10 +418,10 @@ export class UdpListener {
     }
     return {
       listeners: this.sockets.map((s) => ({
-        label: s.label,
+        name: s.name,
         address: s.boundAddress,
         port: s.boundPort,
-        recvBufferRequested: this.recvBufferBytes,
+        recvBufferRequested: s.recvBufferRequested,
         recvBufferGranted: s.recvBufferGranted,
         packets: s.packets,
         bytes: s.bytes,
