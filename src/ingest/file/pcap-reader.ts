@@ -1,0 +1,251 @@
+/**
+ * Classic libpcap files (pcap-savefile(5); draft-ietf-opsawg-pcap): a 24-byte global header
+ * then records of a 16-byte header (ts_sec, ts_frac, incl_len, orig_len) plus incl_len bytes
+ * of frame. The magic gives the byte order (a1b2c3d4 or its byte swap) and the timestamp
+ * resolution (a1b2c3d4 microseconds, a1b23c4d nanoseconds).
+ *
+ * From each frame the reader takes the UDP payload of an IPv4/IPv6 packet, in file order,
+ * with the IP source as the exporter and the capture time as receivedAtMs. Fragments are
+ * skipped and counted (a flow datagram split by IP fragmentation cannot be decoded from its
+ * first fragment alone, and this tool does not reassemble). pcapng is recognised and refused
+ * with a hint.
+ */
+import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
+import { ipv4ToString, ipv6ToString } from '../../flow/ip.js';
+import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-file.js';
+
+const PCAP_MAGIC_US = 0xa1b2c3d4;
+const PCAP_MAGIC_NS = 0xa1b23c4d;
+const PCAPNG_MAGIC = 0x0a0d0d0a;
+const PCAP_GLOBAL_HEADER_BYTES = 24;
+const PCAP_RECORD_HEADER_BYTES = 16;
+/** libpcap's MAXIMUM_SNAPLEN: no valid record is longer; a larger incl_len means a corrupt file. */
+const PCAP_MAX_RECORD_BYTES = 262144;
+
+/** Link-layer header types (tcpdump.org linktypes). */
+export const LinkType = {
+  Null: 0,
+  Ethernet: 1,
+  Raw: 101,
+  LinuxSll: 113,
+  Ipv4: 228,
+  Ipv6: 229,
+  LinuxSll2: 276,
+} as const;
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+const ETHERTYPE_VLAN = 0x8100;
+const ETHERTYPE_QINQ = 0x88a8;
+const ETHERTYPE_QINQ_LEGACY = 0x9100;
+const MAX_VLAN_TAGS = 8;
+const ETHERNET_HEADER_BYTES = 14;
+/** Linux cooked capture v1: protocol type at offset 14 of a 16-byte header. */
+const SLL_HEADER_BYTES = 16;
+/** Linux cooked capture v2: protocol type at offset 0 of a 20-byte header. */
+const SLL2_HEADER_BYTES = 20;
+/** BSD loopback: a 4-byte address family in the capturing host's byte order. */
+const NULL_HEADER_BYTES = 4;
+
+const PROTO_UDP = 17;
+const PROTO_HOPOPTS = 0;
+const PROTO_ROUTING = 43;
+const PROTO_FRAGMENT = 44;
+const PROTO_DSTOPTS = 60;
+const MAX_IPV6_EXTENSION_HEADERS = 8;
+const UDP_HEADER_BYTES = 8;
+const IPV4_MF = 0x2000;
+const IPV4_OFFSET_MASK = 0x1fff;
+
+function be32(b: Uint8Array, i: number): number {
+  return (((b[i] ?? 0) << 24) | ((b[i + 1] ?? 0) << 16) | ((b[i + 2] ?? 0) << 8) | (b[i + 3] ?? 0)) >>> 0;
+}
+
+function be16(b: Uint8Array, i: number): number {
+  return ((b[i] ?? 0) << 8) | (b[i + 1] ?? 0);
+}
+
+export function isPcap(bytes: Uint8Array): boolean {
+  if (bytes.length < 4) return false;
+  const m = be32(bytes, 0);
+  const swapped = ((m & 0xff) << 24 | (m & 0xff00) << 8 | (m >>> 8) & 0xff00 | m >>> 24) >>> 0;
+  return m === PCAP_MAGIC_US || m === PCAP_MAGIC_NS || swapped === PCAP_MAGIC_US || swapped === PCAP_MAGIC_NS;
+}
+
+export function isPcapng(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && be32(bytes, 0) === PCAPNG_MAGIC;
+}
+
+/** Where the IP packet starts in a frame of the given link type, or null when it is not IP. */
+function ipStart(frame: Uint8Array, linkType: number): number | null {
+  switch (linkType) {
+    case LinkType.Ethernet: {
+      if (frame.length < ETHERNET_HEADER_BYTES) return null;
+      let pos = 12;
+      let type = be16(frame, pos);
+      pos += 2;
+      for (let tags = 0; type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ || type === ETHERTYPE_QINQ_LEGACY; tags++) {
+        if (tags >= MAX_VLAN_TAGS || pos + 4 > frame.length) return null;
+        type = be16(frame, pos + 2);
+        pos += 4;
+      }
+      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? pos : null;
+    }
+    case LinkType.LinuxSll: {
+      if (frame.length < SLL_HEADER_BYTES) return null;
+      const type = be16(frame, 14);
+      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? SLL_HEADER_BYTES : null;
+    }
+    case LinkType.LinuxSll2: {
+      if (frame.length < SLL2_HEADER_BYTES) return null;
+      const type = be16(frame, 0);
+      return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? SLL2_HEADER_BYTES : null;
+    }
+    case LinkType.Null:
+      // The family value differs between OSes (AF_INET6 is 10, 24, 28 or 30): the IP version
+      // nibble that follows is what decides.
+      return frame.length > NULL_HEADER_BYTES ? NULL_HEADER_BYTES : null;
+    case LinkType.Raw:
+    case LinkType.Ipv4:
+    case LinkType.Ipv6:
+      return 0;
+    default:
+      return null;
+  }
+}
+
+interface UdpDatagram {
+  src: string;
+  srcPort: number;
+  /** Offset of the UDP payload within the frame and its length. */
+  payloadStart: number;
+  payloadLength: number;
+}
+
+type IpResult = UdpDatagram | 'fragment' | 'other';
+
+function parseIp(frame: Uint8Array, start: number): IpResult {
+  if (start >= frame.length) return 'other';
+  const version = (frame[start] ?? 0) >> 4;
+  if (version === 4) {
+    if (start + 20 > frame.length) return 'other';
+    const ihl = ((frame[start] ?? 0) & 0x0f) * 4;
+    const total = be16(frame, start + 2);
+    if (ihl < 20 || total < ihl || start + total > frame.length) return 'other';
+    const flags = be16(frame, start + 6);
+    if ((flags & IPV4_MF) !== 0 || (flags & IPV4_OFFSET_MASK) !== 0) return 'fragment';
+    if (frame[start + 9] !== PROTO_UDP) return 'other';
+    // The IP total length bounds the datagram: Ethernet pads short frames to 60 bytes.
+    return udp(frame, start + ihl, start + total, ipv4ToString(be32(frame, start + 12)));
+  }
+  if (version === 6) {
+    if (start + 40 > frame.length) return 'other';
+    const end = start + 40 + be16(frame, start + 4);
+    if (end > frame.length) return 'other';
+    const src = ipv6ToString(frame.subarray(start + 8, start + 24));
+    let next = frame[start + 6] ?? 0;
+    let pos = start + 40;
+    for (let i = 0; i < MAX_IPV6_EXTENSION_HEADERS; i++) {
+      if (next === PROTO_UDP) return udp(frame, pos, end, src);
+      if (next === PROTO_FRAGMENT) return 'fragment';
+      if (next !== PROTO_HOPOPTS && next !== PROTO_ROUTING && next !== PROTO_DSTOPTS) return 'other';
+      if (pos + 2 > end) return 'other';
+      next = frame[pos] ?? 0;
+      pos += ((frame[pos + 1] ?? 0) + 1) * 8;
+    }
+    return 'other';
+  }
+  return 'other';
+}
+
+function udp(frame: Uint8Array, pos: number, ipEnd: number, src: string): IpResult {
+  if (pos + UDP_HEADER_BYTES > ipEnd) return 'other';
+  const udpLength = be16(frame, pos + 4);
+  if (udpLength < UDP_HEADER_BYTES || pos + udpLength > ipEnd) return 'other';
+  return { src, srcPort: be16(frame, pos), payloadStart: pos + UDP_HEADER_BYTES, payloadLength: udpLength - UDP_HEADER_BYTES };
+}
+
+export function readPcap(bytes: Uint8Array, opts: CaptureReadOptions): CaptureReadResult {
+  const packets: CapturedPacket[] = [];
+  const problems: DecodeError[] = [];
+  let ipFragmentsSkipped = 0;
+  let nonUdpSkipped = 0;
+  const result = (): CaptureReadResult => ({ format: 'pcap', packets, problems, ipFragmentsSkipped, nonUdpSkipped });
+
+  if (isPcapng(bytes)) {
+    problems.push(new DecodeError(DecodeErrorCode.BadFile, 'pcapng is not supported; convert it with `editcap -F pcap IN OUT`', 0));
+    return result();
+  }
+  if (bytes.length < PCAP_GLOBAL_HEADER_BYTES) {
+    problems.push(new DecodeError(DecodeErrorCode.Truncated, `truncated pcap: global header needs ${PCAP_GLOBAL_HEADER_BYTES} bytes, file has ${bytes.length}`, 0));
+    return result();
+  }
+  if (!isPcap(bytes)) {
+    problems.push(new DecodeError(DecodeErrorCode.BadFile, `not a pcap file (magic 0x${be32(bytes, 0).toString(16)})`, 0));
+    return result();
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magicBe = view.getUint32(0, false);
+  const littleEndian = magicBe !== PCAP_MAGIC_US && magicBe !== PCAP_MAGIC_NS;
+  const magic = view.getUint32(0, littleEndian);
+  const fracPerMs = magic === PCAP_MAGIC_NS ? 1_000_000 : 1000;
+  // The link type is the low 16 bits of the last header word (the high bits carry FCS info).
+  const linkType = view.getUint32(20, littleEndian) & 0xffff;
+  if (!(Object.values(LinkType) as number[]).includes(linkType)) {
+    problems.push(new DecodeError(DecodeErrorCode.BadFile, `unsupported pcap link type ${linkType} (supported: Ethernet, Linux SLL/SLL2, raw IP, loopback)`, 20, { linkType }));
+    return result();
+  }
+
+  let pos = PCAP_GLOBAL_HEADER_BYTES;
+  while (pos < bytes.length) {
+    if (bytes.length - pos < PCAP_RECORD_HEADER_BYTES) {
+      problems.push(new DecodeError(DecodeErrorCode.Truncated, `truncated pcap: record header needs ${PCAP_RECORD_HEADER_BYTES} bytes, ${bytes.length - pos} left`, pos));
+      break;
+    }
+    const tsSec = view.getUint32(pos, littleEndian);
+    const tsFrac = view.getUint32(pos + 4, littleEndian);
+    const inclLen = view.getUint32(pos + 8, littleEndian);
+    const origLen = view.getUint32(pos + 12, littleEndian);
+    if (inclLen > PCAP_MAX_RECORD_BYTES) {
+      problems.push(new DecodeError(DecodeErrorCode.BadLength, `pcap record length ${inclLen} exceeds ${PCAP_MAX_RECORD_BYTES}: corrupt file`, pos + 8, { length: inclLen }));
+      break;
+    }
+    const frameStart = pos + PCAP_RECORD_HEADER_BYTES;
+    if (frameStart + inclLen > bytes.length) {
+      problems.push(new DecodeError(DecodeErrorCode.Truncated, `truncated pcap: record of ${inclLen} bytes, ${bytes.length - frameStart} left`, pos, { length: inclLen }));
+      break;
+    }
+    const frame = bytes.subarray(frameStart, frameStart + inclLen);
+    pos = frameStart + inclLen;
+
+    const start = ipStart(frame, linkType);
+    const ip = start === null ? 'other' : parseIp(frame, start);
+    if (ip === 'fragment') {
+      ipFragmentsSkipped++;
+      continue;
+    }
+    if (ip === 'other') {
+      if (inclLen < origLen) {
+        problems.push(new DecodeError(DecodeErrorCode.Truncated, `pcap frame cut by the snapshot length (${inclLen} of ${origLen} bytes captured); skipped`, frameStart, { length: origLen }));
+      } else {
+        nonUdpSkipped++;
+      }
+      continue;
+    }
+    const exporter = opts.exporterOverride ?? ip.src;
+    const payloadOffset = frameStart + ip.payloadStart;
+    packets.push({
+      packet: {
+        payload: bytes.subarray(payloadOffset, payloadOffset + ip.payloadLength),
+        exporter,
+        exporterPort: ip.srcPort,
+        transport: 'file',
+        sessionKey: opts.sessionKeyFor(exporter),
+        identity: null,
+        receivedAtMs: tsSec * 1000 + Math.floor(tsFrac / fracPerMs),
+      },
+      fileOffset: payloadOffset,
+    });
+  }
+  return result();
+}
