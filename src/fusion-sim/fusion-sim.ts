@@ -17,7 +17,8 @@
  * and open sockets are destroyed), a fixed HTTP status (e.g. 503, 429 with Retry-After), slow
  * responses, reset while the body is arriving (nothing processed), reset after the body was
  * processed (the response is lost: the classic duplicate case), expired tokens (401), and
- * rejecting auth (a revoked key). A fault may be limited to `count` requests.
+ * rejecting auth (a revoked key). A fault may be limited to `count` requests (and a status
+ * fault may let the first `after` requests through).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
@@ -44,7 +45,7 @@ const MAX_UPLOAD_LOG = 100_000;
 
 export type SimFault =
   | { readonly kind: 'refuse' }
-  | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string; readonly count?: number; readonly scope?: 'upload' | 'auth' | 'all' }
+  | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string; readonly count?: number; readonly scope?: 'upload' | 'auth' | 'all'; readonly after?: number }
   | { readonly kind: 'slow'; readonly delayMs: number; readonly count?: number; readonly scope?: 'upload' | 'auth' | 'all' }
   | { readonly kind: 'reset-mid-body'; readonly count?: number }
   | { readonly kind: 'reset-after-body'; readonly count?: number }
@@ -53,7 +54,7 @@ export type SimFault =
 
 const faultSchema = z.union([
   z.strictObject({ kind: z.literal('refuse') }),
-  z.strictObject({ kind: z.literal('status'), status: z.int().min(100).max(599), retryAfter: z.string().optional(), count: z.int().min(1).optional(), scope: z.enum(['upload', 'auth', 'all']).optional() }),
+  z.strictObject({ kind: z.literal('status'), status: z.int().min(100).max(599), retryAfter: z.string().optional(), count: z.int().min(1).optional(), scope: z.enum(['upload', 'auth', 'all']).optional(), after: z.int().min(0).optional() }),
   z.strictObject({ kind: z.literal('slow'), delayMs: z.int().min(0).max(600_000), count: z.int().min(1).optional(), scope: z.enum(['upload', 'auth', 'all']).optional() }),
   z.strictObject({ kind: z.literal('reset-mid-body'), count: z.int().min(1).optional() }),
   z.strictObject({ kind: z.literal('reset-after-body'), count: z.int().min(1).optional() }),
@@ -215,6 +216,8 @@ class FusionSimServer implements FusionSim {
   readonly acceptedKeys = new Set<string>();
   fault: SimFault | null = null;
   private faultRemaining = Infinity;
+  /** Matching requests still to let through before the fault applies (`after`). */
+  private faultSkip = 0;
   private readonly tokens = new Map<string, number>();
   private readonly jtis = new Set<string>();
   private readonly sockets = new Set<Socket>();
@@ -284,6 +287,7 @@ class FusionSimServer implements FusionSim {
     if (this.closed) return;
     this.fault = fault;
     this.faultRemaining = fault !== null && 'count' in fault ? fault.count : Infinity;
+    this.faultSkip = fault?.kind === 'status' ? (fault.after ?? 0) : 0;
     if (fault?.kind === 'expire-tokens') {
       this.tokens.clear();
       this.fault = null;
@@ -306,6 +310,10 @@ class FusionSimServer implements FusionSim {
     if (f === null || f.kind === 'refuse' || f.kind === 'expire-tokens') return null;
     const fScope = f.kind === 'status' || f.kind === 'slow' ? (f.scope ?? 'upload') : f.kind === 'reject-auth' ? 'auth' : 'upload';
     if (fScope !== 'all' && fScope !== scope) return null;
+    if (this.faultSkip > 0) {
+      this.faultSkip--;
+      return null;
+    }
     this.stats.faultsInjected++;
     if (--this.faultRemaining <= 0) {
       this.fault = null;
