@@ -77,7 +77,7 @@ const LogSchema = z
     format: z
       .enum(['auto', 'json', 'pretty'])
       .default('auto')
-      .describe('Log format: JSON lines, pretty (human) lines, or auto = pretty when stderr is a terminal, JSON otherwise.'),
+      .describe('Log format: JSON lines, pretty (human) lines, or auto = pretty when standard output is a terminal, JSON otherwise.'),
   })
   .prefault({})
   .describe('Logging (pino).');

@@ -41,3 +41,16 @@ export function createLogger(settings: LoggerSettings, destination?: Destination
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/** The `log` block of the configuration (src/config): level and output format. */
+export interface LogSettingsConfig {
+  readonly level: string;
+  readonly format: 'auto' | 'json' | 'pretty';
+}
+
+/** LoggerSettings for a `log` config block; format "auto" is pretty when standard output is a terminal. */
+export function loggerSettingsFromConfig(log: LogSettingsConfig, stdoutIsTty?: boolean): LoggerSettings {
+  // isTTY is undefined (not false) when stdout is a pipe or file.
+  const tty: unknown = stdoutIsTty ?? process.stdout.isTTY;
+  return { level: log.level, pretty: log.format === 'pretty' || (log.format === 'auto' && tty === true) };
+}

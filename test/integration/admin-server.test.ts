@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { after, describe, test } from 'node:test';
+import { AdminServer, type Readiness } from '../../src/observability/admin-server.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
+
+interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+function get(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function captureLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'trace', pretty: false }, { write: (s: string) => lines.push(s) });
+  return { logger, lines };
+}
+
+const servers: AdminServer[] = [];
+after(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function startServer(opts: { token?: Buffer; metrics?: Metrics; stats?: () => unknown; readiness?: () => Readiness; logger?: Logger; address?: string }): Promise<{ server: AdminServer; port: number; address: string }> {
+  const server = new AdminServer({
+    port: 0,
+    ...(opts.address === undefined ? {} : { address: opts.address }),
+    token: opts.token,
+    metrics: opts.metrics ?? new Metrics({ processMetrics: false }),
+    stats: opts.stats ?? (() => ({})),
+    readiness: opts.readiness ?? (() => ({ ready: true, reasons: [] })),
+    logger: opts.logger ?? captureLogger().logger,
+  });
+  servers.push(server);
+  const { port, address } = await server.start();
+  return { server, port, address };
+}
+
+function nonLoopbackAddress(): string | null {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
+  }
+  return null;
+}
+
+describe('admin server', () => {
+  test('binds to loopback by default and is not reachable on other interfaces', async (t) => {
+    const { port, address } = await startServer({});
+    assert.equal(address, '127.0.0.1');
+    assert.equal((await get(port, '/healthz')).status, 200);
+    const other = nonLoopbackAddress();
+    if (other === null) {
+      t.diagnostic('no non-loopback IPv4 interface here: the unreachable-elsewhere half is not checked');
+      return;
+    }
+    const refused = await new Promise<string>((resolve) => {
+      const s = connect({ host: other, port });
+      s.on('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+    assert.equal(refused, 'ECONNREFUSED');
+  });
+
+  test('healthz, readyz reasons, 404, 405, HEAD', async () => {
+    let readiness: Readiness = { ready: false, reasons: ['listener udp-4739 not bound', 'spool not open'] };
+    const { port } = await startServer({ readiness: () => readiness });
+    const h = await get(port, '/healthz');
+    assert.equal(h.status, 200);
+    assert.equal(h.body, 'ok\n');
+    const r1 = await get(port, '/readyz');
+    assert.equal(r1.status, 503);
+    assert.deepEqual(JSON.parse(r1.body), { ready: false, reasons: ['listener udp-4739 not bound', 'spool not open'] });
+    readiness = { ready: true, reasons: [] };
+    const r2 = await get(port, '/readyz');
+    assert.equal(r2.status, 200);
+    assert.deepEqual(JSON.parse(r2.body), { ready: true, reasons: [] });
+    assert.equal((await get(port, '/nope')).status, 404);
+    const post = await get(port, '/stats', {}, 'POST');
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
+    const head = await get(port, '/healthz', {}, 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+  });
+
+  test('a readiness check that throws is reported as not ready', async () => {
+    const { port } = await startServer({
+      readiness: () => {
+        throw new Error('spool closed');
+      },
+    });
+    const r = await get(port, '/readyz');
+    assert.equal(r.status, 503);
+    assert.deepEqual(JSON.parse(r.body), { ready: false, reasons: ['readiness check failed: spool closed'] });
+  });
+
+  test('bearer token is enforced on every endpoint and never logged', async () => {
+    const token = 'adm1n-T0KEN-zq93hv';
+    const wrong = 'adm1n-T0KEN-zq93hX';
+    const cap = captureLogger();
+    const { port } = await startServer({ token: Buffer.from(token), logger: cap.logger });
+    for (const path of ['/healthz', '/readyz', '/stats', '/metrics']) {
+      const none = await get(port, path);
+      assert.equal(none.status, 401, `${path} without token`);
+      assert.equal(none.headers['www-authenticate'], 'Bearer realm="sealflow"');
+      assert.equal((await get(port, path, { Authorization: `Bearer ${wrong}` })).status, 401, `${path} wrong token`);
+      assert.equal((await get(port, path, { Authorization: `Basic ${token}` })).status, 401, `${path} wrong scheme`);
+      assert.equal((await get(port, path, { Authorization: `Bearer ${token}x` })).status, 401, `${path} longer token`);
+      assert.equal((await get(port, path, { Authorization: `Bearer ${token}` })).status, 200, `${path} right token`);
+    }
+    const log = cap.lines.join('');
+    assert.ok(log.includes('admin request rejected'), 'rejections are logged');
+    assert.ok(!log.includes(token.slice(0, 10)), 'token must not be logged');
+    assert.ok(!log.includes(wrong), 'a wrong token must not be logged either');
+  });
+
+  test('/stats serialises bigint counters exactly and Maps as objects', async () => {
+    const { port } = await startServer({
+      stats: () => ({ spool: { records: 12n, bytes: 2n ** 60n }, exporters: new Map([['192.0.2.1', { packets: 3 }]]) }),
+    });
+    const r = await get(port, '/stats');
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['content-type']), /application\/json/);
+    assert.deepEqual(JSON.parse(r.body), { spool: { records: 12, bytes: '1152921504606846976' }, exporters: { '192.0.2.1': { packets: 3 } } });
+  });
+});
+
+describe('/metrics', () => {
+  test('parses as Prometheus text and matches what a real UDP listener counted', async () => {
+    // A stand-in listener keeping its own stats() snapshot, as the real listeners do.
+    const counts = new Map<string, { source: string; packets: number; bytes: number }>();
+    const listener: Socket = createSocket('udp4');
+    listener.on('message', (msg, rinfo) => {
+      const key = `${rinfo.address}:${rinfo.port}`;
+      const e = counts.get(key) ?? { source: key, packets: 0, bytes: 0 };
+      e.packets++;
+      e.bytes += msg.length;
+      counts.set(key, e);
+    });
+    await new Promise<void>((resolve) => listener.bind(0, '127.0.0.1', resolve));
+    const lport = listener.address().port;
+
+    const metrics = new Metrics();
+    metrics.registerCollector('udp', () => ({ exporters: [...counts.values()], exporterCount: counts.size }), {
+      labels: { exporters: { label: 'exporter', key: 'source' } },
+      counters: ['packets', 'bytes'],
+    });
+    const direct = metrics.counter('admin_test_events_total', 'events counted directly', ['kind']);
+    const { port } = await startServer({ metrics });
+
+    const senders = [createSocket('udp4'), createSocket('udp4')];
+    const plan = [7, 12];
+    try {
+      for (const [i, s] of senders.entries()) {
+        await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+        for (let n = 0; n < (plan[i] ?? 0); n++) await new Promise<void>((resolve, reject) => s.send(Buffer.alloc(100 + i), lport, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+      }
+      const total = plan.reduce((a, b) => a + b, 0);
+      for (let tries = 0; tries < 200; tries++) {
+        if ([...counts.values()].reduce((a, e) => a + e.packets, 0) >= total) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      for (let n = 0; n < 5; n++) direct.inc({ kind: 'a' });
+      direct.inc({ kind: 'b' }, 3);
+
+      const r = await get(port, '/metrics');
+      assert.equal(r.status, 200);
+      assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      const fams = parsePrometheusText(r.body);
+      for (const [i, s] of senders.entries()) {
+        const exporter = `127.0.0.1:${s.address().port}`;
+        assert.equal(sampleValue(fams, 'sealflow_udp_exporters_packets_total', { exporter }), plan[i], `packets from ${exporter}`);
+        assert.equal(sampleValue(fams, 'sealflow_udp_exporters_bytes_total', { exporter }), (plan[i] ?? 0) * (100 + i));
+      }
+      assert.equal(fams.get('sealflow_udp_exporters_packets_total')?.type, 'counter');
+      assert.equal(sampleValue(fams, 'sealflow_udp_exporter_count'), 2);
+      assert.equal(fams.get('sealflow_udp_exporter_count')?.type, 'gauge');
+      assert.equal(sampleValue(fams, 'sealflow_admin_test_events_total', { kind: 'a' }), 5);
+      assert.equal(sampleValue(fams, 'sealflow_admin_test_events_total', { kind: 'b' }), 3);
+      assert.ok(fams.has('sealflow_process_cpu_user_seconds_total'), 'process metrics on the private registry');
+    } finally {
+      for (const s of senders) s.close();
+      listener.close();
+    }
+  });
+
+  test('label cardinality is capped: excess values fold into "other", summed, and the overflow is counted', async () => {
+    const metrics = new Metrics({ maxLabelValues: 3, processMetrics: false });
+    const c = metrics.counter('capped_total', 'capped counter', ['exporter']);
+    for (let i = 0; i < 10; i++) c.inc({ exporter: `192.0.2.${i}` }, i + 1);
+    const exporters = Array.from({ length: 10 }, (_, i) => ({ address: `198.51.100.${i}`, records: 10 * (i + 1) }));
+    metrics.registerCollector('decode', () => ({ exporters }), { labels: { exporters: { label: 'exporter', key: 'address' } }, counters: ['records'] });
+    const { port } = await startServer({ metrics });
+
+    const first = parsePrometheusText((await get(port, '/metrics')).body);
+    const capped = first.get('sealflow_capped_total');
+    assert.equal(capped?.samples.length, 4, 'three kept values plus "other"');
+    assert.equal(sampleValue(first, 'sealflow_capped_total', { exporter: '192.0.2.0' }), 1);
+    assert.equal(sampleValue(first, 'sealflow_capped_total', { exporter: 'other' }), [4, 5, 6, 7, 8, 9, 10].reduce((a, b) => a + b, 0));
+    assert.equal(sampleValue(first, 'sealflow_metrics_label_overflow_total', { metric: 'sealflow_capped_total' }), 7);
+    const rec = first.get('sealflow_decode_exporters_records_total');
+    assert.equal(rec?.samples.length, 4);
+    assert.equal(sampleValue(first, 'sealflow_decode_exporters_records_total', { exporter: 'other' }), [40, 50, 60, 70, 80, 90, 100].reduce((a, b) => a + b, 0));
+
+    // The kept set is stable across scrapes: the same three values, not whichever came first this time.
+    exporters.reverse();
+    const second = parsePrometheusText((await get(port, '/metrics')).body);
+    assert.equal(sampleValue(second, 'sealflow_decode_exporters_records_total', { exporter: '198.51.100.0' }), 10);
+    assert.equal(sampleValue(second, 'sealflow_decode_exporters_records_total', { exporter: '198.51.100.9' }), undefined);
+  });
+
+  test('a collector that throws is left out and counted, the rest still renders', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    metrics.registerCollector('broken', () => {
+      throw new Error('boom');
+    });
+    metrics.registerCollector('spool', () => ({ depthRecords: 42, open: true }));
+    const { port } = await startServer({ metrics });
+    const fams = parsePrometheusText((await get(port, '/metrics')).body);
+    assert.equal(sampleValue(fams, 'sealflow_spool_depth_records'), 42);
+    assert.equal(sampleValue(fams, 'sealflow_spool_open'), 1);
+    const again = parsePrometheusText((await get(port, '/metrics')).body);
+    assert.equal(sampleValue(again, 'sealflow_metrics_collector_errors_total', { collector: 'broken' }), 2);
+  });
+
+  test('close() is idempotent and frees the port', async () => {
+    const { server, port } = await startServer({});
+    await Promise.all([server.close(), server.close()]);
+    await server.close();
+    await assert.rejects(get(port, '/healthz'), /ECONNREFUSED/);
+  });
+});
+
+describe('the strict Prometheus text parser used above', () => {
+  test('rejects what Prometheus would reject', () => {
+    assert.throws(() => parsePrometheusText('# TYPE a counter\na 1\na 2\n'), /duplicate series/);
+    assert.throws(() => parsePrometheusText('# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na{x="1"} 2\n'), /outside its family block|appears twice/);
+    assert.throws(() => parsePrometheusText('a{x="\\q"} 1\n'), /bad escape/);
+    assert.throws(() => parsePrometheusText('a{1x="y"} 1\n'), /bad label name/);
+    assert.throws(() => parsePrometheusText('a 1,5\n'), /bad value/);
+    assert.throws(() => parsePrometheusText('a 1'), /newline/);
+    assert.throws(() => parsePrometheusText('# TYPE a counter\na 1\n# TYPE a counter\n'), /TYPE after samples|appears twice/);
+    const ok = parsePrometheusText('# HELP a x\\ny\n# TYPE a counter\na{l="q\\"\\\\\\n"} 3\n');
+    assert.equal(ok.get('a')?.help, 'x\ny');
+    assert.equal(sampleValue(ok, 'a', { l: 'q"\\\n' }), 3);
+  });
+});
