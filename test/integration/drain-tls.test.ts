@@ -1,0 +1,78 @@
+/**
+ * Certificate failures are refused, not ignored: an unknown CA, a certificate for another host
+ * name and an SPKI pin mismatch all stop the drain before any flow data is sent, are counted,
+ * and leave the spool intact. The matching pin works.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { drainFor, fillSpool, openTempSpool, pemPair, startTestSim, testPki } from '../support/drain-fixtures.js';
+import { spkiSha256 } from '../../src/drain/fusion-http.js';
+import { X509Certificate } from 'node:crypto';
+
+const half = (): number => 0.5;
+
+async function refusedWith(serverPem: { certPem: string; keyPem: string } | null, tls: Record<string, unknown>, expect: (s: ReturnType<ReturnType<typeof drainFor>['stats']>) => void): Promise<void> {
+  const env = await startTestSim(serverPem ?? {});
+  const t = await openTempSpool();
+  try {
+    fillSpool(t.spool, 2, 10);
+    const drain = drainFor(env, t.spool, { concurrency: 1, tls }, { random: half });
+    const res = await drain.drainOnce({ maxConsecutiveFailures: 3 });
+    assert.equal(res.complete, false, 'gave up');
+    assert.equal(env.sim.stats.authRequests, 0, 'no request reached the server');
+    assert.equal(env.sim.stats.uploadRequests, 0);
+    assert.equal(t.spool.status().batches, 2, 'spool intact');
+    assert.equal(res.stats.deliveredRecords, 0);
+    expect(res.stats);
+  } finally {
+    await t.cleanup();
+    await env.cleanup();
+  }
+}
+
+test('unknown CA: refused (the drain trusts only Node roots + the configured CA)', async () => {
+  const { pki } = await testPki();
+  const other = await pki.otherCa.issue({ fileName: 'fusion-other-ca', commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+  await refusedWith(pemPair(other), {}, (s) => {
+    assert.ok(s.auth.failures.tls >= 1, JSON.stringify(s.auth.failures));
+    assert.match(s.lastError ?? '', /certificate|CERT|issuer/i);
+  });
+});
+
+test('wrong host name: a valid certificate for another name is refused', async () => {
+  const { pki } = await testPki();
+  const wrong = await pki.ca.issue({ fileName: 'fusion-wrong-name', commonName: 'elsewhere.test', dnsNames: ['elsewhere.test'], usage: 'server' });
+  await refusedWith(pemPair(wrong), {}, (s) => {
+    assert.ok(s.auth.failures.tls >= 1, JSON.stringify(s.auth.failures));
+    assert.match(s.lastError ?? '', /ERR_TLS_CERT_ALTNAME_INVALID|altnames|Hostname/i);
+  });
+});
+
+test('SPKI pin mismatch: refused and counted', async () => {
+  const wrongPin = createHash('sha256').update('not the key').digest('base64');
+  await refusedWith(null, { pinSha256: [wrongPin] }, (s) => {
+    assert.ok(s.auth.failures.pin >= 1, JSON.stringify(s.auth.failures));
+    assert.ok(s.tlsPinMismatches >= 1);
+  });
+});
+
+test('matching SPKI pin (and a CA file): delivered', async () => {
+  const env = await startTestSim();
+  const t = await openTempSpool();
+  try {
+    const { pki } = await testPki();
+    const pin = spkiSha256(new X509Certificate(env.server.certPem).raw);
+    assert.equal(pin, createHash('sha256').update(new X509Certificate(readFileSync(pki.collector.certFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64'));
+    fillSpool(t.spool, 2, 10);
+    const drain = drainFor(env, t.spool, { tls: { caPem: null, caFile: pki.caFile, pinSha256: [pin, createHash('sha256').update('backup').digest('base64')] } }, { random: half });
+    const res = await drain.drainOnce();
+    assert.equal(res.complete, true);
+    assert.equal(env.sim.records.length, 20);
+    assert.equal(res.stats.tlsPinMismatches, 0);
+  } finally {
+    await t.cleanup();
+    await env.cleanup();
+  }
+});
