@@ -1,8 +1,168 @@
-import type { CommandMain } from './command.js';
+import { parseArgs } from 'node:util';
+import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
+import { isSealflowError } from '../flow/errors.js';
+import { toFusionRecord } from '../flow/fusion-record.js';
+import { DATA_DIR_ENV, DEFAULT_DATA_DIR, KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
+import { Spool, type SpoolStatus, type VerifyFailure, type VerifyReport } from '../spool/spool.js';
 
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-export const main: CommandMain = (_argv, io) => {
-  io.stderr.write('sealflow spool: not built yet\n');
-  return Promise.resolve(ExitCode.Software);
+const HELP = `usage: sealflow spool <status|verify|export> [options]
+
+  status                 batches, records, bytes, oldest age, epochs, quota use (no flow data)
+  verify                 checks every batch's tag, the hash chain, the anchor and the
+                         high-water mark; lists gaps and tampering; exit 65 when anything fails
+  export --format ndjson decrypts every batch and prints Fusion records as NDJSON on stdout
+                         (nothing is written to disk); failing batches are listed on stderr
+
+options:
+  --data-dir DIR   the spool's directory (default: $${DATA_DIR_ENV} or ${DEFAULT_DATA_DIR})
+  --json           status/verify: print JSON instead of text
+  -h, --help
+
+The key-encryption key comes from ${KEK_ENV}, ${KEK_ENV}_FILE or ${KEK_ENV}_COMMAND
+(and, during a rotation, ${PREVIOUS_KEK_ENV}[_FILE|_COMMAND]).
+Exit codes: 0 ok, 64 usage, 65 verification failed, 66 no spool, 74 I/O, 78 key/config problem.
+`;
+
+/** Writes lines to a stream honouring backpressure. */
+class LineWriter {
+  private chunk: string[] = [];
+  private size = 0;
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  async line(s: string): Promise<void> {
+    this.chunk.push(s);
+    this.size += s.length + 1;
+    if (this.size >= 64 * 1024) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.chunk.length === 0) return;
+    const text = this.chunk.join('\n') + '\n';
+    this.chunk = [];
+    this.size = 0;
+    if (!this.out.write(text)) await new Promise<void>((resolve) => this.out.once('drain', resolve));
+  }
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+function formatAge(ms: number | null): string {
+  if (ms === null) return '-';
+  const min = Math.floor(ms / 60_000);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  return h < 48 ? `${h} h ${min % 60} min` : `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+function statusText(s: SpoolStatus): string {
+  const parked = Object.entries(s.parkedByReason).map(([r, n]) => `${r || '(none)'}: ${n}`).join(', ');
+  const lines = [
+    `spool ${s.spoolId}`,
+    `  batches         ${s.batches} (${s.records} records)`,
+    `  bytes           ${s.bytes} of quota ${s.quotaBytes} (${(s.quotaUsed * 100).toFixed(1)}%), files ${s.fileBytes}`,
+    `  oldest batch    ${formatAge(s.oldestAgeMs)} (minute resolution)`,
+    `  key epochs      ${s.epochs} (shredded so far: ${s.shreddedEpochs})`,
+    `  parked          ${s.parkedBatches} batches, ${s.parkedRecords} records${parked ? ` (${parked})` : ''}`,
+    `  evicted (quota) ${s.evictedBatches} batches, ${s.evictedRecords} records`,
+    `  dropped         ${s.droppedBatches} batches, ${s.droppedRecords} records`,
+    `  last batch id   ${s.lastBatchId}`,
+  ];
+  if (s.rollback !== null) lines.push(`  ROLLBACK        database older than its high-water mark (expected id ≥ ${s.rollback.expectedAtLeast}, found ${s.rollback.found})`);
+  return lines.join('\n') + '\n';
+}
+
+function verifyText(r: VerifyReport): string {
+  const lines = [`verify: ${r.ok ? 'OK' : 'FAILED'} — ${r.verified}/${r.batches - r.tombstones} batches verified (${r.records} records), ${r.tombstones} acknowledged tombstones`];
+  if (!r.anchorOk) lines.push('  chain anchor: MAC does not verify (batches removed from the front without the key)');
+  for (const g of r.gaps) lines.push(`  gap: batch ${g.beforeId} follows batch ${g.expectedPrevId}, but the batch before it is ${g.afterId} (batches missing)`);
+  for (const f of r.failures) if (f.id !== 0) lines.push(`  batch ${f.id}: ${f.reason}`);
+  if (r.rollback !== null) lines.push(`  rollback: the database is older than its high-water mark (expected batch id ≥ ${r.rollback.expectedAtLeast}, found ${r.rollback.found}): an older copy was restored`);
+  if (r.hwmProblem !== null) lines.push(`  high-water mark: ${r.hwmProblem}`);
+  return lines.join('\n') + '\n';
+}
+
+function errorExit(io: CommandIo, err: unknown): number {
+  const e = err as { code?: unknown; message?: unknown };
+  io.stderr.write(`sealflow spool: ${String(e.message ?? err)}\n`);
+  if (!isSealflowError(err)) return ExitCode.Software;
+  if (err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SPOOL_KEY') return ExitCode.Config;
+  if (err.code === 'ERR_SPOOL_IO') return ExitCode.NoInput;
+  if (err.code === 'ERR_SPOOL_FORMAT') return ExitCode.DataErr;
+  return ExitCode.Software;
+}
+
+export const main: CommandMain = async (argv, io) => {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        'data-dir': { type: 'string' },
+        format: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    io.stderr.write(`sealflow spool: ${(err as Error).message}\n\n${HELP}`);
+    return ExitCode.Usage;
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    io.stdout.write(HELP);
+    return ExitCode.Ok;
+  }
+  const sub = positionals[0];
+  if (positionals.length !== 1 || (sub !== 'status' && sub !== 'verify' && sub !== 'export')) {
+    io.stderr.write(`sealflow spool: expected one of status, verify, export\n\n${HELP}`);
+    return ExitCode.Usage;
+  }
+  if (sub === 'export' && values.format !== 'ndjson') {
+    io.stderr.write('sealflow spool export: --format ndjson is required (the only export format)\n');
+    return ExitCode.Usage;
+  }
+  const dir = values['data-dir'] ?? io.env[DATA_DIR_ENV] ?? DEFAULT_DATA_DIR;
+
+  let spool: Spool;
+  try {
+    const { kek, previousKeks } = await spoolKeksFromEnv(io.env);
+    spool = await Spool.open({ dir, kek, previousKeks, create: false, readOnly: true });
+  } catch (err) {
+    return errorExit(io, err);
+  }
+  try {
+    if (sub === 'status') {
+      const s = spool.status();
+      io.stdout.write(values.json === true ? `${JSON.stringify(s)}\n` : statusText(s));
+      return ExitCode.Ok;
+    }
+    if (sub === 'verify') {
+      const integrity = spool.integrityCheck();
+      const r = spool.verify();
+      const ok = r.ok && integrity === 'ok';
+      if (values.json === true) io.stdout.write(`${JSON.stringify({ ...r, ok, integrityCheck: integrity })}\n`);
+      else io.stdout.write(verifyText(r) + (integrity === 'ok' ? '' : `  sqlite integrity_check: ${integrity}\n`));
+      return ok ? ExitCode.Ok : ExitCode.DataErr;
+    }
+    const out = new LineWriter(io.stdout);
+    const failures: VerifyFailure[] = [];
+    let n = 0;
+    for (const record of spool.exportRecords((f) => failures.push(f))) {
+      await out.line(JSON.stringify(toFusionRecord(record), jsonReplacer));
+      n++;
+    }
+    await out.flush();
+    for (const f of failures) io.stderr.write(`sealflow spool export: batch ${f.id} skipped: ${f.reason}\n`);
+    io.stderr.write(`sealflow spool export: ${n} records${failures.length > 0 ? `, ${failures.length} batches failed verification` : ''}\n`);
+    return failures.length > 0 ? ExitCode.DataErr : ExitCode.Ok;
+  } catch (err) {
+    return errorExit(io, err);
+  } finally {
+    spool.close();
+  }
 };

@@ -1,0 +1,1098 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { threadId } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { FlowRecord } from '../flow/flow-record.js';
+import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
+import { silentLogger } from '../observability/logger.js';
+import { BatchEncoder, decodeBatch } from './batch-codec.js';
+import {
+  KDF_ANCHOR, KDF_DECODER_STATE, KDF_HWM, Kek, MAC_BYTES, NONCE_BYTES, TAG_BYTES,
+  equalBytes, mac, open as openSeal, openBlob, randomBytes, randomKey, seal, sealBlob, sodiumReady, subkey, wipe,
+} from './spool-crypto.js';
+import { BATCH_STATE_ACKED, SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-schema.js';
+
+/**
+ * The encrypted spool: a durable FIFO of sealed record batches in SQLite (WAL).
+ *
+ * Invariants
+ * 1. Nothing but ciphertext and non-identifying metadata reaches the database (see
+ *    spool-schema.ts); plaintext batches exist only in memory.
+ * 2. A batch is durable once `append` returns its id (its transaction committed). With
+ *    synchronous=FULL (default) that holds across a power cut; with NORMAL it holds across a
+ *    process crash, and a power cut may lose commits since the last checkpoint (at most
+ *    `checkpointIntervalMs`). Records still in the Batcher (≤ its max age, 1 s by default)
+ *    are not yet durable in either mode.
+ * 3. Batches leave storage only by `ack` (delivered), quota eviction (counted) or never.
+ *    Leases live in this instance's memory: after a crash every unacked batch is leasable.
+ * 4. Batch ids come from AUTOINCREMENT and are never reused (also after a detected rollback,
+ *    the sequence is moved past the high-water mark).
+ * 5. Hash chain: each batch is sealed (XChaCha20-Poly1305, random 24-byte nonce) with
+ *    associated data  format ‖ spool id ‖ batch id ‖ epoch ‖ tag of the previous batch  (by id).
+ *    Batches are removed only from the front of the chain; the last removed batch (id, tag)
+ *    becomes the anchor, MAC'd with a key derived from the spool key. An out-of-order ack turns
+ *    its row into a tombstone (payload emptied, tag kept) which is removed once it reaches the
+ *    front. Hence: an altered byte, swapped batches or a deleted middle batch fail authentication
+ *    of a batch; deleting batches from the front without the key fails the anchor; restoring
+ *    an older database file is caught by the high-water mark file (spool.hwm, MAC'd), written
+ *    after each checkpoint.
+ * 6. Each epoch (default 1 h) has a random data key stored only wrapped by the KEK. When an
+ *    epoch has ended and holds no live batch its key row is deleted (secure_delete zeroes it,
+ *    and a checkpoint follows) so its batches are unrecoverable from any disk remnant.
+ * 7. Two instances on the same file (an appending worker thread and a draining main thread)
+ *    are supported; every mutation is one short IMMEDIATE transaction. Only one instance may
+ *    append (the chain has one writer).
+ */
+
+export type FullPolicy = 'drop-oldest' | 'drop-newest';
+export type SynchronousMode = 'normal' | 'full' | 'extra';
+
+export interface SpoolOptions {
+  /** Data directory; the spool is `<dir>/spool.db` (+ -wal, -shm) and `<dir>/spool.hwm`. */
+  readonly dir: string;
+  /** The key-encryption key (32 bytes), see resolveKek(). */
+  readonly kek: Uint8Array;
+  /** Earlier KEKs still accepted for unwrapping during a rotation. */
+  readonly previousKeks?: readonly Uint8Array[];
+  /** Byte quota over the stored batches (ciphertext + nonce + tag). Default 1 GiB. */
+  readonly quotaBytes?: number;
+  /** What to do when a new batch does not fit the quota. Default 'drop-oldest'. */
+  readonly fullPolicy?: FullPolicy;
+  /** SQLite synchronous mode (see invariant 2). Default 'full'. */
+  readonly synchronous?: SynchronousMode;
+  /** Lifetime of an epoch data key. Default 1 h. */
+  readonly epochMs?: number;
+  /** Interval between WAL checkpoints (TRUNCATE) and high-water-mark writes. Default 10 s. */
+  readonly checkpointIntervalMs?: number;
+  /** Create the spool when the directory holds none. Default true; inspection commands pass false. */
+  readonly create?: boolean;
+  /** Never modify the spool (inspection commands): no rewrapping, no checkpoint, no rollback repair. */
+  readonly readOnly?: boolean;
+  /**
+   * Hard cap on the database file (PRAGMA max_page_count), a safety net below the disk's
+   * size; reaching it behaves like a full disk (evict-and-retry or drop, counted). Default none.
+   */
+  readonly maxDbBytes?: number;
+  /** SQLite busy timeout for contention between instances. Default 5 s. */
+  readonly busyTimeoutMs?: number;
+  readonly clock?: () => number;
+  readonly logger?: Logger;
+}
+
+export interface LeasedBatch {
+  readonly id: number;
+  readonly records: FlowRecord[];
+  readonly recordCount: number;
+  /** Minute resolution (only coarse times are stored). */
+  readonly createdAtMs: number;
+  /** Times this batch has been leased, this lease included. */
+  readonly attempts: number;
+  /** Stored size (ciphertext + nonce + tag). */
+  readonly bytes: number;
+}
+
+export interface AppendResult {
+  /** The committed batch id, or null when the batch was dropped. */
+  readonly id: number | null;
+  readonly records: number;
+  /** Records of this call that were dropped (quota with drop-newest, oversize batch, I/O error). */
+  readonly droppedRecords: number;
+  /** Batches/records evicted (drop-oldest) to make room for this one. */
+  readonly evictedBatches: number;
+  readonly evictedRecords: number;
+  /** Why the batch was dropped, when it was. */
+  readonly dropReason: 'quota' | 'oversize' | 'io' | 'encode' | null;
+}
+
+export interface SpoolStatus {
+  readonly spoolId: string;
+  readonly batches: number;
+  readonly records: number;
+  readonly bytes: number;
+  /** Size of spool.db + spool.db-wal on disk. */
+  readonly fileBytes: number;
+  readonly quotaBytes: number;
+  /** bytes / quotaBytes. */
+  readonly quotaUsed: number;
+  readonly oldestAgeMs: number | null;
+  readonly lastBatchId: number;
+  readonly epochs: number;
+  readonly leased: number;
+  readonly parkedBatches: number;
+  readonly parkedRecords: number;
+  readonly parkedByReason: Readonly<Record<string, number>>;
+  readonly tombstones: number;
+  readonly evictedBatches: number;
+  readonly evictedRecords: number;
+  readonly droppedBatches: number;
+  readonly droppedRecords: number;
+  readonly shreddedEpochs: number;
+  /** Since this instance opened. */
+  readonly quarantined: number;
+  readonly ioErrors: number;
+  readonly ackMisses: number;
+  readonly rollback: { readonly expectedAtLeast: number; readonly found: number } | null;
+  readonly synchronous: SynchronousMode;
+}
+
+export interface VerifyFailure {
+  readonly id: number;
+  readonly reason: string;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly batches: number;
+  readonly verified: number;
+  readonly tombstones: number;
+  readonly records: number;
+  readonly anchorOk: boolean;
+  readonly failures: readonly VerifyFailure[];
+  /** Gaps in the chain: a batch whose recorded predecessor is not the batch before it. */
+  readonly gaps: readonly { readonly afterId: number; readonly beforeId: number; readonly expectedPrevId: number }[];
+  readonly rollback: { readonly expectedAtLeast: number; readonly found: number } | null;
+  /** Problems with spool.hwm (missing, unreadable, bad MAC). */
+  readonly hwmProblem: string | null;
+}
+
+/** Format byte of a sealed batch: batch codec v1, raw deflate, XChaCha20-Poly1305 detached. */
+export const SEAL_FORMAT = 1;
+export const SPOOL_DB_FILE = 'spool.db';
+export const SPOOL_HWM_FILE = 'spool.hwm';
+
+const DEFAULT_QUOTA_BYTES = 1024 * 1024 * 1024;
+const DEFAULT_EPOCH_MS = 3_600_000;
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+/** WAL file is truncated back to at most this after a checkpoint. */
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Times stored in columns are minutes (coarse, non-identifying). */
+const MINUTE_MS = 60_000;
+/** An ended epoch is shredded only this long after its end, so an appender racing the clock never loses its key. */
+const SHRED_GRACE_MINUTES = 2;
+/** deflate level 1: the fastest level; flow batches still shrink ~3×. */
+const DEFLATE_LEVEL = 1;
+/** Park reasons are metadata shown by `spool status`; long strings are cut. */
+const MAX_PARK_REASON_LENGTH = 200;
+export const PARK_REASON_INTEGRITY = 'integrity';
+/** Rows read per step while evicting or leasing. */
+const SCAN_PAGE_ROWS = 256;
+/** Size of the associated data of a sealed batch. */
+const AD_BYTES = 1 + 16 + 8 + 8 + TAG_BYTES;
+const SPOOL_ID_BYTES = 16;
+const HWM_MAGIC = 'SFHW1';
+const ZERO_TAG = new Uint8Array(TAG_BYTES);
+
+interface MetaRow {
+  schema_version: number;
+  spool_id: Uint8Array;
+  kek_fp: Uint8Array;
+  spool_key: Uint8Array;
+  created_min: number;
+  anchor_id: number;
+  anchor_tag: Uint8Array;
+  anchor_mac: Uint8Array;
+  live_batches: number;
+  live_records: number;
+  live_bytes: number;
+  evicted_batches: number;
+  evicted_records: number;
+  dropped_batches: number;
+  dropped_records: number;
+  shredded_epochs: number;
+  rollback_expected: number | null;
+  rollback_found: number | null;
+}
+
+interface BatchRow {
+  id: number;
+  format: number;
+  epoch: number;
+  state: number;
+  records: number;
+  bytes: number;
+  created_min: number;
+  attempts: number;
+  prev_id: number;
+  nonce: Uint8Array;
+  tag: Uint8Array;
+  payload: Uint8Array;
+}
+
+interface EpochRow {
+  id: number;
+  kek_fp: Uint8Array;
+  wrapped: Uint8Array;
+  ends_min: number;
+}
+
+interface CurrentEpoch {
+  readonly id: number;
+  readonly key: Uint8Array;
+  readonly endsAtMs: number;
+}
+
+function u64be(out: Uint8Array, pos: number, v: number): void {
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(pos, BigInt(v), false);
+}
+
+function spoolKeyAd(spoolId: Uint8Array): Uint8Array {
+  return Buffer.concat([Buffer.from('sealflow spool key\0'), spoolId]);
+}
+
+function epochKeyAd(spoolId: Uint8Array, epoch: number): Uint8Array {
+  const ad = new Uint8Array(SPOOL_ID_BYTES + 8);
+  ad.set(spoolId, 0);
+  u64be(ad, SPOOL_ID_BYTES, epoch);
+  return Buffer.concat([Buffer.from('sealflow epoch key\0'), ad]);
+}
+
+/** Associated data of batch `id`: format ‖ spool id ‖ batch id ‖ epoch ‖ previous tag. */
+export function batchAd(format: number, spoolId: Uint8Array, id: number, epoch: number, prevTag: Uint8Array): Uint8Array {
+  const ad = new Uint8Array(AD_BYTES);
+  ad[0] = format;
+  ad.set(spoolId, 1);
+  u64be(ad, 1 + SPOOL_ID_BYTES, id);
+  u64be(ad, 1 + SPOOL_ID_BYTES + 8, epoch);
+  ad.set(prevTag, 1 + SPOOL_ID_BYTES + 16);
+  return ad;
+}
+
+function anchorMessage(spoolId: Uint8Array, id: number, tag: Uint8Array): Uint8Array {
+  const m = new Uint8Array(SPOOL_ID_BYTES + 8 + TAG_BYTES);
+  m.set(spoolId, 0);
+  u64be(m, SPOOL_ID_BYTES, id);
+  m.set(tag, SPOOL_ID_BYTES + 8);
+  return m;
+}
+
+function sqliteCode(err: unknown): string | null {
+  const c = (err as { code?: unknown }).code;
+  return typeof c === 'string' ? c : null;
+}
+
+function isStorageError(err: unknown): boolean {
+  const c = sqliteCode(err);
+  return c !== null && (c.startsWith('SQLITE_FULL') || c.startsWith('SQLITE_IOERR') || c.startsWith('SQLITE_BUSY') || c.startsWith('SQLITE_CANTOPEN') || c.startsWith('SQLITE_READONLY') || c.startsWith('SQLITE_LOCKED'));
+}
+
+export class Spool {
+  readonly path: string;
+  private readonly hwmPath: string;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+  private readonly rateLog: RateLimitedLog;
+  private readonly quotaBytes: number;
+  private readonly fullPolicy: FullPolicy;
+  private readonly epochMs: number;
+  private readonly checkpointIntervalMs: number;
+  private readonly readOnly: boolean;
+  private readonly synchronous: SynchronousMode;
+  private readonly encoder = new BatchEncoder();
+  private readonly leased = new Set<number>();
+  /** The KEK new wraps use (options.kek); the others only unwrap. */
+  private readonly currentKek: Kek;
+  private readonly epochKeys = new Map<number, Uint8Array>();
+  private current: CurrentEpoch | null = null;
+  private closed = false;
+  private lastCheckpointMs: number;
+  private hwmWritten = 0;
+  private quarantined = 0;
+  private ioErrors = 0;
+  private ackMisses = 0;
+  private rollback: { expectedAtLeast: number; found: number } | null = null;
+  private hwmProblem: string | null = null;
+
+  private constructor(
+    private readonly db: Database.Database,
+    options: SpoolOptions,
+    private readonly spoolId: Uint8Array,
+    private readonly keks: readonly Kek[],
+    private readonly spoolKey: Uint8Array,
+    private readonly anchorKey: Uint8Array,
+    private readonly hwmKey: Uint8Array,
+    private readonly stateKey: Uint8Array,
+  ) {
+    const currentKek = keks[0];
+    if (currentKek === undefined) throw new SpoolError(SpoolErrorCode.Key, 'no key-encryption key given');
+    this.currentKek = currentKek;
+    this.path = join(options.dir, SPOOL_DB_FILE);
+    this.hwmPath = join(options.dir, SPOOL_HWM_FILE);
+    this.clock = options.clock ?? Date.now;
+    this.logger = (options.logger ?? silentLogger()).child({ component: 'spool' });
+    this.rateLog = new RateLimitedLog(this.logger, { windowMs: 60_000, burst: 5, maxKeys: 64, now: this.clock });
+    this.quotaBytes = options.quotaBytes ?? DEFAULT_QUOTA_BYTES;
+    this.fullPolicy = options.fullPolicy ?? 'drop-oldest';
+    this.epochMs = options.epochMs ?? DEFAULT_EPOCH_MS;
+    this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    this.readOnly = options.readOnly ?? false;
+    this.synchronous = options.synchronous ?? 'full';
+    this.lastCheckpointMs = this.clock();
+  }
+
+  /**
+   * Opens (or creates) the spool in `options.dir`. Throws SpoolError(ERR_SPOOL_KEY) when no
+   * configured KEK matches the spool or a wrapped key does not unwrap; never replaces an
+   * existing spool.
+   */
+  static async open(options: SpoolOptions): Promise<Spool> {
+    await sodiumReady();
+    const create = options.create ?? true;
+    const dbPath = join(options.dir, SPOOL_DB_FILE);
+    if (!existsSync(dbPath)) {
+      if (!create) throw new SpoolError(SpoolErrorCode.Io, `no spool at ${dbPath}: check the data directory setting`, { path: dbPath });
+      mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    }
+    const allKeks = [options.kek, ...(options.previousKeks ?? [])];
+    for (const k of allKeks) if (k.length !== 32) throw new SpoolError(SpoolErrorCode.Key, 'a key-encryption key must be 32 bytes');
+    let db: Database.Database;
+    try {
+      db = new Database(dbPath, { fileMustExist: !create });
+    } catch (err) {
+      throw new SpoolError(SpoolErrorCode.Io, `cannot open the spool database ${dbPath}: ${(err as Error).message}`, { path: dbPath }, { cause: err });
+    }
+    try {
+      try {
+        chmodSync(dbPath, 0o600);
+      } catch {
+        // Best effort: the file holds only ciphertext; permissions are defence in depth.
+      }
+      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${(options.synchronous ?? 'full').toUpperCase()}`);
+      db.pragma('secure_delete = ON');
+      db.pragma('temp_store = MEMORY');
+      db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+      if (options.maxDbBytes !== undefined) {
+        const pageSize = db.pragma('page_size', { simple: true }) as number;
+        db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxDbBytes / pageSize))}`);
+      }
+      const clock = options.clock ?? Date.now;
+      const meta = Spool.loadOrInit(db, options.kek, create && options.readOnly !== true, clock());
+      const spoolId = new Uint8Array(meta.spool_id);
+      if (spoolId.length !== SPOOL_ID_BYTES) throw new SpoolError(SpoolErrorCode.Format, `${dbPath}: spool id is malformed`);
+      const keks = allKeks.map((k) => new Kek(k, spoolId));
+      const wrapper = keks.find((k) => equalBytes(k.fingerprint, meta.kek_fp));
+      if (wrapper === undefined) {
+        throw new SpoolError(
+          SpoolErrorCode.Key,
+          `the key-encryption key does not match the one this spool (${dbPath}) is encrypted with: set the spool KEK (SEALFLOW_SPOOL_KEK, _FILE or _COMMAND) to the original key, or pass it as a previous KEK during a rotation; the spool was left untouched`,
+          { path: dbPath },
+        );
+      }
+      const spoolKey = wrapper.unwrap(meta.spool_key, spoolKeyAd(spoolId));
+      if (spoolKey === null) {
+        throw new SpoolError(SpoolErrorCode.Key, `the wrapped spool key in ${dbPath} is corrupted (the KEK matches but the key does not unwrap); restore the database from a backup — the spool was left untouched`, { path: dbPath });
+      }
+      const spool = new Spool(db, options, spoolId, keks, spoolKey, subkey(spoolKey, KDF_ANCHOR), subkey(spoolKey, KDF_HWM), subkey(spoolKey, KDF_DECODER_STATE));
+      spool.unwrapAllEpochs();
+      spool.checkAnchor(meta);
+      spool.checkRollback(meta);
+      if (!spool.readOnly && wrapper !== spool.currentKek) spool.rewrapSpoolKey();
+      return spool;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private static loadOrInit(db: Database.Database, currentKek: Uint8Array, mayCreate: boolean, nowMs: number): MetaRow {
+    const hasMeta = (): boolean => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined;
+    if (!hasMeta()) {
+      const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+      if (tables.n > 0) throw new SpoolError(SpoolErrorCode.Format, `${db.name} is not a sealflow spool (it has other tables); point the data directory elsewhere`);
+      if (!mayCreate) throw new SpoolError(SpoolErrorCode.Format, `${db.name} holds no spool`);
+      db.transaction(() => {
+        if (hasMeta()) return;
+        db.exec(SCHEMA_SQL);
+        const spoolId = randomBytes(SPOOL_ID_BYTES);
+        const kek = new Kek(currentKek, spoolId);
+        const spoolKey = randomKey();
+        const anchorKey = subkey(spoolKey, KDF_ANCHOR);
+        db.prepare(
+          'INSERT INTO meta (id, schema_version, spool_id, kek_fp, spool_key, created_min, anchor_id, anchor_tag, anchor_mac) VALUES (1, ?, ?, ?, ?, ?, 0, ?, ?)',
+        ).run(SPOOL_SCHEMA_VERSION, spoolId, kek.fingerprint, kek.wrap(spoolKey, spoolKeyAd(spoolId)), Math.floor(nowMs / MINUTE_MS), ZERO_TAG, mac(anchorKey, anchorMessage(spoolId, 0, ZERO_TAG)));
+        wipe(spoolKey);
+        wipe(anchorKey);
+        kek.destroy();
+      }).immediate();
+    }
+    const meta = db.prepare('SELECT * FROM meta WHERE id = 1').get() as MetaRow | undefined;
+    if (meta === undefined) throw new SpoolError(SpoolErrorCode.Format, `${db.name}: the spool's meta row is missing; the database is damaged`);
+    if (meta.schema_version !== SPOOL_SCHEMA_VERSION) {
+      throw new SpoolError(SpoolErrorCode.Format, `${db.name}: spool schema version ${meta.schema_version} is not supported by this sealflow (expects ${SPOOL_SCHEMA_VERSION})`);
+    }
+    return meta;
+  }
+
+  // ---------------------------------------------------------------- keys
+
+  private kekFor(fp: Uint8Array): Kek | undefined {
+    return this.keks.find((k) => equalBytes(k.fingerprint, fp));
+  }
+
+  private unwrapEpoch(row: EpochRow): Uint8Array {
+    const kek = this.kekFor(row.kek_fp);
+    if (kek === undefined) {
+      throw new SpoolError(
+        SpoolErrorCode.Key,
+        `the data key of epoch ${row.id} in ${this.path} is wrapped by a key-encryption key that is not configured: pass that KEK as a previous KEK (or run 'sealflow rekey' with it); the spool was left untouched`,
+        { epoch: row.id },
+      );
+    }
+    const key = kek.unwrap(row.wrapped, epochKeyAd(this.spoolId, row.id));
+    if (key === null) {
+      throw new SpoolError(SpoolErrorCode.Key, `the wrapped data key of epoch ${row.id} in ${this.path} is corrupted (it does not unwrap with the matching KEK); restore the database from a backup — the spool was left untouched`, { epoch: row.id });
+    }
+    return key;
+  }
+
+  private unwrapAllEpochs(): void {
+    const rows = this.db.prepare('SELECT id, kek_fp, wrapped, ends_min FROM epochs ORDER BY id').all() as EpochRow[];
+    for (const row of rows) this.epochKeys.set(row.id, this.unwrapEpoch(row));
+  }
+
+  /** The data key of `epoch`, loading epochs created by another instance; null when it is gone (shredded) or broken. */
+  private epochKey(epoch: number): Uint8Array | null {
+    const cached = this.epochKeys.get(epoch);
+    if (cached !== undefined) return cached;
+    const row = this.db.prepare('SELECT id, kek_fp, wrapped, ends_min FROM epochs WHERE id = ?').get(epoch) as EpochRow | undefined;
+    if (row === undefined) return null;
+    try {
+      const key = this.unwrapEpoch(row);
+      this.epochKeys.set(epoch, key);
+      return key;
+    } catch (err) {
+      this.rateLog.log('error', 'epoch-key', { event: 'spool.epoch_key_unusable', epoch, err: (err as Error).message }, 'epoch data key unusable');
+      return null;
+    }
+  }
+
+  private rewrapSpoolKey(): void {
+    const kek = this.currentKek;
+    this.db.prepare('UPDATE meta SET kek_fp = ?, spool_key = ? WHERE id = 1').run(kek.fingerprint, kek.wrap(this.spoolKey, spoolKeyAd(this.spoolId)));
+  }
+
+  /**
+   * Rewraps the spool key and every epoch key under the current KEK (options.kek), so the
+   * previous KEKs can be retired. Returns the number of epoch keys rewrapped.
+   */
+  rewrapAll(): number {
+    this.assertOpen();
+    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
+    const kek = this.currentKek;
+    let n = 0;
+    this.db.transaction(() => {
+      this.rewrapSpoolKey();
+      const rows = this.db.prepare('SELECT id, kek_fp, wrapped, ends_min FROM epochs').all() as EpochRow[];
+      const update = this.db.prepare('UPDATE epochs SET kek_fp = ?, wrapped = ? WHERE id = ?');
+      for (const row of rows) {
+        const key = this.epochKeys.get(row.id) ?? this.unwrapEpoch(row);
+        update.run(kek.fingerprint, kek.wrap(key, epochKeyAd(this.spoolId, row.id)), row.id);
+        n++;
+      }
+    }).immediate();
+    this.checkpoint(true);
+    return n;
+  }
+
+  // ---------------------------------------------------------------- chain anchor & rollback
+
+  private meta(): MetaRow {
+    return this.db.prepare('SELECT * FROM meta WHERE id = 1').get() as MetaRow;
+  }
+
+  private anchorValid(meta: MetaRow): boolean {
+    return equalBytes(mac(this.anchorKey, anchorMessage(this.spoolId, meta.anchor_id, meta.anchor_tag)), meta.anchor_mac);
+  }
+
+  private checkAnchor(meta: MetaRow): void {
+    if (!this.anchorValid(meta)) {
+      this.logger.error({ event: 'spool.anchor_invalid', anchorId: meta.anchor_id }, 'the spool chain anchor fails its MAC: batches were removed from the front of the spool without the key');
+    }
+  }
+
+  private setAnchor(id: number, tag: Uint8Array): void {
+    this.db.prepare('UPDATE meta SET anchor_id = ?, anchor_tag = ?, anchor_mac = ? WHERE id = 1').run(id, tag, mac(this.anchorKey, anchorMessage(this.spoolId, id, tag)));
+  }
+
+  private sequence(table: 'batches' | 'epochs'): number {
+    const row = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').get(table) as { seq: number } | undefined;
+    return row?.seq ?? 0;
+  }
+
+  /** Reads spool.hwm: the highest batch id known durable at the last checkpoint. */
+  private readHwm(): number | null {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(this.hwmPath);
+    } catch {
+      this.hwmProblem = 'missing (no checkpoint recorded yet, or removed)';
+      return null;
+    }
+    const magic = Buffer.from(HWM_MAGIC);
+    const bodyLen = magic.length + SPOOL_ID_BYTES + 8;
+    if (bytes.length !== bodyLen + MAC_BYTES || !bytes.subarray(0, magic.length).equals(magic)) {
+      this.hwmProblem = 'malformed';
+      return null;
+    }
+    if (!equalBytes(mac(this.hwmKey, bytes.subarray(0, bodyLen)), bytes.subarray(bodyLen))) {
+      this.hwmProblem = 'MAC does not verify (altered, or from another spool)';
+      return null;
+    }
+    if (!equalBytes(bytes.subarray(magic.length, magic.length + SPOOL_ID_BYTES), this.spoolId)) {
+      this.hwmProblem = 'belongs to another spool';
+      return null;
+    }
+    this.hwmProblem = null;
+    return Number(bytes.readBigUInt64BE(magic.length + SPOOL_ID_BYTES));
+  }
+
+  private writeHwm(seq: number): void {
+    if (seq <= this.hwmWritten) return;
+    const magic = Buffer.from(HWM_MAGIC);
+    const body = Buffer.alloc(magic.length + SPOOL_ID_BYTES + 8);
+    magic.copy(body, 0);
+    body.set(this.spoolId, magic.length);
+    body.writeBigUInt64BE(BigInt(seq), magic.length + SPOOL_ID_BYTES);
+    const tmp = `${this.hwmPath}.${process.pid}.${threadId}.tmp`;
+    try {
+      writeFileSync(tmp, Buffer.concat([body, mac(this.hwmKey, body)]), { mode: 0o600 });
+      renameSync(tmp, this.hwmPath);
+      this.hwmWritten = seq;
+    } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // nothing to remove
+      }
+      this.rateLog.log('warn', 'hwm', { event: 'spool.hwm_write_failed', err: (err as Error).message }, 'cannot write the spool high-water mark');
+    }
+  }
+
+  private checkRollback(meta: MetaRow): void {
+    if (meta.rollback_expected !== null && meta.rollback_found !== null) {
+      this.rollback = { expectedAtLeast: meta.rollback_expected, found: meta.rollback_found };
+    }
+    const hwm = this.readHwm();
+    if (hwm === null) return;
+    this.hwmWritten = hwm;
+    const seq = this.sequence('batches');
+    if (seq >= hwm) return;
+    this.rollback = { expectedAtLeast: hwm, found: seq };
+    this.logger.error(
+      { event: 'spool.rollback_detected', expectedAtLeast: hwm, found: seq },
+      'the spool database is older than its high-water mark: an older copy was restored; batches committed after it are missing and acknowledged ones may be sent again',
+    );
+    if (this.readOnly) return;
+    // Keep ids unique: continue after the highest id ever committed, and record the incident.
+    this.db.transaction(() => {
+      const updated = this.db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'batches'").run(hwm);
+      if (updated.changes === 0) this.db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)").run(hwm);
+      this.db.prepare('UPDATE meta SET rollback_expected = ?, rollback_found = ? WHERE id = 1').run(hwm, seq);
+    }).immediate();
+  }
+
+  // ---------------------------------------------------------------- append
+
+  /**
+   * Seals `records` as one batch and commits it. Never throws for storage problems: quota,
+   * disk-full and I/O errors drop the batch and are counted in the result and in status().
+   */
+  append(records: readonly FlowRecord[]): AppendResult {
+    this.assertOpen();
+    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
+    const n = records.length;
+    if (n === 0) return { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null };
+    let compressed: Uint8Array;
+    try {
+      compressed = deflateRawSync(this.encoder.encode(records), { level: DEFLATE_LEVEL });
+    } catch (err) {
+      this.rateLog.log('error', 'encode', { event: 'spool.encode_failed', records: n, err: (err as Error).message }, 'batch could not be serialized; records dropped');
+      this.countDropped(n);
+      return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'encode' };
+    }
+    let result: AppendResult;
+    try {
+      result = this.commit(compressed, n);
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      result = this.retryAfterStorageError(err, compressed, n);
+    }
+    this.maintenance(false);
+    return result;
+  }
+
+  private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number): AppendResult {
+    const code = sqliteCode(err) ?? 'unknown';
+    // Disk full with drop-oldest: free what the batch needs (twice, for page slack) and retry once.
+    if (code.startsWith('SQLITE_FULL') && this.fullPolicy === 'drop-oldest') {
+      try {
+        const freed = this.db.transaction(() => this.evictFront(2 * (compressed.length + NONCE_BYTES + TAG_BYTES))).immediate();
+        const result = this.commit(compressed, n);
+        return { ...result, evictedBatches: result.evictedBatches + freed.batches, evictedRecords: result.evictedRecords + freed.records };
+      } catch (err2) {
+        if (!isStorageError(err2)) throw err2;
+        err = err2;
+      }
+    }
+    this.ioErrors++;
+    this.rateLog.log('error', `io:${code}`, { event: 'spool.append_failed', code: sqliteCode(err), records: n }, 'spool write failed; batch dropped');
+    try {
+      this.countDropped(n);
+    } catch {
+      // The counter lives on the same failing disk; the instance counter (ioErrors) still shows it.
+    }
+    return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'io' };
+  }
+
+  private countDropped(n: number): void {
+    this.db.prepare('UPDATE meta SET dropped_batches = dropped_batches + 1, dropped_records = dropped_records + ? WHERE id = 1').run(n);
+  }
+
+  private commit(compressed: Uint8Array, n: number): AppendResult {
+    const size = compressed.length + NONCE_BYTES + TAG_BYTES;
+    return this.db.transaction((): AppendResult => {
+      const now = this.clock();
+      const meta = this.meta();
+      let evicted = { batches: 0, records: 0 };
+      if (size > this.quotaBytes) {
+        this.countDropped(n);
+        this.rateLog.log('warn', 'oversize', { event: 'spool.batch_dropped', reason: 'oversize', records: n, bytes: size }, 'batch larger than the spool quota; dropped');
+        return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'oversize' };
+      }
+      if (meta.live_bytes + size > this.quotaBytes) {
+        if (this.fullPolicy === 'drop-newest') {
+          this.countDropped(n);
+          this.rateLog.log('warn', 'quota', { event: 'spool.batch_dropped', reason: 'quota', records: n }, 'spool quota reached; new batch dropped (drop-newest)');
+          return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'quota' };
+        }
+        evicted = this.evictFront(meta.live_bytes + size - this.quotaBytes);
+      }
+      const epoch = this.ensureEpoch(now);
+      const id = this.sequence('batches') + 1;
+      const prev = this.db.prepare('SELECT id, tag FROM batches ORDER BY id DESC LIMIT 1').get() as { id: number; tag: Uint8Array } | undefined;
+      const prevId = prev?.id ?? this.meta().anchor_id;
+      const prevTag = prev?.tag ?? this.meta().anchor_tag;
+      const nonce = randomBytes(NONCE_BYTES);
+      const sealed = seal(epoch.key, nonce, compressed, batchAd(SEAL_FORMAT, this.spoolId, id, epoch.id, prevTag));
+      this.db
+        .prepare('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, nonce, tag, payload) VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?, ?)')
+        .run(id, SEAL_FORMAT, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, nonce, sealed.tag, sealed.ciphertext);
+      return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, dropReason: null };
+    }).immediate();
+  }
+
+  /** The epoch to seal with now: the current one while it lasts and its key row exists, else a new one. Runs inside the append transaction. */
+  private ensureEpoch(now: number): CurrentEpoch {
+    const cur = this.current;
+    if (cur !== null && now < cur.endsAtMs && this.db.prepare('SELECT 1 FROM epochs WHERE id = ?').get(cur.id) !== undefined) return cur;
+    if (cur !== null) this.db.prepare('UPDATE epochs SET ends_min = min(ends_min, ?) WHERE id = ?').run(Math.floor(now / MINUTE_MS), cur.id);
+    const kek = this.currentKek;
+    const id = this.sequence('epochs') + 1;
+    const key = randomKey();
+    const endsAtMs = now + this.epochMs;
+    this.db
+      .prepare('INSERT INTO epochs (id, kek_fp, wrapped, created_min, ends_min) VALUES (?, ?, ?, ?, ?)')
+      .run(id, kek.fingerprint, kek.wrap(key, epochKeyAd(this.spoolId, id)), Math.floor(now / MINUTE_MS), Math.ceil(endsAtMs / MINUTE_MS));
+    this.epochKeys.set(id, key);
+    this.current = { id, key, endsAtMs };
+    return this.current;
+  }
+
+  /**
+   * Removes batches from the front of the chain until `needBytes` of live batches are freed
+   * (quota eviction = crypto-shredding once their epoch empties). Runs inside a transaction.
+   */
+  private evictFront(needBytes: number): { batches: number; records: number } {
+    let freed = 0;
+    let batches = 0;
+    let records = 0;
+    let last: { id: number; tag: Uint8Array } | null = null;
+    const page = this.db.prepare('SELECT id, state, records, bytes, tag FROM batches WHERE id > ? ORDER BY id LIMIT ?');
+    let after = 0;
+    while (freed < needBytes) {
+      const rows = page.all(after, SCAN_PAGE_ROWS) as { id: number; state: number; records: number; bytes: number; tag: Uint8Array }[];
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        after = row.id;
+        last = { id: row.id, tag: row.tag };
+        if (row.state !== BATCH_STATE_ACKED) {
+          freed += row.bytes;
+          batches++;
+          records += row.records;
+          this.leased.delete(row.id);
+        }
+        if (freed >= needBytes) break;
+      }
+    }
+    if (last === null) return { batches: 0, records: 0 };
+    this.db.prepare('DELETE FROM batches WHERE id <= ?').run(last.id);
+    this.setAnchor(last.id, last.tag);
+    this.db.prepare('UPDATE meta SET evicted_batches = evicted_batches + ?, evicted_records = evicted_records + ? WHERE id = 1').run(batches, records);
+    this.logger.warn({ event: 'spool.evicted', batches, records, bytes: freed }, 'spool quota reached; oldest batches dropped');
+    this.shredEmptyEpochs(this.clock());
+    return { batches, records };
+  }
+
+  // ---------------------------------------------------------------- lease / ack / release / park
+
+  /**
+   * Leases up to `maxBatches` of the oldest ready batches not leased by this instance,
+   * decrypted and verified. A batch that fails verification is parked as 'integrity'
+   * (quarantined, counted) and not returned.
+   */
+  lease(maxBatches: number): LeasedBatch[] {
+    this.assertOpen();
+    const out: LeasedBatch[] = [];
+    if (maxBatches <= 0) return out;
+    let after = 0;
+    const page = this.db.prepare('SELECT * FROM batches WHERE state = 0 AND id > ? ORDER BY id LIMIT ?');
+    const prevStmt = this.db.prepare('SELECT tag FROM batches WHERE id < ? ORDER BY id DESC LIMIT 1');
+    while (out.length < maxBatches) {
+      // One read transaction: the rows, their predecessors' tags and the anchor from one snapshot.
+      const snapshot = this.db.transaction(() => {
+        const rows = page.all(after, Math.min(SCAN_PAGE_ROWS, maxBatches - out.length + this.leased.size)) as BatchRow[];
+        const anchorTag = this.meta().anchor_tag;
+        return rows.map((row) => ({ row, prevTag: (prevStmt.get(row.id) as { tag: Uint8Array } | undefined)?.tag ?? anchorTag }));
+      })();
+      if (snapshot.length === 0) break;
+      for (const { row, prevTag } of snapshot) {
+        after = row.id;
+        if (this.leased.has(row.id)) continue;
+        const opened = this.openBatch(row, prevTag);
+        if (typeof opened === 'string') {
+          this.quarantine(row.id, opened);
+          continue;
+        }
+        this.db.prepare('UPDATE batches SET attempts = attempts + 1 WHERE id = ?').run(row.id);
+        this.leased.add(row.id);
+        out.push({ id: row.id, records: opened, recordCount: row.records, createdAtMs: row.created_min * MINUTE_MS, attempts: row.attempts + 1, bytes: row.bytes });
+        if (out.length >= maxBatches) break;
+      }
+    }
+    return out;
+  }
+
+  /** Decrypts and decodes one batch; a string says why it failed. */
+  private openBatch(row: BatchRow, prevTag: Uint8Array): FlowRecord[] | string {
+    if (row.format !== SEAL_FORMAT) return `unknown batch format ${row.format}`;
+    const key = this.epochKey(row.epoch);
+    if (key === null) return `data key of epoch ${row.epoch} is missing`;
+    const plain = openSeal(key, row.nonce, row.payload, row.tag, batchAd(row.format, this.spoolId, row.id, row.epoch, prevTag));
+    if (plain === null) return 'authentication failed (batch altered or moved, or its predecessor removed or altered)';
+    try {
+      const records = decodeBatch(inflateRawSync(plain));
+      if (records.length !== row.records) return `record count ${records.length} differs from the stored ${row.records}`;
+      return records;
+    } catch (err) {
+      return `authenticated but undecodable: ${(err as Error).message}`;
+    }
+  }
+
+  private quarantine(id: number, reason: string): void {
+    this.quarantined++;
+    this.logger.error({ event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
+    if (this.readOnly) return;
+    this.db.prepare('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id);
+  }
+
+  /** Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the last). A batch already gone is a counted no-op. */
+  ack(id: number): void {
+    this.assertOpen();
+    this.leased.delete(id);
+    const removed = this.db.transaction((): boolean => {
+      const row = this.db.prepare('SELECT state FROM batches WHERE id = ?').get(id) as { state: number } | undefined;
+      if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
+      this.db.prepare("UPDATE batches SET state = 2, park_reason = NULL, payload = x'' WHERE id = ?").run(id);
+      this.compactFront();
+      this.shredEmptyEpochs(this.clock());
+      return true;
+    }).immediate();
+    if (!removed) this.ackMisses++;
+    this.maintenance(false);
+  }
+
+  /** Deletes acknowledged rows at the front of the chain and moves the anchor past them. */
+  private compactFront(): void {
+    const firstLive = this.db.prepare('SELECT id FROM batches WHERE state != 2 ORDER BY id LIMIT 1').get() as { id: number } | undefined;
+    const last = (
+      firstLive === undefined
+        ? this.db.prepare('SELECT id, tag FROM batches ORDER BY id DESC LIMIT 1').get()
+        : this.db.prepare('SELECT id, tag FROM batches WHERE id < ? ORDER BY id DESC LIMIT 1').get(firstLive.id)
+    ) as { id: number; tag: Uint8Array } | undefined;
+    if (last === undefined) return;
+    this.db.prepare('DELETE FROM batches WHERE id <= ?').run(last.id);
+    this.setAnchor(last.id, last.tag);
+  }
+
+  /** Destroys the keys of ended epochs that hold no live batch (crypto-shredding). Runs inside a transaction. */
+  private shredEmptyEpochs(now: number): void {
+    const cutoff = Math.floor(now / MINUTE_MS) - SHRED_GRACE_MINUTES;
+    const ids = this.db
+      .prepare('SELECT id FROM epochs WHERE ends_min < ? AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.epoch = epochs.id AND batches.state != 2)')
+      .all(cutoff) as { id: number }[];
+    if (ids.length === 0) return;
+    const del = this.db.prepare('DELETE FROM epochs WHERE id = ?');
+    for (const { id } of ids) {
+      if (this.current?.id === id) continue;
+      del.run(id);
+      const key = this.epochKeys.get(id);
+      if (key !== undefined) wipe(key);
+      this.epochKeys.delete(id);
+      this.logger.info({ event: 'spool.epoch_shredded', epoch: id }, 'epoch data key destroyed');
+    }
+    this.db.prepare('UPDATE meta SET shredded_epochs = shredded_epochs + ? WHERE id = 1').run(ids.length);
+    this.shredPending = true;
+  }
+
+  private shredPending = false;
+
+  /** Returns a leased batch to the queue (delivery failed; retry later). */
+  release(id: number): void {
+    this.assertOpen();
+    this.leased.delete(id);
+  }
+
+  /** Keeps a batch (encrypted) out of the queue, e.g. rejected by the receiver; visible in status. */
+  park(id: number, reason: string): void {
+    this.assertOpen();
+    this.leased.delete(id);
+    this.db.prepare('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(reason.slice(0, MAX_PARK_REASON_LENGTH), id);
+  }
+
+  /** Puts parked batches back into the queue (all, or those parked for `reason`). Returns how many. */
+  unpark(reason?: string): number {
+    this.assertOpen();
+    const r = reason === undefined
+      ? this.db.prepare('UPDATE batches SET state = 0, park_reason = NULL WHERE state = 1').run()
+      : this.db.prepare('UPDATE batches SET state = 0, park_reason = NULL WHERE state = 1 AND park_reason = ?').run(reason);
+    return r.changes;
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  status(): SpoolStatus {
+    this.assertOpen();
+    return this.db.transaction((): SpoolStatus => {
+      const meta = this.meta();
+      const parked = this.db.prepare('SELECT park_reason AS reason, count(*) AS n, total(records) AS r FROM batches WHERE state = 1 GROUP BY park_reason').all() as { reason: string | null; n: number; r: number }[];
+      const parkedByReason: Record<string, number> = {};
+      let parkedBatches = 0;
+      let parkedRecords = 0;
+      for (const p of parked) {
+        parkedByReason[p.reason ?? ''] = p.n;
+        parkedBatches += p.n;
+        parkedRecords += p.r;
+      }
+      const oldest = this.db.prepare('SELECT created_min FROM batches WHERE state != 2 ORDER BY id LIMIT 1').get() as { created_min: number } | undefined;
+      const epochs = (this.db.prepare('SELECT count(*) AS n FROM epochs').get() as { n: number }).n;
+      const tombstones = (this.db.prepare('SELECT count(*) AS n FROM batches WHERE state = 2').get() as { n: number }).n;
+      let fileBytes = 0;
+      for (const f of [this.path, `${this.path}-wal`]) {
+        try {
+          fileBytes += statSync(f).size;
+        } catch {
+          // no WAL file right now
+        }
+      }
+      return {
+        spoolId: Buffer.from(this.spoolId).toString('hex'),
+        batches: meta.live_batches,
+        records: meta.live_records,
+        bytes: meta.live_bytes,
+        fileBytes,
+        quotaBytes: this.quotaBytes,
+        quotaUsed: meta.live_bytes / this.quotaBytes,
+        oldestAgeMs: oldest === undefined ? null : Math.max(0, this.clock() - oldest.created_min * MINUTE_MS),
+        lastBatchId: this.sequence('batches'),
+        epochs,
+        leased: this.leased.size,
+        parkedBatches,
+        parkedRecords,
+        parkedByReason,
+        tombstones,
+        evictedBatches: meta.evicted_batches,
+        evictedRecords: meta.evicted_records,
+        droppedBatches: meta.dropped_batches,
+        droppedRecords: meta.dropped_records,
+        shreddedEpochs: meta.shredded_epochs,
+        quarantined: this.quarantined,
+        ioErrors: this.ioErrors,
+        ackMisses: this.ackMisses,
+        rollback: this.rollback,
+        synchronous: this.synchronous,
+      };
+    })();
+  }
+
+  /** Walks the whole chain: the anchor MAC, every batch's tag, chain links and the high-water mark. */
+  verify(): VerifyReport {
+    this.assertOpen();
+    const failures: VerifyFailure[] = [];
+    const gaps: { afterId: number; beforeId: number; expectedPrevId: number }[] = [];
+    const walk = this.db.transaction(() => {
+      const meta = this.meta();
+      let batches = 0;
+      let verified = 0;
+      let tombstones = 0;
+      let records = 0;
+      let prevId = meta.anchor_id;
+      let prevTag: Uint8Array = meta.anchor_tag;
+      for (const row of this.db.prepare('SELECT * FROM batches ORDER BY id').iterate() as IterableIterator<BatchRow>) {
+        batches++;
+        if (row.prev_id !== prevId) gaps.push({ afterId: prevId, beforeId: row.id, expectedPrevId: row.prev_id });
+        if (row.state === BATCH_STATE_ACKED) {
+          tombstones++;
+          if (row.tag.length !== TAG_BYTES) failures.push({ id: row.id, reason: 'tombstone tag malformed' });
+        } else {
+          const opened = this.openBatch(row, prevTag);
+          if (typeof opened === 'string') failures.push({ id: row.id, reason: opened });
+          else {
+            verified++;
+            records += opened.length;
+          }
+        }
+        prevId = row.id;
+        prevTag = row.tag;
+      }
+      return { batches, verified, tombstones, records, anchorOk: this.anchorValid(meta) };
+    });
+    const { batches, verified, tombstones, records, anchorOk } = walk();
+    const hwm = this.readHwm();
+    let rollback = this.rollback;
+    if (hwm !== null && this.sequence('batches') < hwm) rollback = { expectedAtLeast: hwm, found: this.sequence('batches') };
+    if (!anchorOk) failures.push({ id: 0, reason: 'chain anchor MAC does not verify (batches removed from the front without the key)' });
+    return {
+      ok: failures.length === 0 && gaps.length === 0 && rollback === null && anchorOk,
+      batches,
+      verified,
+      tombstones,
+      records,
+      anchorOk,
+      failures,
+      gaps,
+      rollback,
+      hwmProblem: this.hwmProblem,
+    };
+  }
+
+  /**
+   * Decrypts every verifiable batch in chain order (for `spool export`); batches that fail
+   * verification are reported to `onFailure` and skipped.
+   */
+  *exportRecords(onFailure?: (failure: VerifyFailure) => void): Iterable<FlowRecord> {
+    this.assertOpen();
+    const meta = this.meta();
+    let prevTag: Uint8Array = meta.anchor_tag;
+    let after = 0;
+    const page = this.db.prepare('SELECT * FROM batches WHERE id > ? ORDER BY id LIMIT ?');
+    for (;;) {
+      const rows = page.all(after, SCAN_PAGE_ROWS) as BatchRow[];
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        after = row.id;
+        if (row.state !== BATCH_STATE_ACKED) {
+          const opened = this.openBatch(row, prevTag);
+          if (typeof opened === 'string') onFailure?.({ id: row.id, reason: opened });
+          else yield* opened;
+        }
+        prevTag = row.tag;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- decoder state
+
+  /** Stores the decoder state (templates, sampling, uptime anchors) encrypted; replaces the previous one. */
+  saveDecoderState(state: Uint8Array): void {
+    this.assertOpen();
+    const blob = sealBlob(this.stateKey, state, this.decoderStateAd());
+    this.db.prepare('INSERT OR REPLACE INTO decoder_state (id, blob) VALUES (1, ?)').run(blob);
+  }
+
+  /** The last saved decoder state, or null (none saved, or it fails authentication — logged). */
+  loadDecoderState(): Uint8Array | null {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT blob FROM decoder_state WHERE id = 1').get() as { blob: Uint8Array } | undefined;
+    if (row === undefined) return null;
+    const state = openBlob(this.stateKey, row.blob, this.decoderStateAd());
+    if (state === null) this.logger.error({ event: 'spool.decoder_state_invalid' }, 'saved decoder state fails authentication; starting without it');
+    return state;
+  }
+
+  private decoderStateAd(): Uint8Array {
+    return Buffer.concat([Buffer.from('sealflow decoder state\0'), this.spoolId]);
+  }
+
+  // ---------------------------------------------------------------- maintenance & close
+
+  /** Checkpoints (TRUNCATE) when due or after a key was shredded, then records the high-water mark. */
+  private maintenance(force: boolean): void {
+    const now = this.clock();
+    if (!force && !this.shredPending && now - this.lastCheckpointMs < this.checkpointIntervalMs) return;
+    this.checkpoint(force);
+  }
+
+  private checkpoint(_force: boolean): void {
+    if (this.readOnly) return;
+    this.lastCheckpointMs = this.clock();
+    this.shredPending = false;
+    try {
+      const seq = this.sequence('batches');
+      const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      // The database file is synced by a completed checkpoint, so `seq` is durable before the mark is written.
+      if (r[0]?.busy === 0) this.writeHwm(seq);
+    } catch (err) {
+      this.rateLog.log('warn', 'checkpoint', { event: 'spool.checkpoint_failed', code: sqliteCode(err) }, 'spool WAL checkpoint failed');
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SpoolError(SpoolErrorCode.Closed, 'the spool is closed');
+  }
+
+  /** Checkpoints, writes the high-water mark, closes the database and wipes keys. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    try {
+      if (!this.readOnly && this.current !== null) {
+        // This appender will not use its epoch again: let it be shredded as soon as it is empty.
+        this.db.prepare('UPDATE epochs SET ends_min = min(ends_min, ?) WHERE id = ?').run(Math.floor(this.clock() / MINUTE_MS), this.current.id);
+      }
+      this.checkpoint(true);
+    } catch (err) {
+      this.rateLog.log('warn', 'close', { event: 'spool.close_failed', code: sqliteCode(err) }, 'spool close: final checkpoint failed');
+    }
+    this.closed = true;
+    this.leased.clear();
+    this.db.close();
+    for (const key of this.epochKeys.values()) wipe(key);
+    this.epochKeys.clear();
+    for (const k of [this.spoolKey, this.anchorKey, this.hwmKey, this.stateKey]) wipe(k);
+    for (const k of this.keks) k.destroy();
+    this.current = null;
+  }
+
+  /** Runs `PRAGMA integrity_check` (tests, `spool verify`). */
+  integrityCheck(): string {
+    this.assertOpen();
+    const rows = this.db.pragma('integrity_check') as { integrity_check: string }[];
+    return rows.map((r) => r.integrity_check).join('; ');
+  }
+
+  /** Rebuilds the database file (VACUUM), then truncates the WAL. */
+  vacuum(): void {
+    this.assertOpen();
+    this.db.exec('VACUUM');
+    this.checkpoint(true);
+  }
+
+  /** Ids currently leased by this instance. */
+  leasedIds(): readonly number[] {
+    return [...this.leased];
+  }
+}

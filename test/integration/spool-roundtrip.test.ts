@@ -1,0 +1,223 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { FlowRecord } from '../../src/flow/flow-record.js';
+import { Spool } from '../../src/spool/spool.js';
+import { Batcher } from '../../src/spool/batcher.js';
+import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
+
+const KEK = testKek(1);
+
+function noRaw(records: readonly FlowRecord[]): FlowRecord[] {
+  return records.map((r) => ({ ...r, raw: null }));
+}
+
+describe('spool round trip', () => {
+  test('records in → batches → records out, exact (64-bit, IPv6), across a reopen', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const a = ipv4Records(1234, 7);
+      const b = edgeRecords();
+      let spool = await Spool.open({ dir, kek: KEK });
+      const ra = spool.append(a);
+      const rb = spool.append(b);
+      assert.equal(ra.id, 1);
+      assert.equal(rb.id, 2);
+      assert.equal(ra.droppedRecords + rb.droppedRecords, 0);
+      spool.close();
+      spool.close(); // idempotent
+      spool = await Spool.open({ dir, kek: KEK });
+      const leased = spool.lease(10);
+      assert.deepEqual(leased.map((l) => l.id), [1, 2]);
+      assert.deepStrictEqual(leased[0]!.records, noRaw(a));
+      assert.deepStrictEqual(leased[1]!.records, noRaw(b));
+      assert.equal(leased[1]!.records[0]!.octets, 18446744073709551615n);
+      assert.equal(leased[0]!.recordCount, 1234);
+      assert.equal(leased[0]!.attempts, 1);
+      assert.ok(leased[0]!.bytes > 0);
+      assert.deepStrictEqual([...spool.exportRecords()], noRaw([...a, ...b]));
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('lease skips leased and parked batches; release, park, ack; out-of-order acks keep the chain verifiable', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      for (let i = 0; i < 6; i++) spool.append(ipv4Records(10 + i, i));
+      assert.deepEqual(spool.lease(2).map((l) => l.id), [1, 2]);
+      assert.deepEqual(spool.lease(2).map((l) => l.id), [3, 4]);
+      spool.release(1);
+      const again = spool.lease(1);
+      assert.deepEqual(again.map((l) => [l.id, l.attempts]), [[1, 2]]);
+      spool.park(3, 'rejected by receiver: 400');
+      spool.ack(4); // out of order: tombstone
+      spool.ack(2); // out of order: tombstone
+      let st = spool.status();
+      assert.equal(st.batches, 4);
+      assert.equal(st.parkedBatches, 1);
+      assert.deepEqual(st.parkedByReason, { 'rejected by receiver: 400': 1 });
+      assert.equal(st.tombstones, 2);
+      assert.equal(spool.verify().ok, true);
+      spool.ack(1); // front: 1 and tombstone 2 are deleted, the anchor moves to 2
+      st = spool.status();
+      assert.equal(st.tombstones, 1);
+      assert.equal(st.records, 12 + 14 + 15);
+      const v = spool.verify();
+      assert.equal(v.ok, true, JSON.stringify(v));
+      assert.equal(v.verified, 3);
+      assert.deepEqual(spool.lease(10).map((l) => l.id), [5, 6]);
+      spool.ack(999); // unknown: counted no-op
+      spool.ack(4); // already acked: counted no-op
+      assert.equal(spool.status().ackMisses, 2);
+      assert.equal(spool.unpark(), 1);
+      assert.deepEqual(spool.lease(10).map((l) => l.id), [3]);
+      for (const id of [3, 5, 6]) spool.ack(id);
+      st = spool.status();
+      assert.equal(st.batches, 0);
+      assert.equal(st.tombstones, 0);
+      assert.equal(spool.verify().ok, true);
+      // Ids are never reused.
+      assert.equal(spool.append(ipv4Records(1)).id, 7);
+      assert.equal(spool.verify().ok, true);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('leases are in memory: after reopening, unacked batches are leasable again', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let spool = await Spool.open({ dir, kek: KEK });
+      spool.append(ipv4Records(5));
+      spool.append(ipv4Records(5));
+      assert.equal(spool.lease(5).length, 2);
+      spool.close();
+      spool = await Spool.open({ dir, kek: KEK });
+      assert.deepEqual(spool.lease(5).map((l) => [l.id, l.attempts]), [[1, 2], [2, 2]]);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('decoder state is stored encrypted and survives a reopen; a tampered state reads as null', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let spool = await Spool.open({ dir, kek: KEK });
+      assert.equal(spool.loadDecoderState(), null);
+      const state = new TextEncoder().encode('templates: 256=[8,12,7,11] canary-template-state');
+      spool.saveDecoderState(state);
+      spool.close();
+      const raw = new Database(join(dir, 'spool.db'));
+      const blob = (raw.prepare('SELECT blob FROM decoder_state').get() as { blob: Buffer }).blob;
+      assert.equal(blob.includes(Buffer.from('canary-template-state')), false);
+      raw.close();
+      spool = await Spool.open({ dir, kek: KEK });
+      assert.deepEqual(spool.loadDecoderState(), state);
+      spool.close();
+      const db = new Database(join(dir, 'spool.db'));
+      db.prepare('UPDATE decoder_state SET blob = ?').run(Buffer.concat([blob.subarray(0, 30), Buffer.from([blob[30]! ^ 1]), blob.subarray(31)]));
+      db.close();
+      spool = await Spool.open({ dir, kek: KEK });
+      assert.equal(spool.loadDecoderState(), null);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('epoch keys rotate with time and are destroyed when their epoch is empty (crypto-shredding)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let now = 1_763_800_000_000;
+      const spool = await Spool.open({ dir, kek: KEK, epochMs: 60_000, clock: () => now });
+      spool.append(ipv4Records(3)); // epoch 1
+      now += 61_000;
+      spool.append(ipv4Records(3)); // epoch 2
+      assert.equal(spool.status().epochs, 2);
+      const db = new Database(join(dir, 'spool.db'), { readonly: true });
+      assert.deepEqual((db.prepare('SELECT epoch FROM batches ORDER BY id').all() as { epoch: number }[]).map((r) => r.epoch), [1, 2]);
+      spool.lease(1);
+      now += 5 * 60_000; // past epoch 1's end plus the shredding grace
+      spool.ack(1);
+      assert.deepEqual((db.prepare('SELECT id FROM epochs').all() as { id: number }[]).map((r) => r.id), [2]);
+      assert.equal(spool.status().shreddedEpochs, 1);
+      db.close();
+      assert.equal(spool.verify().ok, true);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('Batcher groups by count, bytes and age and appends to the spool', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      const timers: (() => void)[] = [];
+      const batcher = new Batcher(spool, { maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: (fn) => timers.push(fn), clearTimer: () => undefined });
+      batcher.accept(ipv4Records(250));
+      assert.equal(spool.status().batches, 2);
+      timers.at(-1)!(); // the age timer fires
+      assert.equal(spool.status().batches, 3);
+      assert.equal(spool.status().records, 250);
+      batcher.accept(ipv4Records(5));
+      batcher.close();
+      assert.equal(spool.status().records, 255);
+      assert.deepEqual(batcher.counters(), { batches: 4, records: 255, droppedRecords: 0 });
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('an appending worker thread and a draining main thread share one spool file', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const total = 40;
+      const worker = new Worker(
+        // tsx's loader is registered in the worker so it can load the TypeScript child module.
+        `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(join(repoRoot, 'test/support/spool-child.ts'))}); })
+           .then((m) => m.appendInWorker(${JSON.stringify(dir)}, ${total}));`,
+        { eval: true },
+      );
+      const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+      let main: Spool | null = null;
+      const got = new Set<number>();
+      let records = 0;
+      const deadline = Date.now() + 30_000;
+      while (got.size < total && Date.now() < deadline) {
+        if (main === null) {
+          try {
+            main = await Spool.open({ dir, kek: testKek(9), create: false });
+          } catch {
+            await new Promise((r) => setTimeout(r, 20));
+            continue;
+          }
+        }
+        for (const b of main.lease(8)) {
+          got.add(b.id);
+          records += b.records.length;
+          main.ack(b.id);
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(await exited, 0);
+      assert.ok(main !== null);
+      assert.equal(got.size, total);
+      assert.equal(records, total * 50);
+      assert.equal(main.status().batches, 0);
+      assert.equal(main.verify().ok, true);
+      assert.equal(main.status().quarantined, 0);
+      main.close();
+    } finally {
+      cleanup();
+    }
+  });
+});

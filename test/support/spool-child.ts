@@ -1,0 +1,82 @@
+/**
+ * A child process (and worker-thread entry) for the spool tests: appends a steady stream of
+ * batches and reports on stdout, synchronously and only AFTER each commit:
+ *   committed <batchId> <records>
+ *   acking <batchId>   (before an ack)     acked <batchId>   (after it)
+ * The crash test SIGKILLs it at random moments and checks that every reported batch survived.
+ *
+ * Usage: node --import tsx test/support/spool-child.ts --dir DIR [--canary] [--ack-every N]
+ *          [--quota BYTES] [--max-batches N] [--batch-records N]
+ * The KEK comes from SEALFLOW_SPOOL_KEK (base64).
+ */
+import { writeSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { FlowRecord } from '../../src/flow/flow-record.js';
+import { Spool } from '../../src/spool/spool.js';
+import { parseKekText } from '../../src/spool/kek-source.js';
+import { canaryRecords, ipv4Records, testKek } from './spool-fixtures.js';
+
+function report(line: string): void {
+  writeSync(1, `${line}\n`);
+}
+
+async function runChild(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      dir: { type: 'string' },
+      canary: { type: 'boolean' },
+      'ack-every': { type: 'string' },
+      quota: { type: 'string' },
+      'max-batches': { type: 'string' },
+      'batch-records': { type: 'string' },
+      synchronous: { type: 'string' },
+    },
+  });
+  const kek = parseKekText(process.env.SEALFLOW_SPOOL_KEK ?? '');
+  if (values.dir === undefined || kek === null) throw new Error('spool-child: --dir and SEALFLOW_SPOOL_KEK are required');
+  const ackEvery = Number(values['ack-every'] ?? '0');
+  const maxBatches = Number(values['max-batches'] ?? '100000');
+  const batchRecords = Number(values['batch-records'] ?? '200');
+  const sync = values.synchronous === 'normal' ? 'normal' : 'full';
+  const spool = await Spool.open({
+    dir: values.dir,
+    kek,
+    synchronous: sync,
+    checkpointIntervalMs: 200,
+    ...(values.quota !== undefined ? { quotaBytes: Number(values.quota) } : {}),
+  });
+  report(`opened ${spool.status().lastBatchId}`);
+  for (let i = 0; i < maxBatches; i++) {
+    const records: FlowRecord[] = values.canary === true ? canaryRecords(batchRecords) : ipv4Records(batchRecords - (i % 50), i + process.pid);
+    const r = spool.append(records);
+    if (r.id !== null) report(`committed ${r.id} ${records.length}`);
+    if (ackEvery > 0 && i % ackEvery === ackEvery - 1) {
+      for (const b of spool.lease(1)) {
+        report(`acking ${b.id}`);
+        spool.ack(b.id);
+        report(`acked ${b.id}`);
+      }
+    }
+    // Yield now and then so the process looks like a live ingest loop (timers, signals).
+    if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+  }
+  spool.close();
+  report('done');
+}
+
+/** Worker-thread mode: append `total` batches of 50 records with a little pacing, then close. */
+export async function appendInWorker(dir: string, total: number): Promise<void> {
+  const spool = await Spool.open({ dir, kek: testKek(9) });
+  for (let i = 0; i < total; i++) {
+    spool.append(ipv4Records(50, i));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  spool.close();
+}
+
+if (process.argv[1]?.endsWith('spool-child.ts') === true) {
+  runChild().catch((err: unknown) => {
+    process.stderr.write(`spool-child: ${String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { newFlowRecord, type FlowRecord } from '../../src/flow/flow-record.js';
+import { BATCH_FORMAT_VERSION, BatchEncoder, decodeBatch, encodeBatch } from '../../src/spool/batch-codec.js';
+import { SpoolError } from '../../src/flow/errors.js';
+import { edgeRecords, ipv4Records } from '../support/spool-fixtures.js';
+
+/** Deep equality that also tells -0 from 0 and bigint from number (assert.deepStrictEqual uses Object.is for primitives). */
+function assertSameRecords(actual: FlowRecord[], expected: readonly FlowRecord[]): void {
+  assert.equal(actual.length, expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const want = { ...expected[i]!, raw: null };
+    assert.deepStrictEqual(actual[i], want, `record ${i}`);
+    for (const k of Object.keys(want) as (keyof FlowRecord)[]) assert.equal(typeof actual[i]![k], typeof want[k], `record ${i} ${k} type`);
+  }
+}
+
+test('edge records round-trip exactly: IPv6, 64-bit counters beyond 2^53, nulls, -0, fractions, identities', () => {
+  const records = edgeRecords();
+  const out = decodeBatch(encodeBatch(records));
+  assertSameRecords(out, records);
+  assert.equal(out[0]!.octets, 18446744073709551615n);
+  assert.equal(out[0]!.packets, 9007199254740993n);
+  assert.equal(out[2]!.packets, 18446744073709551615n);
+  assert.equal(out[2]!.octets, 2 ** 53);
+  assert.ok(Object.is(out[2]!.uptimeMs, -0));
+  assert.deepEqual([...(out[0]!.srcAddr as Uint8Array)], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  assert.equal(out[1]!.exporter, 'ünïcode-exporter');
+});
+
+test('raw is not stored and comes back null', () => {
+  const r = newFlowRecord('netflow', 10, 'udp', '10.0.0.1', null, 7, 100);
+  r.raw = { fields: [{ id: 8, enterprise: 0, length: 4 }], bytes: new Uint8Array([1, 2, 3, 4]) };
+  const [out] = decodeBatch(encodeBatch([r]));
+  assert.equal(out!.raw, null);
+  assert.equal(out!.observationDomainId, 7);
+});
+
+test('realistic IPv4 batch round-trips and stays compact; the encoder is reusable', () => {
+  const records = ipv4Records(5000, 42);
+  const enc = new BatchEncoder(1024);
+  const first = enc.encode(records).slice();
+  assert.equal(first[0], BATCH_FORMAT_VERSION);
+  assertSameRecords(decodeBatch(first), records);
+  // Per-batch interning: the exporter string is stored once.
+  assert.ok(first.length / records.length < 64, `bytes per record ${first.length / records.length}`);
+  const second = enc.encode(records.slice(0, 10));
+  assertSameRecords(decodeBatch(second), records.slice(0, 10));
+  assert.deepEqual(decodeBatch(enc.encode([])), []);
+});
+
+const arbAddr = fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ minLength: 16, maxLength: 16 }));
+const arbCounter = fc.oneof(fc.nat({ max: Number.MAX_SAFE_INTEGER }), fc.bigInt({ min: 0n, max: 0xffffffffffffffffn }));
+const arbNum = fc.oneof(fc.nat(), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.double({ noNaN: false }));
+const arbOpt = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | null> => fc.option(a, { nil: null });
+
+const arbRecord: fc.Arbitrary<FlowRecord> = fc
+  .record({
+    flowtype: fc.constantFrom('netflow' as const, 'sflow' as const),
+    transport: fc.constantFrom('udp' as const, 'tls' as const, 'dtls' as const, 'file' as const),
+    exporter: fc.constantFrom('10.0.0.1', '2001:db8::1', 'r1'),
+    identity: arbOpt(fc.string({ maxLength: 40 })),
+    nums: fc.array(arbNum, { minLength: 5, maxLength: 5 }),
+    addrs: fc.array(arbOpt(arbAddr), { minLength: 4, maxLength: 4 }),
+    counters: fc.array(arbCounter, { minLength: 2, maxLength: 2 }),
+    optional: fc.array(arbOpt(arbNum), { minLength: 18, maxLength: 18 }),
+  })
+  .map((v) => {
+    const [fv, od, et, ipv, si] = v.nums as [number, number, number, number, number];
+    const r = newFlowRecord(v.flowtype, fv, v.transport, v.exporter, v.identity, od, et);
+    r.ipVersion = ipv;
+    r.samplingInterval = si;
+    [r.srcAddr, r.dstAddr, r.nextHop, r.bgpNextHop] = v.addrs as [never, never, never, never];
+    [r.octets, r.packets] = v.counters as [never, never];
+    const o = (i: number): number | null => v.optional[i] ?? null;
+    [r.srcPort, r.dstPort, r.protocol, r.tos, r.tcpFlags, r.inputIf, r.outputIf, r.srcMask, r.dstMask] = [o(0), o(1), o(2), o(3), o(4), o(5), o(6), o(7), o(8)];
+    [r.srcAs, r.dstAs, r.srcVlan, r.dstVlan, r.icmpType, r.icmpCode, r.startMs, r.endMs, r.uptimeMs] = [o(9), o(10), o(11), o(12), o(13), o(14), o(15), o(16), o(17)];
+    return r;
+  });
+
+test('property: any records round-trip exactly', () => {
+  fc.assert(
+    fc.property(fc.array(arbRecord, { maxLength: 30 }), (records) => {
+      assertSameRecords(decodeBatch(encodeBatch(records)), records);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('malformed batches fail with ERR_SPOOL_FORMAT, never another error', () => {
+  const bytes = encodeBatch(edgeRecords());
+  for (let len = 0; len < bytes.length; len++) {
+    assert.throws(() => decodeBatch(bytes.subarray(0, len)), (e: unknown) => e instanceof SpoolError && e.code === 'ERR_SPOOL_FORMAT', `prefix ${len}`);
+  }
+  assert.throws(() => decodeBatch(Uint8Array.from([...bytes, 0])), /trailing/);
+  const wrongVersion = bytes.slice();
+  wrongVersion[0] = 99;
+  assert.throws(() => decodeBatch(wrongVersion), /version/);
+  // A huge record count is refused before allocating.
+  assert.throws(() => decodeBatch(Uint8Array.from([BATCH_FORMAT_VERSION, 0xff, 0xff, 0xff, 0x7f])), /record count/);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (junk) => {
+      try {
+        decodeBatch(Uint8Array.from([BATCH_FORMAT_VERSION, ...junk]));
+      } catch (e) {
+        assert.ok(e instanceof SpoolError, String(e));
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('values the format cannot hold are refused at encode time', () => {
+  const r = newFlowRecord('netflow', 10, 'udp', 'x', null, 0, 0);
+  r.srcAddr = 2 ** 32;
+  assert.throws(() => encodeBatch([r]), /IPv4/);
+  r.srcAddr = new Uint8Array(4);
+  assert.throws(() => encodeBatch([r]), /IPv6/);
+  r.srcAddr = null;
+  r.octets = 2n ** 64n;
+  assert.throws(() => encodeBatch([r]), /64-bit/);
+});
