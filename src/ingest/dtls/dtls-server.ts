@@ -58,6 +58,8 @@ export interface DtlsServerOptions {
   readonly sweepIntervalMs?: number;
   /** Identity policy, called once the chain verified; a rejection ends the association. */
   readonly authorize?: (session: DtlsSession) => DtlsAuthorization;
+  /** Requested SO_RCVBUF in bytes (Linux caps it at net.core.rmem_max). */
+  readonly recvBufferBytes?: number;
   /** IPv6 socket (udp6) instead of IPv4; chosen from the listen address when absent. */
   readonly ipv6?: boolean;
   readonly now?: () => number;
@@ -84,6 +86,11 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 600_000;
 /** Cookie validity is two rotation periods (current + previous secret). */
 export const DEFAULT_COOKIE_ROTATE_MS = 30_000;
 export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
+/**
+ * 4 MiB: a burst of a few thousand handshake or record datagrams while the event loop is
+ * busy with handshakes; the kernel default (~200 KiB) drops a 250-datagram burst.
+ */
+export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 const COOKIE_SECRET_BYTES = 32;
 
 export type DtlsCloseReason =
@@ -227,7 +234,7 @@ export class DtlsServer extends EventEmitter<{
   private readonly now: () => number;
   private readonly opts: Required<Pick<DtlsServerOptions,
     'mtu' | 'maxDatagramBytes' | 'maxSessions' | 'maxSessionsPerSource' | 'maxHandshakesPerSecond' |
-    'handshakeTimeoutMs' | 'idleTimeoutMs' | 'cookieSecretRotateMs' | 'sweepIntervalMs'>>;
+    'handshakeTimeoutMs' | 'idleTimeoutMs' | 'cookieSecretRotateMs' | 'sweepIntervalMs' | 'recvBufferBytes'>>;
   private readonly authorize: ((session: DtlsSession) => DtlsAuthorization) | undefined;
   private tokens: number;
   private tokensAtMs: number;
@@ -249,6 +256,7 @@ export class DtlsServer extends EventEmitter<{
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       cookieSecretRotateMs: options.cookieSecretRotateMs ?? DEFAULT_COOKIE_ROTATE_MS,
       sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
+      recvBufferBytes: options.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES,
     };
     this.authorize = options.authorize;
     this.tokens = this.opts.maxHandshakesPerSecond;
@@ -284,6 +292,11 @@ export class DtlsServer extends EventEmitter<{
       this.socket.once('error', onError);
       this.socket.bind(port, host, () => {
         this.socket.off('error', onError);
+        try {
+          this.socket.setRecvBufferSize(this.opts.recvBufferBytes);
+        } catch {
+          // capped or refused by the kernel: the default buffer still works, just drops sooner
+        }
         resolve();
       });
     });
