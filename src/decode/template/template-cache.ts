@@ -1,0 +1,158 @@
+import type { FieldSpec, Transport } from '../../flow/flow-record.js';
+import type { FieldPlan } from './field-mapping.js';
+import { planTemplate, VARIABLE_LENGTH } from './field-mapping.js';
+import type { RecordDecoder } from './record-decoder.js';
+import { compileRecordDecoder, genericRecordDecoder, minRecordLength } from './record-decoder.js';
+import type { SequenceState } from './sequence-tracker.js';
+import { newSequenceState } from './sequence-tracker.js';
+import type { TemplateDefinition } from './template.js';
+
+/**
+ * Template and options state, scoped as RFC 7011 §3 / §8 require: per transport session
+ * (SessionState), per observation domain / v9 source ID within it (DomainState, keyed also
+ * by protocol version so an exporter sending v9 and IPFIX to one port keeps them apart), per
+ * template ID within that.
+ */
+
+/** A learned template with its record decoder. */
+export interface Template {
+  readonly templateId: number;
+  readonly fields: readonly FieldSpec[];
+  readonly scopeFieldCount: number;
+  readonly isOptions: boolean;
+  /** Record length when every field is fixed-length, else -1. */
+  readonly fixedLength: number;
+  /** Smallest possible record (≥ 1: templates that could encode a 0-byte record are refused). */
+  readonly minLength: number;
+  readonly decoder: RecordDecoder;
+  /** Identity of the layout, to tell a refresh from a changed template. */
+  readonly signature: string;
+  /** Unix ms after which the template is stale (UDP/DTLS, RFC 7011 §8.4); Infinity on reliable transports. */
+  expiresAtMs: number;
+}
+
+/** Largest number of distinct sampler IDs remembered per domain (a bound on options-driven memory). */
+export const MAX_SAMPLERS_PER_DOMAIN = 1024;
+
+export class DomainState {
+  readonly version: number;
+  readonly observationDomainId: number;
+  readonly templates = new Map<number, Template>();
+  /** systemInitTimeMilliseconds from options data (IPFIX), Unix ms; -1 when unknown. */
+  sysInitMs = -1;
+  /** Sampling interval options data gave without a sampler ID; 0 when none. */
+  explicitSampling = 0;
+  readonly samplers = new Map<number, number>();
+  readonly sequence: SequenceState = newSequenceState();
+
+  constructor(version: number, observationDomainId: number) {
+    this.version = version;
+    this.observationDomainId = observationDomainId;
+  }
+
+  /**
+   * Interval for records naming no sampler: the domain-wide value when options data gave one,
+   * else the only sampler's when there is exactly one, else 1 (unsampled, or unknown).
+   */
+  get defaultSampling(): number {
+    if (this.explicitSampling > 0) return this.explicitSampling;
+    if (this.samplers.size === 1) for (const v of this.samplers.values()) return v;
+    return 1;
+  }
+
+  setSampler(samplerId: number, interval: number): void {
+    if (this.samplers.has(samplerId) || this.samplers.size < MAX_SAMPLERS_PER_DOMAIN) this.samplers.set(samplerId, interval);
+  }
+}
+
+/** A data set held until its template arrives (RFC 7011 §9.3). Its bytes are a private copy. */
+export interface PendingSet {
+  readonly domain: DomainState;
+  readonly templateId: number;
+  readonly bytes: Uint8Array;
+  readonly receivedAtMs: number;
+  readonly exportTimeS: number;
+  /** v9 header sysUpTime; -1 for IPFIX. */
+  readonly uptimeMs: number;
+  /** Offset of the set body in its message, for errors. */
+  readonly offset: number;
+  readonly exporter: string;
+  readonly identity: string | null;
+  readonly transport: Transport;
+}
+
+export class SessionState {
+  readonly key: string;
+  transport: Transport;
+  readonly domains = new Map<number, DomainState>();
+  templateCount = 0;
+  readonly pending: PendingSet[] = [];
+  pendingBytes = 0;
+  lastSeenMs = 0;
+
+  constructor(key: string, transport: Transport) {
+    this.key = key;
+    this.transport = transport;
+  }
+
+  domain(version: number, observationDomainId: number): DomainState {
+    const k = version * 0x100000000 + observationDomainId;
+    let d = this.domains.get(k);
+    if (d === undefined) {
+      d = new DomainState(version, observationDomainId);
+      this.domains.set(k, d);
+    }
+    return d;
+  }
+}
+
+/** Whether the transport delivers reliably and in order, so templates never expire and withdrawals count (RFC 7011 §8). */
+export function isReliable(transport: Transport): boolean {
+  return transport === 'tls' || transport === 'file';
+}
+
+export function templateSignature(def: Pick<TemplateDefinition, 'fields' | 'scopeFieldCount' | 'isOptions'>): string {
+  let s = `${def.isOptions ? 'o' : 'd'}${def.scopeFieldCount}`;
+  for (const f of def.fields) s += `|${f.enterprise}:${f.id}:${f.length}`;
+  return s;
+}
+
+/** Bound on distinct compiled layouts kept for reuse across sessions (many exporters share a handful). */
+const MAX_CACHED_DECODERS = 4096;
+
+/**
+ * Builds record decoders and shares them between sessions with the same layout, so a fleet
+ * of identically configured exporters costs one compilation per layout.
+ */
+export class DecoderFactory {
+  readonly #compiled: boolean;
+  readonly #cache = new Map<string, RecordDecoder>();
+
+  constructor(compiled: boolean) {
+    this.#compiled = compiled;
+  }
+
+  build(def: TemplateDefinition, signature: string, expiresAtMs: number): Template | null {
+    const plans: FieldPlan[] = planTemplate(def.fields, def.scopeFieldCount);
+    const minLength = minRecordLength(plans);
+    if (minLength === 0) return null;
+    let decoder = this.#cache.get(signature);
+    if (decoder === undefined) {
+      decoder = this.#compiled ? compileRecordDecoder(plans) : genericRecordDecoder(plans);
+      if (this.#cache.size >= MAX_CACHED_DECODERS) this.#cache.clear();
+      this.#cache.set(signature, decoder);
+    }
+    const fixed = def.fields.every((f) => f.length !== VARIABLE_LENGTH);
+    return {
+      templateId: def.templateId,
+      fields: def.fields,
+      scopeFieldCount: def.scopeFieldCount,
+      isOptions: def.isOptions,
+      fixedLength: fixed ? minLength : -1,
+      minLength,
+      decoder,
+      signature,
+      expiresAtMs,
+    };
+  }
+}
