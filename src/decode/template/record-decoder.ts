@@ -171,7 +171,7 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
     let fbNext: Uint8Array | null = null;
     let fbBgp: Uint8Array | null = null;
     for (let i = 0; i < lengths.length; i++) {
-      let n = lengths[i] ?? 0;
+      const n = lengths[i] ?? 0;
       if (n === VARIABLE_LENGTH) {
         const v = readVarLength(view, q, end);
         if (v < 0) return -1;
