@@ -7,6 +7,7 @@ import { DtlsServer, type DtlsServerOptions, type DtlsSession } from '../../src/
 import { loadDtlsAddon } from '../../src/ingest/dtls/native-binding.js';
 import { ExporterTrust } from '../../src/ingest/trust/exporter-trust.js';
 import { clientHelloDatagram, DtlsHandshakeError, DtlsTestClient } from '../support/dtls-client.js';
+import { prng } from '../support/spool-fixtures.js';
 import { createTestPki, type TestPki } from '../support/test-pki.js';
 import { bindUdp, sendUdp, until } from '../support/udp-harness.js';
 
@@ -59,18 +60,6 @@ async function rssAfterGc(): Promise<number> {
     await new Promise((r) => setTimeout(r, 20));
   }
   return process.memoryUsage().rss;
-}
-
-/** Deterministic PRNG (mulberry32) so a lossy run is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const MB = 1024 * 1024;
