@@ -1,8 +1,140 @@
-import type { CommandMain } from './command.js';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { resolveSecret } from '../config/secrets.js';
+import { Drain, type DrainStats } from '../drain/drain.js';
+import { drainSettingsFromConfig, fusionCredentialsFromConfig, NETOSECRET_SETTING } from '../drain/drain-config.js';
+import { ConfigError, ConfigErrorCode, isSealflowError } from '../flow/errors.js';
+import { createLogger } from '../observability/logger.js';
+import { DATA_DIR_ENV, KEK_ENV, parseKekText, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
+import { Spool } from '../spool/spool.js';
+import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
 
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-export const main: CommandMain = (_argv, io) => {
-  io.stderr.write('sealflow drain: not built yet\n');
-  return Promise.resolve(ExitCode.Software);
+const HELP = `usage: sealflow drain --once [options]
+
+Drains what the encrypted spool holds now to Fusion, then exits with a summary (a live
+progress line on a terminal, one summary line otherwise). Uses the same configuration as
+\`sealflow run\` (drain.fusion.*: upload URL, framing, compression, TLS, proxy, rate caps).
+
+options:
+  --once               drain what is spooled now, then exit (required)
+  --data-dir DIR       the spool's directory (default: $${DATA_DIR_ENV}, else dataDir of the config)
+  --config FILE        configuration file (default: $SEALFLOW_CONFIG, else built-in defaults)
+  --max-failures N     give up after N consecutive failed attempts (default 5)
+  --json               print the final statistics as JSON
+  -h, --help
+
+The Fusion API key comes from SEALFLOW_FUSION_NETOSECRET[_FILE|_COMMAND] or ${NETOSECRET_SETTING};
+the spool key from ${KEK_ENV}[_FILE|_COMMAND] (and ${PREVIOUS_KEK_ENV}* during a rotation) or spool.kek.
+Exit codes: 0 all delivered, 1 something was parked or not delivered, 64 usage, 66 no spool,
+78 configuration/key problem.
+`;
+
+const PROGRESS_INTERVAL_MS = 250;
+
+function summary(s: DrainStats, elapsedMs: number, complete: boolean): string {
+  const secs = Math.max(elapsedMs / 1000, 0.001);
+  const retries = Object.entries(s.retries).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ');
+  const left = s.spool === null ? '?' : `${s.spool.batches} batches / ${s.spool.records} records`;
+  return [
+    `drain: ${complete ? 'done' : 'GAVE UP'}`,
+    `delivered ${s.deliveredRecords} records in ${s.deliveredBatches} batches (${s.deliveredBytes} bytes sent) in ${secs.toFixed(1)} s`,
+    `${Math.round(s.deliveredRecords / secs)} records/s`,
+    `parked ${s.parkedBatches} batches (${s.parkedRecords} records)`,
+    `retries ${retries === '' ? 0 : retries}`,
+    `left in spool ${left}`,
+    ...(s.lastError !== null && (!complete || s.parkedBatches > 0) ? [`last error: ${s.lastError}`] : []),
+  ].join(', ');
+}
+
+export const main: CommandMain = async (argv, io: CommandIo) => {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        once: { type: 'boolean', default: false },
+        'data-dir': { type: 'string' },
+        config: { type: 'string' },
+        'max-failures': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    io.stderr.write(`sealflow drain: ${(err as Error).message}\n\n${HELP}`);
+    return ExitCode.Usage;
+  }
+  if (values.help) {
+    io.stdout.write(HELP);
+    return ExitCode.Ok;
+  }
+  if (!values.once) {
+    io.stderr.write(`sealflow drain: only --once is supported here; the continuous drain runs inside \`sealflow run\`\n\n${HELP}`);
+    return ExitCode.Usage;
+  }
+  const maxFailures = values['max-failures'] === undefined ? 5 : Number(values['max-failures']);
+  if (!Number.isInteger(maxFailures) || maxFailures < 1) {
+    io.stderr.write('sealflow drain: --max-failures wants a positive integer\n');
+    return ExitCode.Usage;
+  }
+
+  let spool: Spool | null = null;
+  let drain: Drain | null = null;
+  try {
+    const loaded = await loadConfig({ configPath: values.config, env: io.env, compileFilters: null });
+    const config = loaded.config;
+    const credentials = await fusionCredentialsFromConfig(config.drain, { env: io.env, warn: (m) => io.stderr.write(`sealflow drain: warning: ${m}\n`) });
+    if (credentials === null) {
+      throw new ConfigError(ConfigErrorCode.Secret, NETOSECRET_SETTING, `${NETOSECRET_SETTING}: no Fusion API key; set SEALFLOW_FUSION_NETOSECRET, SEALFLOW_FUSION_NETOSECRET_FILE or _COMMAND`);
+    }
+    const settings = drainSettingsFromConfig(config.drain);
+    const dir = values['data-dir'] ?? io.env[DATA_DIR_ENV] ?? config.dataDir;
+    const keks = await spoolKeys(io, config.spool.kek);
+    spool = await Spool.open({ dir, kek: keks.kek, previousKeks: keks.previousKeks, create: false });
+
+    const logger = createLogger({ level: 'warn', pretty: false }, { write: (line: string) => io.stderr.write(line) });
+    drain = new Drain({ source: spool, credentials, settings, logger });
+    const tty = (io.stderr as { isTTY?: boolean }).isTTY ?? false;
+    const started = Date.now();
+    let lastDraw = 0;
+    const onProgress = (s: DrainStats): void => {
+      const now = Date.now();
+      if (!tty || now - lastDraw < PROGRESS_INTERVAL_MS) return;
+      lastDraw = now;
+      const left = s.spool?.records ?? 0;
+      const eta = s.etaMs === null ? '-' : `${Math.ceil(s.etaMs / 1000)} s`;
+      io.stderr.write(`\r\x1b[Kdrain: ${s.deliveredRecords} delivered, ${left} left, ${Math.round(s.recordsPerSec)} rec/s, eta ${eta}, parked ${s.parkedBatches}, retries ${Object.values(s.retries).reduce((a, b) => a + b, 0)}`);
+    };
+    const res = await drain.drainOnce({ maxConsecutiveFailures: maxFailures, onProgress });
+    if (tty) io.stderr.write('\r\x1b[K');
+    const elapsed = Date.now() - started;
+    if (values.json) io.stdout.write(JSON.stringify({ complete: res.complete, elapsedMs: elapsed, ...res.stats }) + '\n');
+    else io.stdout.write(summary(res.stats, elapsed, res.complete) + '\n');
+    return res.complete && res.stats.parkedBatches === 0 ? ExitCode.Ok : ExitCode.Failure;
+  } catch (err) {
+    if (isSealflowError(err)) {
+      io.stderr.write(`sealflow drain: ${err.message}\n`);
+      if (err.code.startsWith('ERR_CONFIG')) return ExitCode.Config;
+      if (err.code === 'ERR_SPOOL_KEY') return ExitCode.Config;
+      if (err.code === 'ERR_SPOOL_IO') return ExitCode.NoInput;
+      return ExitCode.Failure;
+    }
+    throw err;
+  } finally {
+    await drain?.stop(1000);
+    spool?.close();
+  }
 };
+
+/** The spool KEK: the SEALFLOW_SPOOL_KEK* variables (as `sealflow spool` does), else spool.kek of the config. */
+async function spoolKeys(io: CommandIo, configured: Parameters<typeof resolveSecret>[0] | undefined): Promise<{ kek: Uint8Array; previousKeks: Uint8Array[] }> {
+  const envSet = [KEK_ENV, `${KEK_ENV}_FILE`, `${KEK_ENV}_COMMAND`].some((k) => (io.env[k] ?? '') !== '');
+  if (envSet || configured === undefined) return spoolKeksFromEnv(io.env);
+  const bytes = await resolveSecret(configured, 'spool.kek', { env: io.env });
+  const kek = parseKekText(bytes.toString('latin1'));
+  bytes.fill(0);
+  if (kek === null) throw new ConfigError(ConfigErrorCode.Secret, 'spool.kek', 'spool.kek: must be 32 bytes as base64 (`sealflow keygen` prints one)');
+  return { kek, previousKeks: [] };
+}
