@@ -8,6 +8,7 @@ import { decodeNetflow5 } from './netflow5/netflow5.js';
 import { NETFLOW9_VERSION, parseNetflow9Packet } from './netflow9/netflow9.js';
 import { decodeSflow } from './sflow/sflow.js';
 import { newOptionsValues, readOptionsRecord } from './template/options-record.js';
+import { RawRecordView } from './template/raw-record-view.js';
 import { RecordContext } from './template/record-context.js';
 import {
   FLOW_SEQUENCE_OPTIONS,
@@ -561,7 +562,7 @@ export class DecodeService {
       while (p + fixed <= end) {
         const r = newFlowRecord('netflow', version, transport, exporter, identity, observationDomainId, exportTimeS);
         decoder(view, buf, p, end, r, ctx);
-        r.raw = { fields, bytes: buf.subarray(p, p + fixed) };
+        r.raw = new RawRecordView(fields, buf, p, p + fixed);
         records.push(r);
         p += fixed;
         count++;
@@ -575,7 +576,7 @@ export class DecodeService {
       if (q < 0) {
         return this.#badVarLength(t, offsetBase + p);
       }
-      r.raw = { fields, bytes: buf.subarray(p, q) };
+      r.raw = new RawRecordView(fields, buf, p, q);
       records.push(r);
       p = q;
       count++;
