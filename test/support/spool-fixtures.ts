@@ -2,6 +2,7 @@
  * Record builders shared by the spool tests, the crash child and bench/spool.ts: realistic
  * IPv4 flow records (15 fields set) and edge-case records (IPv6, counters beyond 2^53, nulls).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -151,4 +152,17 @@ export function canaryRecords(n: number): FlowRecord[] {
     out.push(r);
   }
   return out;
+}
+
+/** Runs the sealflow CLI from source in a child process (the real entry point, real exit code). */
+export function runSealflow(args: readonly string[], env: Readonly<Record<string, string>> = {}, input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts'), ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+    maxBuffer: 256 * 1024 * 1024,
+    ...(input !== undefined ? { input } : {}),
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

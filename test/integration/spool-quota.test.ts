@@ -1,0 +1,122 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Spool } from '../../src/spool/spool.js';
+import { ipv4Records, tempDir, testKek } from '../support/spool-fixtures.js';
+
+const KEK = testKek(11);
+
+describe('spool quota', () => {
+  test('drop-oldest: filling past the quota evicts the oldest batches; counts exact; keeps running', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const quotaBytes = 200_000;
+      const spool = await Spool.open({ dir, kek: KEK, quotaBytes });
+      let appended = 0;
+      let evictedRecords = 0;
+      let evictedBatches = 0;
+      const ids: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        const n = 100 + (i % 7) * 30;
+        const r = spool.append(ipv4Records(n, i));
+        assert.notEqual(r.id, null);
+        ids.push(r.id!);
+        appended += n;
+        evictedRecords += r.evictedRecords;
+        evictedBatches += r.evictedBatches;
+        const st = spool.status();
+        assert.ok(st.bytes <= quotaBytes, `bytes ${st.bytes} over quota`);
+      }
+      const st = spool.status();
+      assert.ok(evictedBatches > 0, 'the quota was never reached: test sizes are wrong');
+      assert.equal(st.evictedBatches, evictedBatches);
+      assert.equal(st.evictedRecords, evictedRecords);
+      assert.equal(st.records + st.evictedRecords, appended);
+      assert.equal(st.batches + st.evictedBatches, 60);
+      // What remains are exactly the newest batches, and they still verify.
+      const leased = spool.lease(1000);
+      assert.deepEqual(leased.map((l) => l.id), ids.slice(60 - st.batches));
+      assert.equal(leased.reduce((s, l) => s + l.records.length, 0), st.records);
+      const v = spool.verify();
+      assert.equal(v.ok, true, JSON.stringify(v));
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('drop-newest: new batches are dropped and counted', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 100_000, fullPolicy: 'drop-newest' });
+      let kept = 0;
+      let dropped = 0;
+      for (let i = 0; i < 30; i++) {
+        const r = spool.append(ipv4Records(200, i));
+        if (r.id === null) {
+          assert.equal(r.dropReason, 'quota');
+          dropped += r.droppedRecords;
+        } else kept += 200;
+      }
+      const st = spool.status();
+      assert.ok(dropped > 0);
+      assert.equal(st.droppedRecords, dropped);
+      assert.equal(st.records, kept);
+      assert.equal(st.evictedBatches, 0);
+      // Once space frees up, appends succeed again.
+      for (const b of spool.lease(3)) spool.ack(b.id);
+      assert.notEqual(spool.append(ipv4Records(200, 99)).id, null);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a batch larger than the whole quota is dropped and counted', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 5_000 });
+      const r = spool.append(ipv4Records(2000));
+      assert.equal(r.id, null);
+      assert.equal(r.dropReason, 'oversize');
+      assert.equal(spool.status().droppedRecords, 2000);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('disk full (database size cap): drop-oldest evicts and retries; drop-newest drops; the process keeps running', async () => {
+    for (const fullPolicy of ['drop-oldest', 'drop-newest'] as const) {
+      const { dir, cleanup } = tempDir();
+      try {
+        const spool = await Spool.open({ dir, kek: KEK, maxDbBytes: 300_000, fullPolicy });
+        let ok = 0;
+        let failed = 0;
+        let evicted = 0;
+        for (let i = 0; i < 60; i++) {
+          const r = spool.append(ipv4Records(300, i));
+          if (r.id !== null) ok++;
+          else {
+            assert.equal(r.dropReason, 'io');
+            failed++;
+          }
+          evicted += r.evictedBatches;
+        }
+        const st = spool.status();
+        if (fullPolicy === 'drop-oldest') {
+          assert.ok(evicted > 0, 'never hit the cap');
+          assert.equal(ok + failed, 60);
+        } else {
+          assert.ok(failed > 0, 'never hit the cap');
+          assert.ok(st.ioErrors >= failed);
+        }
+        assert.equal(st.batches, ok - evicted);
+        assert.equal(spool.verify().ok, true);
+        assert.equal(spool.integrityCheck(), 'ok');
+        spool.close();
+      } finally {
+        cleanup();
+      }
+    }
+  });
+});
