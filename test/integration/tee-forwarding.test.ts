@@ -117,6 +117,22 @@ describe('UDP tees', () => {
     }
   });
 
+  test('IPv6 tee target', async () => {
+    const v6 = await bindUdp('::1', 'udp6');
+    sockets.push(v6);
+    const got: Buffer[] = [];
+    v6.on('message', (m) => got.push(m));
+    const { tee, sink, port, close } = await setup(['127.0.0.1'], [{ targets: [`[::1]:${v6.address().port}`] }]);
+    try {
+      await send(await bound('127.0.0.1'), Buffer.from('six'), port);
+      await until(() => sink.packets.length === 1 && got.length === 1, 'forwarding over IPv6');
+      assert.equal(got[0]?.toString(), 'six');
+      assert.equal(tee.stats()[0]?.address, '::1');
+    } finally {
+      await close();
+    }
+  });
+
   test('listenerPort limits a tee to one listener', async () => {
     const target = await collector();
     const { sink, port, close } = await setup(['127.0.0.1'], [{ targets: [`127.0.0.1:${target.port}`], listenerPort: 1 }]);
