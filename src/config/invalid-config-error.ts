@@ -109,15 +109,16 @@ function editDistance(a: string, b: string): number {
   return prev[b.length] ?? 0;
 }
 
-/** Up to this many edits apart counts as a likely typo worth suggesting. */
+/** Up to this many edits apart counts as a likely typo worth suggesting (fewer for short keys, where 3 edits make any word). */
 const MAX_SUGGESTION_DISTANCE = 3;
+const CHARS_PER_ALLOWED_EDIT = 3;
 
 function unknownKeyMessage(parent: IssuePath, key: string): string {
   const shape = objectShape(schemaAt(parent) ?? ConfigSchema);
   const allowed = shape === null ? [] : Object.keys(shape);
   const norm = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
   let best: string | null = null;
-  let bestDist = MAX_SUGGESTION_DISTANCE + 1;
+  let bestDist = Math.min(MAX_SUGGESTION_DISTANCE, Math.max(1, Math.floor(key.length / CHARS_PER_ALLOWED_EDIT))) + 1;
   for (const a of allowed) {
     const d = editDistance(norm(key), norm(a));
     if (d < bestDist) {
@@ -125,6 +126,8 @@ function unknownKeyMessage(parent: IssuePath, key: string): string {
       bestDist = d;
     }
   }
+  // A truncated key ("quota" for "quotaBytes") is far in edits but an obvious match.
+  best ??= allowed.find((a) => key.length >= CHARS_PER_ALLOWED_EDIT && norm(a).startsWith(norm(key))) ?? null;
   const hint = best === null ? '' : `did you mean "${best}"? `;
   return `unknown key; ${hint}allowed keys: ${allowed.join(', ')}`;
 }

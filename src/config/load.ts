@@ -7,7 +7,7 @@ import { parseIp } from '../flow/ip.js';
 import { embeddedDefaults } from './embedded-defaults.js';
 import { CONFIG_PATH_ENV, readEnvLayer } from './env-layer.js';
 import { formatPath, InvalidConfigError, issuesFromZod, showValue, type ConfigIssue, type IssuePath } from './invalid-config-error.js';
-import { ConfigSchema, SECRET_SETTINGS, type Config, type ConfigInput, type FilterConfig, type ParsedConfig, type SecretSource } from './schema.js';
+import { ConfigSchema, SECRET_INLINE_MESSAGE, SECRET_SETTINGS, type Config, type ConfigInput, type FilterConfig, type ParsedConfig, type SecretSource } from './schema.js';
 
 /**
  * Loading the configuration, once, at start:
@@ -166,6 +166,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const issues: ConfigIssue[] = [];
 
   const fileLayer = configPath === null ? {} : await readConfigFile(configPath);
+  // Checked on the file itself, not the merged result: an environment variable supplying the
+  // key must not make a secret written into the file acceptable.
+  issues.push(...inlineSecrets(fileLayer));
   const envLayer = readEnvLayer(env);
   const flagOrigin = options.overridesOrigin ?? 'command-line flags';
 
@@ -204,6 +207,22 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   });
   if (cross.length > 0) throw new InvalidConfigError(cross, where);
   return { config: deepFreeze(config), configPath, embedded, origins, warnings };
+}
+
+/** Secret settings in a file layer that hold something other than a source object (an inline secret). */
+function inlineSecrets(layer: Record<string, unknown>): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const setting of SECRET_SETTINGS) {
+    const path = setting.split('.');
+    let node: unknown = layer;
+    for (const k of path) node = isPlainObject(node) ? node[k] : undefined;
+    if (node === undefined) continue;
+    const values = Array.isArray(node) ? node.map((v, i) => [[...path, i], v] as const) : [[path, node] as const];
+    for (const [p, v] of values) {
+      if (typeof v === 'string' || typeof v === 'number') out.push({ path: p, message: SECRET_INLINE_MESSAGE });
+    }
+  }
+  return out;
 }
 
 function abs(cwd: string, p: string): string {
@@ -318,9 +337,9 @@ function crossChecks(c: Config, compileFilters: FilterCompiler | null, warnings:
     const base = ['listeners', kind];
     checkAddress(l.address, [...base, 'address']);
     bindings.push({ proto: kind === 'tls' ? 'tcp' : 'udp', address: l.address, port: l.port, path: [...base, 'port'] });
-    const inherited = kind === 'dtls' ? ' (or listeners.tls.' : ' (';
     for (const f of ['certFile', 'keyFile', 'caFile'] as const) {
-      if (l[f] === undefined) add([...base, f], `is required when listeners.${kind}.enabled is true${inherited}${f})`.replace(' ()', ''));
+      const inherited = kind === 'dtls' ? ` (or set listeners.tls.${f}, which DTLS inherits)` : '';
+      if (l[f] === undefined) add([...base, f], `is required when listeners.${kind}.enabled is true${inherited}`);
     }
     if (l.identities.length === 0) {
       add([...base, 'identities'], `is empty, so no exporter could connect over ${kind.toUpperCase()}; list the identities (certificate DNS names) allowed to send`);

@@ -23,6 +23,10 @@ export interface LoggerSettings {
   readonly pretty: boolean;
 }
 
+/**
+ * Logs go to stderr (fd 2) by default, so stdout stays clean for data a command prints
+ * (`run --stdout` records, `decode` NDJSON, `spool export`).
+ */
 export function createLogger(settings: LoggerSettings, destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
     level: settings.level,
@@ -32,9 +36,9 @@ export function createLogger(settings: LoggerSettings, destination?: Destination
   };
   if (destination !== undefined) return pino(options, destination);
   if (settings.pretty) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard' } } });
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard', destination: 2 } } });
   }
-  return pino(options);
+  return pino(options, pino.destination({ dest: 2, sync: false }));
 }
 
 /** A logger that discards everything (tests and tools that must stay quiet). */
