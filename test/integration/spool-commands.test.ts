@@ -1,0 +1,68 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { toFusionRecord } from '../../src/flow/fusion-record.js';
+import { Spool } from '../../src/spool/spool.js';
+import { parseKekText } from '../../src/spool/kek-source.js';
+import { edgeRecords, ipv4Records, kekBase64, runSealflow, tempDir } from '../support/spool-fixtures.js';
+
+describe('spool commands (child processes)', () => {
+  test('keygen prints a fresh 32-byte base64 KEK on stdout and advice on stderr', () => {
+    const a = runSealflow(['keygen']);
+    const b = runSealflow(['keygen']);
+    assert.equal(a.code, 0);
+    assert.match(a.stdout, /^[A-Za-z0-9+/]{43}=\n$/);
+    assert.notEqual(parseKekText(a.stdout), null);
+    assert.notEqual(a.stdout, b.stdout);
+    assert.match(a.stderr, /SEALFLOW_SPOOL_KEK_FILE/);
+    assert.equal(a.stderr.includes(a.stdout.trim()), false);
+    assert.equal(runSealflow(['keygen', '--bogus']).code, 64);
+    assert.equal(runSealflow(['keygen', '--help']).code, 0);
+  });
+
+  test('a generated key works end to end: status, verify, export (exact NDJSON), usage errors', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const kekText = runSealflow(['keygen']).stdout.trim();
+      const kek = parseKekText(kekText)!;
+      const records = [...ipv4Records(300, 5), ...edgeRecords()];
+      const spool = await Spool.open({ dir, kek });
+      spool.append(records.slice(0, 100));
+      spool.append(records.slice(100));
+      spool.park(1, 'rejected: 400 bad record');
+      spool.close();
+      const env = { SEALFLOW_SPOOL_KEK: kekText };
+
+      const status = runSealflow(['spool', 'status', '--data-dir', dir], env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /batches +2 \(303 records\)/);
+      assert.match(status.stdout, /parked +1 batches, 100 records \(rejected: 400 bad record: 1\)/);
+      const json = JSON.parse(runSealflow(['spool', 'status', '--json', '--data-dir', dir], env).stdout) as { batches: number; records: number; epochs: number };
+      assert.deepEqual([json.batches, json.records, json.epochs], [2, 303, 1]);
+      // SEALFLOW_DATA_DIR works like --data-dir.
+      assert.equal(runSealflow(['spool', 'status'], { ...env, SEALFLOW_DATA_DIR: dir }).code, 0);
+
+      const verify = runSealflow(['spool', 'verify', '--json', '--data-dir', dir], env);
+      assert.equal(verify.code, 0, verify.stdout);
+      const report = JSON.parse(verify.stdout) as { ok: boolean; verified: number; records: number; integrityCheck: string };
+      assert.deepEqual([report.ok, report.verified, report.records, report.integrityCheck], [true, 2, 303, 'ok']);
+
+      const exp = runSealflow(['spool', 'export', '--format', 'ndjson', '--data-dir', dir], env);
+      assert.equal(exp.code, 0, exp.stderr);
+      const want = records.map((r) => JSON.stringify(toFusionRecord(r)));
+      assert.deepEqual(exp.stdout.trimEnd().split('\n'), want);
+      assert.match(exp.stdout, /"bits":"147573952589676412920"/); // (2^64 - 1) × 8, exact
+      assert.match(exp.stderr, /303 records/);
+
+      assert.equal(runSealflow(['spool', 'export', '--data-dir', dir], env).code, 64);
+      assert.equal(runSealflow(['spool', 'frobnicate', '--data-dir', dir], env).code, 64);
+      assert.equal(runSealflow(['spool', '--help']).code, 0);
+      assert.equal(runSealflow(['rekey', '--help']).code, 0);
+      const noNew = runSealflow(['rekey', '--data-dir', dir], env);
+      assert.equal(noNew.code, 78);
+      assert.match(noNew.stderr, /SEALFLOW_SPOOL_NEW_KEK/);
+      assert.equal(kekBase64(kek), kekText);
+    } finally {
+      cleanup();
+    }
+  });
+});
