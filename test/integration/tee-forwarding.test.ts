@@ -152,7 +152,7 @@ describe('UDP tees', () => {
     const deadPort = gone.address().port;
     await new Promise<void>((r) => gone.close(() => r()));
     sockets.splice(sockets.indexOf(gone), 1);
-    const { tee, listener, sink, port, close } = await setup(['127.0.0.1'], [{ targets: [`127.0.0.1:${deadPort}`] }]);
+    const { tee, listener, sink, port, lines, close } = await setup(['127.0.0.1'], [{ targets: [`127.0.0.1:${deadPort}`] }]);
     try {
       const s = await bound('127.0.0.1');
       const n = 50;
@@ -164,6 +164,9 @@ describe('UDP tees', () => {
       await until(() => (tee.stats()[0]?.failed ?? 0) > 0, 'counted tee failures');
       const st = tee.stats()[0];
       assert.equal(st?.lastError, 'ECONNREFUSED');
+      const warned = lines.filter((l) => l.msg.startsWith('tee target send failed'));
+      assert.ok(warned.length >= 1 && warned.length <= 5, `rate-limited failure warnings: ${warned.length}`);
+      assert.equal(warned[0]?.target, `127.0.0.1:${deadPort}`);
       assert.equal(listener.stats().listeners[0]?.packets, n);
     } finally {
       await close();

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { parsePrefix, PrefixSet } from '../../flow/cidr.js';
 import { ConfigError, ConfigErrorCode, IngestError, IngestErrorCode } from '../../flow/errors.js';
+import { DEFAULT_RATE_LIMIT, RateLimitedLog, type RateLimitOptions } from '../../observability/rate-limited-log.js';
 
 /**
  * Tees: forward the raw datagrams a UDP listener accepted, byte for byte, to other collectors
@@ -47,6 +48,8 @@ export interface UdpTeeOptions {
   readonly spoofSource?: boolean;
   /** Configuration path of the tee list, for error messages (default "tees"). */
   readonly setting?: string;
+  /** Throttle of the per-target "send failed" warning. */
+  readonly failureLog?: RateLimitOptions;
   /** Host name resolution (injected in tests); default node:dns lookup. */
   readonly resolve?: (host: string) => Promise<string>;
 }
@@ -90,6 +93,8 @@ class TeeTarget {
     } else this.fail(err);
   };
   readonly onError = (err: Error): void => this.fail(err);
+  /** Reused log fields (pino serialises synchronously). */
+  private readonly failFields: { tee: number; target: string; err: string; failed: number };
   constructor(
     readonly name: string,
     readonly tee: number,
@@ -98,10 +103,16 @@ class TeeTarget {
     readonly port: number,
     readonly exporters: PrefixSet | null,
     readonly listenerPort: number | null,
-  ) {}
+    private readonly failLog: RateLimitedLog,
+  ) {
+    this.failFields = { tee, target: name, err: '', failed: 0 };
+  }
   private fail(err: Error): void {
     this.failed++;
     this.lastError = (err as NodeJS.ErrnoException).code ?? err.message;
+    this.failFields.err = this.lastError;
+    this.failFields.failed = this.failed;
+    this.failLog.log('warn', this.name, this.failFields, 'tee target send failed (counted; ingest continues)');
   }
 }
 
@@ -139,6 +150,7 @@ export class UdpTee {
       );
     }
     const targets: TeeTarget[] = [];
+    const failLog = new RateLimitedLog(options.logger, options.failureLog ?? DEFAULT_RATE_LIMIT);
     options.tees.forEach((tee, i) => {
       const s = `${base}[${i}]`;
       if (tee.targets.length === 0) throw teeError(`${s}.targets`, 'must list at least one "host:port" destination');
@@ -157,7 +169,7 @@ export class UdpTee {
       tee.targets.forEach((text, k) => {
         const hp = parseHostPort(text);
         if (hp === null) throw teeError(`${s}.targets[${k}]`, `${JSON.stringify(text)} must be "host:port" with a port 1..${MAX_PORT} (IPv6 as "[addr]:port")`);
-        targets.push(new TeeTarget(text, i, `${s}.targets[${k}]`, hp.host, hp.port, exporters, listenerPort));
+        targets.push(new TeeTarget(text, i, `${s}.targets[${k}]`, hp.host, hp.port, exporters, listenerPort, failLog));
       });
     });
     if (targets.length > MAX_TEE_TARGETS) throw teeError(base, `${targets.length} tee targets configured; at most ${MAX_TEE_TARGETS} are supported`);
