@@ -238,6 +238,22 @@ describe('DTLS listener with the addon client', () => {
     }
   });
 
+  test('IPv6: a listener on ::1 serves an exporter over IPv6', async () => {
+    const { listener, sink, port } = await startListener({ address: '::1' });
+    try {
+      const client = await DtlsTestClient.connect({ host: '::1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile });
+      client.send(TPL);
+      await until(() => sink.packets.length === 1, 'message over IPv6');
+      const p = sink.packets[0];
+      assert.ok(p !== undefined);
+      assert.equal(p.exporter, '::1');
+      assert.match(p.sessionKey, /^dtls\|::1\|/);
+      await client.close();
+    } finally {
+      await listener.stop();
+    }
+  });
+
   test('idle associations are closed (counted) and their transport session ended', async () => {
     const { listener, sink, port } = await startListener({ idleTimeoutMs: 300 });
     try {

@@ -114,9 +114,17 @@ export function loadDtlsAddon(): NativeAddon {
       'DTLS addon is not built: run `npm run build:native` (node-gyp rebuild -C src/ingest/dtls/native) ' +
       'with the node headers installed, or disable the DTLS listener', { addon: ADDON_FILE });
   }
+  cached = loadDtlsAddonFrom(path);
+  return cached;
+}
+
+/**
+ * Loads an addon file with every symbol resolved now (RTLD_NOW), so a node binary that does
+ * not export OpenSSL fails here, naming the cause, instead of at the first handshake.
+ */
+export function loadDtlsAddonFrom(path: string): NativeAddon {
   const mod: { exports: unknown } = { exports: {} };
   try {
-    // RTLD_NOW: resolve every OpenSSL symbol against the node binary now, not at first use.
     process.dlopen(mod, path, osConstants.dlopen.RTLD_NOW);
   } catch (err) {
     const text = err instanceof Error ? err.message : String(err);
@@ -128,6 +136,5 @@ export function loadDtlsAddon(): NativeAddon {
         : `DTLS addon cannot load (${text}); rebuild it with \`npm run build:native\` for this node version`,
       { addon: path }, { cause: err });
   }
-  cached = mod.exports as NativeAddon;
-  return cached;
+  return mod.exports as NativeAddon;
 }
