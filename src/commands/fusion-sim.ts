@@ -25,6 +25,8 @@ options:
   --upload-path P          upload path (default ${DEFAULT_SIM_UPLOAD_PATH})
   --token-expires-in S     bearer token lifetime in seconds (default 3600)
   --print                  print every accepted record as NDJSON on stdout
+  --validate MODE          all (default): every record against the schema; sample: every
+                           64th; none: count NDJSON lines only (load tests)
   -h, --help
 
 Faults on command (loopback only): curl --cacert CA -X POST https://HOST:PORT/_sim/fault \\
@@ -51,6 +53,7 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
         'upload-path': { type: 'string' },
         'token-expires-in': { type: 'string' },
         print: { type: 'boolean', default: false },
+        validate: { type: 'string', default: 'all' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: false,
@@ -75,6 +78,11 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
   }
   if ((values.cert === undefined) !== (values.key === undefined)) {
     io.stderr.write('sealflow fusion-sim: give both --cert and --key, or neither\n');
+    return ExitCode.Usage;
+  }
+  const validate = values.validate;
+  if (validate !== 'all' && validate !== 'sample' && validate !== 'none') {
+    io.stderr.write('sealflow fusion-sim: --validate wants all, sample or none\n');
     return ExitCode.Usage;
   }
   const uploadPath = values['upload-path'] ?? DEFAULT_SIM_UPLOAD_PATH;
@@ -104,8 +112,11 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
       keyPem,
       uploadPath,
       tokenExpiresInSec: expiresIn,
+      validate,
+      // Counted, not kept: a long-running stand-in must not grow without bound.
+      keepRecords: false,
       ...(netosecret === undefined ? {} : { netosecret }),
-      ...(values.print ? { onRecord: (r: Record<string, unknown>) => io.stdout.write(JSON.stringify(r) + '\n'), keepRecords: false } : {}),
+      ...(values.print ? { onRecord: (r: Record<string, unknown>) => io.stdout.write(JSON.stringify(r) + '\n') } : {}),
     };
     const sim = await startFusionSim(options);
     let caOut: string | null = null;

@@ -1,0 +1,181 @@
+/**
+ * Drain throughput: records/s delivered from a full spool (real Spool, SQLite + XChaCha20) to
+ * the Fusion stand-in over HTTPS with gzip on loopback, and the CPU cost per record of each
+ * stage measured on its own: spool lease (decrypt + decode), serialization (toFusionRecord +
+ * JSON), compression (gzip at the configured levels), TLS + HTTP (uploading ready bodies).
+ *
+ * The stand-in runs as a separate process (`sealflow fusion-sim --validate none`), so the
+ * figures are the drain's. Target: ≥ 500k records/s.
+ *
+ * Environment: SEALFLOW_BENCH_DRAIN_RECORDS (default 500000), SEALFLOW_BENCH_DRAIN_LEVELS
+ * (gzip levels to run end to end, default "6,1"), SEALFLOW_BENCH_DRAIN_CONCURRENCY (default 4).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Drain, resolveDrainSettings } from '../src/drain/drain.js';
+import { FusionAuth, DEFAULT_AUTH_SETTINGS } from '../src/drain/fusion-auth.js';
+import { FusionHttp } from '../src/drain/fusion-http.js';
+import { parseNetosecret } from '../src/drain/netosecret.js';
+import { DEFAULT_ENCODER_SETTINGS, UploadEncoder } from '../src/drain/upload-encoder.js';
+import { toFusionRecord } from '../src/flow/fusion-record.js';
+import { Spool } from '../src/spool/spool.js';
+import { ipv4Records } from '../test/support/spool-fixtures.js';
+
+const repoRoot = resolve(import.meta.dirname, '..');
+const PER_BATCH = 5000;
+const SAMPLE_RECORDS = 100_000;
+
+function cpuUs(f: () => void): number {
+  const c0 = process.cpuUsage();
+  f();
+  const c = process.cpuUsage(c0);
+  return c.user + c.system;
+}
+
+async function cpuUsAsync(f: () => Promise<void>): Promise<{ cpuUs: number; wallMs: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await f();
+  const c = process.cpuUsage(c0);
+  return { cpuUs: c.user + c.system, wallMs: performance.now() - t0 };
+}
+
+async function startSimProcess(dir: string): Promise<{ netosecret: string; uploadUrl: string; caPem: string; stop: () => Promise<void> }> {
+  const caOut = join(dir, 'sim.pem');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main.ts'), 'fusion-sim', '--port', '0', '--validate', 'none', '--ca-out', caOut], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const neto = /SEALFLOW_FUSION_NETOSECRET=(\S+)\n/.exec(out)?.[1];
+    const url = /upload URL\s+(\S+)/.exec(err)?.[1];
+    if (neto !== undefined && url !== undefined) {
+      return {
+        netosecret: neto,
+        uploadUrl: url,
+        caPem: await readFile(caOut, 'utf8'),
+        stop: async () => {
+          child.kill('SIGTERM');
+          await new Promise((r) => child.on('close', r));
+        },
+      };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`fusion-sim did not start: ${err}`);
+}
+
+async function fillSpool(dir: string, kek: Uint8Array, total: number): Promise<Spool> {
+  const spool = await Spool.open({ dir, kek, synchronous: 'normal', quotaBytes: 8 * 1024 * 1024 * 1024 });
+  const template = ipv4Records(PER_BATCH, 7);
+  for (let done = 0; done < total; done += PER_BATCH) {
+    const n = Math.min(PER_BATCH, total - done);
+    const res = spool.append(n === PER_BATCH ? template : template.slice(0, n));
+    if (res.id === null) throw new Error(`spool dropped a batch: ${String(res.dropReason)}`);
+  }
+  return spool;
+}
+
+const fmt = (n: number, d = 2): string => n.toFixed(d);
+
+export async function run(): Promise<void> {
+  const total = Number(process.env.SEALFLOW_BENCH_DRAIN_RECORDS ?? 500_000);
+  const levels = (process.env.SEALFLOW_BENCH_DRAIN_LEVELS ?? '6,1').split(',').map(Number);
+  const concurrency = Number(process.env.SEALFLOW_BENCH_DRAIN_CONCURRENCY ?? 4);
+  const dir = await mkdtemp(join(tmpdir(), 'sealflow-bench-drain-'));
+  const sim = await startSimProcess(dir);
+  try {
+    // --- per-stage CPU cost on a sample -------------------------------------------------
+    const sample = ipv4Records(SAMPLE_RECORDS, 3);
+    let bytes = 0;
+    const serUs = cpuUs(() => {
+      for (const r of sample) bytes += JSON.stringify(toFusionRecord(r)).length + 1;
+    });
+    console.log(`serialization (toFusionRecord + JSON)  ${fmt(serUs / SAMPLE_RECORDS)} µs/record, ${fmt(bytes / SAMPLE_RECORDS, 0)} B/record NDJSON`);
+    const encoder = new UploadEncoder({ ...DEFAULT_ENCODER_SETTINGS, compression: 'none' });
+    const framed = encoder.frame(sample);
+    for (const level of [...new Set([...levels, 6, 1])].sort()) {
+      let out = 0;
+      const us = cpuUs(() => {
+        for (const f of framed) out += gzipSync(f.raw, { level }).length;
+      });
+      const raw = framed.reduce((a, f) => a + f.raw.length, 0);
+      console.log(`gzip level ${level}                          ${fmt(us / SAMPLE_RECORDS)} µs/record, ratio ${fmt(raw / out, 1)}:1, ${fmt(out / SAMPLE_RECORDS, 0)} B/record on the wire`);
+    }
+
+    // TLS + HTTP: upload ready gzip bodies (no serialization/compression in the loop).
+    const credentials = parseNetosecret(sim.netosecret, 'bench');
+    const http = new FusionHttp({ ...resolveDrainSettings().tls, caPem: sim.caPem });
+    const auth = new FusionAuth(credentials, http, DEFAULT_AUTH_SETTINGS, Date.now, Math.random);
+    const token = await auth.token();
+    const bodies = framed.map((f) => gzipSync(f.raw, { level: 6 }));
+    let k = 0;
+    const tls = await cpuUsAsync(async () => {
+      const lanes = Array.from({ length: concurrency }, async (_, lane) => {
+        for (let i = lane; i < bodies.length; i += concurrency) {
+          const res = await http.request(sim.uploadUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', authorization: `Bearer ${token}`, 'idempotency-key': `bench-tls-${k++}` },
+            body: bodies[i] ?? Buffer.alloc(0),
+          });
+          if (res.status !== 200) throw new Error(`upload answered ${res.status}`);
+        }
+      });
+      await Promise.all(lanes);
+    });
+    await http.destroy();
+    console.log(`TLS + HTTP (ready gzip bodies)          ${fmt(tls.cpuUs / SAMPLE_RECORDS)} µs/record, ${fmt(SAMPLE_RECORDS / (tls.wallMs / 1000), 0)} records/s wall`);
+
+    // --- end to end from a full spool, per gzip level -----------------------------------
+    for (const level of levels) {
+      const spoolDir = join(dir, `spool-${level}`);
+      const kek = new Uint8Array(randomBytes(32));
+      const t0 = performance.now();
+      let spool = await fillSpool(spoolDir, kek, total);
+      const fillMs = performance.now() - t0;
+      // Spool lease cost (decrypt + verify + decode), measured on its own then released.
+      const leaseUs = cpuUs(() => {
+        const leased = spool.lease(Math.ceil(total / PER_BATCH));
+        for (const b of leased) spool.release(b.id);
+      });
+      spool.close();
+      spool = await Spool.open({ dir: spoolDir, kek, synchronous: 'normal', quotaBytes: 8 * 1024 * 1024 * 1024 });
+      const drain = new Drain({
+        source: spool,
+        credentials,
+        settings: resolveDrainSettings({ uploadUrl: sim.uploadUrl, concurrency, tls: { caPem: sim.caPem }, encoder: { gzipLevel: level } }),
+      });
+      const rssBefore = process.memoryUsage().rss;
+      let peakRss = rssBefore;
+      const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+      const e2e = await cpuUsAsync(async () => {
+        const res = await drain.drainOnce();
+        if (!res.complete || res.stats.deliveredRecords !== total) throw new Error(`drain incomplete: ${JSON.stringify(res.stats)}`);
+      });
+      clearInterval(timer);
+      const st = drain.stats();
+      spool.close();
+      const rate = total / (e2e.wallMs / 1000);
+      console.log(
+        `end to end gzip ${level}: ${total} records (${total / PER_BATCH} batches) in ${fmt(e2e.wallMs / 1000)} s = ${fmt(rate, 0)} records/s ` +
+          `(${fmt(st.deliveredBytes / (e2e.wallMs / 1000) / 1e6)} MB/s on the wire, ${fmt(st.deliveredBytes / total, 0)} B/record), ` +
+          `drain process CPU ${fmt(e2e.cpuUs / total)} µs/record (incl. thread pool), spool lease ${fmt(leaseUs / total)} µs/record, ` +
+          `peak RSS +${fmt((peakRss - rssBefore) / 1e6, 0)} MB; target ≥ 500k records/s: ${rate >= 500_000 ? 'met' : 'NOT met'} ` +
+          `(spool fill took ${fmt(fillMs / 1000)} s)`,
+      );
+    }
+  } finally {
+    await sim.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
