@@ -31,8 +31,8 @@ export interface MetricSample {
   readonly value: number | bigint;
 }
 
-/** A nested stats() object: numbers, bigints and booleans are exported; strings and nulls are skipped. */
-export type StatsSnapshot = Readonly<Record<string, unknown>>;
+/** A nested stats() object (any interface): numbers, bigints and booleans are exported; strings and nulls are skipped. */
+export type StatsSnapshot = object;
 
 /** How a plain stats snapshot is turned into samples. Paths are dotted keys from the snapshot root (no array indices). */
 export interface FlattenOptions {
@@ -43,9 +43,11 @@ export interface FlattenOptions {
    * turns an array of objects into series labelled by each item's `address`. Arrays without
    * an entry here are skipped.
    */
-  readonly labels?: Readonly<Record<string, string | { readonly label: string; readonly key: string }>>;
+  readonly labels?: Readonly<Record<string, LabelRule>>;
   /** Leaf keys that are monotonic counters (exported as `<name>_total`, TYPE counter). Keys ending in "Total" are counters too. */
   readonly counters?: readonly string[];
+  /** Infer labels for arrays and maps without an explicit rule (default true; see flattenStats). */
+  readonly auto?: boolean;
 }
 
 export type CollectorFn = () => readonly MetricSample[] | StatsSnapshot;
@@ -154,16 +156,48 @@ function toNumber(v: unknown): number | null {
   return null;
 }
 
-/** Turns a nested stats snapshot into samples named `<prefix>_<snake path>`. */
-export function flattenStats(prefix: string, snapshot: StatsSnapshot, options: FlattenOptions = {}): MetricSample[] {
+type LabelRule = string | { readonly label: string; readonly key: string };
+
+/** Fields that identify an item of a stats array, in order of preference; the first present becomes its label. */
+const ITEM_ID_KEYS = ['name', 'address', 'identity', 'source', 'exporter', 'listener', 'target', 'id', 'code', 'reason'] as const;
+/** A struct's keys are camelCase identifiers; anything else (reason codes, addresses, ERR_ codes) marks a map. */
+const STRUCT_KEY = /^[a-z][a-zA-Z0-9]*$/;
+
+/** The label rule inferred for an array or map without an explicit one, or null (struct / unlabelled array). */
+function inferRule(key: string, node: object): LabelRule | null {
+  if (Array.isArray(node)) {
+    const first: unknown = node.find((x: unknown) => typeof x === 'object' && x !== null);
+    if (first === undefined) return null;
+    const item = first as Record<string, unknown>;
+    const id = ITEM_ID_KEYS.find((k) => typeof item[k] === 'string' || typeof item[k] === 'number');
+    return id === undefined ? null : { label: id, key: id };
+  }
+  const keys = Object.keys(node);
+  if (keys.length === 0 || keys.every((k) => STRUCT_KEY.test(k))) return null;
+  // errorsByCode → code, dropsByReason → reason; otherwise a neutral "kind".
+  const by = /By([A-Z][a-zA-Z0-9]*)$/.exec(key);
+  return by?.[1] === undefined ? 'kind' : snake(by[1]);
+}
+
+/**
+ * Turns a nested stats snapshot into samples named `<prefix>_<snake path>`. Numbers, bigints
+ * and booleans (0/1) are exported; strings and nulls are skipped. Without explicit rules
+ * (FlattenOptions.labels), an array of objects is labelled by its items' first identifying
+ * field (name, address, identity, …) and an object whose keys are not camelCase identifiers
+ * (reason codes, addresses) is a map labelled `<x>` for a key ending in `By<X>`, else `kind`.
+ * Label values are bounded by the registry's per-label cap at render time.
+ */
+export function flattenStats(prefix: string, snapshot: object, options: FlattenOptions = {}): MetricSample[] {
   const out: MetricSample[] = [];
   const counters = new Set(options.counters ?? []);
   const labelRules = options.labels ?? {};
-  const walk = (node: unknown, keyPath: string[], nameParts: string[], labels: Record<string, string>): void => {
+  const auto = options.auto !== false;
+  const walk = (node: unknown, keyPath: string[], nameParts: string[], labels: Record<string, string>, isRoot: boolean): void => {
     const dotted = keyPath.join('.');
-    const rule = labelRules[dotted];
-    if (rule !== undefined && typeof node === 'object' && node !== null) {
-      if (Array.isArray(node)) {
+    if (typeof node === 'object' && node !== null && !isRoot) {
+      const lastKey = [...keyPath].reverse().find((k) => k !== '*') ?? '';
+      const rule = labelRules[dotted] ?? (auto ? inferRule(lastKey, node) : null);
+      if (rule !== null && Array.isArray(node)) {
         if (typeof rule === 'string') return;
         for (const item of node as unknown[]) {
           if (typeof item !== 'object' || item === null) continue;
@@ -171,18 +205,21 @@ export function flattenStats(prefix: string, snapshot: StatsSnapshot, options: F
           if (typeof keyValue !== 'string' && typeof keyValue !== 'number') continue;
           const itemLabels = { ...labels, [sanitizeLabelName(rule.label)]: String(keyValue) };
           for (const [k, v] of Object.entries(item)) {
-            if (k !== rule.key) walk(v, [...keyPath, k], [...nameParts, snake(k)], itemLabels);
+            if (k !== rule.key) walk(v, [...keyPath, k], [...nameParts, snake(k)], itemLabels, false);
           }
         }
-      } else {
-        const label = sanitizeLabelName(typeof rule === 'string' ? rule : rule.label);
-        for (const [k, v] of Object.entries(node)) walk(v, [...keyPath, '*'], nameParts, { ...labels, [label]: k });
+        return;
       }
-      return;
+      if (rule !== null) {
+        const label = sanitizeLabelName(typeof rule === 'string' ? rule : rule.label);
+        // The key of a map entry is a label value, not a name segment ('*' marks the level in paths).
+        for (const [k, v] of Object.entries(node)) walk(v, [...keyPath, '*'], nameParts, { ...labels, [label]: k }, false);
+        return;
+      }
+      if (Array.isArray(node)) return;
     }
     const value = toNumber(node);
     if (value !== null) {
-      // For a labelled map entry the leaf is the map's own key ('*' marks the label level).
       const leaf = [...keyPath].reverse().find((k) => k !== '*') ?? '';
       const isCounter = counters.has(leaf) || leaf.endsWith('Total');
       let name = sanitizeMetricName([prefix, ...nameParts].join('_'));
@@ -191,12 +228,9 @@ export function flattenStats(prefix: string, snapshot: StatsSnapshot, options: F
       return;
     }
     if (typeof node !== 'object' || node === null || Array.isArray(node)) return;
-    for (const [k, v] of Object.entries(node)) {
-      // The key of a labelled map entry is not a name segment.
-      walk(v, [...keyPath, k], [...nameParts, snake(k)], labels);
-    }
+    for (const [k, v] of Object.entries(node)) walk(v, [...keyPath, k], [...nameParts, snake(k)], labels, false);
   };
-  for (const [k, v] of Object.entries(snapshot)) walk(v, [k], [snake(k)], {});
+  walk(snapshot, [], [], {}, true);
   return out;
 }
 
@@ -282,7 +316,7 @@ export class Metrics {
       if (Array.isArray(result)) {
         for (const s of result as readonly MetricSample[]) out.push(s.name.startsWith(METRIC_PREFIX) ? s : { ...s, name: METRIC_PREFIX + s.name });
       } else {
-        out.push(...flattenStats(METRIC_PREFIX + snake(name), result as StatsSnapshot, entry.options));
+        out.push(...flattenStats(METRIC_PREFIX + snake(name), result, entry.options));
       }
     }
     return out;

@@ -231,6 +231,31 @@ describe('/metrics', () => {
     assert.equal(sampleValue(second, 'sealflow_decode_exporters_records_total', { exporter: '198.51.100.9' }), undefined);
   });
 
+  test('without options, arrays are labelled by their items\' identity and reason maps become labels', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    // Shapes like the UDP/TLS listeners' and the decoder's stats() snapshots.
+    metrics.registerCollector('udp', () => ({
+      listeners: [{ name: 'ipfix', packets: 10, boundAddress: '127.0.0.1' }],
+      exporters: [{ address: '192.0.2.1', packets: 4, lastSeenMs: 5 }, { address: '2001:db8::1', packets: 6, lastSeenMs: 7 }],
+      otherExporters: { packets: 1, bytes: 2 },
+      rejectedTotal: 3,
+    }));
+    metrics.registerCollector('tls', () => ({ authFailures: { no_certificate: 2, unknown_ca: 0 }, sessionsOpen: 1 }));
+    metrics.registerCollector('decode', () => ({ errorsByCode: { ERR_DECODE_TRUNCATED: 5 }, records: 9n }));
+    const { port } = await startServer({ metrics });
+    const fams = parsePrometheusText((await get(port, '/metrics')).body);
+    assert.equal(sampleValue(fams, 'sealflow_udp_listeners_packets', { name: 'ipfix' }), 10);
+    assert.equal(sampleValue(fams, 'sealflow_udp_exporters_packets', { address: '2001:db8::1' }), 6);
+    assert.equal(sampleValue(fams, 'sealflow_udp_other_exporters_bytes'), 2);
+    assert.equal(sampleValue(fams, 'sealflow_udp_rejected_total'), 3);
+    assert.equal(fams.get('sealflow_udp_rejected_total')?.type, 'counter');
+    assert.equal(sampleValue(fams, 'sealflow_tls_auth_failures', { kind: 'no_certificate' }), 2);
+    assert.equal(sampleValue(fams, 'sealflow_tls_sessions_open'), 1);
+    assert.equal(sampleValue(fams, 'sealflow_decode_errors_by_code', { code: 'ERR_DECODE_TRUNCATED' }), 5);
+    assert.equal(sampleValue(fams, 'sealflow_decode_records'), 9);
+    assert.ok(![...fams.keys()].some((n) => n.includes('192_0_2')), 'addresses never become metric names');
+  });
+
   test('a collector that throws is left out and counted, the rest still renders', async () => {
     const metrics = new Metrics({ processMetrics: false });
     metrics.registerCollector('broken', () => {
