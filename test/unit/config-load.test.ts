@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,6 +9,7 @@ import { InvalidConfigError } from '../../src/config/invalid-config-error.js';
 import { loadConfig, type LoadConfigOptions } from '../../src/config/load.js';
 import { redactConfig } from '../../src/config/redact-config.js';
 import { ConfigSchema } from '../../src/config/schema.js';
+import { settingsMarkdown } from '../../src/config/settings-table.js';
 import { ConfigError } from '../../src/flow/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -106,6 +107,11 @@ describe('layering', () => {
     assert.ok(names.includes('SEALFLOW_DRAIN__FUSION__PIN_SHA256'));
   });
 
+  test('src/config/README.md carries the current generated settings table', async () => {
+    const readme = await readFile(join(repoRoot, 'src/config/README.md'), 'utf8');
+    assert.ok(readme.includes(settingsMarkdown()), 'regenerate with: sealflow config schema --markdown');
+  });
+
   test('non-setting SEALFLOW_ variables that do not look like settings are left alone', () => {
     assert.deepEqual(readEnvLayer({ SEALFLOW_TEST_CONCURRENCY: '2', SEALFLOW_CONFIG: '/x' }).layer, {});
   });
@@ -195,7 +201,7 @@ describe('result', () => {
     const r = await load({ configPath: join(repoRoot, 'test/fixtures/config/minimal.yaml'), env: KEYS });
     const c = r.config;
     assert.equal(c.dataDir, join(dir, '.sealflow'));
-    assert.equal(c.spool.path, join(dir, '.sealflow', 'spool.db'));
+    assert.equal(c.spool.dir, join(dir, '.sealflow', 'spool'));
     assert.equal(c.spool.quotaBytes, 10 * 1024 ** 3);
     assert.equal(c.spool.fullPolicy, 'drop-oldest');
     assert.equal(c.spool.synchronous, 'full');
@@ -221,7 +227,7 @@ describe('result', () => {
     assert.deepEqual([c.listeners.dtls.certFile, c.listeners.dtls.keyFile, c.listeners.dtls.caFile], [f.certFile, f.keyFile, f.caFile]);
     assert.equal(c.listeners.tls.identities[0]?.name, DEV_EXPORTER_IDENTITY);
     assert.deepEqual(c.spool.kek, { file: f.kekFile });
-    assert.equal(c.spool.path, join(dataDir, 'spool.db'));
+    assert.equal(c.spool.dir, join(dataDir, 'spool'));
     assert.equal(c.drain.fusion.embeddedSim, true);
     assert.equal(c.development.generateKek && c.development.generatePki, true);
     // The embedded layer is plain input: it passes the schema on its own.
