@@ -10,9 +10,11 @@ import { DecodeService } from '../../src/decode/decode-service.js';
 import { DtlsListener, type DtlsListenerOptions } from '../../src/ingest/dtls/dtls-listener.js';
 import type { AuthFailureReason } from '../../src/ingest/trust/auth-failure.js';
 import { ExporterTrust, type ExporterTrustSettings } from '../../src/ingest/trust/exporter-trust.js';
+import { loadDtlsAddon } from '../../src/ingest/dtls/native-binding.js';
+import { IngestError } from '../../src/flow/errors.js';
 import { DtlsHandshakeError, DtlsTestClient } from '../support/dtls-client.js';
 import { createTestPki, type TestCertificate, type TestPki } from '../support/test-pki.js';
-import { testLogger, until, type LogLine } from '../support/udp-harness.js';
+import { bindUdp, sendUdp, testLogger, until, type LogLine } from '../support/udp-harness.js';
 
 /*
  * The DTLS listener against real clients on loopback: `openssl s_client -dtls1_2` (an
@@ -297,6 +299,56 @@ describe('DTLS listener with the addon client', () => {
       assert.equal(sink.packets[0]?.identity, 'reload.test');
       await live.close();
     } finally {
+      await listener.stop();
+    }
+  });
+
+  test('handshake rate limit: beyond handshakesPerSecond a cookie-verified hello creates no session (counted)', async () => {
+    const frozen = Date.now();
+    const { listener, port } = await startListener({ handshakesPerSecond: 1, now: () => frozen });
+    try {
+      const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
+      const first = await DtlsTestClient.connect(opts);
+      await assert.rejects(DtlsTestClient.connect({ ...opts, timeoutMs: 1_500 }), DtlsHandshakeError);
+      assert.ok(listener.stats().counters.limitHandshakeRate >= 1);
+      assert.equal(listener.stats().sessionsActive, 1);
+      await first.close();
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('a peer that passes the cookie check and goes silent is dropped at the handshake timeout (counted)', async () => {
+    const { listener, port, lines } = await startListener({ handshakeTimeoutMs: 200 });
+    const addon = loadDtlsAddon();
+    const ctx = new addon.Context({ server: false });
+    const client = new addon.Session(ctx, 'x', 1400);
+    const s = await bindUdp('127.0.0.1');
+    try {
+      const hvr = new Promise<Buffer>((res) => s.once('message', (m) => res(m)));
+      for (const d of client.advance().out) await sendUdp(s, d, port);
+      for (const d of client.feed(await hvr).out) await sendUdp(s, d, port);
+      await until(() => listener.stats().sessionsHandshaking === 1, 'the half-open association');
+      await until(() => listener.stats().rejected.handshake_timeout === 1, 'handshake timeout', 5_000);
+      assert.equal(listener.stats().sessionsHandshaking, 0);
+      assert.equal(listener.stats().counters.handshakeTimeouts, 1);
+      assert.ok(lines.some((l) => l.event === 'dtls_auth_failed' && l.reason === 'handshake_timeout'));
+    } finally {
+      client.destroy();
+      ctx.destroy();
+      s.close();
+      await listener.stop();
+    }
+  });
+
+  test('a port already in use is an IngestError ERR_INGEST_BIND naming the setting', async () => {
+    const taken = await bindUdp('127.0.0.1');
+    const sink = new SessionSink();
+    const listener = new DtlsListener({ address: '127.0.0.1', port: taken.address().port, trust: ExporterTrust.load(trustSettings(), 'listeners.dtls'), sink, logger: testLogger().logger });
+    try {
+      await assert.rejects(listener.start(), (err: unknown) => err instanceof IngestError && err.code === 'ERR_INGEST_BIND' && err.message.includes('listeners.dtls.port'));
+    } finally {
+      taken.close();
       await listener.stop();
     }
   });

@@ -54,6 +54,11 @@ export interface DtlsListenerStats extends DtlsServerStats {
   readonly messagesDomainRejected: number;
   /** Records too short to be an IPFIX message header (16 bytes) or with another version. */
   readonly messagesNotIpfix: number;
+  /**
+   * Messages handed on while the sink reported it is above its high-water mark. UDP cannot
+   * push back on the exporter, so they are still submitted; the sink decides what to shed.
+   */
+  readonly messagesAboveHighWater: number;
   readonly sessionsActive: number;
 }
 
@@ -75,6 +80,7 @@ export class DtlsListener {
   private messages = 0;
   private messagesDomainRejected = 0;
   private messagesNotIpfix = 0;
+  private messagesAboveHighWater = 0;
   private localPort = 0;
   private started = false;
   private stopped = false;
@@ -167,6 +173,7 @@ export class DtlsListener {
       messages: this.messages,
       messagesDomainRejected: this.messagesDomainRejected,
       messagesNotIpfix: this.messagesNotIpfix,
+      messagesAboveHighWater: this.messagesAboveHighWater,
       sessionsActive: this.active.size,
     };
   }
@@ -219,6 +226,6 @@ export class DtlsListener {
       identity,
       receivedAtMs: this.now(),
     };
-    this.sink.submit(packet);
+    if (!this.sink.submit(packet)) this.messagesAboveHighWater++;
   }
 }

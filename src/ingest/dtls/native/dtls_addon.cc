@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -159,6 +160,10 @@ struct CookieSecrets {
   unsigned char previous[kCookieSecretBytes];
   bool hasCurrent = false;
   bool hasPrevious = false;
+  ~CookieSecrets() {
+    OPENSSL_cleanse(current, sizeof current);
+    OPENSSL_cleanse(previous, sizeof previous);
+  }
 };
 
 struct SslData {
@@ -844,19 +849,21 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     throw Napi::Error::New(env, std::string("OpenSSL version mismatch: built against ") + OPENSSL_VERSION_TEXT +
                                     ", node provides " + OpenSSL_version(OPENSSL_VERSION));
   }
-  if (g_dgramMethod == nullptr) {
+  // Process-wide, once: worker threads may load the addon concurrently (one env each).
+  static std::once_flag once;
+  std::call_once(once, [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sealflow datagram");
-    if (m == nullptr || BIO_meth_set_write(m, DgramWrite) != 1 || BIO_meth_set_read(m, DgramRead) != 1 ||
-        BIO_meth_set_puts(m, DgramPuts) != 1 || BIO_meth_set_ctrl(m, DgramCtrl) != 1 ||
-        BIO_meth_set_create(m, DgramCreate) != 1 || BIO_meth_set_destroy(m, DgramDestroy) != 1) {
-      ThrowSsl(env, "BIO_meth_new");
+    if (m != nullptr && BIO_meth_set_write(m, DgramWrite) == 1 && BIO_meth_set_read(m, DgramRead) == 1 &&
+        BIO_meth_set_puts(m, DgramPuts) == 1 && BIO_meth_set_ctrl(m, DgramCtrl) == 1 &&
+        BIO_meth_set_create(m, DgramCreate) == 1 && BIO_meth_set_destroy(m, DgramDestroy) == 1) {
+      g_dgramMethod = m;  // process lifetime: shared by every instance of the addon
+    } else if (m != nullptr) {
+      BIO_meth_free(m);
     }
-    g_dgramMethod = m;  // process lifetime: shared by every instance of the addon
-  }
-  if (g_exIndex < 0) {
     g_exIndex = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    if (g_exIndex < 0) ThrowSsl(env, "SSL_get_ex_new_index");
-  }
+  });
+  if (g_dgramMethod == nullptr) ThrowSsl(env, "BIO_meth_new");
+  if (g_exIndex < 0) ThrowSsl(env, "SSL_get_ex_new_index");
   auto* ad = new AddonData();
   Napi::Function sessionCtor = Session::Init(env);
   ad->sessionCtor = Napi::Persistent(sessionCtor);
