@@ -271,20 +271,6 @@ describe('DTLS listener with the addon client', () => {
     }
   });
 
-  test('per-source session limit is enforced and counted; the client never completes', async () => {
-    const { listener, port } = await startListener({ maxSessionsPerSource: 1 });
-    try {
-      const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
-      const first = await DtlsTestClient.connect(opts);
-      await assert.rejects(DtlsTestClient.connect({ ...opts, timeoutMs: 1_500 }), DtlsHandshakeError);
-      assert.ok(listener.stats().counters.limitSessionsPerSource >= 1);
-      assert.equal(listener.stats().sessionsActive, 1);
-      await first.close();
-    } finally {
-      await listener.stop();
-    }
-  });
-
   test('reload: new CRL rejects new handshakes of a revoked exporter, the established association keeps working', async () => {
     const { listener, sink, port } = await startListener();
     try {
@@ -303,20 +289,26 @@ describe('DTLS listener with the addon client', () => {
     }
   });
 
-  test('handshake rate limit: beyond handshakesPerSecond a cookie-verified hello creates no session (counted)', async () => {
-    const frozen = Date.now();
-    const { listener, port } = await startListener({ handshakesPerSecond: 1, now: () => frozen });
-    try {
-      const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
-      const first = await DtlsTestClient.connect(opts);
-      await assert.rejects(DtlsTestClient.connect({ ...opts, timeoutMs: 1_500 }), DtlsHandshakeError);
-      assert.ok(listener.stats().counters.limitHandshakeRate >= 1);
-      assert.equal(listener.stats().sessionsActive, 1);
-      await first.close();
-    } finally {
-      await listener.stop();
-    }
-  });
+  const limits: { name: string; opts: () => Partial<DtlsListenerOptions>; counter: 'limitSessionsPerSource' | 'limitHandshakeRate' }[] = [
+    { name: 'sessions per source (1)', opts: () => ({ maxSessionsPerSource: 1 }), counter: 'limitSessionsPerSource' },
+    // Frozen clock: the token bucket never refills, so a retransmitted hello cannot sneak in.
+    { name: 'handshakes per second (1)', opts: () => { const frozen = Date.now(); return { handshakesPerSecond: 1, now: () => frozen }; }, counter: 'limitHandshakeRate' },
+  ];
+  for (const l of limits) {
+    test(`limit ${l.name}: a cookie-verified hello beyond it creates no session, is counted, and the client never completes`, async () => {
+      const { listener, port } = await startListener(l.opts());
+      try {
+        const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
+        const first = await DtlsTestClient.connect(opts);
+        await assert.rejects(DtlsTestClient.connect({ ...opts, timeoutMs: 1_500 }), DtlsHandshakeError);
+        assert.ok(listener.stats().counters[l.counter] >= 1);
+        assert.equal(listener.stats().sessionsActive, 1);
+        await first.close();
+      } finally {
+        await listener.stop();
+      }
+    });
+  }
 
   test('a peer that passes the cookie check and goes silent is dropped at the handshake timeout (counted)', async () => {
     const { listener, port, lines } = await startListener({ handshakeTimeoutMs: 200 });
