@@ -1,4 +1,4 @@
-import { DecodeError, DecodeErrorCode } from '../flow/errors.js';
+import { ConfigError, ConfigErrorCode, DecodeError, DecodeErrorCode } from '../flow/errors.js';
 import type { ExporterPacket } from '../flow/exporter-packet.js';
 import type { FieldSpec, FlowRecord, RawRecord, Transport } from '../flow/flow-record.js';
 import { newFlowRecord } from '../flow/flow-record.js';
@@ -195,13 +195,14 @@ export class DecodeService {
   #messageRecords = 0;
   #messageCountKnown = true;
 
+  /** Throws ConfigError (setting `decode.<limit>`) for a negative or non-finite limit. */
   constructor(limits: Partial<DecodeLimits> = {}, options: DecodeServiceOptions = {}) {
     const merged: DecodeLimits = { ...DEFAULT_DECODE_LIMITS };
     for (const key of Object.keys(DEFAULT_DECODE_LIMITS) as (keyof DecodeLimits)[]) {
       const v = limits[key];
       if (v === undefined) continue;
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-        throw new RangeError(`DecodeLimits.${key} must be a finite number ≥ 0, got ${String(v)}`);
+        throw new ConfigError(ConfigErrorCode.Invalid, `decode.${key}`, `decode.${key} must be a finite number ≥ 0 (got ${String(v)}); set it to a count or milliseconds, or leave it out for ${DEFAULT_DECODE_LIMITS[key]}`);
       }
       merged[key] = v;
     }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DecodeService, DEFAULT_DECODE_LIMITS } from '../../src/decode/decode-service.js';
 import type { DecodeOutcome } from '../../src/decode/decode-service.js';
 import { decodeElements } from '../../src/decode/decode-elements.js';
-import { DecodeError, DecodeErrorCode } from '../../src/flow/errors.js';
+import { ConfigError, DecodeError, DecodeErrorCode } from '../../src/flow/errors.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { ipToString, parseIp } from '../../src/flow/ip.js';
 import {
@@ -621,5 +621,15 @@ describe('DecodeService: exportState / importState', () => {
 describe('DecodeService: ip helpers used by tests are consistent', () => {
   test('parseIp round-trips', () => {
     assert.equal(ipToString(parseIp('2001:db8::1')!), '2001:db8::1');
+  });
+});
+
+describe('DecodeService: configuration', () => {
+  test('invalid limits are a ConfigError naming the setting', () => {
+    assert.throws(
+      () => new DecodeService({ templateLifetimeMs: -1 }),
+      (e: unknown) => e instanceof ConfigError && e.setting === 'decode.templateLifetimeMs',
+    );
+    assert.throws(() => new DecodeService({ maxSessions: Number.NaN }), ConfigError);
   });
 });

@@ -117,6 +117,18 @@ export function templateSignature(def: Pick<TemplateDefinition, 'fields' | 'scop
   return s;
 }
 
+/**
+ * The specialised decoder, or the per-field loop where code generation is not allowed
+ * (node --disallow-code-generation-from-strings makes `new Function` throw).
+ */
+function compileOrGeneric(plans: readonly FieldPlan[]): RecordDecoder {
+  try {
+    return compileRecordDecoder(plans);
+  } catch {
+    return genericRecordDecoder(plans);
+  }
+}
+
 /** Bound on distinct compiled layouts kept for reuse across sessions (many exporters share a handful). */
 const MAX_CACHED_DECODERS = 4096;
 
@@ -138,7 +150,7 @@ export class DecoderFactory {
     if (minLength === 0) return null;
     let decoder = this.#cache.get(signature);
     if (decoder === undefined) {
-      decoder = this.#compiled ? compileRecordDecoder(plans) : genericRecordDecoder(plans);
+      decoder = this.#compiled ? compileOrGeneric(plans) : genericRecordDecoder(plans);
       if (this.#cache.size >= MAX_CACHED_DECODERS) this.#cache.clear();
       this.#cache.set(signature, decoder);
     }
