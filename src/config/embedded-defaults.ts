@@ -22,9 +22,10 @@ export function devFiles(dataDir: string): { readonly pkiDir: string; readonly c
   const pkiDir = join(dataDir, 'pki');
   return {
     pkiDir,
-    caFile: join(pkiDir, 'ca.pem'),
-    certFile: join(pkiDir, 'collector.pem'),
-    keyFile: join(pkiDir, 'collector-key.pem'),
+    // The names createDevPki (src/ingest/trust/dev-pki.ts) writes.
+    caFile: join(pkiDir, 'ca.crt.pem'),
+    certFile: join(pkiDir, 'collector.crt.pem'),
+    keyFile: join(pkiDir, 'collector.key.pem'),
     kekFile: join(dataDir, 'dev-kek'),
   };
 }

@@ -21,7 +21,7 @@ import { ConfigSchema, SECRET_INLINE_MESSAGE, SECRET_SETTINGS, type Config, type
  * into one InvalidConfigError (code ERR_CONFIG_INVALID → exit 78). The result has absolute
  * paths and is deep-frozen: components get slices of it and cannot change it.
  *
- * Relative paths (dataDir, certificate/key files, spool.path, secret files) resolve against
+ * Relative paths (dataDir, certificate/key files, spool.dir, secret files) resolve against
  * the working directory (`cwd` option), not the config file's directory, so a path means the
  * same thing whether it came from the file, the environment or a flag.
  */
@@ -233,7 +233,7 @@ function absSecret(cwd: string, s: SecretSource): SecretSource {
   return 'file' in s ? { file: abs(cwd, s.file) } : s;
 }
 
-/** Absolute paths, spool.path default, DTLS trust inheritance. Returns a new object. */
+/** Absolute paths, spool.dir default, DTLS trust inheritance. Returns a new object. */
 function resolvePaths(c: ParsedConfig, cwd: string): Config {
   const dataDir = abs(cwd, c.dataDir);
   const pick = (p: string | undefined): string | undefined => (p === undefined ? undefined : abs(cwd, p));
@@ -253,7 +253,7 @@ function resolvePaths(c: ParsedConfig, cwd: string): Config {
   };
   const spool: Record<string, unknown> = {
     ...c.spool,
-    path: abs(cwd, c.spool.path ?? join(dataDir, 'spool.db')),
+    dir: abs(cwd, c.spool.dir ?? join(dataDir, 'spool')),
     previousKeks: c.spool.previousKeks.map((s) => absSecret(cwd, s)),
   };
   if (c.spool.kek !== undefined) spool.kek = absSecret(cwd, c.spool.kek);

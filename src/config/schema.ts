@@ -38,6 +38,14 @@ export const DEFAULT_FUSION_UPLOAD_URL = 'https://api-ingest.netography.com/api/
 /** NetoFlow flushes every 2000 records: the same per-request cap keeps request sizes familiar to Fusion. */
 export const DEFAULT_FUSION_RECORDS_PER_REQUEST = 2000;
 
+/** IANA syslog port (514/udp; also the conventional plain-TCP port). */
+export const SYSLOG_PORT = 514;
+/** RFC 5424 §6.2.1 facility keywords accepted in log.syslog.facility. */
+export const SYSLOG_FACILITY_NAMES = [
+  'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp',
+  'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+] as const;
+
 const port = (what: string) =>
   z.number().int().min(1).max(65_535).describe(what);
 
@@ -78,6 +86,16 @@ const LogSchema = z
       .enum(['auto', 'json', 'pretty'])
       .default('auto')
       .describe('Log format: JSON lines, pretty (human) lines, or auto = pretty when standard output is a terminal, JSON otherwise.'),
+    syslog: z
+      .strictObject({
+        address: nonEmpty.describe('Syslog receiver host name or address.'),
+        port: port('Syslog receiver port.').default(SYSLOG_PORT),
+        protocol: z.enum(['udp', 'tcp']).default('udp').describe('udp (RFC 5426) or tcp with octet-counting framing (RFC 6587).'),
+        facility: z.enum(SYSLOG_FACILITY_NAMES).default('daemon').describe('Syslog facility.'),
+        appName: nonEmpty.max(48).default('sealflow').describe('RFC 5424 APP-NAME.'),
+      })
+      .optional()
+      .describe('Also send every log line to a syslog receiver as RFC 5424 messages (the JSON line is the MSG). Omit: no syslog.'),
   })
   .prefault({})
   .describe('Logging (pino).');
@@ -227,7 +245,7 @@ const DecodeSchema = z
 
 const SpoolSchema = z
   .strictObject({
-    path: nonEmpty.optional().describe('SQLite spool database file (default: <dataDir>/spool.db).'),
+    dir: nonEmpty.optional().describe('Spool directory: the SQLite database spool.db (with its WAL) and the sealed rollback marker spool.hwm (default: <dataDir>/spool).'),
     quotaBytes: z.number().int().min(1024 * 1024).default(DEFAULT_SPOOL_QUOTA_BYTES).describe('Largest size of spooled (encrypted) batches in bytes; see fullPolicy.'),
     fullPolicy: z.enum(['drop-oldest', 'drop-newest']).default('drop-oldest').describe('At the quota: evict the oldest batches, or refuse new records (both counted).'),
     batch: z
@@ -341,7 +359,7 @@ export type SecretSource = { readonly env: string } | { readonly file: string } 
 type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
 type Resolved = Omit<ParsedConfig, 'spool' | 'listeners'> & {
-  spool: Omit<ParsedConfig['spool'], 'path'> & { path: string };
+  spool: Omit<ParsedConfig['spool'], 'dir'> & { dir: string };
   listeners: Omit<ParsedConfig['listeners'], 'tls' | 'dtls'> & {
     tls: ParsedConfig['listeners']['tls'] & { crlFiles: string[]; identities: ParsedConfig['listeners']['tls']['identities'] & object };
     dtls: ParsedConfig['listeners']['dtls'] & { crlFiles: string[]; identities: ParsedConfig['listeners']['tls']['identities'] & object };
@@ -350,7 +368,7 @@ type Resolved = Omit<ParsedConfig, 'spool' | 'listeners'> & {
 
 /**
  * The validated, frozen configuration every component receives a slice of. Compared with the
- * raw schema output: dataDir and every file path are absolute, spool.path is filled in,
+ * raw schema output: dataDir and every file path are absolute, spool.dir is filled in,
  * DTLS trust fields inherit from TLS, crlFiles/identities are always arrays.
  */
 export type Config = DeepReadonly<Resolved>;

@@ -1,4 +1,5 @@
-import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+import { pino, type Logger, type LoggerOptions, type DestinationStream, type Level } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 /**
  * The process logger: pino JSON lines, one child per component (`logger.child({ component })`),
@@ -21,6 +22,8 @@ export interface LoggerSettings {
   readonly level: string;
   /** Pretty, human-readable output (for a terminal); JSON lines otherwise. */
   readonly pretty: boolean;
+  /** A second destination receiving every JSON line (src/observability/syslog-destination.ts). */
+  readonly syslog?: DestinationStream;
 }
 
 /**
@@ -34,6 +37,12 @@ export function createLogger(settings: LoggerSettings, destination?: Destination
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  if (settings.syslog !== undefined) {
+    // Both streams see the JSON line; pretty printing happens in-process for the terminal copy only.
+    const main = destination ?? (settings.pretty ? pinoPretty({ colorize: true, translateTime: 'SYS:standard' }) : pino.destination(1));
+    const level = settings.level as Level;
+    return pino(options, pino.multistream([{ stream: main, level }, { stream: settings.syslog, level }]));
+  }
   if (destination !== undefined) return pino(options, destination);
   if (settings.pretty) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard', destination: 2 } } });

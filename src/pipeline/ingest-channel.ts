@@ -137,6 +137,20 @@ export class IngestChannel implements PacketSink {
 }
 
 /**
+ * Starts the worker module next to this one: `ingest-worker.js` when running compiled, or
+ * `ingest-worker.ts` when running from source under tsx (tests, `node --import tsx`), where the
+ * TypeScript loader must be registered inside the new thread first.
+ */
+function createWorker(base: URL, workerData: IngestWorkerInit): Worker {
+  if (import.meta.url.endsWith('.ts')) {
+    const target = JSON.stringify(`${base.href}.ts`);
+    const code = `import('tsx/esm/api').then((api) => { api.register(); return import(${target}); }).catch((err) => { console.error(err); process.exit(70); });`;
+    return new Worker(code, { eval: true, workerData });
+  }
+  return new Worker(new URL(`${base.href}.js`), { workerData });
+}
+
+/**
  * The ingest worker thread and its channel. `start()` resolves once the worker has opened the
  * spool (so a wrong key fails start-up, in order); `stop()` asks it to flush the in-memory
  * batch into the spool, persist decoder state and close the spool, then waits for it.
@@ -152,9 +166,7 @@ export class IngestWorker {
   private onFatal: (err: Error) => void = () => undefined;
 
   constructor(init: IngestWorkerInit, channelOptions: IngestChannelOptions = DEFAULT_INGEST_CHANNEL) {
-    const here = import.meta.url;
-    const ext = here.endsWith('.ts') ? '.ts' : '.js';
-    this.worker = new Worker(new URL(`./ingest-worker${ext}`, here), { workerData: init });
+    this.worker = createWorker(new URL('./ingest-worker', import.meta.url), init);
     this.channel = new IngestChannel((msg, transfer) => {
       this.worker.postMessage(msg, transfer);
     }, channelOptions);

@@ -16,7 +16,8 @@ export interface IngestWorkerInit {
   /** Flow filter configuration (plain data, compiled in the worker). */
   readonly filters: unknown;
   readonly spool: {
-    readonly path: string;
+    /** Spool directory (spool.db, its WAL, and the sealed high-water-mark file). */
+    readonly dir: string;
     /** Key-encryption keys: current first, then previous ones still accepted for unwrapping. */
     readonly keks: readonly Uint8Array[];
     readonly quotaBytes: number;

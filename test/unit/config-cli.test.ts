@@ -222,7 +222,7 @@ describe('sealflow config check: valid configurations', () => {
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
     interface Shown {
-      spool: { quotaBytes: number; path: string; batch: { maxRecords: number } };
+      spool: { quotaBytes: number; dir: string; batch: { maxRecords: number } };
       listeners: { allowlist: string[]; tls: { enabled: boolean }; dtls: { certFile?: string } };
       log: { level: string };
     }
@@ -233,7 +233,7 @@ describe('sealflow config check: valid configurations', () => {
     assert.equal(c.log.level, 'debug');
     assert.equal(c.listeners.tls.enabled, false);
     assert.equal(c.listeners.dtls.certFile, '/etc/sealflow/collector.pem', 'DTLS inherits TLS trust files');
-    assert.equal(c.spool.path, '/var/lib/sealflow/spool.db');
+    assert.equal(c.spool.dir, '/var/lib/sealflow/spool');
   });
 
   test('no config file: the embedded development configuration, loopback only', async () => {

@@ -1,0 +1,403 @@
+/**
+ * The composition root: builds every stage from the validated configuration and wires them
+ * through the interfaces in src/flow/pipeline.ts. Nothing else imports across stages.
+ *
+ *   UDP / TLS / DTLS listeners ──PacketSink──▶ IngestChannel ══(worker thread)══▶
+ *     DecodeService → FlowFilter → Batcher → Spool (sealed batches in SQLite)
+ *   Spool (second connection, main thread) ──lease/ack──▶ Drain ──HTTPS──▶ Fusion
+ *
+ * Start order (producers last): ingest worker (opens the spool: a wrong key fails here, before
+ * any socket is bound) → drain → tee → listeners → admin endpoint → stats line.
+ * Stop order (producers first): listeners → tee → ingest worker (flushes the in-memory batch
+ * into the spool, persists decoder state, closes its connection) → drain (leased batches
+ * released) → spool → admin. A deadline bounds the whole stop; past it the caller exits and
+ * the step that overran is named.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { Drain } from './drain/drain.js';
+import { drainSettingsFromConfig, type DrainRuntimeExtras } from './drain/drain-config.js';
+import type { FusionCredentials } from './drain/netosecret.js';
+import { PrefixSet } from './flow/cidr.js';
+import { DtlsListener } from './ingest/dtls/dtls-listener.js';
+import { TlsListener } from './ingest/tls/tls-listener.js';
+import { ExporterTrust, type ExporterTrustSettings } from './ingest/trust/exporter-trust.js';
+import { UdpTee } from './ingest/udp/tee.js';
+import { UdpListener } from './ingest/udp/udp-listener.js';
+import { AdminServer, type Readiness } from './observability/admin-server.js';
+import { Metrics } from './observability/metrics.js';
+import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
+import { IngestWorker } from './pipeline/ingest-channel.js';
+import type { IngestWorkerInit, IngestWorkerStats } from './pipeline/ingest-protocol.js';
+import { Spool, type SpoolStatus } from './spool/spool.js';
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Resolved spool KEKs: current first, then previous ones (rotation). */
+  readonly keks: readonly Uint8Array[];
+  /** Fusion credentials; null when the drain is disabled. */
+  readonly credentials: FusionCredentials | null;
+  readonly drainExtras?: DrainRuntimeExtras;
+  readonly adminToken?: Buffer | undefined;
+  /** Print accepted records as NDJSON on stdout too (NetoFlow's dumprecords). */
+  readonly stdoutRecords?: boolean;
+  readonly onStatusLine?: (line: StatsLineText) => void;
+  /** Extra sections for /stats (e.g. the embedded Fusion stand-in's counters). */
+  readonly extraStats?: () => Record<string, unknown>;
+}
+
+/** A bound listener, for the start-up banner. */
+export interface BoundEndpoint {
+  readonly transport: 'udp' | 'tls' | 'dtls' | 'admin';
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** How often the drain is nudged to look for new batches (it also polls by itself). */
+const DRAIN_NUDGE_INTERVAL_MS = 500;
+/** Drain's own grace within the stop deadline: in-flight uploads may finish, then are aborted. */
+const DRAIN_STOP_SHARE = 0.5;
+
+export class App {
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly metrics = new Metrics();
+  private worker: IngestWorker | null = null;
+  private drainSpool: Spool | null = null;
+  private drain: Drain | null = null;
+  private tee: UdpTee | null = null;
+  private udp: UdpListener | null = null;
+  private tls: TlsListener | null = null;
+  private dtls: DtlsListener | null = null;
+  private admin: AdminServer | null = null;
+  private statsLine: StatsLine | null = null;
+  private nudgeTimer: NodeJS.Timeout | null = null;
+  private readonly endpoints: BoundEndpoint[] = [];
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private stopPromise: Promise<void> | null = null;
+  private lastSpooledBatch = -1;
+  /** The step of stop() in progress, named when the deadline passes. */
+  currentStep = '';
+
+  constructor(private readonly options: AppOptions) {
+    this.config = options.config;
+    this.log = options.logger;
+  }
+
+  bound(): readonly BoundEndpoint[] {
+    return this.endpoints;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('App.start() called twice');
+    this.state = 'starting';
+    const c = this.config;
+    mkdirSync(c.spool.dir, { recursive: true, mode: 0o700 });
+
+    // 1. Ingest worker: opens the appending spool connection (key check happens here).
+    this.worker = new IngestWorker(this.workerInit());
+    this.worker.setFatalHandler((err) => {
+      this.log.fatal({ err: err.message }, 'ingest worker died');
+      process.exitCode = 70;
+      void this.stop();
+    });
+    await this.worker.ready();
+
+    // 2. Drain (second spool connection in this thread).
+    if (c.drain.enabled && this.options.credentials !== null) {
+      this.drainSpool = await Spool.open({
+        dir: c.spool.dir,
+        kek: this.options.keks[0] ?? new Uint8Array(0),
+        previousKeks: this.options.keks.slice(1),
+        quotaBytes: c.spool.quotaBytes,
+        fullPolicy: c.spool.fullPolicy,
+        synchronous: c.spool.synchronous,
+        epochMs: c.spool.epochSeconds * 1000,
+        create: false,
+        logger: this.log.child({ component: 'spool-drain' }),
+      });
+      this.drain = new Drain({
+        source: this.drainSpool,
+        credentials: this.options.credentials,
+        settings: drainSettingsFromConfig(c.drain, this.options.drainExtras ?? {}),
+        logger: this.log,
+      });
+      this.drain.start();
+      this.nudgeTimer = setInterval(() => {
+        const spool = this.worker?.stats()?.spool as { lastBatchId?: number } | undefined;
+        const last = spool?.lastBatchId ?? -1;
+        if (last !== this.lastSpooledBatch) {
+          this.lastSpooledBatch = last;
+          this.drain?.notify();
+        }
+      }, DRAIN_NUDGE_INTERVAL_MS);
+      this.nudgeTimer.unref();
+    } else if (c.drain.enabled) {
+      this.log.warn('drain enabled but no Fusion credentials (drain.fusion.netosecret): records are spooled, not uploaded');
+    } else {
+      this.log.info('drain disabled: records are spooled only (use `sealflow drain --once` to upload later)');
+    }
+
+    // 3. Listeners, producers last.
+    const sink = this.worker.channel;
+    if (c.tees.length > 0) {
+      const tees = c.tees.map((t) => ({
+        targets: t.targets,
+        ...(t.exporters === undefined ? {} : { exporters: t.exporters }),
+        ...(t.listenerPort === undefined ? {} : { listenerPort: t.listenerPort }),
+      }));
+      this.tee = new UdpTee({ tees, logger: this.log.child({ component: 'tee' }) });
+      await this.tee.start();
+      this.log.info('tees forward datagrams from sealflow\'s own address (Node.js has no raw sockets to preserve the exporter\'s source address)');
+    }
+    if (c.listeners.udp.length > 0) {
+      this.udp = new UdpListener({
+        endpoints: c.listeners.udp.map((u) => ({ name: u.name ?? `udp-${u.port}`, address: u.address, port: u.port, receiveBufferBytes: u.receiveBufferBytes, maxDatagramBytes: u.maxDatagramBytes })),
+        allowlist: PrefixSet.parse(c.listeners.allowlist),
+        sink,
+        logger: this.log.child({ component: 'udp' }),
+        tee: this.tee,
+      });
+      await this.udp.start();
+      for (const a of this.udp.addresses()) this.endpoints.push({ transport: 'udp', ...a });
+    }
+    if (c.listeners.tls.enabled) {
+      const t = c.listeners.tls;
+      this.tls = new TlsListener(
+        {
+          host: t.address,
+          port: t.port,
+          trust: this.trustSettings('tls'),
+          settingPrefix: 'listeners.tls',
+          limits: {
+            maxConnections: t.maxConnections,
+            maxConnectionsPerSource: t.maxConnectionsPerSource,
+            handshakesPerSecond: t.handshakesPerSecond,
+            handshakeTimeoutMs: t.handshakeTimeoutMs,
+            idleTimeoutMs: t.idleTimeoutMs,
+            maxMessageBytes: t.maxMessageBytes,
+          },
+        },
+        { sink, logger: this.log },
+      );
+      await this.tls.start();
+      const a = this.tls.address();
+      this.endpoints.push({ transport: 'tls', name: 'ipfix-tls', address: a.address, port: a.port });
+    }
+    if (c.listeners.dtls.enabled) {
+      const d = c.listeners.dtls;
+      this.dtls = new DtlsListener({
+        address: d.address,
+        port: d.port,
+        trust: ExporterTrust.load(this.trustSettings('dtls'), 'listeners.dtls'),
+        sink,
+        logger: this.log,
+        maxSessions: d.maxSessions,
+        maxSessionsPerSource: d.maxSessionsPerSource,
+        handshakesPerSecond: d.handshakesPerSecond,
+        handshakeTimeoutMs: d.handshakeTimeoutMs,
+        idleTimeoutMs: d.idleTimeoutMs,
+        maxDatagramBytes: d.maxDatagramBytes,
+      });
+      const a = await this.dtls.start();
+      this.endpoints.push({ transport: 'dtls', name: 'ipfix-dtls', address: a.address, port: a.port });
+    }
+
+    // 4. Observability.
+    this.registerCollectors();
+    if (c.admin.enabled) {
+      this.admin = new AdminServer({
+        address: c.admin.address,
+        port: c.admin.port,
+        token: this.options.adminToken,
+        metrics: this.metrics,
+        stats: () => this.stats(),
+        readiness: () => this.readiness(),
+        logger: this.log.child({ component: 'admin' }),
+      });
+      const a = await this.admin.start();
+      this.endpoints.push({ transport: 'admin', name: 'admin', address: a.address, port: a.port });
+    }
+    this.statsLine = new StatsLine({
+      intervalSeconds: c.stats.intervalSeconds,
+      summary: () => this.summary(),
+      logger: this.log.child({ component: 'stats' }),
+      ...(this.options.onStatusLine === undefined ? {} : { onLine: this.options.onStatusLine }),
+    });
+    this.statsLine.start();
+    this.state = 'running';
+  }
+
+  /**
+   * Graceful stop in reverse start order. Idempotent: a second call returns the same promise.
+   * The caller enforces the deadline (see `currentStep` for what overran).
+   */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    this.state = 'stopping';
+    const step = async (name: string, fn: () => Promise<void> | void): Promise<void> => {
+      this.currentStep = name;
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ step: name, err: (err as Error).message }, 'error while stopping');
+      }
+    };
+    this.statsLine?.stop();
+    if (this.nudgeTimer !== null) clearInterval(this.nudgeTimer);
+    await step('udp listeners', () => this.udp?.close());
+    await step('tls listener', () => this.tls?.close());
+    await step('dtls listener', () => this.dtls?.stop());
+    await step('tee', () => this.tee?.close());
+    await step('ingest worker (flush batch into the spool)', () => this.worker?.stop());
+    const graceMs = Math.max(100, Math.floor(this.config.shutdown.deadlineMs * DRAIN_STOP_SHARE));
+    await step('drain (release leased batches)', () => this.drain?.stop(graceMs));
+    await step('spool', () => this.drainSpool?.close());
+    await step('admin endpoint', () => this.admin?.close());
+    this.currentStep = '';
+    this.state = 'stopped';
+  }
+
+  /** Forced stop after the deadline: the worker is terminated (committed batches are safe). */
+  async forceStop(): Promise<void> {
+    await this.worker?.terminate();
+    this.drainSpool?.close();
+  }
+
+  /** SIGHUP: certificates, CRLs, identity allowlists, the UDP allowlist and flow filters. */
+  reload(newConfig: Config): void {
+    const c = newConfig;
+    const tryReload = (what: string, fn: () => void): void => {
+      try {
+        fn();
+        this.log.info({ what }, 'reloaded');
+      } catch (err) {
+        this.log.error({ what, err: (err as Error).message }, 'reload failed; keeping the previous settings');
+      }
+    };
+    if (this.udp !== null) tryReload('udp allowlist', () => this.udp?.reload(PrefixSet.parse(c.listeners.allowlist)));
+    if (this.tls !== null) tryReload('tls trust', () => this.tls?.reload(this.trustSettings('tls', c)));
+    if (this.dtls !== null) tryReload('dtls trust', () => this.dtls?.reload(ExporterTrust.load(this.trustSettings('dtls', c), 'listeners.dtls')));
+    tryReload('flow filters', () => this.worker?.reload({ filters: c.filters }));
+  }
+
+  private trustSettings(which: 'tls' | 'dtls', config: Config = this.config): ExporterTrustSettings {
+    const l = config.listeners[which];
+    return {
+        certFile: l.certFile ?? '',
+        keyFile: l.keyFile ?? '',
+        caFile: l.caFile ?? '',
+        crlFiles: l.crlFiles,
+        exporters: l.identities.map((i) => ({
+          name: i.name,
+          ...(i.sources === undefined ? {} : { sources: i.sources }),
+          ...(i.observationDomains === undefined ? {} : { observationDomains: i.observationDomains }),
+        })),
+    };
+  }
+
+  private workerInit(): IngestWorkerInit {
+    const c = this.config;
+    return {
+      logLevel: c.log.level,
+      decode: {
+        templateLifetimeMs: c.decode.templateLifetimeSeconds * 1000,
+        maxTemplatesPerSession: c.decode.maxTemplatesPerSession,
+        maxFieldsPerTemplate: c.decode.maxFieldsPerTemplate,
+        pendingHoldMs: c.decode.pendingHoldMs,
+        maxPendingRecordsPerSession: c.decode.maxPendingRecordsPerSession,
+        maxSessions: c.decode.maxSessions,
+      },
+      filters: c.filters,
+      spool: {
+        dir: c.spool.dir,
+        keks: this.options.keks,
+        quotaBytes: c.spool.quotaBytes,
+        fullPolicy: c.spool.fullPolicy,
+        synchronous: c.spool.synchronous,
+        epochMs: c.spool.epochSeconds * 1000,
+      },
+      batch: { maxRecords: c.spool.batch.maxRecords, maxBytes: c.spool.batch.maxBytes, maxAgeMs: c.spool.batch.maxAgeMs },
+      stdoutRecords: this.options.stdoutRecords ?? false,
+      decoderStateIntervalMs: 10_000,
+    };
+  }
+
+  private workerStats(): IngestWorkerStats | null {
+    return this.worker?.stats() ?? null;
+  }
+
+  /** The /stats document. No flow data: counters, exporter addresses and identities only. */
+  stats(): Record<string, unknown> {
+    const w = this.workerStats();
+    return {
+      state: this.state,
+      exporters: w?.exporters ?? [],
+      listeners: {
+        udp: this.udp?.stats() ?? null,
+        tls: this.tls?.stats() ?? null,
+        dtls: this.dtls?.stats() ?? null,
+        tee: this.tee?.stats() ?? null,
+        channel: this.worker?.channel.stats() ?? null,
+      },
+      decode: w?.decode ?? null,
+      decodeErrors: w?.decodeErrors ?? {},
+      filter: w?.filter ?? null,
+      batcher: w?.batcher ?? null,
+      spool: w?.spool ?? null,
+      drain: this.drain?.stats() ?? null,
+      ...(this.options.extraStats?.() ?? {}),
+    };
+  }
+
+  readiness(): Readiness {
+    const reasons: string[] = [];
+    if (this.state !== 'running') reasons.push(`state ${this.state}`);
+    if (this.workerStats() === null) reasons.push('ingest worker has not reported yet');
+    // The drain's state is reported on /stats but does not make the probe unready: with the
+    // uplink down, accepting and spooling flows is exactly what it is for.
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  private summary(): StatsSummary {
+    const w = this.workerStats();
+    const spool = (w?.spool ?? null) as SpoolStatus | null;
+    const udp = this.udp?.stats();
+    const d = this.drain?.stats() ?? null;
+    const activeSince = Date.now() - 5 * 60_000;
+    const dropped = (udp?.rejectedTotal ?? 0) + (w?.recordsFiltered ?? 0) + Object.values(w?.decodeErrors ?? {}).reduce((a, b) => a + b, 0);
+    return {
+      exporters: (w?.exporters ?? []).filter((e) => e.lastSeenMs >= activeSince).length,
+      records: w?.records ?? 0,
+      dropped,
+      spoolRecords: spool?.records ?? 0,
+      spoolBytes: spool?.bytes ?? 0,
+      drainLagMs: spool?.oldestAgeMs ?? null,
+      uploaded: d?.deliveredRecords ?? 0,
+      drainState: d === null ? 'disabled' : d.consecutiveFailures > 0 ? 'backoff' : d.state === 'running' ? 'ok' : d.state,
+    };
+  }
+
+  private registerCollectors(): void {
+    const m = this.metrics;
+    m.registerCollector('ingest', () => {
+      const w = this.workerStats();
+      return { packets: w?.packets ?? 0, records: w?.records ?? 0, records_filtered: w?.recordsFiltered ?? 0 };
+    });
+    m.registerCollector('decode', () => (this.workerStats()?.decode ?? {}));
+    m.registerCollector('spool', () => (this.workerStats()?.spool ?? {}));
+    m.registerCollector('filter', () => (this.workerStats()?.filter ?? {}));
+    m.registerCollector('channel', () => this.worker?.channel.stats() ?? {});
+    if (this.udp !== null) m.registerCollector('udp', () => this.udp?.stats() ?? {});
+    if (this.tls !== null) m.registerCollector('tls', () => this.tls?.stats() ?? {});
+    if (this.dtls !== null) m.registerCollector('dtls', () => this.dtls?.stats() ?? {});
+    if (this.drain !== null) m.registerCollector('drain', () => this.drain?.stats() ?? {});
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The ingest worker thread: packet frames in → DecodeService → FlowFilter → Batcher →
+ * encrypted Spool (this thread's own SQLite connection). It owns every CPU-heavy step of the
+ * ingest path so the main thread's socket callbacks stay lean (product decision: the UDP
+ * receive loop only receives).
+ *
+ * Invariants:
+ * - Frames are processed in the order posted, and each is acknowledged after its records
+ *   have been handed to the batcher (the main thread's flow control counts on it).
+ * - Records exist in plaintext only in this thread's memory; they reach disk only through
+ *   Spool.append (sealed), and stdout only when `stdoutRecords` was asked for.
+ * - On 'stop' the in-memory batch is flushed into the spool, decoder state is persisted
+ *   (sealed) and the spool closed before 'stopped' is posted.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { DecodeService, type DecodeOutcome } from '../decode/decode-service.js';
+import { compileFilters, type FiltersConfig } from '../filter/compile-filters.js';
+import { FlowFilter } from '../filter/flow-filter.js';
+import type { ExporterPacket } from '../flow/exporter-packet.js';
+import type { FlowRecord } from '../flow/flow-record.js';
+import { toFusionRecord } from '../flow/fusion-record.js';
+import type { RecordSink } from '../flow/pipeline.js';
+import { createLogger } from '../observability/logger.js';
+import { RateLimitedLog } from '../observability/rate-limited-log.js';
+import { Batcher } from '../spool/batcher.js';
+import { Spool } from '../spool/spool.js';
+import { isSealflowError } from '../flow/errors.js';
+import type { ExporterStats, IngestWorkerInit, IngestWorkerStats, MainToWorker, WorkerToMain } from './ingest-protocol.js';
+import { unpackFrame } from './packet-frame.js';
+
+/** How often the worker reports statistics to the main thread. */
+const STATS_INTERVAL_MS = 1000;
+/** How often held (template-less) data and expired templates are swept. */
+const EXPIRE_INTERVAL_MS = 1000;
+/** Exporters tracked individually in /stats; beyond this they are aggregated (a spoofing flood must not grow memory). */
+const MAX_TRACKED_EXPORTERS = 4096;
+const OTHER_EXPORTERS = 'other';
+
+interface ExporterCounters {
+  exporter: string;
+  identity: string | null;
+  transport: string;
+  packets: number;
+  records: number;
+  decodeErrors: number;
+  sequenceLost: number;
+  lastSeenMs: number;
+}
+
+/** Prints accepted records as NDJSON Fusion records, then passes them on. */
+class StdoutRecordSink implements RecordSink {
+  constructor(private readonly downstream: RecordSink) {}
+  accept(records: readonly FlowRecord[]): void {
+    let out = '';
+    for (const r of records) out += JSON.stringify(toFusionRecord(r)) + '\n';
+    if (out.length > 0) process.stdout.write(out);
+    this.downstream.accept(records);
+  }
+}
+
+function post(msg: WorkerToMain): void {
+  parentPort?.postMessage(msg);
+}
+
+async function main(): Promise<void> {
+  const init = workerData as IngestWorkerInit;
+  const logger = createLogger({ level: init.logLevel, pretty: false }, pino.destination({ dest: 2, sync: false })).child({ component: 'ingest-worker' });
+  const decodeLog = new RateLimitedLog(logger.child({ component: 'decode' }));
+
+  let spool: Spool;
+  try {
+    spool = await Spool.open({
+      dir: init.spool.dir,
+      kek: init.spool.keks[0] ?? new Uint8Array(0),
+      previousKeks: init.spool.keks.slice(1),
+      quotaBytes: init.spool.quotaBytes,
+      fullPolicy: init.spool.fullPolicy,
+      synchronous: init.spool.synchronous,
+      epochMs: init.spool.epochMs,
+      logger: logger.child({ component: 'spool' }),
+    });
+  } catch (err) {
+    const e = err as { message?: string; code?: unknown; setting?: unknown };
+    post({
+      type: 'startup-error',
+      message: e.message ?? String(err),
+      code: typeof e.code === 'string' ? e.code : 'ERR_SPOOL_IO',
+      setting: typeof e.setting === 'string' ? e.setting : null,
+    });
+    return;
+  }
+
+  const service = new DecodeService({
+    templateLifetimeMs: init.decode.templateLifetimeMs,
+    maxTemplatesPerSession: init.decode.maxTemplatesPerSession,
+    maxFieldsPerTemplate: init.decode.maxFieldsPerTemplate,
+    pendingHoldMs: init.decode.pendingHoldMs,
+    maxPendingRecordsPerSession: init.decode.maxPendingRecordsPerSession,
+    maxSessions: init.decode.maxSessions,
+  });
+  const saved = spool.loadDecoderState();
+  if (saved !== null) {
+    try {
+      service.importState(saved);
+      logger.info({ bytes: saved.length }, 'decoder state restored from the spool (templates, sampling, uptime anchors)');
+    } catch (err) {
+      logger.warn({ code: isSealflowError(err) ? err.code : 'unknown' }, 'persisted decoder state unusable; starting with empty template state');
+    }
+  }
+
+  const batcher = new Batcher(spool, {
+    maxRecords: init.batch.maxRecords,
+    maxBytes: init.batch.maxBytes,
+    maxAgeMs: init.batch.maxAgeMs,
+    onAppend: (r) => {
+      if (r.droppedRecords > 0 || r.evictedRecords > 0) {
+        decodeLog.log('warn', `spool-${r.dropReason ?? 'evict'}`, { dropped: r.droppedRecords, evicted: r.evictedRecords, reason: r.dropReason }, 'spool full or failing: records dropped/evicted (counted)');
+      }
+    },
+    onError: (err, n) => {
+      decodeLog.log('error', 'spool-append-error', { records: n, code: isSealflowError(err) ? err.code : 'unknown' }, 'spool append failed; batch dropped (counted)');
+    },
+  });
+  const afterFilter: RecordSink = init.stdoutRecords ? new StdoutRecordSink(batcher) : batcher;
+  const filter = new FlowFilter(compileFilters(init.filters as FiltersConfig), afterFilter);
+
+  const exporters = new Map<string, ExporterCounters>();
+  let packets = 0;
+  let records = 0;
+  const decodeErrors: Record<string, number> = {};
+
+  const exporterOf = (p: ExporterPacket): ExporterCounters => {
+    const key = `${p.transport}|${p.exporter}|${p.identity ?? ''}`;
+    let c = exporters.get(key);
+    if (c === undefined) {
+      const overflow = exporters.size >= MAX_TRACKED_EXPORTERS;
+      const k = overflow ? OTHER_EXPORTERS : key;
+      c = exporters.get(k);
+      if (c === undefined) {
+        c = { exporter: overflow ? OTHER_EXPORTERS : p.exporter, identity: overflow ? null : p.identity, transport: p.transport, packets: 0, records: 0, decodeErrors: 0, sequenceLost: 0, lastSeenMs: 0 };
+        exporters.set(k, c);
+      }
+    }
+    return c;
+  };
+
+  const handleOutcome = (outcome: DecodeOutcome, who: ExporterCounters | null): void => {
+    if (outcome.records.length > 0) {
+      records += outcome.records.length;
+      if (who !== null) who.records += outcome.records.length;
+      filter.accept(outcome.records);
+    }
+    if (outcome.errorCount > 0) {
+      if (who !== null) who.decodeErrors += outcome.errorCount;
+      for (const e of outcome.errors) {
+        decodeErrors[e.code] = (decodeErrors[e.code] ?? 0) + 1;
+        decodeLog.log('warn', `${who?.exporter ?? '-'}|${e.code}`, { exporter: who?.exporter, transport: who?.transport, code: e.code, offset: e.offset, detail: e.message }, 'malformed flow data skipped');
+      }
+      const unlisted = outcome.errorCount - outcome.errors.length;
+      if (unlisted > 0) decodeErrors.unlisted = (decodeErrors.unlisted ?? 0) + unlisted;
+    }
+    if (who !== null && outcome.sequenceLost > 0) who.sequenceLost += outcome.sequenceLost;
+  };
+
+  const snapshot = (): IngestWorkerStats => {
+    const list: ExporterStats[] = [...exporters.values()].map((c) => ({ ...c }));
+    const fstats = filter.stats();
+    return {
+      atMs: Date.now(),
+      packets,
+      records,
+      recordsFiltered: fstats.dropped,
+      decodeErrors: { ...decodeErrors },
+      decode: service.stats(),
+      filter: fstats,
+      batcher: batcher.counters(),
+      spool: spool.status(),
+      exporters: list,
+    };
+  };
+
+  const persistState = (): void => {
+    try {
+      spool.saveDecoderState(service.exportState());
+    } catch (err) {
+      logger.warn({ code: isSealflowError(err) ? err.code : 'unknown' }, 'could not persist decoder state');
+    }
+  };
+
+  const timers = [
+    setInterval(() => post({ type: 'stats', stats: snapshot() }), STATS_INTERVAL_MS),
+    setInterval(() => handleOutcome(service.expire(Date.now()), null), EXPIRE_INTERVAL_MS),
+    setInterval(persistState, Math.max(1000, init.decoderStateIntervalMs)),
+  ];
+
+  let stopping = false;
+  parentPort?.on('message', (msg: MainToWorker) => {
+    switch (msg.type) {
+      case 'frame': {
+        if (stopping) break;
+        for (const p of unpackFrame(msg.frame)) {
+          packets++;
+          const who = exporterOf(p);
+          who.packets++;
+          who.lastSeenMs = p.receivedAtMs;
+          handleOutcome(service.decode(p), who);
+        }
+        post({ type: 'ack', id: msg.id });
+        break;
+      }
+      case 'end-session':
+        service.endSession(msg.sessionKey);
+        break;
+      case 'reload':
+        try {
+          filter.reload(compileFilters(msg.filters as FiltersConfig));
+          logger.info('flow filters reloaded');
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'flow filter reload failed; keeping the previous rules');
+        }
+        break;
+      case 'stop': {
+        stopping = true;
+        for (const t of timers) clearInterval(t);
+        // Held data whose template never came is counted now rather than silently lost.
+        handleOutcome(service.expire(Number.MAX_SAFE_INTEGER), null);
+        batcher.close();
+        persistState();
+        const final = snapshot();
+        spool.close();
+        post({ type: 'stopped', stats: final });
+        parentPort?.close();
+        break;
+      }
+    }
+  });
+  post({ type: 'ready' });
+}
+
+void main();
