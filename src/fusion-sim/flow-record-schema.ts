@@ -11,7 +11,8 @@ import { z } from 'zod';
 const u8 = z.int().min(0).max(0xff);
 const u16 = z.int().min(0).max(0xffff);
 const u32 = z.int().min(0).max(0xffffffff);
-const counter = z.union([z.int().min(0), z.string().regex(/^[0-9]{1,20}$/)]);
+// bits = octets × 8 reaches 2^67 (21 decimal digits).
+const counter = z.union([z.int().min(0), z.string().regex(/^(0|[1-9][0-9]{0,20})$/)]);
 const ip = z.union([z.ipv4(), z.ipv6()]);
 const asInfo = z.strictObject({ asnumber: u32, asorg: z.string() });
 const tcpflags = z.strictObject({
