@@ -61,7 +61,7 @@ export function testExporters(): ExporterIdentitySettings[] {
 
 export async function startListener(
   pki: TestPki,
-  o: { limits?: Partial<TlsListenerLimits>; exporters?: ExporterIdentitySettings[]; crlFiles?: readonly string[]; watchFiles?: boolean } = {},
+  o: { limits?: Partial<TlsListenerLimits>; exporters?: ExporterIdentitySettings[]; crlFiles?: readonly string[]; watchFiles?: boolean; now?: () => number } = {},
 ): Promise<Harness> {
   const { logger, lines } = testLogger();
   const sink = new SessionSink();
@@ -78,7 +78,7 @@ export async function startListener(
     watchFiles: o.watchFiles ?? false,
     ...(o.limits === undefined ? {} : { limits: o.limits }),
   };
-  const listener = new TlsListener(options, { sink, logger });
+  const listener = new TlsListener(options, { sink, logger, ...(o.now === undefined ? {} : { now: o.now }) });
   await listener.start();
   return { listener, sink, lines, port: listener.address().port, close: () => listener.close() };
 }
@@ -171,9 +171,9 @@ export function closed(s: net.Socket, timeoutMs = 5000): Promise<boolean> {
 }
 
 /** A plain TCP connection to the port (no TLS). */
-export function tcpConnect(port: number): Promise<net.Socket> {
+export function tcpConnect(port: number, localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    const s = net.connect({ port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) }, () => resolve(s));
     s.once('error', reject);
   });
 }
