@@ -323,6 +323,23 @@ export class DecodeService {
     return out;
   }
 
+  /**
+   * Drops all held data now, counting it as pendingExpired (for shutdown), without touching
+   * templates, so exportState() afterwards still has them. expire(Infinity) would also
+   * remove every UDP template.
+   */
+  flushPending(): DecodeOutcome {
+    const out = newOutcome();
+    this.#out = out;
+    for (const s of this.#sessions.values()) {
+      if (s.pending.length === 0) continue;
+      for (const p of s.pending) this.#pendingExpired(p);
+      this.#replacePending(s, []);
+    }
+    this.#finish(out);
+    return out;
+  }
+
   stats(): DecodeServiceStats {
     return { ...this.#stats, errorsByCode: { ...this.#stats.errorsByCode } };
   }

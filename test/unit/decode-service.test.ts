@@ -414,6 +414,18 @@ describe('DecodeService: data before its template (RFC 7011 §9.3)', () => {
     assert.equal(svc2.stats().pendingSets, 0);
   });
 
+  test('flushPending() counts held data at shutdown and keeps templates for exportState()', () => {
+    const svc = new DecodeService();
+    send(svc, ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V4 }]), dataSet(257, V4, [v4rec(1)])]));
+    const o = svc.flushPending();
+    assert.equal(o.pendingExpired, 1);
+    assert.equal(svc.stats().pendingSets, 0);
+    assert.equal(svc.stats().templatesLive, 1);
+    const restored = new DecodeService();
+    restored.importState(svc.exportState());
+    assert.equal(restored.stats().templatesLive, 1);
+  });
+
   test('the hold buffer is bounded by sets and bytes per session', () => {
     const svc = new DecodeService({ maxPendingRecordsPerSession: 2 });
     const data = ipfixMessage({}, [dataSet(256, V4, [v4rec(1)])]);
