@@ -101,7 +101,7 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
   // Bytes the remaining fields need at least, so one check per variable-length field covers the fixed reads after it.
   let restMin = minRecordLength(plans);
   lines.push('let n = 0, t = 0, sid = -1, si = 0;');
-  for (const p of needs.fallbacks) lines.push(`let fb_${p} = null;`);
+  for (const p of needs.fallbacks) lines.push(`let fb_${p} = -1;`);
   for (const plan of plans) {
     const len = plan.spec.length;
     if (len === VARIABLE_LENGTH) {
@@ -126,7 +126,8 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
         lines.push(`t = ${expr};`);
         lines.push(t.prop === 'icmpType' ? 'r.icmpType = t >>> 8;' : 'r.icmpCode = t & 255;');
       } else if (t.fallback) {
-        lines.push(`fb_${t.prop} = ${expr};`);
+        // Only the position: the IPv6 copy is made in the epilogue, and only when needed.
+        lines.push(`fb_${t.prop} = ${at};`);
       } else if (t.prop === 'samplerId') {
         lines.push(`sid = ${expr};`);
       } else if (t.prop === 'samplingInterval') {
@@ -138,7 +139,7 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
     if (dynamic) lines.push(`q += ${len};`);
     else offset += len;
   }
-  for (const p of needs.fallbacks) lines.push(`if (r.${p} === null || r.${p} === 0) r.${p} = fb_${p};`);
+  for (const p of needs.fallbacks) lines.push(`if (r.${p} === null || r.${p} === 0) r.${p} = buf.slice(fb_${p}, fb_${p} + 16);`);
   const infer = 'a = r.srcAddr !== null ? r.srcAddr : r.dstAddr; r.ipVersion = a === null ? 0 : typeof a === "number" ? 4 : 6;';
   lines.push(needs.hasIpVersion ? `if (r.ipVersion !== 4 && r.ipVersion !== 6) { let ${infer} }` : `let ${infer}`);
   lines.push(
