@@ -40,6 +40,9 @@ const MAX_PARTIAL_BATCHES = 4096;
 
 export const USER_AGENT = 'sealflow/0.1.0';
 
+/** Longest Retry-After honoured: a misconfigured "come back tomorrow" must not stall a probe for a day. */
+const MAX_RETRY_AFTER_MS = 60 * 60_000;
+
 export interface DrainClock {
   now(): number;
   /** Resolves after `ms`, or early (without throwing) when `signal` aborts. */
@@ -297,7 +300,8 @@ export class Drain {
     const maxFailures = options.maxConsecutiveFailures ?? 5;
     let gaveUp = false;
     try {
-      await this.loop({ maxFailures, onProgress: options.onProgress ?? null, gaveUp: () => (gaveUp = true) });
+      this.loopDone = this.loop({ maxFailures, onProgress: options.onProgress ?? null, gaveUp: () => (gaveUp = true) });
+      await this.loopDone;
     } finally {
       this.state = 'stopped';
       await this.http.close().catch(() => undefined);
@@ -447,9 +451,12 @@ export class Drain {
           continue;
         }
         if (once !== null) break;
-        if (this.wake.signal.aborted) this.wake = new AbortController();
+        // A notify() since the last look means there may be a batch now: look again at once.
+        if (this.wake.signal.aborted) {
+          this.wake = new AbortController();
+          continue;
+        }
         await this.clock.sleep(this.settings.idlePollMs, AbortSignal.any([this.stopSleeps.signal, this.wake.signal]));
-        if (this.wake.signal.aborted) this.wake = new AbortController();
         continue;
       }
       for (const batch of leased) {
@@ -508,7 +515,8 @@ export class Drain {
     if (f.reason === 'aborted' && this.state !== 'running') return; // stopping, not a failure of Fusion
     this.consecutiveFailures++;
     const jitter = fullJitterMs(this.consecutiveFailures, this.settings.backoff, this.random);
-    const delay = f.retryAfterMs !== null ? Math.min(Math.max(f.retryAfterMs, jitter), Math.max(this.settings.backoff.capMs, f.retryAfterMs)) : jitter;
+    // A server's Retry-After is honoured even beyond the backoff cap, up to MAX_RETRY_AFTER_MS.
+    const delay = f.retryAfterMs !== null ? Math.min(Math.max(f.retryAfterMs, jitter), Math.max(this.settings.backoff.capMs, MAX_RETRY_AFTER_MS)) : jitter;
     this.notBeforeMs = Math.max(this.notBeforeMs, this.clock.now() + delay);
     this.noisy.log('warn', f.reason, { event: 'drain.retry', reason: f.reason, delayMs: delay, consecutiveFailures: this.consecutiveFailures }, `drain: ${f.message}; retrying in ${delay} ms`);
   }
@@ -533,7 +541,8 @@ export class Drain {
         continue;
       }
       await this.pace(chunk);
-      if (this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
+      // Stopping (the pacing sleep was cut short) or forced: do not start another upload.
+      if (this.state !== 'running' || this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
       const result = await this.send(chunk, key, true);
       if (result.kind !== 'ok') return result;
       const now = this.clock.now();
