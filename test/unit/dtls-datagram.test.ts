@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { inspectDtlsDatagram } from '../../src/ingest/dtls/dtls-datagram.js';
+import { inspectDtlsDatagram, protectedRecordsFit } from '../../src/ingest/dtls/dtls-datagram.js';
 
 /** Builds one DTLS record (RFC 6347 §4.1) from readable values. */
 function record(o: { type: number; version?: number; epoch?: number; seq?: number; body: Uint8Array; length?: number }): Buffer {
@@ -101,4 +101,26 @@ describe('inspectDtlsDatagram', () => {
       { numRuns: 5000 },
     );
   });
+});
+
+describe('protectedRecordsFit (established association, AES-GCM overhead 24)', () => {
+  const GCM = 24;
+  const cases: { name: string; d: Buffer; fit: boolean }[] = [
+    { name: '1-byte application data record', d: record({ type: 23, epoch: 1, body: Buffer.alloc(GCM + 1) }), fit: true },
+    { name: 'empty application data record (RFC 5246 §6.2.1)', d: record({ type: 23, epoch: 1, body: Buffer.alloc(GCM) }), fit: true },
+    { name: 'close_notify alert', d: record({ type: 21, epoch: 1, body: Buffer.alloc(GCM + 2) }), fit: true },
+    { name: 'alert one byte short', d: record({ type: 21, epoch: 1, body: Buffer.alloc(GCM + 1) }), fit: false },
+    { name: '20-byte protected body (enough for ChaCha20-Poly1305, not for AES-GCM)', d: record({ type: 23, epoch: 1, body: Buffer.alloc(20) }), fit: false },
+    { name: 'application data shorter than nonce + tag', d: record({ type: 23, epoch: 1, body: Buffer.alloc(GCM - 1) }), fit: false },
+    { name: 'handshake record without room for a message header', d: record({ type: 22, epoch: 1, body: Buffer.alloc(GCM + 11) }), fit: false },
+    { name: 'a retransmitted Finished', d: record({ type: 22, epoch: 1, body: Buffer.alloc(GCM + 24) }), fit: true },
+    { name: 'epoch-0 records are not judged here', d: record({ type: 21, body: Buffer.from([1, 0]) }), fit: true },
+    { name: 'a short record after a good one', d: Buffer.concat([record({ type: 23, epoch: 1, body: Buffer.alloc(100) }), record({ type: 23, epoch: 1, body: Buffer.alloc(20) })]), fit: false },
+  ];
+  for (const c of cases) {
+    test(`${c.name} → ${c.fit ? 'fits' : 'dropped'}`, () => {
+      assert.equal(inspectDtlsDatagram(c.d).ok, true, 'passes the structural check');
+      assert.equal(protectedRecordsFit(c.d, GCM), c.fit);
+    });
+  }
 });

@@ -144,3 +144,32 @@ export function inspectDtlsDatagram(b: Uint8Array): DatagramInspection {
   }
   return { ok: true, records, clientHello, hasApplicationData, maxEpoch };
 }
+
+/** Plaintext bytes every protected record of a content type carries at least (RFC 5246 §7). */
+const MIN_PLAINTEXT_BY_TYPE: Readonly<Record<number, number>> = {
+  [ContentType.ChangeCipherSpec]: 1,
+  [ContentType.Alert]: 2,
+  // Post-handshake handshake messages (a retransmitted Finished): at least a message header.
+  [ContentType.Handshake]: DTLS_HANDSHAKE_HEADER_BYTES,
+  // RFC 5246 §6.2.1: zero-length application data fragments MAY be sent.
+  [ContentType.ApplicationData]: 0,
+};
+
+/**
+ * Second check for a datagram bound for an established association, once the cipher and so
+ * the per-record overhead `overhead` (explicit nonce + AEAD tag) are known: every protected
+ * (epoch ≥ 1) record must be long enough to hold that overhead plus the smallest plaintext of
+ * its content type. OpenSSL 3.0 fails the whole association on some shorter records instead
+ * of discarding them. Call only on a datagram inspectDtlsDatagram accepted.
+ */
+export function protectedRecordsFit(b: Uint8Array, overhead: number): boolean {
+  let o = 0;
+  while (o + DTLS_RECORD_HEADER_BYTES <= b.length) {
+    const type = b[o] ?? 0;
+    const epoch = u16(b, o + 3);
+    const length = u16(b, o + 11);
+    if (epoch !== 0 && length < overhead + (MIN_PLAINTEXT_BY_TYPE[type] ?? 0)) return false;
+    o += DTLS_RECORD_HEADER_BYTES + length;
+  }
+  return true;
+}

@@ -3,7 +3,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { reasonFromHandshakeError, reasonFromVerifyError, type AuthFailureReason } from '../trust/auth-failure.js';
-import { inspectDtlsDatagram, type DatagramRejectReason } from './dtls-datagram.js';
+import { inspectDtlsDatagram, protectedRecordsFit, type DatagramRejectReason } from './dtls-datagram.js';
 import {
   ListenKind, NativeState, loadDtlsAddon,
   type NativeAddon, type NativeContext, type NativeListener, type NativeResult, type NativeSession,
@@ -159,6 +159,8 @@ export class DtlsSession extends EventEmitter<{ message: [Buffer]; close: [DtlsC
   /** @internal */ readonly createdAtMs: number;
   /** @internal */ lastActivityMs: number;
   /** @internal */ retransmitTimer: NodeJS.Timeout | null = null;
+  /** @internal Protected-record overhead of the negotiated cipher (set when the handshake completes). */
+  recordOverhead = 0;
   /** @internal */ native: NativeSession | null;
   private readonly server: DtlsServer;
 
@@ -406,7 +408,13 @@ export class DtlsServer extends EventEmitter<{
     // to the live association. OpenSSL silently discards a record that fails authentication,
     // so a misrouted record costs nothing but the lookup.
     const target = assoc.pending !== null && !inspection.hasApplicationData ? assoc.pending : (assoc.live ?? assoc.pending);
-    if (target !== null) this.feed(target, msg);
+    if (target === null) return;
+    if (target.state === 'open' && inspection.maxEpoch > 0 && !protectedRecordsFit(msg, target.recordOverhead)) {
+      this.counters.datagramsMalformed++;
+      this.malformed.short_protected_record = (this.malformed.short_protected_record ?? 0) + 1;
+      return;
+    }
+    this.feed(target, msg);
   }
 
   private statelessHello(msg: Buffer, key: string, address: string, port: number, assoc: Association | undefined): void {
@@ -493,6 +501,7 @@ export class DtlsServer extends EventEmitter<{
   private onHandshakeDone(session: DtlsSession): void {
     this.handshakingCount--;
     this.clearRetransmit(session);
+    session.recordOverhead = Math.max(session.native?.recordOverhead() ?? 0, 0);
     const verdict: DtlsAuthorization = this.authorize === undefined ? { ok: true, identity: '' } : this.authorize(session);
     if (!verdict.ok) {
       this.counters.authRejected++;

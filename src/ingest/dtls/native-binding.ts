@@ -62,6 +62,8 @@ export interface NativeSession {
   shutdown(): Buffer[];
   peerCertificate(): Buffer | null;
   info(): { state: NativeState; protocol?: string; cipher?: string };
+  /** Explicit nonce + AEAD tag bytes per protected record with the negotiated cipher; -1 before one is set. */
+  recordOverhead(): number;
   destroy(): void;
 }
 

@@ -171,6 +171,7 @@ struct SslData {
   std::shared_ptr<CookieSecrets> secrets;   // shared with the Listener (rotation visible)
   int alertSent = -1;                       // last alert description we sent
   int alertReceived = -1;                   // last alert description the peer sent
+  long mtu = 1400;                          // what SSL_set_mtu was given
 };
 
 int g_exIndex = -1;
@@ -226,6 +227,7 @@ SSL* NewSsl(SSL_CTX* ctx, SslData* data, long mtu) {
   SSL_set_ex_data(ssl, g_exIndex, data);
   SSL_set_info_callback(ssl, InfoCallback);
   SSL_set_mtu(ssl, mtu);
+  data->mtu = mtu;
   return ssl;
 }
 
@@ -459,6 +461,7 @@ class Session : public Napi::ObjectWrap<Session> {
                            InstanceMethod("shutdown", &Session::Shutdown),
                            InstanceMethod("peerCertificate", &Session::PeerCertificate),
                            InstanceMethod("info", &Session::Info),
+                           InstanceMethod("recordOverhead", &Session::RecordOverhead),
                            InstanceMethod("destroy", &Session::Destroy),
                        });
   }
@@ -531,6 +534,7 @@ class Session : public Napi::ObjectWrap<Session> {
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
           state_ = kFailed;
           err = DrainErrors();
+          if (err.text.empty()) err.text = "SSL_do_handshake failed, SSL_get_error " + std::to_string(e);
           return;
         }
       }
@@ -552,6 +556,7 @@ class Session : public Napi::ObjectWrap<Session> {
       } else {
         state_ = kFailed;
         err = DrainErrors();
+        if (err.text.empty()) err.text = "SSL_read failed, SSL_get_error " + std::to_string(e);
       }
       break;
     }
@@ -675,6 +680,21 @@ class Session : public Napi::ObjectWrap<Session> {
       o.Set("cipher", Napi::String::New(env, cipher == nullptr ? "" : cipher));
     }
     return o;
+  }
+
+  // Bytes a protected record body carries beyond its plaintext with the negotiated cipher
+  // (explicit nonce + AEAD tag: 24 for AES-GCM, 16 for ChaCha20-Poly1305), or -1 before a
+  // cipher is set. A shorter epoch-1 record cannot be genuine; OpenSSL 3.0 treats some of
+  // those as fatal instead of discarding them, so JS drops them first.
+  Napi::Value RecordOverhead(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (ssl_ == nullptr || data_ == nullptr || SSL_get_current_cipher(ssl_) == nullptr) return Napi::Number::New(env, -1);
+    ERR_clear_error();
+    size_t payload = DTLS_get_data_mtu(ssl_);
+    DrainErrors();
+    long overhead = data_->mtu - DTLS1_RT_HEADER_LENGTH - static_cast<long>(payload);
+    if (payload == 0 || overhead < 0) return Napi::Number::New(env, -1);
+    return Napi::Number::New(env, static_cast<double>(overhead));
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
