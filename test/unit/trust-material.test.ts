@@ -78,6 +78,6 @@ describe('loadTrustMaterial', () => {
   test('ExporterTrust.load checks the allowlist and the files', () => {
     const t = ExporterTrust.load({ ...good, exporters: [{ name: 'exporter1.test' }] }, 'listeners.dtls');
     assert.deepEqual(t.policy.names(), ['exporter1.test']);
-    assert.throws(() => ExporterTrust.load({ ...good, exporters: [] }, 'listeners.dtls'), (e: unknown) => e instanceof ConfigError && e.setting === 'listeners.dtls.exporters');
+    assert.throws(() => ExporterTrust.load({ ...good, exporters: [] }, 'listeners.dtls'), (e: unknown) => e instanceof ConfigError && e.setting === 'listeners.dtls.identities');
   });
 });

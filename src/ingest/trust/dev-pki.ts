@@ -1,6 +1,7 @@
 import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { isExporterName } from './exporter-policy.js';
 import { OpensslCa } from './openssl-ca.js';
 
 /**
@@ -50,6 +51,10 @@ export const DEV_PKI_WARNING = 'DEVELOPMENT PKI ONLY: the CA key is stored unpro
 
 /** Creates the development PKI in `dir` (created if needed; existing files are replaced). */
 export async function createDevPki(dir: string, options: DevPkiOptions = {}): Promise<DevPkiPaths> {
+  const names = unique(options.exporters ?? [DEFAULT_DEV_EXPORTER]);
+  for (const n of [...names, ...unique(options.collectorNames ?? [])]) {
+    if (!isExporterName(n)) throw new RangeError(`${JSON.stringify(n)} is not a DNS name (letters, digits, '-', '.'; no wildcard)`);
+  }
   const root = resolve(dir);
   await mkdir(join(root, 'exporters'), { recursive: true, mode: 0o700 });
   const caDir = join(root, 'ca');
@@ -82,7 +87,7 @@ export async function createDevPki(dir: string, options: DevPkiOptions = {}): Pr
   await chmod(paths.collectorKeyFile, 0o600);
 
   const exporters: DevPkiExporter[] = [];
-  for (const name of unique(options.exporters ?? [DEFAULT_DEV_EXPORTER])) {
+  for (const name of names) {
     const issued = await ca.issue({ fileName: `exporter-${name}`, commonName: name, dnsNames: [name], usage: 'client', ...days });
     const e = { name, certFile: join(root, 'exporters', `${name}.crt.pem`), keyFile: join(root, 'exporters', `${name}.key.pem`) };
     await copyFile(issued.chainFile, e.certFile);

@@ -42,6 +42,11 @@ const MAX_DNS_NAME_LENGTH = 253;
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const MAX_OBSERVATION_DOMAIN_ID = 0xffffffff;
 
+/** Whether `name` (canonical form) is a DNS host name usable as an exporter identity: no wildcard, ≤ 253 characters. */
+export function isExporterName(name: string): boolean {
+  return name.length <= MAX_DNS_NAME_LENGTH && DNS_NAME.test(name);
+}
+
 /** Lower-cases and drops one trailing root dot, the canonical form names are compared in. */
 export function canonicalName(name: string): string {
   const lower = name.trim().toLowerCase();
@@ -124,7 +129,7 @@ export class ExporterPolicy {
       if (name.includes('*')) {
         throw new ConfigError(ConfigErrorCode.Invalid, `${at}.name`, `${at}.name: ${JSON.stringify(s.name)} contains a wildcard; list every exporter name exactly (RFC 7011 §11.3)`);
       }
-      if (name.length > MAX_DNS_NAME_LENGTH || !DNS_NAME.test(name)) {
+      if (!isExporterName(name)) {
         throw new ConfigError(ConfigErrorCode.Invalid, `${at}.name`, `${at}.name: ${JSON.stringify(s.name)} is not a DNS name; use the exporter certificate's subjectAltName dNSName (or CN)`);
       }
       if (entries.has(name)) {

@@ -24,10 +24,11 @@ export class ExporterTrust {
   /**
    * Loads and validates everything. `settingPrefix` is the listener's configuration path
    * ('listeners.tls', 'listeners.dtls'); errors are ConfigError naming `<prefix>.caFile`,
-   * `<prefix>.exporters[2].sources[0]`, etc.
+   * `<prefix>.identities[2].sources[0]`, etc.
    */
   static load(settings: ExporterTrustSettings, settingPrefix: string, nowMs: number = Date.now()): ExporterTrust {
-    const policy = ExporterPolicy.fromSettings(settings.exporters, `${settingPrefix}.exporters`);
+    // The configuration calls the allowlist `identities` (src/config/schema.ts).
+    const policy = ExporterPolicy.fromSettings(settings.exporters, `${settingPrefix}.identities`);
     const material = loadTrustMaterial(settings, settingPrefix, nowMs);
     return new ExporterTrust(material, policy);
   }
