@@ -654,13 +654,12 @@ export class DecodeService {
     }
     if (ready.length === 0) return;
     this.#replacePending(session, keep);
+    const t = d.templates.get(templateId);
     for (const p of ready) {
-      if (this.#nowMs - p.receivedAtMs > this.#limits.pendingHoldMs) {
+      if (t === undefined || this.#nowMs - p.receivedAtMs > this.#limits.pendingHoldMs) {
         this.#pendingExpired(p);
         continue;
       }
-      const t = d.templates.get(templateId);
-      if (t === undefined) return;
       const ctx = this.#pendingCtx;
       this.#setContext(ctx, d, p.exportTimeS, p.uptimeMs);
       const meta: RecordMeta = {

@@ -1,5 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { decodeElements } from '../../src/decode/decode-elements.js';
 import { IE_TABLE_SIZE, lookupIe, lookupV9Field, NETFLOW_PEN, REVERSE_PEN, V9_SCOPE_PEN } from '../../src/decode/ie/ie-table.js';
 import { encodeValue, VARLEN } from '../support/ipfix-builder.js';
@@ -16,7 +21,26 @@ function raw(fields: FieldDef[], values: FieldValue[]) {
   return { fields: fields.map((f) => ({ id: f.id, enterprise: f.enterprise ?? 0, length: f.length })), bytes };
 }
 
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
 describe('IE table', () => {
+  test('the committed table is what scripts/gen-ie-table.ts generates from ../shared/information-elements', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-ie-'));
+    try {
+      const out = path.join(dir, 'ie-table.generated.ts');
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/gen-ie-table.ts', path.resolve(repoRoot, '../shared/information-elements'), out], { cwd: repoRoot, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(out, 'utf8'), readFileSync(path.join(repoRoot, 'src/decode/ie/ie-table.generated.ts'), 'utf8'), 'generated table drifted: run npm run gen:ie');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the product does not read ../shared at run time', () => {
+    const src = readFileSync(path.join(repoRoot, 'src/decode/ie/ie-table.ts'), 'utf8') + readFileSync(path.join(repoRoot, 'src/decode/ie/ie-table.generated.ts'), 'utf8');
+    assert.doesNotMatch(src, /from 'node:fs'|readFileSync|\.\.\/shared/);
+  });
+
   test('generated table covers IANA and the enterprise files', () => {
     assert.ok(IE_TABLE_SIZE > 1000);
     assert.deepEqual(lookupIe(0, 1), { id: 1, enterprise: 0, name: 'octetDeltaCount', type: 'unsigned64', semantics: 'deltaCounter', units: 'octets' });
