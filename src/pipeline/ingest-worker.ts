@@ -66,7 +66,8 @@ function post(msg: WorkerToMain): void {
 async function main(): Promise<void> {
   const init = workerData as IngestWorkerInit;
   const logger = createLogger({ level: init.logLevel, pretty: false }, pino.destination({ dest: 2, sync: false })).child({ component: 'ingest-worker' });
-  const decodeLog = new RateLimitedLog(logger.child({ component: 'decode' }));
+  const decodeLog = new RateLimitedLog(logger.child({ stage: 'decode' }));
+  const spoolLog = new RateLimitedLog(logger.child({ stage: 'spool' }));
 
   let spool: Spool;
   try {
@@ -115,11 +116,12 @@ async function main(): Promise<void> {
     maxAgeMs: init.batch.maxAgeMs,
     onAppend: (r) => {
       if (r.droppedRecords > 0 || r.evictedRecords > 0) {
-        decodeLog.log('warn', `spool-${r.dropReason ?? 'evict'}`, { dropped: r.droppedRecords, evicted: r.evictedRecords, reason: r.dropReason }, 'spool full or failing: records dropped/evicted (counted)');
+        spoolLog.log('warn', `spool-${r.dropReason ?? 'evict'}`, { dropped: r.droppedRecords, evicted: r.evictedRecords, reason: r.dropReason }, 'spool full or failing: records dropped/evicted (counted)');
       }
     },
     onError: (err, n) => {
-      decodeLog.log('error', 'spool-append-error', { records: n, code: isSealflowError(err) ? err.code : 'unknown' }, 'spool append failed; batch dropped (counted)');
+      // Spool errors carry codes and counts, never record contents, so the message is safe to log.
+      spoolLog.log('error', 'spool-append-error', { records: n, code: isSealflowError(err) ? err.code : 'unknown', err: (err as Error).message }, 'spool append failed; batch dropped (counted)');
     },
   });
   const afterFilter: RecordSink = init.stdoutRecords ? new StdoutRecordSink(batcher) : batcher;

@@ -1,13 +1,11 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PrefixSet } from '../../src/flow/cidr.js';
 import { UdpListener } from '../../src/ingest/udp/udp-listener.js';
 import { CollectingSink, testLogger, until } from '../support/udp-harness.js';
+import { corpora, haveSoftflowd, requireTool, softflowdReplay, type TruthFlow } from '../support/softflowd.js';
 
 /*
  * A real exporter (Debian softflowd) replaying ../shared/corpora/synthetic/traffic.pcap to the
@@ -16,56 +14,15 @@ import { CollectingSink, testLogger, until } from '../support/udp-harness.js';
  * IPv4 only), so this checks the ingest path without depending on the decoders.
  */
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function haveSoftflowd(): boolean {
-  return spawnSync('softflowd', ['-h'], { stdio: 'ignore' }).error === undefined;
-}
-
-interface TruthFlow {
-  src: string;
-  dst: string;
-  proto: number;
-  sport: number;
-  dport: number;
-  packets: number;
-  bytes: number;
-}
-
-/** Runs softflowd over the capture until it exits at end of file (it exports everything then). */
 async function replay(port: number, version: '5' | '10'): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-softflowd-'));
-  dirs.push(dir);
-  // softflowd 1.1.0 silently reads nothing from a long -r path: run it in the directory.
-  copyFileSync(path.join(corpora, 'synthetic/traffic.pcap'), path.join(dir, 't.pcap'));
-  const child = spawn('softflowd', ['-d', '-r', 't.pcap', '-n', `127.0.0.1:${port}`, '-v', version, '-c', 'c.ctl', '-p', 'p.pid'], { cwd: dir, stdio: 'ignore' });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill();
-      reject(new Error('softflowd did not exit after the end of the capture'));
-    }, 15_000);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  assert.equal(code, 0);
+  await softflowdReplay(port, version);
 }
 
 const V5_HEADER_BYTES = 24;
 const V5_RECORD_BYTES = 48;
 
 test('softflowd NetFlow v5 and IPFIX reach the sink unchanged from an allowlisted exporter', async (t) => {
-  if (!haveSoftflowd()) {
-    if (process.env.CI !== undefined) assert.fail('softflowd is required in CI (.ci/install-deps installs it)');
-    t.skip('softflowd is not installed (apt-get install softflowd)');
-    return;
-  }
+  if (!requireTool(t, haveSoftflowd(), 'softflowd')) return;
   const truth = JSON.parse(readFileSync(path.join(corpora, 'synthetic/traffic_truth.json'), 'utf8')) as { flows: TruthFlow[] };
   const sink = new CollectingSink();
   const listener = new UdpListener({

@@ -52,9 +52,9 @@ export function sendUdp(s: Socket, payload: Uint8Array, port: number, host = '12
 }
 
 /** Polls until `cond` holds; fails the test after `timeoutMs` (bounded wait). */
-export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }

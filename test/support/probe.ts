@@ -1,0 +1,92 @@
+/**
+ * Runs the real daemon (`sealflow run`) as a child process for end-to-end tests, waits until
+ * its admin endpoint says it is ready, and stops it with a signal, returning the exit code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
+import { repoRoot } from './softflowd.js';
+
+export interface RunningProbe {
+  readonly child: ChildProcess;
+  readonly adminUrl: string;
+  /** Everything the probe wrote to stdout and stderr so far. */
+  output(): string;
+  /** GET a JSON document from the admin endpoint. */
+  getJson(path: string): Promise<unknown>;
+  /** Sends `signal` and resolves with the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+}
+
+/** A free UDP port on 127.0.0.1 (bound and released; fine for tests on loopback). */
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export async function freeTcpPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const addr = srv.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+export interface StartProbeOptions {
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  readonly adminPort: number;
+  /** Run the compiled CLI (bin/sealflow.js → dist) instead of the sources under tsx. */
+  readonly compiled?: boolean;
+  readonly readyTimeoutMs?: number;
+}
+
+export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
+  const argv = o.compiled === true ? ['bin/sealflow.js', 'run', ...o.args] : ['--import', 'tsx', 'src/main.ts', 'run', ...o.args];
+  const child = spawn(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const adminUrl = `http://127.0.0.1:${o.adminPort}`;
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+
+  const getJson = async (path: string): Promise<unknown> => {
+    const res = await fetch(`${adminUrl}${path}`);
+    return res.json();
+  };
+  const deadline = Date.now() + (o.readyTimeoutMs ?? 60_000);
+  for (;;) {
+    if (exitCode !== undefined) throw new Error(`probe exited with ${exitCode} before it was ready:\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`probe not ready in time:\n${out}`);
+    }
+    try {
+      const res = await fetch(`${adminUrl}/readyz`);
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    child,
+    adminUrl,
+    output: () => out,
+    getJson,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) => {
+      if (exitCode !== undefined) return exitCode;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
