@@ -324,6 +324,22 @@ describe('corpus: beyond the peer assertions', () => {
     assert.equal(flow.record.samplingInterval, 1, 'samplingPacketInterval 1 / space 0 = unsampled');
   });
 
+  test('FortiOS 5.2.1: switched times above the header sysUpTime land after the export, as the bytes say', () => {
+    // Header (bytes 4..11): sysUpTime 0x01377712 = 20412178 ms, unix_secs 0x596d9fa7 =
+    // 2017-07-18T05:41:59Z; the record's FIRST_SWITCHED is ~621.8 M ms, i.e. 7 days more
+    // uptime than the header claims (the exporter's bug). RFC 3954 gives absolute = unix_secs
+    // × 1000 − (sysUpTime − switched); sealflow takes that difference as a signed 32-bit value
+    // (so a genuine sysUpTime wrap still gives a short positive age) and reports 2017-07-25,
+    // like logstash (minus its 1 s), rather than inventing a time 42.7 days earlier by wrapping.
+    const { events } = feed(expected.captures['logstash-codec-netflow/netflow9_test_fortigate_fortios_521_data257.dat']!.feed_in_order);
+    const flow = events.find((e) => e.kind === 'flow');
+    assert.ok(flow?.kind === 'flow');
+    assert.equal(flow.record.exportTime, 0x596d9fa7);
+    assert.equal(flow.record.uptimeMs, 0x01377712);
+    assert.equal(iso(flow.record.startMs), '2017-07-25T04:44:28.522Z');
+    assert.ok((flow.record.startMs ?? 0) > flow.record.exportTime * 1000);
+  });
+
   test('ipfixcol2/example_flows.ipfix: all 68 messages of the RFC 5655 file decode without errors', () => {
     const file = readFileSync(path.join(corpora, 'ipfixcol2/example_flows.ipfix'));
     const svc = new DecodeService();
