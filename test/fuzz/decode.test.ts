@@ -171,7 +171,10 @@ describe('fuzz: DecodeService on mutated captures', () => {
 
   test(`${CASES} mutation cases (seed ${SEED})`, () => {
     const rnd = prng(SEED);
-    const svc = new DecodeService({ maxSessions: 64, maxTemplatesPerSession: 256 });
+    const limits = { maxSessions: 64, maxTemplatesPerSession: 256 };
+    const svc = new DecodeService(limits);
+    // Differential: the per-field loop must agree with the compiled decoders on every input.
+    const generic = new DecodeService(limits, { compiledDecoders: false });
     let records = 0;
     let errors = 0;
     let now = 1_700_000_000_000;
@@ -180,8 +183,19 @@ describe('fuzz: DecodeService on mutated captures', () => {
       const sessionKey = `s${rnd() % 8}`;
       now += rnd() % 50;
       // Feed the unmutated seed now and then so data sets meet live templates.
-      if (rnd() % 4 === 0) check(svc, base, sessionKey, now, 'udp');
-      const o = check(svc, mutate(base, rnd, pool), sessionKey, now, rnd() % 5 === 0 ? 'tls' : 'udp');
+      if (rnd() % 4 === 0) {
+        check(svc, base, sessionKey, now, 'udp');
+        check(generic, base, sessionKey, now, 'udp');
+      }
+      const input = mutate(base, rnd, pool);
+      const transport = rnd() % 5 === 0 ? 'tls' : 'udp';
+      const o = check(svc, input, sessionKey, now, transport);
+      const g = check(generic, input, sessionKey, now, transport);
+      assert.equal(g.records.length, o.records.length, 'compiled and generic decoders agree on the record count');
+      if (i % 13 === 0) {
+        const strip = (rs: typeof o.records) => rs.map((r) => ({ ...r, raw: null }));
+        assert.deepEqual(strip(g.records), strip(o.records), `compiled vs generic on ${Buffer.from(input).toString('hex')}`);
+      }
       records += o.records.length;
       errors += o.errorCount;
       if (i % 97 === 0) {
@@ -191,7 +205,10 @@ describe('fuzz: DecodeService on mutated captures', () => {
           if (r.raw !== null) decodeElements(r.raw);
         }
       }
-      if (i % 1000 === 0) svc.expire(now);
+      if (i % 1000 === 0) {
+        svc.expire(now);
+        generic.expire(now);
+      }
     }
     const s = svc.stats();
     assert.ok(records > 0 && errors > 0, `exercised both paths: ${records} records, ${errors} errors`);
