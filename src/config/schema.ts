@@ -85,7 +85,7 @@ const LogSchema = z
     format: z
       .enum(['auto', 'json', 'pretty'])
       .default('auto')
-      .describe('Log format: JSON lines, pretty (human) lines, or auto = pretty when standard output is a terminal, JSON otherwise.'),
+      .describe('Log format: JSON lines, pretty (human) lines, or auto = pretty when standard error (where logs go) is a terminal, JSON otherwise.'),
     syslog: z
       .strictObject({
         address: nonEmpty.describe('Syslog receiver host name or address.'),

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LoggerOptions, type DestinationStream, type Level } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 /**
  * The process logger: pino JSON lines, one child per component (`logger.child({ component })`),
@@ -26,6 +27,11 @@ export interface LoggerSettings {
   readonly syslog?: DestinationStream;
 }
 
+/** pino-pretty loaded on first use only: commands that never print pretty logs do not pay for it. */
+function loadPinoPretty(): typeof PinoPretty {
+  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+}
+
 /**
  * Logs go to stderr (fd 2) by default, so stdout stays clean for data a command prints
  * (`run --stdout` records, `decode` NDJSON, `spool export`).
@@ -39,7 +45,7 @@ export function createLogger(settings: LoggerSettings, destination?: Destination
   };
   if (settings.syslog !== undefined) {
     // Both streams see the JSON line; pretty printing happens in-process for the terminal copy only.
-    const main = destination ?? (settings.pretty ? pinoPretty({ colorize: true, translateTime: 'SYS:standard' }) : pino.destination(1));
+    const main = destination ?? (settings.pretty ? loadPinoPretty()({ colorize: true, translateTime: 'SYS:standard', destination: 2 }) : pino.destination({ dest: 2, sync: false }));
     const level = settings.level as Level;
     return pino(options, pino.multistream([{ stream: main, level }, { stream: settings.syslog, level }]));
   }
@@ -61,9 +67,9 @@ export interface LogSettingsConfig {
   readonly format: 'auto' | 'json' | 'pretty';
 }
 
-/** LoggerSettings for a `log` config block; format "auto" is pretty when standard output is a terminal. */
-export function loggerSettingsFromConfig(log: LogSettingsConfig, stdoutIsTty?: boolean): LoggerSettings {
-  // isTTY is undefined (not false) when stdout is a pipe or file.
-  const tty: unknown = stdoutIsTty ?? process.stdout.isTTY;
+/** LoggerSettings for a `log` config block; format "auto" is pretty when standard error (where logs go) is a terminal. */
+export function loggerSettingsFromConfig(log: LogSettingsConfig, stderrIsTty?: boolean): LoggerSettings {
+  // isTTY is undefined (not false) when stderr is a pipe or file.
+  const tty: unknown = stderrIsTty ?? process.stderr.isTTY;
   return { level: log.level, pretty: log.format === 'pretty' || (log.format === 'auto' && tty === true) };
 }
