@@ -8,6 +8,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import tls from 'node:tls';
 import { DecodeService } from '../../src/decode/decode-service.js';
 import { parseIpv4 } from '../../src/flow/ip.js';
 import type { AuthFailureReason } from '../../src/ingest/trust/auth-failure.js';
@@ -182,6 +183,31 @@ describe('TLS listener: mutual authentication with real clients', () => {
     // The template (ODID 42) got through; nothing from the forged message on.
     assert.deepEqual(h.sink.packets.slice(before).map((p) => p.payload.length), [TPL.length]);
     assert.ok(h.lines.some((l) => l.reason === 'domain_not_bound' && l.observationDomainId === 99));
+  });
+
+  test('no session resumption: every connection gets a full, verified handshake', async () => {
+    for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+      const connect = (session?: Buffer): tls.TLSSocket =>
+        tls.connect({
+          host: '127.0.0.1', port: h.port, servername: 'localhost', maxVersion, ca: readFileSync(pki.caFile),
+          cert: readFileSync(pki.exporters.valid.certFile), key: readFileSync(pki.exporters.valid.keyFile), ...(session === undefined ? {} : { session }),
+        });
+      const first = connect();
+      let session: Buffer | undefined;
+      first.on('session', (s: Buffer) => (session = s));
+      await new Promise((r) => first.once('secureConnect', r));
+      await write(first, TPL);
+      first.end();
+      await closed(first);
+      assert.ok(session !== undefined, `${maxVersion}: the client got a session to offer`);
+      const authenticated = h.listener.stats().sessionsAuthenticated;
+      const second = connect(session);
+      await new Promise((r) => second.once('secureConnect', r));
+      assert.equal(second.isSessionReused(), false, `${maxVersion}: resumption refused`);
+      await until(() => h.listener.stats().sessionsAuthenticated === authenticated + 1, 'second session verified');
+      second.end();
+      await closed(second);
+    }
   });
 
   test('a bad IPFIX header closes the session with a logged reason', async () => {

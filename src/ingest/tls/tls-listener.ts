@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import net from 'node:net';
 import { basename, dirname } from 'node:path';
@@ -328,6 +329,11 @@ export class TlsListener {
       minVersion: TLS_MIN_VERSION,
       ciphers: TLS_CIPHERS,
       honorCipherOrder: true,
+      // No session resumption: a resumed session skips certificate verification, so an
+      // exporter revoked after its first handshake could resume past the new CRL. IPFIX
+      // connections are long-lived; a full handshake per connection costs nothing that matters.
+      // (Without tickets, TLS 1.3 would need the server session cache, which node leaves off.)
+      secureOptions: constants.SSL_OP_NO_TICKET,
     };
   }
 
