@@ -99,6 +99,7 @@ for (let round = 0; round < rounds; round++) {
   if (!g.opened) throw new Error('good handshake failed');
   opened++;
   g.server.peerCertificate();
+  g.server.recordOverhead(); g.client.info();
   for (let i = 0; i < 10 && g.server.info().state === 1; i++) {
     // Raw garbage bypasses the TypeScript record check here on purpose: OpenSSL may fail the
     // session on it (the hazard that check exists for), which must still be memory-safe.

@@ -182,6 +182,27 @@ describe('forged datagrams against a live association', () => {
     }
   });
 
+  test('forged datagrams do not count as activity: a silent association still idles out', async () => {
+    const { server, port, sessions } = await startServer({ idleTimeoutMs: 400, sweepIntervalMs: 50 });
+    const client = await DtlsTestClient.connect(clientOpts(port));
+    const src = { address: '127.0.0.1', port: client.localPort };
+    let closedBy = null as string | null;
+    try {
+      await until(() => sessions.length === 1, 'session');
+      sessions[0]?.on('close', (reason) => (closedBy = reason));
+      const forged = Buffer.concat([Buffer.from('17fefd00010000000000ff0040', 'hex'), Buffer.alloc(64, 0x33)]);
+      const deadline = Date.now() + 1_500;
+      while (closedBy === null && Date.now() < deadline) {
+        server.handleDatagram(forged, src);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(closedBy, 'idle_timeout');
+    } finally {
+      client.destroy();
+      await server.close();
+    }
+  });
+
   test('why the record check exists: OpenSSL 3.0 itself fails an established association on one short protected record', async () => {
     const { server, port, sessions } = await startServer();
     const client = await DtlsTestClient.connect(clientOpts(port));

@@ -213,8 +213,8 @@ describe('DTLS listener with the addon client', () => {
     }
   });
 
-  test('each association gets its own session key; an exporter restarting on the same port replaces its stale association', async () => {
-    const { listener, sink, port } = await startListener();
+  test('each association gets its own session key; an exporter restarting on the same port replaces its stale association, even at its per-source limit', async () => {
+    const { listener, sink, port } = await startListener({ maxSessionsPerSource: 1 });
     try {
       const opts = { host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile };
       const first = await DtlsTestClient.connect(opts);

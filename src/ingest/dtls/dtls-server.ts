@@ -427,7 +427,7 @@ export class DtlsServer extends EventEmitter<{
     }
     const native = r.session;
     this.counters.cookiesAccepted++;
-    const limit = this.admit(address);
+    const limit = this.admit(address, assoc?.live != null);
     if (limit !== null) {
       native.destroy();
       this.counters[limit]++;
@@ -442,10 +442,16 @@ export class DtlsServer extends EventEmitter<{
     this.process(session, native.advance());
   }
 
-  /** Checks the limits that guard creating per-client state; returns the counter to bump or null. */
-  private admit(address: string): 'limitHandshakeRate' | 'limitSessions' | 'limitSessionsPerSource' | null {
-    if (this.sessionCount >= this.opts.maxSessions) return 'limitSessions';
-    if ((this.perSource.get(address) ?? 0) >= this.opts.maxSessionsPerSource) return 'limitSessionsPerSource';
+  /**
+   * Checks the limits that guard creating per-client state; returns the counter to bump or
+   * null. A handshake that would replace the live association of the same address:port (an
+   * exporter restart) is exempt from the session-count limits: it takes that association's
+   * place, at most one such pending slot exists per peer, and otherwise a restarted exporter
+   * at its per-source limit would be locked out until the stale association idled out.
+   */
+  private admit(address: string, replacing: boolean): 'limitHandshakeRate' | 'limitSessions' | 'limitSessionsPerSource' | null {
+    if (!replacing && this.sessionCount >= this.opts.maxSessions) return 'limitSessions';
+    if (!replacing && (this.perSource.get(address) ?? 0) >= this.opts.maxSessionsPerSource) return 'limitSessionsPerSource';
     // Token bucket: maxHandshakesPerSecond tokens, refilled continuously.
     const t = this.now();
     const rate = this.opts.maxHandshakesPerSecond;
@@ -464,7 +470,9 @@ export class DtlsServer extends EventEmitter<{
   /** Applies one addon result: send, authorize on completion, deliver records, end on close/failure. */
   private process(session: DtlsSession, r: NativeResult): void {
     this.sendOut(session, r.out);
-    session.lastActivityMs = this.now();
+    // Only authenticated progress counts as activity: a spoofer feeding garbage that OpenSSL
+    // discards must not keep a dead association alive past its idle timeout.
+    if (r.opened || r.data.length > 0) session.lastActivityMs = this.now();
     if (r.opened) {
       this.onHandshakeDone(session);
       if (session.state !== 'open') return;
@@ -588,7 +596,6 @@ export class DtlsServer extends EventEmitter<{
   }
 
   private sendRaw(out: readonly Buffer[], address: string, port: number): void {
-    if (this.closed && out.length === 0) return;
     for (const d of out) {
       try {
         this.socket.send(d, port, address);
