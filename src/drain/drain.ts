@@ -15,6 +15,16 @@
  *    failures back off in FusionAuth and fail fast while blocked; parking consumes the batch.
  * 5. Bounded memory: at most `concurrency` batches are leased at a time; the memory of
  *    partially delivered batches is capped.
+ *
+ * What each upload answer does (Fusion's ingest responses are not public, so this is policy):
+ *   2xx                      chunk delivered; batch acked when all its chunks are
+ *   401                      token dropped, a new one minted, the chunk resent once at once
+ *   403                      key lacks the neto_flow role: retry after the auth backoff (not parked)
+ *   408, 429, 5xx            retry with backoff; Retry-After (seconds or HTTP-date) is honoured
+ *   404, 405, 1xx/3xx        wrong drain.upload.url: retry with backoff (parking would empty
+ *                            the spool into the parked set for a config error)
+ *   other 4xx (400, 413, 422 …)  the batch itself is rejected: parked with the reason
+ *   network / timeout / TLS  retry with backoff; TLS and pin failures are counted apart
  */
 import type { Logger } from 'pino';
 import { ConfigError, ConfigErrorCode, type DrainError } from '../flow/errors.js';
