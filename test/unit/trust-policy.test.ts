@@ -89,6 +89,8 @@ describe('ExporterPolicy', () => {
       [[{ name: 'a.test', observationDomainIds: [] }], 'listeners.tls.exporters[0].observationDomainIds'],
       [[{ name: 'a.test', observationDomainIds: [1, -1] }], 'listeners.tls.exporters[0].observationDomainIds[1]'],
       [[{ name: 'a.test', observationDomainIds: [2 ** 32] }], 'listeners.tls.exporters[0].observationDomainIds[0]'],
+      // A misspelt binding must not be silently ignored.
+      [[{ name: 'a.test', observationDomains: [1] } as unknown as { name: string }], 'listeners.tls.exporters[0].observationDomains'],
     ];
     for (const [settings, setting] of cases) {
       assert.throws(

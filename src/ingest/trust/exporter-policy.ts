@@ -41,6 +41,7 @@ const EKU_ANY = '2.5.29.37.0';
 const MAX_DNS_NAME_LENGTH = 253;
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const MAX_OBSERVATION_DOMAIN_ID = 0xffffffff;
+const IDENTITY_KEYS: ReadonlySet<string> = new Set(['name', 'sources', 'observationDomainIds']);
 
 /** Whether `name` (canonical form) is a DNS host name usable as an exporter identity: no wildcard, ≤ 253 characters. */
 export function isExporterName(name: string): boolean {
@@ -125,6 +126,13 @@ export class ExporterPolicy {
     const entries = new Map<string, Entry>();
     settings.forEach((s, i) => {
       const at = `${setting}[${i}]`;
+      // Reject unknown keys: a misspelt binding (say `observationDomains`) silently ignored
+      // would leave a stolen certificate free to claim any domain.
+      for (const key of Object.keys(s)) {
+        if (!IDENTITY_KEYS.has(key)) {
+          throw new ConfigError(ConfigErrorCode.Invalid, `${at}.${key}`, `${at}.${key}: unknown key; an exporter identity has ${[...IDENTITY_KEYS].join(', ')}`);
+        }
+      }
       const name = canonicalName(s.name);
       if (name.includes('*')) {
         throw new ConfigError(ConfigErrorCode.Invalid, `${at}.name`, `${at}.name: ${JSON.stringify(s.name)} contains a wildcard; list every exporter name exactly (RFC 7011 §11.3)`);
