@@ -31,6 +31,9 @@ const PFLOW_DOMAIN = TPL.readUInt32BE(12);
 const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
 if (!haveOpenssl && process.env.CI !== undefined) throw new Error('openssl CLI missing in CI (.ci/install-deps installs it)');
 const skipOpenssl = haveOpenssl ? false : 'openssl CLI not installed (apt-get install openssl)';
+const haveSocat = spawnSync('socat', ['-V']).status === 0;
+if (!haveSocat && process.env.CI !== undefined) throw new Error('socat missing in CI (.ci/install-deps installs it)');
+const skipSocat = haveSocat ? false : 'socat not installed (apt-get install socat)';
 
 /** Records packets and ended sessions. */
 class SessionSink implements PacketSink {
@@ -187,6 +190,27 @@ describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
       assert.equal(listener.stats().sessionsOpen + listener.stats().sessionsHandshaking, 0);
     });
   }
+});
+
+describe('DTLS listener with socat', { skip: skipSocat }, () => {
+  test('socat OPENSSL-DTLS-CLIENT with a valid certificate delivers IPFIX messages with the identity', async () => {
+    const { listener, sink, port } = await startListener();
+    const e = pki.exporters.valid;
+    // socat turns each read of its stdin pipe into one DTLS record; one message per write,
+    // each written only after the previous one arrived, keeps one IPFIX message per record.
+    const c = spawn('socat', ['-b', '65535', 'STDIN', `OPENSSL-DTLS-CLIENT:127.0.0.1:${port},cert=${e.certFile},key=${e.keyFile},cafile=${pki.caFile},verify=1`], { stdio: ['pipe', 'ignore', 'pipe'] });
+    try {
+      c.stdin.write(TPL);
+      await until(() => sink.packets.length === 1, 'the template message over socat', 10_000);
+      c.stdin.write(DATA);
+      await until(() => sink.packets.length === 2, 'the data message over socat');
+    } finally {
+      await stopChild(c);
+    }
+    assert.deepEqual(sink.packets.map((p) => Buffer.from(p.payload)), [TPL, DATA]);
+    assert.ok(sink.packets.every((p) => p.identity === 'exporter1.test' && p.transport === 'dtls'));
+    await listener.stop();
+  });
 });
 
 describe('DTLS listener with the addon client', () => {
