@@ -173,7 +173,8 @@ describe('fuzz: sFlow v5', () => {
           assert.equal(r.inputIf, f.input);
           assert.equal(r.octets, f.frameLength);
           const headerLen = 14 + (f.vlan === null ? 0 : 4) + 20 + (f.protocol === 6 ? 20 : 8) - f.headerCut;
-          if (f.vlan !== null && headerLen >= 18) assert.equal(r.srcVlan, f.vlan);
+          // VLAN ID 0 is the null VLAN ID (priority tag only): no VLAN.
+          if (f.vlan !== null && headerLen >= 18) assert.equal(r.srcVlan, f.vlan === 0 ? null : f.vlan);
           const l3 = 14 + (f.vlan === null ? 0 : 4);
           if (headerLen >= l3 + 20) {
             assert.equal(ipToString(r.srcAddr!), f.src);

@@ -115,7 +115,9 @@ describe('sFlow v5: logstash-codec-sflow datagrams', () => {
     assert.deepEqual(details[0]?.input, { format: 0, value: 0x3fffffff });
     assert.equal(r.inputIf, null);
     assert.equal(r.outputIf, 944);
-    assert.deepEqual([r.srcVlan, r.dstVlan], [0, 1852]);
+    // Extended switch: src_vlan 0 (untagged ingress: IEEE 802.1Q's null VLAN ID) → no VLAN.
+    assert.deepEqual(details[0].extendedSwitch, { srcVlan: 0, srcPriority: 0, dstVlan: 1852, dstPriority: 0 });
+    assert.deepEqual([r.srcVlan, r.dstVlan], [null, 1852]);
     // The header matches logstash's ipv4_tcp_header spec values (same capture).
     assert.equal(ipToString(r.srcAddr!), '10.243.27.17');
     assert.equal(ipToString(r.dstAddr!), '10.243.0.45');
@@ -285,6 +287,13 @@ describe('sFlow v5: every record type, built from readable values', () => {
     assert.equal(interfaceIndex({ format: 2, value: 5 }), null);
   });
 
+  test('a priority-only 802.1Q tag (VLAN ID 0) gives no VLAN', () => {
+    const frame = sf.ethernetFrame(0x0800, sf.ipv4Packet({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17, l4: sf.udpHeader(1, 2) }), [[0x8100, 0x6000]]);
+    const { records, details } = decode(sf.datagram({ samples: [sf.flowSample({ records: [sf.rawHeaderRecord(1, 64, frame)] })] }));
+    assert.deepEqual(details[0]!.header!.vlans, [0]);
+    assert.equal(records[0]!.srcVlan, null);
+  });
+
   test('unknown agent address type 0 falls back to the UDP source', () => {
     const { records, info } = decode(sf.datagram({ agent: null, samples: [sf.flowSample({ records: [] })] }));
     assert.equal(info.agent, '198.51.100.7');
@@ -428,10 +437,9 @@ describe('sFlow v5: every datagram against Wireshark (tshark sflow dissector)', 
         // Wireshark names 802.1ad (QinQ service) tags ieee8021ad.id and 802.1Q tags vlan.id; the
         // frames here carry at most one service tag, outermost.
         assert.deepEqual(details.flatMap((d) => d.header?.vlans ?? []), [...n('ieee8021ad.id'), ...n('vlan.id')], input.name);
-        // Only the extended switch record sets dstVlan.
-        const switched = records.filter((r) => r.dstVlan !== null);
-        assert.deepEqual(switched.map((r) => r.srcVlan), n('sflow_245.vlan.in'), input.name);
-        assert.deepEqual(switched.map((r) => r.dstVlan), n('sflow_245.vlan.out'), input.name);
+        const switched = details.flatMap((d) => (d.extendedSwitch === null ? [] : [d.extendedSwitch]));
+        assert.deepEqual(switched.map((w) => w.srcVlan), n('sflow_245.vlan.in'), input.name);
+        assert.deepEqual(switched.map((w) => w.dstVlan), n('sflow_245.vlan.out'), input.name);
         const routed = records.filter((r) => r.srcMask !== null);
         assert.deepEqual(routed.map((r) => r.srcMask), n('sflow_245.nexthop.src_mask'), input.name);
         assert.deepEqual(routed.map((r) => r.dstMask), n('sflow_245.nexthop.dst_mask'), input.name);

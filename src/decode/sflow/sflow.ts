@@ -112,6 +112,8 @@ export interface SflowFlowSampleDetail {
   stripped: number | null;
   headerLength: number | null;
   header: SampledHeaderInfo | null;
+  /** Extended switch record as sent (VLAN 0 included), when present. */
+  extendedSwitch: { srcVlan: number; srcPriority: number; dstVlan: number; dstPriority: number } | null;
   /** Extended gateway record, when present. */
   routerAs: number | null;
   srcPeerAs: number | null;
@@ -340,6 +342,7 @@ function decodeFlowSample(s: ByteReader, expanded: boolean, ctx: SampleContext):
     stripped: null,
     headerLength: null,
     header: null,
+    extendedSwitch: null,
     routerAs: null,
     srcPeerAs: null,
     asPath: [],
@@ -398,10 +401,10 @@ function decodeFlowSample(s: ByteReader, expanded: boolean, ctx: SampleContext):
         break;
       }
       case SflowFlowRecordFormat.ExtendedSwitch: {
-        rec.srcVlan = d.u32('src_vlan');
-        d.u32('src_priority');
-        rec.dstVlan = d.u32('dst_vlan');
-        d.u32('dst_priority');
+        const sw = { srcVlan: d.u32('src_vlan'), srcPriority: d.u32('src_priority'), dstVlan: d.u32('dst_vlan'), dstPriority: d.u32('dst_priority') };
+        rec.srcVlan = vlanOrNull(sw.srcVlan);
+        rec.dstVlan = vlanOrNull(sw.dstVlan);
+        detail.extendedSwitch = sw;
         break;
       }
       case SflowFlowRecordFormat.ExtendedRouter: {
@@ -425,10 +428,18 @@ function decodeFlowSample(s: ByteReader, expanded: boolean, ctx: SampleContext):
   if (ctx.wantDetails) ctx.details.push(detail);
 }
 
+/**
+ * VLAN ID 0 is IEEE 802.1Q's "null VLAN ID" (a priority-only tag, or an untagged frame in
+ * the extended switch record): the frame belongs to no VLAN, so the record carries none.
+ */
+function vlanOrNull(vid: number): number | null {
+  return vid === 0 ? null : vid;
+}
+
 /** Fills what a parsed sampled header revealed; fields it did not see stay as they are. */
 function applyHeader(rec: FlowRecord, h: SampledHeaderInfo): void {
   const outer = h.vlans[0];
-  if (outer !== undefined && rec.srcVlan === null) rec.srcVlan = outer;
+  if (outer !== undefined && rec.srcVlan === null) rec.srcVlan = vlanOrNull(outer);
   if (h.ipVersion === 0) return;
   rec.ipVersion = h.ipVersion;
   rec.srcAddr = h.srcAddr;
