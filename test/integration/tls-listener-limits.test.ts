@@ -189,6 +189,32 @@ describe('TLS listener limits and lifecycle', () => {
     await until(() => h.listener.stats().authFailures.name_not_allowed === before + 1, 'exporter1 no longer allowed');
   });
 
+  test('dual-stack listener: IPv4 peers appear as dotted IPv4, IPv6 peers as IPv6, both checked against bindings', async (t) => {
+    let h: Harness;
+    try {
+      h = await listener({ host: '::' });
+    } catch {
+      // Some containers have no IPv6 at all; the IPv4 paths are covered by every other test.
+      t.skip('no IPv6 on this host');
+      return;
+    }
+    const v4 = await nodeClient(h.port, pki, pki.exporters.valid, { host: '127.0.0.1' });
+    await write(v4, TPL);
+    const v6 = await nodeClient(h.port, pki, pki.exporters.valid, { host: '::1' });
+    await write(v6, TPL);
+    await until(() => h.sink.packets.length === 2, 'both messages');
+    assert.deepEqual(h.sink.packets.map((p) => p.exporter).sort(), ['127.0.0.1', '::1']);
+    // exporter2.test has no source binding, exporter1.test is bound to 127.0.0.1 and ::1 only:
+    // from 127.0.0.2 (reported by the dual-stack socket as ::ffff:127.0.0.2) it is refused.
+    const before = h.listener.stats().authFailures.source_not_bound;
+    const wrong = await nodeClient(h.port, pki, pki.exporters.valid, { host: '127.0.0.1', localAddress: '127.0.0.2' });
+    await closed(wrong);
+    await until(() => h.listener.stats().authFailures.source_not_bound === before + 1, 'source_not_bound over dual stack');
+    v4.end();
+    v6.end();
+    await Promise.all([closed(v4), closed(v6)]);
+  });
+
   test('close() is idempotent and ends open sessions', async () => {
     const h = await startListener(pki, {});
     const s = await nodeClient(h.port, pki, pki.exporters.valid);

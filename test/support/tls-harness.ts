@@ -61,12 +61,12 @@ export function testExporters(): ExporterIdentitySettings[] {
 
 export async function startListener(
   pki: TestPki,
-  o: { limits?: Partial<TlsListenerLimits>; exporters?: ExporterIdentitySettings[]; crlFiles?: readonly string[]; watchFiles?: boolean; now?: () => number } = {},
+  o: { limits?: Partial<TlsListenerLimits>; exporters?: ExporterIdentitySettings[]; crlFiles?: readonly string[]; watchFiles?: boolean; now?: () => number; host?: string } = {},
 ): Promise<Harness> {
   const { logger, lines } = testLogger();
   const sink = new SessionSink();
   const options: TlsListenerOptions = {
-    host: '127.0.0.1',
+    host: o.host ?? '127.0.0.1',
     port: 0,
     trust: {
       caFile: pki.caFile,
@@ -135,10 +135,10 @@ function runClient(cmd: string, args: readonly string[], payload: Buffer, timeou
  * A node:tls client (needed where s_client cannot: binding the local address, presenting a
  * chain). Resolves with the socket once the handshake is done, or rejects with its error.
  */
-export function nodeClient(port: number, pki: TestPki, cert: TestCertificate | null, o: { localAddress?: string; chain?: boolean } = {}): Promise<tls.TLSSocket> {
+export function nodeClient(port: number, pki: TestPki, cert: TestCertificate | null, o: { localAddress?: string; chain?: boolean; host?: string } = {}): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({
-      host: '127.0.0.1',
+      host: o.host ?? '127.0.0.1',
       port,
       servername: 'localhost',
       ca: readFileSync(pki.caFile),
