@@ -163,6 +163,8 @@ export class IngestWorker {
   private stoppedPromise: Promise<void>;
   private resolveStopped: () => void = () => undefined;
   private exited = false;
+  /** Set once the worker reported 'stopped': its exit after that (or our terminate()) is expected. */
+  private stopped = false;
   private onFatal: (err: Error) => void = () => undefined;
 
   constructor(init: IngestWorkerInit, channelOptions: IngestChannelOptions = DEFAULT_INGEST_CHANNEL) {
@@ -197,6 +199,7 @@ export class IngestWorker {
         }
         case 'stopped':
           this.lastStats = msg.stats;
+          this.stopped = true;
           this.resolveStopped();
           break;
       }
@@ -209,7 +212,7 @@ export class IngestWorker {
       this.exited = true;
       this.resolveStopped();
       rejectReady(new Error(`ingest worker exited with code ${code} before it was ready`));
-      if (code !== 0) this.onFatal(new Error(`ingest worker exited with code ${code}`));
+      if (code !== 0 && !this.stopped) this.onFatal(new Error(`ingest worker exited with code ${code}`));
     });
   }
 
@@ -234,6 +237,8 @@ export class IngestWorker {
     this.channel.close();
     if (!this.exited) this.worker.postMessage({ type: 'stop' } satisfies MainToWorker);
     await this.stoppedPromise;
+    // The worker has flushed and closed the spool; whatever handle keeps its loop alive now
+    // (a logger flush, an idle timer) holds no data worth waiting for.
     if (!this.exited) await this.worker.terminate();
   }
 

@@ -225,8 +225,9 @@ async function main(): Promise<void> {
       case 'stop': {
         stopping = true;
         for (const t of timers) clearInterval(t);
-        // Held data whose template never came is counted now rather than silently lost.
-        handleOutcome(service.expire(Number.MAX_SAFE_INTEGER), null);
+        // Held data whose template never came is counted now rather than silently lost;
+        // templates stay, so the persisted state lets UDP data decode right after a restart.
+        handleOutcome(service.flushPending(), null);
         batcher.close();
         persistState();
         const final = snapshot();

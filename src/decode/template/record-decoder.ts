@@ -147,7 +147,7 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
       ? `r.samplingInterval = si > 0 ? si : ${needs.hasSamplerId ? 'ctx.samplingFor(sid)' : 'ctx.defaultSampling'};`
       : `r.samplingInterval = ${needs.hasSamplerId ? 'ctx.samplingFor(sid)' : 'ctx.defaultSampling'};`,
   );
-  lines.push('r.uptimeMs = ctx.hasUptime ? ctx.uptimeMs : null;');
+  lines.push('r.uptimeMs = ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null;');
   lines.push(`return ${dynamic ? 'q' : `p + ${offset}`};`);
   const body = lines.join('\n  ');
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised decoder is the point (see above)
@@ -236,7 +236,9 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
       r.ipVersion = a === null ? 0 : typeof a === 'number' ? 4 : 6;
     }
     r.samplingInterval = si > 0 ? si : sid >= 0 ? ctx.samplingFor(sid) : ctx.defaultSampling;
-    r.uptimeMs = ctx.hasUptime ? ctx.uptimeMs : null;
+    // A system init time after the export time means the exporter's clocks disagree (e.g.
+    // softflowd replaying an old capture): its uptime is unknown, not negative.
+    r.uptimeMs = ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null;
     return q;
   };
 }

@@ -1,0 +1,124 @@
+/**
+ * The README's first command, `npm ci && npm start`, runs the probe on its embedded defaults:
+ * this test runs exactly what `npm start` runs (the compiled `bin/sealflow.js run`) on a fresh
+ * data directory, sends IPFIX from loopback over UDP (plain socket), TLS (`openssl s_client`
+ * with the generated development exporter certificate) and DTLS (a DTLS 1.2 client over the
+ * project's addon, same certificate), checks that every record reaches the embedded Fusion
+ * stand-in, and that SIGTERM stops the probe with exit 0 within the shutdown deadline.
+ * The embedded defaults bind the fixed ports 4739/2055/6343/4740/9180 on 127.0.0.1.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DecodeService } from '../../src/decode/decode-service.js';
+import { DEV_EXPORTER_IDENTITY, devFiles } from '../../src/config/embedded-defaults.js';
+import { DtlsTestClient } from '../support/dtls-client.js';
+import { startProbe } from '../support/probe.js';
+import { corpora, repoRoot } from '../support/softflowd.js';
+import { until } from '../support/udp-harness.js';
+
+const MESSAGES = ['logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat', 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'].map((f) =>
+  readFileSync(path.join(corpora, f)),
+);
+
+/** Records the messages decode to (one session), computed with the decoder rather than assumed. */
+function expectedRecords(): number {
+  const service = new DecodeService();
+  let n = 0;
+  for (const payload of MESSAGES) {
+    n += service.decode({ payload, exporter: '127.0.0.1', exporterPort: 1, transport: 'udp', sessionKey: 'count', identity: null, receivedAtMs: Date.now() }).records.length;
+  }
+  return n;
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    const st = statSync(p);
+    newest = Math.max(newest, st.isDirectory() ? newestMtime(p) : st.mtimeMs);
+  }
+  return newest;
+}
+
+/** `npm start` runs dist/: build it when it is missing or older than the sources. */
+function ensureBuilt(): void {
+  const main = path.join(repoRoot, 'dist/main.js');
+  if (existsSync(main) && statSync(main).mtimeMs >= newestMtime(path.join(repoRoot, 'src'))) return;
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
+  assert.equal(r.status, 0, 'build (tsc -p tsconfig.build.json)');
+}
+
+function sClient(port: number, caFile: string, certFile: string, keyFile: string, payload: Buffer): Promise<number | null> {
+  const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', caFile, '-verify_return_error', '-cert', certFile, '-key', keyFile, '-quiet', '-no_ign_eof', '-nocommands'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  child.stdin.end(payload);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and deliver to the embedded stand-in; SIGTERM exits 0', { timeout: 240_000 }, async () => {
+  ensureBuilt();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'sealflow-start-'));
+  const probe = await startProbe({ args: ['--data-dir', dataDir], adminPort: 9180, compiled: true, env: { SEALFLOW_CONFIG: '' } });
+  let code: number | null = null;
+  let stopMs = 0;
+  try {
+    const out = probe.output();
+    assert.match(out, /DEVELOPMENT spool key/i, 'the generated dev key is announced loudly');
+    assert.match(out, /DEVELOPMENT PKI ONLY/, 'the generated dev PKI is announced loudly');
+    assert.match(out, /softflowd -r capture\.pcap -n 127\.0\.0\.1:2055/, 'it says where to send flows');
+    const perTransport = expectedRecords();
+    assert.ok(perTransport > 0);
+
+    // UDP, from an allowlisted loopback address.
+    const udp = createSocket('udp4');
+    for (const m of MESSAGES) await new Promise<void>((resolve, reject) => udp.send(m, 4739, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+    udp.close();
+
+    // TLS with the development exporter certificate.
+    const pki = devFiles(dataDir).pkiDir;
+    const cert = path.join(pki, 'exporters', `${DEV_EXPORTER_IDENTITY}.crt.pem`);
+    const key = path.join(pki, 'exporters', `${DEV_EXPORTER_IDENTITY}.key.pem`);
+    const ca = path.join(pki, 'ca.crt.pem');
+    assert.equal(await sClient(4740, ca, cert, key, Buffer.concat(MESSAGES)), 0, 'openssl s_client');
+
+    // DTLS, one IPFIX message per record (RFC 7011 §10.5).
+    const dtls = await DtlsTestClient.connect({ host: '127.0.0.1', port: 4740, certFile: cert, keyFile: key, caFile: ca });
+    for (const m of MESSAGES) await dtls.sendAsync(m);
+    await dtls.close();
+
+    const want = 3 * perTransport;
+    interface Stats { fusionSim: { recordsAccepted: number; recordsRejected: number }; exporters: { transport: string; identity: string | null; records: number }[] }
+    let stats: Stats | null = null;
+    await until(async () => {
+      stats = (await probe.getJson('/stats')) as Stats;
+      return stats.fusionSim.recordsAccepted >= want;
+    }, `${want} records at the embedded stand-in`, 60_000);
+    const s = stats as unknown as Stats;
+    assert.equal(s.fusionSim.recordsAccepted, want);
+    assert.equal(s.fusionSim.recordsRejected, 0);
+    for (const transport of ['udp', 'tls', 'dtls']) {
+      const e = s.exporters.find((x) => x.transport === transport);
+      assert.equal(e?.records, perTransport, `${transport} records`);
+      if (transport !== 'udp') assert.equal(e.identity, DEV_EXPORTER_IDENTITY);
+    }
+    const metrics = await (await fetch(`${probe.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^sealflow_/m, 'Prometheus metrics are served');
+  } finally {
+    const started = Date.now();
+    code = await probe.stop('SIGTERM', 15_000);
+    stopMs = Date.now() - started;
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  assert.equal(code, 0, `exit status after SIGTERM; output:\n${probe.output().slice(-3000)}`);
+  assert.ok(stopMs < 10_000, `stopped within the default 10 s deadline (took ${stopMs} ms)`);
+});
