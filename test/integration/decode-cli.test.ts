@@ -16,6 +16,7 @@ import type { FusionFlowRecord } from '../../src/flow/fusion-record.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import type { PcapDatagram } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
+import { loadTrafficTruth } from '../support/traffic-truth.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const corpora = path.resolve(repoRoot, '../shared/corpora');
@@ -112,20 +113,7 @@ describe('sealflow decode on the corpora', () => {
 
 // ---- softflowd exporting traffic.pcap ----
 
-interface TruthFlow {
-  src: string;
-  dst: string;
-  proto: number;
-  sport: number;
-  dport: number;
-  packets: number;
-  bytes: number;
-  tcp_flags: number;
-  first_ts: number;
-  last_ts: number;
-  icmp_type_code?: number;
-}
-const truth = JSON.parse(readFileSync(C('synthetic/traffic_truth.json'), 'utf8')) as { packets: number; flows: TruthFlow[] };
+const truth = loadTrafficTruth(corpora);
 
 function haveTool(cmd: string, arg: string): boolean {
   return spawnSync(cmd, [arg], { stdio: 'ignore' }).error === undefined;

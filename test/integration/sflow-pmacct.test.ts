@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeSflow } from '../../src/decode/sflow/sflow.js';
@@ -19,24 +19,12 @@ import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { ipToString } from '../../src/flow/ip.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
+import { loadTrafficTruth } from '../support/traffic-truth.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const corpora = path.resolve(repoRoot, '../shared/corpora');
 
-interface TruthFlow {
-  src: string;
-  dst: string;
-  proto: number;
-  sport: number;
-  dport: number;
-  packets: number;
-  bytes: number;
-  tcp_flags: number;
-  vlan: number | null;
-  tos: number;
-  icmp_type_code?: number;
-}
-const truth = JSON.parse(readFileSync(path.join(corpora, 'synthetic/traffic_truth.json'), 'utf8')) as { packets: number; flows: TruthFlow[] };
+const truth = loadTrafficTruth(corpora);
 
 const AGENT = '192.0.2.77';
 const ETHERNET_HEADER = 14;
