@@ -639,3 +639,10 @@ export class DtlsServer extends EventEmitter<{
     }
   }
 }
+
+/** `node:dtls`-style factory: `createDtlsServer(opts, (session) => …).listen(4740, '::')`. */
+export function createDtlsServer(options: DtlsServerOptions, onSession?: (session: DtlsSession) => void): DtlsServer {
+  const server = new DtlsServer(options);
+  if (onSession !== undefined) server.on('session', onSession);
+  return server;
+}
