@@ -1,18 +1,21 @@
-import { existsSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { redactConfig } from '../config/redact-config.js';
 import { describeSecretSource, resolveSecret, type SecretSource } from '../config/secrets.js';
 import { configJsonSchema, envList, settingsMarkdown } from '../config/settings-table.js';
-import { ConfigError } from '../flow/errors.js';
+import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
+import { ExporterTrust } from '../ingest/trust/exporter-trust.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
 
 /**
  * `sealflow config check [--config PATH] [--json]`: loads the configuration exactly as
  * `sealflow run` would (file ← SEALFLOW_* environment; with no file, the embedded `npm start`
- * configuration), resolves every secret source to prove it is usable, and prints the effective
+ * configuration), resolves every secret source and loads the TLS/DTLS certificates, keys, CA
+ * bundles and CRLs with the listeners' own loader to prove they are usable, and prints the effective
  * configuration with secrets redacted. Exit 0 when valid, 78 (EX_CONFIG) with every problem
  * listed when not.
  *
@@ -25,7 +28,8 @@ const USAGE = `usage: sealflow config check [--config PATH] [--json]
        sealflow config schema [--markdown | --env]
 
 check   validate the configuration (file, then SEALFLOW_* environment), resolve every
-        secret source, print the effective configuration with secrets redacted
+        secret source, load the TLS/DTLS certificates and keys, print the effective
+        configuration with secrets redacted
         --config PATH   YAML/JSON config file (default: $SEALFLOW_CONFIG; none: the
                         embedded development configuration that \`npm start\` runs)
         --json          print JSON instead of YAML
@@ -86,6 +90,57 @@ function secretSettings(loaded: LoadedConfig): SecretSetting[] {
   return out;
 }
 
+/**
+ * Loads the TLS/DTLS trust material exactly as the listeners will (same loader, same checks:
+ * key matches certificate, CA bundle parses, CRLs parse, identities valid), and the Fusion CA
+ * bundle. Throws ConfigError naming the setting. Returns notes for the header.
+ */
+function checkCertificates(loaded: LoadedConfig): string[] {
+  const c = loaded.config;
+  const notes: string[] = [];
+  for (const kind of ['tls', 'dtls'] as const) {
+    const l = c.listeners[kind];
+    if (!l.enabled) continue;
+    const files = [l.certFile, l.keyFile, l.caFile];
+    if (c.development.generatePki && files.some((f) => f === undefined || !existsSync(f))) {
+      notes.push(`listeners.${kind}: development PKI will be created on first start`);
+      continue;
+    }
+    ExporterTrust.load(
+      {
+        certFile: l.certFile ?? '',
+        keyFile: l.keyFile ?? '',
+        caFile: l.caFile ?? '',
+        crlFiles: l.crlFiles,
+        exporters: l.identities.map((i) => ({
+          name: i.name,
+          ...(i.sources === undefined ? {} : { sources: i.sources }),
+          ...(i.observationDomains === undefined ? {} : { observationDomainIds: i.observationDomains }),
+        })),
+      },
+      `listeners.${kind}`,
+    );
+    notes.push(`listeners.${kind}: certificate, key, CA bundle and ${l.crlFiles.length} CRL file(s) ok`);
+  }
+  const caFile = c.drain.fusion.caFile;
+  if (c.drain.enabled && caFile !== undefined) {
+    let pem: string;
+    try {
+      pem = readFileSync(caFile, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.fusion.caFile', `drain.fusion.caFile: cannot read ${caFile} (${code})`, {}, { cause: err });
+    }
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.fusion.caFile', `drain.fusion.caFile: ${caFile} does not start with a PEM certificate`, {}, { cause: err });
+    }
+    notes.push('drain.fusion.caFile: ok');
+  }
+  return notes;
+}
+
 async function check(argv: readonly string[], io: CommandIo): Promise<number> {
   let values;
   try {
@@ -107,17 +162,18 @@ async function check(argv: readonly string[], io: CommandIo): Promise<number> {
     for (const { setting, source } of secretSettings(loaded)) {
       const devKek = setting === 'spool.kek' && loaded.config.development.generateKek && 'file' in source && !existsSync(source.file);
       if (devKek) {
-        notes.push(`${setting}: development key ${describeSecretSource(source)} will be created on first start`);
+        notes.push(`secret ${setting}: development key ${describeSecretSource(source)} will be created on first start`);
         continue;
       }
       await resolveSecret(source, setting, { env: io.env, warn });
-      notes.push(`${setting}: ok (${describeSecretSource(source)})`);
+      notes.push(`secret ${setting}: ok (${describeSecretSource(source)})`);
     }
+    notes.push(...checkCertificates(loaded));
     const header = [
       `# sealflow effective configuration (secrets redacted)`,
       `# base: ${loaded.configPath !== null ? `config file ${loaded.configPath}` : loaded.embedded ? 'embedded development configuration (no config file)' : 'schema defaults'}`,
       ...[...loaded.origins].map(([path, origin]) => `# ${path} set by ${origin}`),
-      ...notes.map((n) => `# secret ${n}`),
+      ...notes.map((n) => `# ${n}`),
     ];
     const redacted = redactConfig(loaded.config);
     if (values.json === true) io.stdout.write(JSON.stringify(redacted, null, 2) + '\n');

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { createTestPki, type TestPki } from '../support/test-pki.js';
 
 /**
  * `sealflow config check` through the real CLI entry as a child process: every invalid
@@ -218,6 +219,7 @@ describe('sealflow config check: valid configurations', () => {
       SEALFLOW_LISTENERS__ALLOWLIST: '198.51.100.0/24, 203.0.113.7',
       SEALFLOW_LOG__LEVEL: 'debug',
       SEALFLOW_LISTENERS__TLS__ENABLED: 'off',
+      SEALFLOW_LISTENERS__DTLS__ENABLED: 'false',
     });
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
@@ -293,6 +295,46 @@ describe('sealflow config check: valid configurations', () => {
     assert.match(yamlRun.stdout, /# secret spool\.previousKeks\[0\]: ok \(command .*\)/);
     assert.match(yamlRun.stdout, /# secret admin\.token: ok/);
     assert.match(yamlRun.stderr, /warning: admin\.token: secret file .*admin-token has mode 640 and is readable by group\/other users/);
+  });
+
+  test('TLS/DTLS certificates are loaded and checked the way the listeners load them', async () => {
+    let pki: TestPki | null = null;
+    try {
+      pki = await createTestPki();
+      const config = join(dir, 'tls.yaml');
+      const body = (keyFile: string): string =>
+        [
+          'listeners:',
+          '  tls:',
+          '    enabled: true',
+          `    certFile: ${pki?.collector.certFile ?? ''}`,
+          `    keyFile: ${keyFile}`,
+          `    caFile: ${pki?.caFile ?? ''}`,
+          `    crlFiles: [${(pki?.crlFiles ?? []).join(', ')}]`,
+          '    identities: [{name: exporter1.test, observationDomains: [1]}]',
+          '  dtls: {enabled: true}',
+          '',
+        ].join('\n');
+      await writeFile(config, body(pki.collector.keyFile));
+      const ok = await sealflow(['config', 'check', '--config', config], KEYS);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /# listeners\.tls: certificate, key, CA bundle and 2 CRL file\(s\) ok/);
+      assert.match(ok.stdout, /# listeners\.dtls: certificate, key, CA bundle and 2 CRL file\(s\) ok/);
+
+      // The key of another certificate: caught now, naming the setting, instead of at the first handshake.
+      await writeFile(config, body(pki.exporters.valid.keyFile));
+      const mismatch = await sealflow(['config', 'check', '--config', config], KEYS);
+      assert.equal(mismatch.code, EX_CONFIG);
+      assert.match(mismatch.stderr, /^sealflow config check: listeners\.tls\.keyFile \(.*\): the private key does not match listeners\.tls\.certFile/);
+      assert.equal(mismatch.stdout, '');
+
+      await writeFile(config, body(join(dir, 'no-such-key.pem')));
+      const missing = await sealflow(['config', 'check', '--config', config], KEYS);
+      assert.equal(missing.code, EX_CONFIG);
+      assert.match(missing.stderr, /^sealflow config check: listeners\.tls\.keyFile.*no-such-key\.pem/);
+    } finally {
+      await pki?.cleanup();
+    }
   });
 
   test('a secret given as a malformed JSON environment value is not echoed', async () => {
