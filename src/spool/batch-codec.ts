@@ -1,4 +1,4 @@
-import type { Counter, FlowRecord, FlowType, IpAddr, Transport } from '../flow/flow-record.js';
+import { newFlowRecord, type Counter, type FlowRecord, type FlowType, type IpAddr, type Transport } from '../flow/flow-record.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 
 /**
@@ -11,13 +11,20 @@ import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
  *   u8      format version
  *   varint  record count
  *   record* :
- *     u32le   presence bitmap (bits below: a set bit means "present" / "IPv6" / "bigint")
- *     str     flowtype, transport, exporter, [exporterIdentity if PRESENT_IDENTITY]
- *     num     flowversion, observationDomainId, exportTime, ipVersion, samplingInterval
+ *     u8      head: HEAD_BITMAP | HEAD_CONTEXT | HEAD_TIME_DELTA
+ *     u32le   presence bitmap (bits below: a set bit means "present" / "IPv6" / "bigint");
+ *             only with HEAD_BITMAP, else the previous record's bitmap applies
+ *     context only with HEAD_CONTEXT, else the previous record's context applies:
+ *       str   flowtype, transport, exporter, [exporterIdentity if PRESENT_IDENTITY]
+ *       num   flowversion, observationDomainId, exportTime, ipVersion, samplingInterval
  *     addr    srcAddr, dstAddr, nextHop, bgpNextHop        (each only if present)
  *     ctr     octets, packets
- *     num     srcPort … uptimeMs in bitmap order (bits 11..28; each only if present)
+ *     num     srcPort … uptimeMs in bitmap order (bits 11..28; each only if present), except
+ *             that with HEAD_TIME_DELTA startMs is zz(startMs − exportTime·1000) and endMs is
+ *             zz(endMs − startMs) (integers only; a flow's times sit seconds from its export)
  *
+ *   The first record has HEAD_BITMAP | HEAD_CONTEXT. Records of one exporter share context and
+ *   usually the bitmap, so those cost one byte instead of ~16.
  *   str  = varint index into the batch's string table; an index equal to the table's current
  *          size introduces a new entry and is followed by varint byte length + UTF-8 bytes
  *          (strings are interned per batch, so an exporter name costs one byte per record).
@@ -26,6 +33,7 @@ import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
  *          the float64 LE (negative, fractional, -0, NaN: still bit-exact).
  *   addr = IPv4: u32 BE; IPv6: 16 bytes in network order (the bitmap says which).
  *   ctr  = a number: num; a bigint (bitmap bit set): u64 LE, exact to 64 bits.
+ *   zz   = zigzag: varint(2·d) for d ≥ 0, varint(−2·d − 1) for d < 0 (|d| < 2^50 here).
  *   varint = unsigned LEB128, at most 8 bytes here (values < 2^55).
  */
 
@@ -43,6 +51,15 @@ const V6_BGPNH = 1 << 7;
 const PRESENT_IDENTITY = 1 << 8;
 const BIGINT_OCTETS = 1 << 9;
 const BIGINT_PACKETS = 1 << 10;
+const PRESENT_START = 1 << 26;
+const PRESENT_END = 1 << 27;
+
+// Record head bits.
+const HEAD_BITMAP = 1;
+const HEAD_CONTEXT = 2;
+const HEAD_TIME_DELTA = 4;
+/** Time deltas are used only below this magnitude (keeps zz values < 2^51, exact in a double). */
+const MAX_TIME_DELTA = 2 ** 50;
 
 /**
  * Nullable numeric properties in bitmap order, bits 11..28 (OPTIONAL_BASE_BIT + index):
@@ -50,8 +67,8 @@ const BIGINT_PACKETS = 1 << 10;
  * srcVlan, dstVlan, icmpType, icmpCode, startMs, endMs, uptimeMs.
  */
 
-/** Upper bound of one record's bytes excluding string payloads: bitmap + 4 IPv6 + 23 nums (9 B max) + 2 u64 + 4 string refs. */
-const MAX_RECORD_FIXED_BYTES = 4 + 4 * 16 + 23 * 9 + 2 * 9 + 4 * 8;
+/** Upper bound of one record's bytes excluding string payloads: head + bitmap + 4 IPv6 + 23 nums (9 B max) + 2 u64 + 4 string refs. */
+const MAX_RECORD_FIXED_BYTES = 1 + 4 + 4 * 16 + 23 * 9 + 2 * 9 + 4 * 8;
 /** Initial output size per record; typical IPv4 records take 30–45 bytes. */
 const INITIAL_BYTES_PER_RECORD = 64;
 /** A string table entry larger than this is refused on decode (exporter names are short). */
@@ -67,6 +84,9 @@ function formatError(message: string, context: Record<string, number> = {}): Spo
   return new SpoolError(SpoolErrorCode.Format, `batch codec: ${message}`, context);
 }
 
+/** Stands in for "no previous record" so the encoder's `prev` keeps one shape. */
+const PLACEHOLDER_RECORD: FlowRecord = newFlowRecord('netflow', 0, 'udp', '', null, 0, 0);
+
 /** Reusable serializer: keeps its output buffer between batches (one per appending thread). */
 export class BatchEncoder {
   private buf: Uint8Array;
@@ -74,6 +94,10 @@ export class BatchEncoder {
   private pos = 0;
   private readonly strings = new Map<string, number>();
   private lastString: string | null = null;
+  /** The previous record's context (see HEAD_CONTEXT) and bitmap. */
+  private prev: FlowRecord = PLACEHOLDER_RECORD;
+  private prevBits = 0;
+  private hasPrev = false;
   private lastIndex = 0;
 
   constructor(initialBytes = 1 << 20) {
@@ -86,6 +110,8 @@ export class BatchEncoder {
     this.pos = 0;
     this.strings.clear();
     this.lastString = null;
+    this.hasPrev = false;
+    this.prev = PLACEHOLDER_RECORD;
     this.ensure(16 + records.length * INITIAL_BYTES_PER_RECORD);
     this.buf[this.pos++] = BATCH_FORMAT_VERSION;
     this.varint(records.length);
@@ -95,53 +121,118 @@ export class BatchEncoder {
 
   private record(r: FlowRecord): void {
     this.ensure(MAX_RECORD_FIXED_BYTES);
-    const bitmapPos = this.pos;
-    this.pos += 4;
+    // The bitmap first: it decides whether the previous record's applies.
     let bits = 0;
-    this.str(r.flowtype);
-    this.str(r.transport);
-    this.str(r.exporter);
-    if (r.exporterIdentity !== null) {
-      bits |= PRESENT_IDENTITY;
-      this.str(r.exporterIdentity);
+    const { srcAddr, dstAddr, nextHop, bgpNextHop, startMs, endMs } = r;
+    if (srcAddr !== null) bits |= typeof srcAddr === 'number' ? PRESENT_SRC : PRESENT_SRC | V6_SRC;
+    if (dstAddr !== null) bits |= typeof dstAddr === 'number' ? PRESENT_DST : PRESENT_DST | V6_DST;
+    if (nextHop !== null) bits |= typeof nextHop === 'number' ? PRESENT_NH : PRESENT_NH | V6_NH;
+    if (bgpNextHop !== null) bits |= typeof bgpNextHop === 'number' ? PRESENT_BGPNH : PRESENT_BGPNH | V6_BGPNH;
+    if (r.exporterIdentity !== null) bits |= PRESENT_IDENTITY;
+    if (typeof r.octets === 'bigint') bits |= BIGINT_OCTETS;
+    if (typeof r.packets === 'bigint') bits |= BIGINT_PACKETS;
+    if (r.srcPort !== null) bits |= 1 << 11;
+    if (r.dstPort !== null) bits |= 1 << 12;
+    if (r.protocol !== null) bits |= 1 << 13;
+    if (r.tos !== null) bits |= 1 << 14;
+    if (r.tcpFlags !== null) bits |= 1 << 15;
+    if (r.inputIf !== null) bits |= 1 << 16;
+    if (r.outputIf !== null) bits |= 1 << 17;
+    if (r.srcMask !== null) bits |= 1 << 18;
+    if (r.dstMask !== null) bits |= 1 << 19;
+    if (r.srcAs !== null) bits |= 1 << 20;
+    if (r.dstAs !== null) bits |= 1 << 21;
+    if (r.srcVlan !== null) bits |= 1 << 22;
+    if (r.dstVlan !== null) bits |= 1 << 23;
+    if (r.icmpType !== null) bits |= 1 << 24;
+    if (r.icmpCode !== null) bits |= 1 << 25;
+    if (startMs !== null) bits |= PRESENT_START;
+    if (endMs !== null) bits |= PRESENT_END;
+    if (r.uptimeMs !== null) bits |= 1 << 28;
+
+    let head = 0;
+    if (bits !== this.prevBits || !this.hasPrev) head |= HEAD_BITMAP;
+    const prev = this.prev;
+    if (
+      !this.hasPrev ||
+      prev.exporter !== r.exporter ||
+      prev.flowtype !== r.flowtype ||
+      prev.transport !== r.transport ||
+      prev.exporterIdentity !== r.exporterIdentity ||
+      !Object.is(prev.flowversion, r.flowversion) ||
+      !Object.is(prev.ipVersion, r.ipVersion) ||
+      !Object.is(prev.samplingInterval, r.samplingInterval) ||
+      !Object.is(prev.exportTime, r.exportTime) ||
+      !Object.is(prev.observationDomainId, r.observationDomainId)
+    ) {
+      head |= HEAD_CONTEXT;
     }
-    this.ensure(MAX_RECORD_FIXED_BYTES);
-    this.num(r.flowversion);
-    this.num(r.observationDomainId);
-    this.num(r.exportTime);
-    this.num(r.ipVersion);
-    this.num(r.samplingInterval);
-    if (r.srcAddr !== null) bits |= this.addr(r.srcAddr) ? PRESENT_SRC | V6_SRC : PRESENT_SRC;
-    if (r.dstAddr !== null) bits |= this.addr(r.dstAddr) ? PRESENT_DST | V6_DST : PRESENT_DST;
-    if (r.nextHop !== null) bits |= this.addr(r.nextHop) ? PRESENT_NH | V6_NH : PRESENT_NH;
-    if (r.bgpNextHop !== null) bits |= this.addr(r.bgpNextHop) ? PRESENT_BGPNH | V6_BGPNH : PRESENT_BGPNH;
-    if (this.counter(r.octets)) bits |= BIGINT_OCTETS;
-    if (this.counter(r.packets)) bits |= BIGINT_PACKETS;
-    // Optional numbers, unrolled in OPTIONAL_NUMBERS order (a keyed loop over property names is several times slower).
+    const base = r.exportTime * 1000;
+    const timeDelta =
+      startMs !== null && endMs !== null && Number.isSafeInteger(startMs) && Number.isSafeInteger(endMs) && Number.isSafeInteger(base) &&
+      Math.abs(startMs - base) < MAX_TIME_DELTA && Math.abs(endMs - startMs) < MAX_TIME_DELTA && !Object.is(startMs, -0) && !Object.is(endMs, -0);
+    if (timeDelta) head |= HEAD_TIME_DELTA;
+
+    this.buf[this.pos++] = head;
+    if ((head & HEAD_BITMAP) !== 0) {
+      const buf = this.buf;
+      const p = this.pos;
+      buf[p] = bits & 0xff;
+      buf[p + 1] = (bits >>> 8) & 0xff;
+      buf[p + 2] = (bits >>> 16) & 0xff;
+      buf[p + 3] = bits >>> 24;
+      this.pos = p + 4;
+      this.prevBits = bits;
+    }
+    if ((head & HEAD_CONTEXT) !== 0) {
+      this.str(r.flowtype);
+      this.str(r.transport);
+      this.str(r.exporter);
+      if (r.exporterIdentity !== null) this.str(r.exporterIdentity);
+      this.ensure(MAX_RECORD_FIXED_BYTES);
+      this.num(r.flowversion);
+      this.num(r.observationDomainId);
+      this.num(r.exportTime);
+      this.num(r.ipVersion);
+      this.num(r.samplingInterval);
+      this.prev = r;
+      this.hasPrev = true;
+    }
+    if (srcAddr !== null) this.addr(srcAddr);
+    if (dstAddr !== null) this.addr(dstAddr);
+    if (nextHop !== null) this.addr(nextHop);
+    if (bgpNextHop !== null) this.addr(bgpNextHop);
+    this.counter(r.octets);
+    this.counter(r.packets);
+    // Optional numbers, unrolled in bitmap order (a keyed loop over property names is several times slower).
     let v: number | null;
-    if ((v = r.srcPort) !== null) { bits |= 1 << 11; this.num(v); }
-    if ((v = r.dstPort) !== null) { bits |= 1 << 12; this.num(v); }
-    if ((v = r.protocol) !== null) { bits |= 1 << 13; this.num(v); }
-    if ((v = r.tos) !== null) { bits |= 1 << 14; this.num(v); }
-    if ((v = r.tcpFlags) !== null) { bits |= 1 << 15; this.num(v); }
-    if ((v = r.inputIf) !== null) { bits |= 1 << 16; this.num(v); }
-    if ((v = r.outputIf) !== null) { bits |= 1 << 17; this.num(v); }
-    if ((v = r.srcMask) !== null) { bits |= 1 << 18; this.num(v); }
-    if ((v = r.dstMask) !== null) { bits |= 1 << 19; this.num(v); }
-    if ((v = r.srcAs) !== null) { bits |= 1 << 20; this.num(v); }
-    if ((v = r.dstAs) !== null) { bits |= 1 << 21; this.num(v); }
-    if ((v = r.srcVlan) !== null) { bits |= 1 << 22; this.num(v); }
-    if ((v = r.dstVlan) !== null) { bits |= 1 << 23; this.num(v); }
-    if ((v = r.icmpType) !== null) { bits |= 1 << 24; this.num(v); }
-    if ((v = r.icmpCode) !== null) { bits |= 1 << 25; this.num(v); }
-    if ((v = r.startMs) !== null) { bits |= 1 << 26; this.num(v); }
-    if ((v = r.endMs) !== null) { bits |= 1 << 27; this.num(v); }
-    if ((v = r.uptimeMs) !== null) { bits |= 1 << 28; this.num(v); }
-    const buf = this.buf;
-    buf[bitmapPos] = bits & 0xff;
-    buf[bitmapPos + 1] = (bits >>> 8) & 0xff;
-    buf[bitmapPos + 2] = (bits >>> 16) & 0xff;
-    buf[bitmapPos + 3] = bits >>> 24;
+    if ((v = r.srcPort) !== null) this.num(v);
+    if ((v = r.dstPort) !== null) this.num(v);
+    if ((v = r.protocol) !== null) this.num(v);
+    if ((v = r.tos) !== null) this.num(v);
+    if ((v = r.tcpFlags) !== null) this.num(v);
+    if ((v = r.inputIf) !== null) this.num(v);
+    if ((v = r.outputIf) !== null) this.num(v);
+    if ((v = r.srcMask) !== null) this.num(v);
+    if ((v = r.dstMask) !== null) this.num(v);
+    if ((v = r.srcAs) !== null) this.num(v);
+    if ((v = r.dstAs) !== null) this.num(v);
+    if ((v = r.srcVlan) !== null) this.num(v);
+    if ((v = r.dstVlan) !== null) this.num(v);
+    if ((v = r.icmpType) !== null) this.num(v);
+    if ((v = r.icmpCode) !== null) this.num(v);
+    if (timeDelta) {
+      this.zigzag(startMs - base);
+      this.zigzag(endMs - startMs);
+    } else {
+      if (startMs !== null) this.num(startMs);
+      if (endMs !== null) this.num(endMs);
+    }
+    if ((v = r.uptimeMs) !== null) this.num(v);
+  }
+
+  private zigzag(d: number): void {
+    this.varint(d >= 0 ? d * 2 : -d * 2 - 1);
   }
 
   private remember(s: string, idx: number): void {
@@ -189,30 +280,28 @@ export class BatchEncoder {
     }
   }
 
-  /** Writes an address; returns whether it is IPv6. */
-  private addr(a: IpAddr): boolean {
+  /** Writes an address (IPv4 or IPv6, as the bitmap already says). */
+  private addr(a: IpAddr): void {
     if (typeof a === 'number') {
       if (!(Number.isInteger(a) && a >= 0 && a < TWO_POW_32)) throw formatError('IPv4 address is not an unsigned 32-bit integer');
       this.view.setUint32(this.pos, a, false);
       this.pos += 4;
-      return false;
+      return;
     }
     if (a.length !== 16) throw formatError('IPv6 address is not 16 bytes', { length: a.length });
     this.buf.set(a, this.pos);
     this.pos += 16;
-    return true;
   }
 
-  /** Writes a counter; returns whether it is a bigint. */
-  private counter(c: Counter): boolean {
+  /** Writes a counter (a number, or a bigint as the bitmap already says). */
+  private counter(c: Counter): void {
     if (typeof c === 'number') {
       this.num(c);
-      return false;
+      return;
     }
     if (c < 0n || c > 0xffffffffffffffffn) throw formatError('counter outside the unsigned 64-bit range');
     this.view.setBigUint64(this.pos, c, true);
     this.pos += 8;
-    return true;
   }
 
   private str(s: string): void {
@@ -284,6 +373,11 @@ class BatchReader {
     return f;
   }
 
+  zigzag(): number {
+    const z = this.varint();
+    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  }
+
   u32be(): number {
     this.need(4);
     const v = this.view.getUint32(this.pos, false);
@@ -348,8 +442,8 @@ function readAddr(r: BatchReader, bits: number, present: number, v6: number): Ip
   return (bits & v6) !== 0 ? r.bytes16() : r.u32be();
 }
 
-/** Smallest possible encoded record (bitmap + 3 one-byte string refs + 5 one-byte numbers + 2 counters). */
-const MIN_RECORD_BYTES = 4 + 3 + 5 + 2;
+/** Smallest possible encoded record (head + 2 one-byte counters). */
+const MIN_RECORD_BYTES = 1 + 2;
 
 /** Parses a serialized batch back into records (raw = null). Throws SpoolError(ERR_SPOOL_FORMAT) on malformed input. */
 export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
@@ -361,23 +455,66 @@ export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
   if (count * MIN_RECORD_BYTES > bytes.length) throw formatError('record count larger than the batch', { count });
   const table: string[] = [];
   const out = new Array<FlowRecord>(count);
+  let bits = 0;
+  let flowtype: FlowType = 'netflow';
+  let transport: Transport = 'udp';
+  let exporter = '';
+  let exporterIdentity: string | null = null;
+  let flowversion = 0;
+  let observationDomainId = 0;
+  let exportTime = 0;
+  let ipVersion = 0;
+  let samplingInterval = 0;
   for (let i = 0; i < count; i++) {
-    const bits = r.u32le();
-    const flowtype = readString(r, table) as FlowType;
-    const transport = readString(r, table) as Transport;
-    const exporter = readString(r, table);
-    const exporterIdentity = (bits & PRESENT_IDENTITY) !== 0 ? readString(r, table) : null;
-    const flowversion = r.num();
-    const observationDomainId = r.num();
-    const exportTime = r.num();
-    const ipVersion = r.num();
-    const samplingInterval = r.num();
+    const head = r.u8();
+    if (i === 0 && (head & (HEAD_BITMAP | HEAD_CONTEXT)) !== (HEAD_BITMAP | HEAD_CONTEXT)) throw formatError('first record lacks bitmap or context');
+    if (head > (HEAD_BITMAP | HEAD_CONTEXT | HEAD_TIME_DELTA)) throw formatError('bad record head', { offset: r.pos });
+    if ((head & HEAD_BITMAP) !== 0) bits = r.u32le();
+    if ((head & HEAD_CONTEXT) !== 0) {
+      flowtype = readString(r, table) as FlowType;
+      transport = readString(r, table) as Transport;
+      exporter = readString(r, table);
+      exporterIdentity = (bits & PRESENT_IDENTITY) !== 0 ? readString(r, table) : null;
+      flowversion = r.num();
+      observationDomainId = r.num();
+      exportTime = r.num();
+      ipVersion = r.num();
+      samplingInterval = r.num();
+    } else if (((bits & PRESENT_IDENTITY) !== 0) !== (exporterIdentity !== null)) {
+      throw formatError('bitmap disagrees with the shared context', { offset: r.pos });
+    }
     const srcAddr = readAddr(r, bits, PRESENT_SRC, V6_SRC);
     const dstAddr = readAddr(r, bits, PRESENT_DST, V6_DST);
     const nextHop = readAddr(r, bits, PRESENT_NH, V6_NH);
     const bgpNextHop = readAddr(r, bits, PRESENT_BGPNH, V6_BGPNH);
     const octets: Counter = (bits & BIGINT_OCTETS) !== 0 ? r.u64le() : r.num();
     const packets: Counter = (bits & BIGINT_PACKETS) !== 0 ? r.u64le() : r.num();
+    const srcPort = (bits & (1 << 11)) !== 0 ? r.num() : null;
+    const dstPort = (bits & (1 << 12)) !== 0 ? r.num() : null;
+    const protocol = (bits & (1 << 13)) !== 0 ? r.num() : null;
+    const tos = (bits & (1 << 14)) !== 0 ? r.num() : null;
+    const tcpFlags = (bits & (1 << 15)) !== 0 ? r.num() : null;
+    const inputIf = (bits & (1 << 16)) !== 0 ? r.num() : null;
+    const outputIf = (bits & (1 << 17)) !== 0 ? r.num() : null;
+    const srcMask = (bits & (1 << 18)) !== 0 ? r.num() : null;
+    const dstMask = (bits & (1 << 19)) !== 0 ? r.num() : null;
+    const srcAs = (bits & (1 << 20)) !== 0 ? r.num() : null;
+    const dstAs = (bits & (1 << 21)) !== 0 ? r.num() : null;
+    const srcVlan = (bits & (1 << 22)) !== 0 ? r.num() : null;
+    const dstVlan = (bits & (1 << 23)) !== 0 ? r.num() : null;
+    const icmpType = (bits & (1 << 24)) !== 0 ? r.num() : null;
+    const icmpCode = (bits & (1 << 25)) !== 0 ? r.num() : null;
+    let startMs: number | null;
+    let endMs: number | null;
+    if ((head & HEAD_TIME_DELTA) !== 0) {
+      if ((bits & (PRESENT_START | PRESENT_END)) !== (PRESENT_START | PRESENT_END)) throw formatError('time delta without both times', { offset: r.pos });
+      startMs = exportTime * 1000 + r.zigzag();
+      endMs = startMs + r.zigzag();
+    } else {
+      startMs = (bits & PRESENT_START) !== 0 ? r.num() : null;
+      endMs = (bits & PRESENT_END) !== 0 ? r.num() : null;
+    }
+    const uptimeMs = (bits & (1 << 28)) !== 0 ? r.num() : null;
     // Property order matches newFlowRecord() so decoded records share its hidden class.
     out[i] = {
       flowtype,
@@ -390,28 +527,28 @@ export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
       ipVersion,
       srcAddr,
       dstAddr,
-      srcPort: (bits & (1 << 11)) !== 0 ? r.num() : null,
-      dstPort: (bits & (1 << 12)) !== 0 ? r.num() : null,
-      protocol: (bits & (1 << 13)) !== 0 ? r.num() : null,
+      srcPort,
+      dstPort,
+      protocol,
       octets,
       packets,
-      tos: (bits & (1 << 14)) !== 0 ? r.num() : null,
-      tcpFlags: (bits & (1 << 15)) !== 0 ? r.num() : null,
-      inputIf: (bits & (1 << 16)) !== 0 ? r.num() : null,
-      outputIf: (bits & (1 << 17)) !== 0 ? r.num() : null,
-      srcMask: (bits & (1 << 18)) !== 0 ? r.num() : null,
-      dstMask: (bits & (1 << 19)) !== 0 ? r.num() : null,
+      tos,
+      tcpFlags,
+      inputIf,
+      outputIf,
+      srcMask,
+      dstMask,
       nextHop,
       bgpNextHop,
-      srcAs: (bits & (1 << 20)) !== 0 ? r.num() : null,
-      dstAs: (bits & (1 << 21)) !== 0 ? r.num() : null,
-      srcVlan: (bits & (1 << 22)) !== 0 ? r.num() : null,
-      dstVlan: (bits & (1 << 23)) !== 0 ? r.num() : null,
-      icmpType: (bits & (1 << 24)) !== 0 ? r.num() : null,
-      icmpCode: (bits & (1 << 25)) !== 0 ? r.num() : null,
-      startMs: (bits & (1 << 26)) !== 0 ? r.num() : null,
-      endMs: (bits & (1 << 27)) !== 0 ? r.num() : null,
-      uptimeMs: (bits & (1 << 28)) !== 0 ? r.num() : null,
+      srcAs,
+      dstAs,
+      srcVlan,
+      dstVlan,
+      icmpType,
+      icmpCode,
+      startMs,
+      endMs,
+      uptimeMs,
       samplingInterval,
       raw: null,
     };

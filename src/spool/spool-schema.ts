@@ -1,11 +1,12 @@
 /**
  * The spool database schema (SQLite, WAL). Only ciphertext and non-identifying metadata are
  * stored: ids, sizes, record counts, minute-resolution times, key epochs, tags, nonces and
- * KEK fingerprints. Flow data exists only inside `batches.payload` (sealed) and keys only
- * wrapped by the KEK.
+ * KEK fingerprints. Flow data exists only inside `payloads.data` (sealed) and keys only
+ * wrapped by the KEK. The sealed bytes live in their own table so that metadata updates
+ * (lease attempts, park, ack) never rewrite a batch's large record.
  *
  * batches.state: 0 = ready, 1 = parked (excluded from lease; reason in park_reason),
- *                2 = acknowledged out of order (a tombstone: payload emptied, row kept only so
+ *                2 = acknowledged out of order (a tombstone: payload deleted, row kept only so
  *                    the hash chain stays contiguous until everything before it is gone).
  * meta holds one row: spool identity, the wrapped spool key, the chain anchor (the last batch
  * removed from the front of the chain, MAC'd) and counters kept exact by triggers.
@@ -57,8 +58,11 @@ CREATE TABLE batches (
   prev_id INTEGER NOT NULL,
   park_reason TEXT,
   nonce BLOB NOT NULL,
-  tag BLOB NOT NULL,
-  payload BLOB NOT NULL
+  tag BLOB NOT NULL
+);
+CREATE TABLE payloads (
+  id INTEGER PRIMARY KEY,
+  data BLOB NOT NULL
 );
 CREATE INDEX batches_state ON batches (state, id);
 CREATE INDEX batches_epoch ON batches (epoch, state);

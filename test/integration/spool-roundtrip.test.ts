@@ -44,6 +44,27 @@ describe('spool round trip', () => {
     }
   });
 
+  test('deflate and brotli batches mix in one spool (compression is per batch, bound into its associated data)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const a = ipv4Records(500, 1);
+      const b = ipv4Records(500, 2);
+      let spool = await Spool.open({ dir, kek: KEK, compression: 'deflate' });
+      spool.append(a);
+      spool.close();
+      spool = await Spool.open({ dir, kek: KEK });
+      spool.append(b);
+      const db = new Database(join(dir, 'spool.db'), { readonly: true });
+      assert.deepEqual((db.prepare('SELECT format FROM batches ORDER BY id').all() as { format: number }[]).map((r) => r.format), [1, 2]);
+      db.close();
+      assert.deepStrictEqual(spool.lease(2).map((l) => l.records), [noRaw(a), noRaw(b)]);
+      assert.equal(spool.verify().ok, true);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   test('lease skips leased and parked batches; release, park, ack; out-of-order acks keep the chain verifiable', async () => {
     const { dir, cleanup } = tempDir();
     try {

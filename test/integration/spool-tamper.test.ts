@@ -62,9 +62,9 @@ describe('spool tampering is detected by verify and by the reader', () => {
     try {
       await makeSpool(dir, 5);
       withDb(dir, (db) => {
-        const { payload } = db.prepare('SELECT payload FROM batches WHERE id = 3').get() as { payload: Buffer };
-        payload[Math.floor(payload.length / 2)]! ^= 0x01;
-        db.prepare('UPDATE batches SET payload = ? WHERE id = 3').run(payload);
+        const { data } = db.prepare('SELECT data FROM payloads WHERE id = 3').get() as { data: Buffer };
+        data[Math.floor(data.length / 2)]! ^= 0x01;
+        db.prepare('UPDATE payloads SET data = ? WHERE id = 3').run(data);
       });
       await assertDetected(dir, [3], [1, 2, 4, 5]);
     } finally {
@@ -77,12 +77,15 @@ describe('spool tampering is detected by verify and by the reader', () => {
     try {
       await makeSpool(dir, 5);
       withDb(dir, (db) => {
-        const get = db.prepare('SELECT nonce, tag, payload, records, bytes FROM batches WHERE id = ?');
+        const get = db.prepare('SELECT nonce, tag, data, records, bytes FROM batches JOIN payloads USING (id) WHERE id = ?');
         const a = get.get(2) as Record<string, unknown>;
         const b = get.get(4) as Record<string, unknown>;
-        const put = db.prepare('UPDATE batches SET nonce = @nonce, tag = @tag, payload = @payload, records = @records, bytes = @bytes WHERE id = @id');
-        put.run({ ...b, id: 2 });
-        put.run({ ...a, id: 4 });
+        const put = db.prepare('UPDATE batches SET nonce = @nonce, tag = @tag, records = @records, bytes = @bytes WHERE id = @id');
+        const putData = db.prepare('UPDATE payloads SET data = @data WHERE id = @id');
+        put.run({ nonce: b.nonce, tag: b.tag, records: b.records, bytes: b.bytes, id: 2 });
+        putData.run({ data: b.data, id: 2 });
+        put.run({ nonce: a.nonce, tag: a.tag, records: a.records, bytes: a.bytes, id: 4 });
+        putData.run({ data: a.data, id: 4 });
       });
       // 2 and 4 fail for their ids; 3 and 5 fail because their predecessors' tags changed.
       await assertDetected(dir, [2, 3, 4, 5], [1]);
@@ -95,7 +98,10 @@ describe('spool tampering is detected by verify and by the reader', () => {
     const { dir, cleanup } = tempDir();
     try {
       await makeSpool(dir, 5);
-      withDb(dir, (db) => db.prepare('DELETE FROM batches WHERE id = 3').run());
+      withDb(dir, (db) => {
+        db.prepare('DELETE FROM batches WHERE id = 3').run();
+        db.prepare('DELETE FROM payloads WHERE id = 3').run();
+      });
       const ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
       assert.deepEqual(ro.verify().gaps, [{ afterId: 2, beforeId: 4, expectedPrevId: 3 }]);
       ro.close();
@@ -109,7 +115,10 @@ describe('spool tampering is detected by verify and by the reader', () => {
     const { dir, cleanup } = tempDir();
     try {
       await makeSpool(dir, 4);
-      withDb(dir, (db) => db.prepare('DELETE FROM batches WHERE id <= 2').run());
+      withDb(dir, (db) => {
+        db.prepare('DELETE FROM batches WHERE id <= 2').run();
+        db.prepare('DELETE FROM payloads WHERE id <= 2').run();
+      });
       await assertDetected(dir, [3], [4]);
     } finally {
       cleanup();

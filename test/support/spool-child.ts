@@ -37,12 +37,12 @@ async function runChild(): Promise<void> {
   const ackEvery = Number(values['ack-every'] ?? '0');
   const maxBatches = Number(values['max-batches'] ?? '100000');
   const batchRecords = Number(values['batch-records'] ?? '200');
-  const sync = values.synchronous === 'normal' ? 'normal' : 'full';
+  const sync = values.synchronous === 'full' ? 'full' : 'normal';
   const spool = await Spool.open({
     dir: values.dir,
     kek,
     synchronous: sync,
-    checkpointIntervalMs: 200,
+    checkpointIntervalMs: 100,
     ...(values.quota !== undefined ? { quotaBytes: Number(values.quota) } : {}),
   });
   report(`opened ${spool.status().lastBatchId}`);

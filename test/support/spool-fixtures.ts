@@ -21,7 +21,11 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** A typical IPFIX-derived IPv4 record: 15 populated fields. */
+/**
+ * A typical IPFIX-derived IPv4 record with the 15 fields of bench/decode.ts's template:
+ * addresses, ports, protocol, tos, TCP flags, interfaces, 64-bit counters, millisecond times,
+ * next hop and source mask. Addresses come from a few subnets, as on a real edge router.
+ */
 export function ipv4Record(rand: () => number, i: number, baseSec = 1_763_800_000): FlowRecord {
   const r = newFlowRecord('netflow', 10, 'udp', '192.0.2.10', null, 1, baseSec + (i >> 10));
   r.ipVersion = 4;
@@ -30,15 +34,16 @@ export function ipv4Record(rand: () => number, i: number, baseSec = 1_763_800_00
   r.srcPort = 1024 + Math.floor(rand() * 60000);
   r.dstPort = [443, 80, 53, 22, 123][Math.floor(rand() * 5)] ?? 443;
   r.protocol = rand() < 0.8 ? 6 : 17;
-  r.octets = 40 + Math.floor(rand() * 1_500_000);
-  r.packets = 1 + Math.floor(rand() * 1000);
-  r.tcpFlags = r.protocol === 6 ? 0x1b : null;
+  r.tos = rand() < 0.9 ? 0 : 0xb8;
+  r.tcpFlags = r.protocol === 6 ? 0x1b : 0;
   r.inputIf = 1 + Math.floor(rand() * 8);
   r.outputIf = 1 + Math.floor(rand() * 8);
-  r.srcAs = 64512 + Math.floor(rand() * 100);
-  r.dstAs = 15169;
+  r.octets = 40 + Math.floor(rand() * 1_500_000);
+  r.packets = 1 + Math.floor(rand() * 1000);
   r.startMs = (baseSec + (i >> 10)) * 1000 - Math.floor(rand() * 60_000);
   r.endMs = r.startMs + Math.floor(rand() * 30_000);
+  r.nextHop = 0xc0000201 + Math.floor(rand() * 4);
+  r.srcMask = 24;
   return r;
 }
 

@@ -84,7 +84,7 @@ test('property: any records round-trip exactly', () => {
     fc.property(fc.array(arbRecord, { maxLength: 30 }), (records) => {
       assertSameRecords(decodeBatch(encodeBatch(records)), records);
     }),
-    { numRuns: 300 },
+    { numRuns: 1000 },
   );
 });
 
