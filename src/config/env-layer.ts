@@ -17,8 +17,9 @@ import { ConfigSchema, SECRET_SETTINGS } from './schema.js';
  *   run without a shell); likewise SEALFLOW_FUSION_NETOSECRET* and SEALFLOW_ADMIN_TOKEN*.
  *   At most one of each trio may be set.
  * - SEALFLOW_CONFIG names the config file when --config is not given.
- * - A SEALFLOW_ variable that starts like a setting (SEALFLOW_SPOOL_…, SEALFLOW_LOG_…) but
- *   matches none is an error (a typo must not be ignored); other SEALFLOW_ names are left alone.
+ * - A SEALFLOW_ variable that is a setting's name with single underscores, or a nested name
+ *   (`SEALFLOW_SPOOL__…`) that matches no setting, is an error (a typo must not be ignored);
+ *   other SEALFLOW_ names belong to other tools and are left alone.
  */
 
 export const ENV_PREFIX = 'SEALFLOW_';
@@ -257,11 +258,14 @@ export function readEnvLayer(env: NodeJS.ProcessEnv): EnvLayer {
     if (text === undefined) continue;
     const setting = byName.get(name);
     if (setting === undefined) {
+      // Two kinds of typo are errors: a nested name (with "__") under a real section that
+      // matches no setting, and a setting spelled with single underscores. Anything else is
+      // some other tool's SEALFLOW_ variable (SEALFLOW_SPOOL_NEW_KEK for rekey, test seeds).
       const rest = name.slice(ENV_PREFIX.length);
-      const looksLikeSetting = topPrefixes.some((p) => rest === p || rest.startsWith(p + '_'));
-      if (looksLikeSetting) {
-        const flat = rest.replace(/__/g, '_');
-        const guess = table.find((s) => s.env.slice(ENV_PREFIX.length).replace(/__/g, '_') === flat);
+      const flat = rest.replace(/__/g, '_');
+      const guess = table.find((s) => s.env.slice(ENV_PREFIX.length).replace(/__/g, '_') === flat);
+      const nestedUnderSection = rest.includes('__') && topPrefixes.some((p) => rest.startsWith(p + '__'));
+      if (guess !== undefined || nestedUnderSection) {
         const hint = guess === undefined ? 'see `sealflow config schema --env` for the list' : `did you mean ${guess.env}?`;
         throw envError(name, `is not a sealflow setting; ${hint}`);
       }

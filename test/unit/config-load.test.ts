@@ -113,7 +113,12 @@ describe('layering', () => {
   });
 
   test('non-setting SEALFLOW_ variables that do not look like settings are left alone', () => {
-    assert.deepEqual(readEnvLayer({ SEALFLOW_TEST_CONCURRENCY: '2', SEALFLOW_CONFIG: '/x' }).layer, {});
+    assert.deepEqual(readEnvLayer({ SEALFLOW_TEST_CONCURRENCY: '2', SEALFLOW_CONFIG: '/x', SEALFLOW_SPOOL_NEW_KEK: 'k', SEALFLOW_SPOOL_PREVIOUS_KEK_FILE: '/k' }).layer, {});
+  });
+
+  test('a nested name under a real section that matches no setting is an error', () => {
+    assert.throws(() => readEnvLayer({ SEALFLOW_SPOOL__QUOTA: '5' }), /^ConfigError: SEALFLOW_SPOOL__QUOTA: is not a sealflow setting; see `sealflow config schema --env` for the list$/);
+    assert.throws(() => readEnvLayer({ SEALFLOW_LISTENERS_TLS_ENABLED: 'true' }), /did you mean SEALFLOW_LISTENERS__TLS__ENABLED\?/);
   });
 });
 
