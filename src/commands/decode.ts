@@ -51,6 +51,8 @@ exit status: 0 all decoded, 1 something failed, 66 a file could not be read, 64 
 
 /** Exporter address for captures that carry none. */
 const UNKNOWN_EXPORTER = '0.0.0.0';
+/** Problems printed per file; the rest are counted and summarised, so a capture full of non-flow UDP stays readable. */
+const MAX_PROBLEMS_LISTED_PER_FILE = 200;
 /** Flush stdout in chunks of about this many characters. */
 const OUTPUT_CHUNK_CHARS = 64 * 1024;
 /** At the end, expire held data "now + this": far enough that every hold time has passed. */
@@ -76,13 +78,23 @@ class DecodeRun {
   records = 0;
   packets = 0;
   problems = 0;
+  /** pcap frames that were not UDP over IPv4/IPv6 (ARP, TCP, ...): normal in captures, not failures. */
+  nonUdpSkipped = 0;
 
   constructor(io: CommandIo) {
     this.#io = io;
   }
 
+  #listedInFile = 0;
+  #unlistedInFile = 0;
+
   problem(fileName: string, offset: number | null, code: string, message: string): void {
     this.problems++;
+    if (this.#listedInFile >= MAX_PROBLEMS_LISTED_PER_FILE) {
+      this.#unlistedInFile++;
+      return;
+    }
+    this.#listedInFile++;
     const where = offset === null ? '' : ` offset ${offset}:`;
     this.#io.stderr.write(`sealflow decode: ${fileName}:${where} ${code}: ${message}\n`);
   }
@@ -111,6 +123,8 @@ class DecodeRun {
   }
 
   async decodeFile(fileName: string, bytes: Uint8Array, exporterOverride: string | null, nowMs: number): Promise<void> {
+    this.#listedInFile = 0;
+    this.#unlistedInFile = 0;
     const read = readCaptureFile(bytes, fileName, {
       exporterOverride,
       defaultExporter: UNKNOWN_EXPORTER,
@@ -125,13 +139,17 @@ class DecodeRun {
       await this.emit(outcome);
     }
     for (const p of read.problems) this.problem(fileName, p.offset, p.code, p.message);
+    this.nonUdpSkipped += read.nonUdpSkipped;
     if (read.ipFragmentsSkipped > 0) {
       this.problem(fileName, null, DecodeErrorCode.Truncated, `${read.ipFragmentsSkipped} IP fragments skipped (not reassembled)`);
     }
+    if (this.#unlistedInFile > 0) this.#io.stderr.write(`sealflow decode: ${fileName}: ${this.#unlistedInFile} more problems not listed\n`);
   }
 
   /** Reports data still waiting for a template as failures, naming the file it came from. */
   async finish(): Promise<void> {
+    this.#listedInFile = 0;
+    this.#unlistedInFile = 0;
     const outcome = this.#service.expire(Date.now() + FAR_FUTURE_MS);
     for (const e of outcome.errors) {
       const from = this.#heldOrigin(e);
@@ -206,7 +224,8 @@ export const main: CommandMain = async (argv, io) => {
     await run.decodeFile(fileName, bytes, exporterOverride, nowMs);
   }
   await run.finish();
-  io.stderr.write(`sealflow decode: ${run.records} records from ${run.packets} packets, ${run.problems} problems\n`);
+  const skipped = run.nonUdpSkipped > 0 ? ` (${run.nonUdpSkipped} non-UDP frames skipped)` : '';
+  io.stderr.write(`sealflow decode: ${run.records} records from ${run.packets} packets${skipped}, ${run.problems} problems\n`);
   if (unreadable) return ExitCode.NoInput;
   return run.problems > 0 ? ExitCode.Failure : ExitCode.Ok;
 };

@@ -97,6 +97,24 @@ describe('sealflow decode on the corpora', () => {
     }
   });
 
+  test('a capture of non-flow UDP: every datagram is a counted problem, the listing is capped, non-UDP frames are not problems', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-cli-'));
+    try {
+      const junk = Array.from({ length: 250 }, (_, i) => ({ payload: Uint8Array.from([0x12, 0x34, i & 0xff, 0]), src: '192.0.2.7', dst: '192.0.2.8', srcPort: 53, dstPort: 53, timestampMs: 1_700_000_000_000 + i }));
+      const file = path.join(dir, 'dns.pcap');
+      writeFileSync(file, buildPcap(junk));
+      const r = cli(file);
+      assert.equal(r.status, 1);
+      assert.equal((r.stderr.match(/ERR_DECODE_BAD_VERSION/g) ?? []).length, 200);
+      assert.match(r.stderr, /dns\.pcap: 50 more problems not listed/);
+      assert.match(r.stderr, /0 records from 250 packets, 250 problems/);
+      const traffic = cli(C('synthetic/traffic.pcap'));
+      assert.match(traffic.stderr, /\(27 non-UDP frames skipped\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('usage: no file → 64, --help → 0, bad --exporter → 64, unknown option → 64, unreadable file → 66', () => {
     assert.equal(cli().status, 64);
     const help = cli('--help');
