@@ -11,10 +11,8 @@
  * cores, shared by sender and receiver) and the receiver's CPU time per message, which gives
  * the rate one receiver core sustains — the figure to compare with plain UDP (target ≥ 0.8×).
  */
-import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { DecodeService } from '../src/decode/decode-service.js';
 import { PrefixSet } from '../src/flow/cidr.js';
 import type { ExporterPacket } from '../src/flow/exporter-packet.js';
@@ -23,6 +21,7 @@ import { TlsListener } from '../src/ingest/tls/tls-listener.js';
 import { UdpListener } from '../src/ingest/udp/udp-listener.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { createTestPki } from '../test/support/test-pki.js';
+import { forkLoadChild, serveLoadChild } from './load-child.js';
 import { buildDataMessage, buildTemplateMessage, dataRecordsIn, startUdpLoad } from './udp-load.js';
 
 const RECORDS_PER_MESSAGE = 20;
@@ -100,36 +99,7 @@ async function sendTls(o: ChildOptions): Promise<ChildResult> {
   return result;
 }
 
-function startTlsLoad(o: ChildOptions): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [CHILD_ENV]: JSON.stringify(o) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let result: ChildResult | null = null;
-    child.on('message', (m) => {
-      result = m as ChildResult;
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (result !== null) resolve(result);
-      else reject(new Error(`TLS bench sender exited with code ${String(code)} without a result`));
-    });
-  });
-}
-
-const childOptions = process.env[CHILD_ENV];
-if (childOptions !== undefined && process.send !== undefined) {
-  const send = process.send.bind(process);
-  void sendTls(JSON.parse(childOptions) as ChildOptions).then(
-    (r) => send(r, () => process.disconnect()),
-    (err: unknown) => {
-      console.error('TLS bench sender failed:', err);
-      process.exit(1);
-    },
-  );
-}
+serveLoadChild(CHILD_ENV, sendTls);
 
 /** Counts messages and records; with `decode`, runs every packet through DecodeService first. */
 class BenchSink implements PacketSink {
@@ -208,7 +178,7 @@ export async function run(): Promise<void> {
         await listener.start();
         try {
           const cpu0 = process.cpuUsage();
-          const r = await startTlsLoad({ port: listener.address().port, connections, durationMs: DURATION_MS, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile });
+          const r = await forkLoadChild<ChildResult>(import.meta.url, CHILD_ENV, { port: listener.address().port, connections, durationMs: DURATION_MS, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile });
           await settle(sink, r.sentRecords);
           const cpu = process.cpuUsage(cpu0);
           const us = (cpu.user + cpu.system) / Math.max(1, sink.messages);
