@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'build/**', 'src/ingest/dtls/native/build/**', 'coverage/**'] },
+  { ignores: ['.scratch-*/**', 'dist/**', 'node_modules/**', 'build/**', 'src/ingest/dtls/native/build/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   ...tseslint.configs.stylisticTypeChecked,
