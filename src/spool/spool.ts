@@ -795,7 +795,7 @@ export class Spool {
     this.q('DELETE FROM payloads WHERE id <= ?').run(last.id);
     this.setAnchor(last.id, last.tag);
     this.q('UPDATE meta SET evicted_batches = evicted_batches + ?, evicted_records = evicted_records + ? WHERE id = 1').run(batches, records);
-    this.logger.warn({ event: 'spool.evicted', batches, records, bytes: freed }, 'spool quota reached; oldest batches dropped');
+    this.rateLog.log('warn', 'evicted', { event: 'spool.evicted', batches, records, bytes: freed }, 'spool quota reached; oldest batches dropped');
     this.shredEmptyEpochs(this.clock());
     return { batches, records };
   }
@@ -812,31 +812,57 @@ export class Spool {
     const out: LeasedBatch[] = [];
     if (maxBatches <= 0) return out;
     let after = 0;
-    const page = this.q(`${BATCH_WITH_PAYLOAD} WHERE b.state = 0 AND b.id > ? ORDER BY b.id LIMIT ?`);
+    const page = this.q('SELECT * FROM batches WHERE state = 0 AND id > ? ORDER BY id LIMIT ?');
+    const payload = this.q('SELECT data FROM payloads WHERE id = ?');
     const prevStmt = this.q('SELECT tag FROM batches WHERE id < ? ORDER BY id DESC LIMIT 1');
     while (out.length < maxBatches) {
-      // One read transaction: the rows, their predecessors' tags and the anchor from one snapshot.
+      // One read transaction: the rows, their payloads, their predecessors' tags and the anchor
+      // from one snapshot (another instance may evict from the front meanwhile). Payloads are
+      // read only for batches not already leased here.
       const snapshot = this.db.transaction(() => {
-        const rows = page.all(after, Math.min(SCAN_PAGE_ROWS, maxBatches - out.length + this.leased.size)) as BatchRow[];
+        const rows = page.all(after, SCAN_PAGE_ROWS) as Omit<BatchRow, 'payload'>[];
         const anchorTag = this.meta().anchor_tag;
-        return rows.map((row) => ({ row, prevTag: (prevStmt.get(row.id) as { tag: Uint8Array } | undefined)?.tag ?? anchorTag }));
+        const picked: { row: BatchRow; prevTag: Uint8Array }[] = [];
+        let scannedTo: number | null = null;
+        for (const r of rows) {
+          scannedTo = r.id;
+          if (this.leased.has(r.id)) continue;
+          const data = (payload.get(r.id) as { data: Uint8Array } | undefined)?.data ?? null;
+          picked.push({ row: { ...r, payload: data }, prevTag: (prevStmt.get(r.id) as { tag: Uint8Array } | undefined)?.tag ?? anchorTag });
+          if (picked.length >= maxBatches - out.length) break;
+        }
+        return { picked, scannedTo };
       })();
-      if (snapshot.length === 0) break;
-      for (const { row, prevTag } of snapshot) {
-        after = row.id;
-        if (this.leased.has(row.id)) continue;
+      if (snapshot.scannedTo === null) break;
+      after = snapshot.scannedTo;
+      for (const { row, prevTag } of snapshot.picked) {
         const opened = this.openBatch(row, prevTag);
         if (typeof opened === 'string') {
           this.quarantine(row.id, opened);
           continue;
         }
-        this.q('UPDATE batches SET attempts = attempts + 1 WHERE id = ?').run(row.id);
+        this.writeQuietly('attempts', () => this.q('UPDATE batches SET attempts = attempts + 1 WHERE id = ?').run(row.id));
         this.leased.add(row.id);
         out.push({ id: row.id, records: opened, recordCount: row.records, createdAtMs: row.created_min * MINUTE_MS, attempts: row.attempts + 1, bytes: row.bytes });
-        if (out.length >= maxBatches) break;
       }
     }
     return out;
+  }
+
+  /**
+   * Runs a small metadata write; a storage error (disk full, I/O) is counted and logged instead
+   * of thrown, so the drain keeps going (the write is retried naturally: an unacked batch stays).
+   */
+  private writeQuietly(what: string, fn: () => unknown): boolean {
+    try {
+      fn();
+      return true;
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      this.ioErrors++;
+      this.rateLog.log('error', `io:${what}`, { event: 'spool.write_failed', what, code: sqliteCode(err) }, 'spool metadata write failed');
+      return false;
+    }
   }
 
   /** Decrypts and decodes one batch; a string says why it failed. */
@@ -858,25 +884,29 @@ export class Spool {
 
   private quarantine(id: number, reason: string): void {
     this.quarantined++;
-    this.logger.error({ event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
+    this.rateLog.log('error', 'quarantine', { event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
     if (this.readOnly) return;
-    this.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id);
+    this.writeQuietly('quarantine', () => this.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id));
   }
 
   /** Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the last). A batch already gone is a counted no-op. */
   ack(id: number): void {
     this.assertOpen();
     this.leased.delete(id);
-    const removed = this.db.transaction((): boolean => {
-      const row = this.q('SELECT state FROM batches WHERE id = ?').get(id) as { state: number } | undefined;
-      if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
-      this.q('UPDATE batches SET state = 2, park_reason = NULL WHERE id = ?').run(id);
-      this.q('DELETE FROM payloads WHERE id = ?').run(id);
-      this.compactFront();
-      this.shredEmptyEpochs(this.clock());
-      return true;
-    }).immediate();
-    if (!removed) this.ackMisses++;
+    const outcome = { removed: true };
+    // A storage error leaves the batch in the spool (it is delivered again later: at-least-once).
+    this.writeQuietly('ack', () => {
+      outcome.removed = this.db.transaction((): boolean => {
+        const row = this.q('SELECT state FROM batches WHERE id = ?').get(id) as { state: number } | undefined;
+        if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
+        this.q('UPDATE batches SET state = 2, park_reason = NULL WHERE id = ?').run(id);
+        this.q('DELETE FROM payloads WHERE id = ?').run(id);
+        this.compactFront();
+        this.shredEmptyEpochs(this.clock());
+        return true;
+      }).immediate();
+    });
+    if (!outcome.removed) this.ackMisses++;
     this.maintenance(false);
   }
 
@@ -924,7 +954,7 @@ export class Spool {
   park(id: number, reason: string): void {
     this.assertOpen();
     this.leased.delete(id);
-    this.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(reason.slice(0, MAX_PARK_REASON_LENGTH), id);
+    this.writeQuietly('park', () => this.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(reason.slice(0, MAX_PARK_REASON_LENGTH), id));
   }
 
   /** Puts parked batches back into the queue (all, or those parked for `reason`). Returns how many. */

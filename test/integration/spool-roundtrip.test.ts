@@ -111,6 +111,22 @@ describe('spool round trip', () => {
     }
   });
 
+  test('lease pages past many batches already leased here', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      for (let i = 0; i < 300; i++) spool.append(ipv4Records(1, i));
+      assert.deepEqual(spool.lease(280).map((l) => l.id), Array.from({ length: 280 }, (_, i) => i + 1));
+      spool.release(3);
+      assert.deepEqual(spool.lease(30).map((l) => l.id), [3, ...Array.from({ length: 20 }, (_, i) => 281 + i)]);
+      assert.deepEqual(spool.lease(5), []);
+      assert.equal(spool.status().leased, 300);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   test('leases are in memory: after reopening, unacked batches are leasable again', async () => {
     const { dir, cleanup } = tempDir();
     try {
