@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { Spool } from '../../src/spool/spool.js';
-import { fillSpool } from '../support/drain-fixtures.js';
+import { fillSpool, numberedRecords } from '../support/drain-fixtures.js';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const MAIN = join(repoRoot, 'src/main.ts');
@@ -73,6 +73,17 @@ test('fusion-sim + drain --once as processes: a real spool is delivered; bad net
     const again = await run(['drain', '--once', '--data-dir', spoolDir, '--json'], env);
     assert.equal(again.code, 0);
     assert.equal((JSON.parse(again.stdout) as { deliveredRecords: number }).deliveredRecords, 0, 'nothing acked is resent');
+
+    // A batch Fusion rejects (a port out of range) is parked: exit 1, and the summary says so.
+    const poisoned = await Spool.open({ dir: spoolDir, kek: new Uint8Array(kek) });
+    const bad1 = numberedRecords(5000, 3);
+    bad1[1]!.srcPort = 70_000;
+    poisoned.append(bad1);
+    fillSpool(poisoned, 1, 10, 6000);
+    poisoned.close();
+    const parked = await run(['drain', '--once', '--data-dir', spoolDir], env);
+    assert.equal(parked.code, 1, parked.stderr);
+    assert.match(parked.stdout, /delivered 10 records in 1 batches.*parked 1 batches \(3 records\).*last error: .*HTTP 400/);
 
     const secretish = Buffer.from('{"url":"https://x.test","shortname":"a","appname":"b","sharedsecret":"TOPSECRET"}').toString('base64');
     const bad = await run(['drain', '--once', '--data-dir', spoolDir], { ...env, SEALFLOW_FUSION_NETOSECRET: secretish });
