@@ -166,6 +166,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const issues: ConfigIssue[] = [];
 
   const fileLayer = configPath === null ? {} : await readConfigFile(configPath);
+  // A JSON config may name its schema for editors ("$schema": "..."); it is not a setting.
+  delete fileLayer.$schema;
   // Checked on the file itself, not the merged result: an environment variable supplying the
   // key must not make a secret written into the file acceptable.
   issues.push(...inlineSecrets(fileLayer));
@@ -265,7 +267,17 @@ function resolvePaths(c: ParsedConfig, cwd: string): Config {
   const out = {
     ...c,
     dataDir,
-    listeners: { ...c.listeners, tls: { ...tls, ...trust(tls, null) }, dtls: { ...dtls, ...trust(dtls, tls) } },
+    listeners: {
+      ...c.listeners,
+      udp: c.listeners.udp.map((u) => {
+        if (u.name !== undefined) return u;
+        // "udp-<port>", or with the address when two listeners share a port on different addresses.
+        const sharesPort = c.listeners.udp.filter((o) => o.port === u.port).length > 1;
+        return { ...u, name: sharesPort ? `udp-${u.address}-${u.port}` : `udp-${u.port}` };
+      }),
+      tls: { ...tls, ...trust(tls, null) },
+      dtls: { ...dtls, ...trust(dtls, tls) },
+    },
     spool,
     drain: { ...c.drain, fusion },
     admin,

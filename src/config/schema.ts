@@ -102,7 +102,7 @@ const LogSchema = z
 
 const UdpListenerSchema = z
   .strictObject({
-    name: nonEmpty.optional().describe('Label for logs, metrics and /stats (default: "udp-<port>").'),
+    name: nonEmpty.optional().describe('Label for logs, metrics and /stats (default: "udp-<port>", or "udp-<address>-<port>" when listeners share a port).'),
     address: nonEmpty.default('0.0.0.0').describe('Local address to bind ("0.0.0.0" all IPv4, "::" all IPv6, or one address).'),
     port: port('UDP port to bind (1-65535).'),
     receiveBufferBytes: z

@@ -14,7 +14,9 @@ export const CONFIG_SCHEMA_ID = 'https://sealflow.dev/schema/config.json';
 /** JSON Schema (draft 2020-12) of what a config file may contain. */
 export function configJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(ConfigSchema, { io: 'input', unrepresentable: 'any' });
-  return { ...schema, $id: CONFIG_SCHEMA_ID, title: 'sealflow configuration' };
+  // A JSON config file may carry "$schema" for editors; the loader ignores it.
+  const properties = { $schema: { type: 'string', description: 'JSON Schema URL for editors; ignored by sealflow.' }, ...(schema.properties ?? {}) };
+  return { ...schema, properties, $id: CONFIG_SCHEMA_ID, title: 'sealflow configuration' };
 }
 
 function defaultOf(setting: EnvSetting): unknown {

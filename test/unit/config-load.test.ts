@@ -219,6 +219,13 @@ describe('result', () => {
     assert.equal(c.shutdown.deadlineMs, 10_000);
   });
 
+  test('a JSON config may name its $schema; unnamed UDP listeners get "udp-<port>"', async () => {
+    const f = join(dir, 'with-schema.json');
+    await writeFile(f, JSON.stringify({ $schema: 'https://sealflow.dev/schema/config.json', listeners: { udp: [{ port: 9995 }, { name: 'sf', port: 6343 }] } }));
+    const r = await load({ configPath: f, env: KEYS });
+    assert.deepEqual(r.config.listeners.udp.map((u) => u.name), ['udp-9995', 'sf']);
+  });
+
   test('embedded defaults: loopback everywhere, dev PKI/KEK under the data dir, embedded Fusion stand-in', async () => {
     const dataDir = join(dir, 'embedded-data');
     const r = await load({ env: { SEALFLOW_DATA_DIR: dataDir }, embeddedWhenNoFile: true });
