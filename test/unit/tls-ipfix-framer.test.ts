@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import fc from 'fast-check';
 import { IpfixFramer, type FramingError } from '../../src/ingest/tls/ipfix-framer.js';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
@@ -118,4 +119,25 @@ test('the size limit is enforced before allocating', () => {
   assert.equal(err?.reason, 'too_long');
   assert.equal(err.length, 120);
   assert.equal(f.bufferedBytes, 0);
+});
+
+test('property: any message sequence cut into any chunks frames back to the same messages', () => {
+  const msgArb = fc.record({ odid: fc.nat(), seq: fc.nat(), body: fc.integer({ min: 0, max: 400 }) });
+  fc.assert(
+    fc.property(fc.array(msgArb, { maxLength: 8 }), fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 12 }), (specs, cuts) => {
+      const msgs = specs.map((m) => message(m.odid >>> 0, m.seq >>> 0, m.body));
+      const stream = Buffer.concat(msgs);
+      const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+      const chunks: Buffer[] = [];
+      let prev = 0;
+      for (const p of [...points, stream.length]) {
+        chunks.push(stream.subarray(prev, p));
+        prev = p;
+      }
+      const { messages, error } = frameAll(chunks);
+      assert.equal(error, null);
+      assert.deepEqual(messages, msgs);
+    }),
+    { numRuns: 300 },
+  );
 });

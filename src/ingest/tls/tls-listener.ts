@@ -142,6 +142,8 @@ interface Session {
   readonly sessionKey: string;
   readonly identity: string;
   readonly framer: IpfixFramer;
+  readonly openedAtMs: number;
+  messages: number;
   paused: boolean;
   closed: boolean;
 }
@@ -439,6 +441,8 @@ export class TlsListener {
       sessionKey: `tls|${conn.source}|${conn.port}|${++this.sessionCounter}`,
       identity: check.identity,
       framer: new IpfixFramer(this.limits.maxMessageBytes),
+      openedAtMs: this.now(),
+      messages: 0,
       paused: false,
       closed: false,
     };
@@ -487,6 +491,7 @@ export class TlsListener {
       return;
     }
     this.counters.messages++;
+    session.messages++;
     const accepted = this.sink.submit({
       payload: message,
       exporter: conn.source,
@@ -526,7 +531,10 @@ export class TlsListener {
     session.closed = true;
     this.paused.delete(session);
     this.sink.endSession(session.sessionKey);
-    this.logger.info({ event: 'tls.session_closed', sessionKey: session.sessionKey, identity: session.identity }, 'exporter session closed');
+    this.logger.info(
+      { event: 'tls.session_closed', sessionKey: session.sessionKey, identity: session.identity, messages: session.messages, durationMs: this.now() - session.openedAtMs },
+      'exporter session closed',
+    );
   }
 
   private reject(conn: Connection, reason: AuthFailureReason, names: readonly string[] | null, detail: string): void {
