@@ -82,6 +82,9 @@ export interface SpoolOptions {
   /** SQLite busy timeout for contention between instances. Default 5 s. */
   readonly busyTimeoutMs?: number;
   readonly clock?: () => number;
+  /** Timer for the idle checkpoint tick (tests inject their own). Defaults to an unref'd setInterval. */
+  readonly setInterval?: (fn: () => void, ms: number) => unknown;
+  readonly clearInterval?: (handle: unknown) => void;
   readonly logger?: Logger;
 }
 
@@ -341,6 +344,11 @@ export class Spool {
   private readonly leased = new Set<number>();
   private readonly statements = new Map<string, Database.Statement>();
   private shredPending = false;
+  /** Commits since the last checkpoint (the idle tick checkpoints them). */
+  private dirty = false;
+  private tickHandle: unknown = null;
+  private readonly setTick: (fn: () => void, ms: number) => unknown;
+  private readonly clearTick: (handle: unknown) => void;
   /** The KEK new wraps use (options.kek); the others only unwrap. */
   private readonly currentKek: Kek;
   private readonly epochKeys = new Map<number, Uint8Array>();
@@ -380,6 +388,17 @@ export class Spool {
     this.synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
     this.sealFormat = options.compression === 'deflate' ? SEAL_FORMAT_DEFLATE : SEAL_FORMAT_BROTLI;
     this.lastCheckpointMs = this.clock();
+    this.setTick = options.setInterval ?? ((fn: () => void, ms: number) => setInterval(fn, ms).unref());
+    this.clearTick = options.clearInterval ?? ((h: unknown) => clearInterval(h as NodeJS.Timeout));
+  }
+
+  /**
+   * Starts the idle checkpoint tick (once open succeeded). Without it, the last commits before an
+   * idle period would wait in an unsynced WAL (synchronous=NORMAL) until the next write: the
+   * power-cut window must not depend on traffic.
+   */
+  private startTick(): void {
+    if (!this.readOnly) this.tickHandle = this.setTick(() => this.tick(), this.checkpointIntervalMs);
   }
 
   /**
@@ -443,6 +462,7 @@ export class Spool {
       spool.checkAnchor(meta);
       spool.checkRollback(meta);
       if (!spool.readOnly && wrapper !== spool.currentKek) spool.rewrapSpoolKey();
+      spool.startTick();
       return spool;
     } catch (err) {
       db.close();
@@ -1125,15 +1145,23 @@ export class Spool {
 
   /** Checkpoints (TRUNCATE) when due or after a key was shredded, then records the high-water mark. */
   private maintenance(force: boolean): void {
+    this.dirty = true;
     const now = this.clock();
     if (!force && !this.shredPending && now - this.lastCheckpointMs < this.checkpointIntervalMs) return;
     this.checkpoint(force);
+  }
+
+  /** The idle tick: checkpoints commits made since the last checkpoint even when no further write comes. */
+  private tick(): void {
+    if (this.closed || !this.dirty) return;
+    if (this.clock() - this.lastCheckpointMs >= this.checkpointIntervalMs) this.checkpoint(false);
   }
 
   private checkpoint(_force: boolean): void {
     if (this.readOnly) return;
     this.lastCheckpointMs = this.clock();
     this.shredPending = false;
+    this.dirty = false;
     try {
       const seq = this.sequence('batches');
       const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
@@ -1161,6 +1189,7 @@ export class Spool {
       this.rateLog.log('warn', 'close', { event: 'spool.close_failed', code: sqliteCode(err) }, 'spool close: final checkpoint failed');
     }
     this.closed = true;
+    if (this.tickHandle !== null) this.clearTick(this.tickHandle);
     this.leased.clear();
     this.db.close();
     for (const key of this.epochKeys.values()) wipe(key);

@@ -44,6 +44,30 @@ describe('spool quota', () => {
     }
   });
 
+  test('a batch leased by the drain and evicted by the appender (another instance): ack is a counted no-op', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const appender = await Spool.open({ dir, kek: KEK, quotaBytes: 30_000 });
+      appender.append(ipv4Records(300, 1));
+      const drain = await Spool.open({ dir, kek: KEK, create: false });
+      const [leased] = drain.lease(1);
+      assert.equal(leased?.id, 1);
+      let evicted = 0;
+      for (let i = 0; i < 20 && evicted === 0; i++) evicted += appender.append(ipv4Records(300, i + 2)).evictedBatches;
+      assert.ok(evicted > 0);
+      drain.ack(1);
+      assert.equal(drain.status().ackMisses, 1);
+      assert.equal(drain.verify().ok, true);
+      // The drain continues with what is left, oldest first.
+      const next = drain.lease(1);
+      assert.ok(next.length === 1 && next[0]!.id > 1);
+      appender.close();
+      drain.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   test('drop-newest: new batches are dropped and counted', async () => {
     const { dir, cleanup } = tempDir();
     try {

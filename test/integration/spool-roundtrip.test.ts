@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -121,6 +122,27 @@ describe('spool round trip', () => {
       assert.deepEqual(spool.lease(30).map((l) => l.id), [3, ...Array.from({ length: 20 }, (_, i) => 281 + i)]);
       assert.deepEqual(spool.lease(5), []);
       assert.equal(spool.status().leased, 300);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('an idle spool still checkpoints its last commits (the power-cut window does not wait for traffic)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let now = 1_763_800_000_000;
+      const ticks: (() => void)[] = [];
+      const spool = await Spool.open({ dir, kek: KEK, clock: () => now, setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined });
+      assert.equal(ticks.length, 1);
+      spool.append(ipv4Records(100));
+      assert.ok(statSync(join(dir, 'spool.db-wal')).size > 0);
+      ticks[0]!(); // not due yet
+      assert.ok(statSync(join(dir, 'spool.db-wal')).size > 0);
+      now += 1_000;
+      ticks[0]!();
+      assert.equal(statSync(join(dir, 'spool.db-wal')).size, 0);
+      assert.ok(existsSync(join(dir, 'spool.hwm')));
       spool.close();
     } finally {
       cleanup();
