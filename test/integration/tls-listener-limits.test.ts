@@ -55,7 +55,9 @@ describe('TLS listener limits and lifecycle', () => {
     const wasClosed = await closed(s, 3000);
     clearInterval(trickle);
     assert.equal(wasClosed, true);
-    assert.ok(Date.now() - t0 < 1200, 'cut at the deadline, not kept alive by the trickle');
+    // node's own timer is an inactivity timer (deadline + 1 s) that the trickle keeps resetting;
+    // only the absolute deadline can close this connection while bytes keep arriving.
+    assert.ok(Date.now() - t0 < 2500, 'cut at the deadline, not kept alive by the trickle');
     assert.equal(h.listener.stats().authFailures.handshake_timeout, 1);
   });
 

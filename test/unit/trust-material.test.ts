@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadTrustMaterial, type TrustFiles } from '../../src/ingest/trust/trust-material.js';
+import { crlTimes, loadTrustMaterial, type TrustFiles } from '../../src/ingest/trust/trust-material.js';
 import { ExporterTrust } from '../../src/ingest/trust/exporter-trust.js';
 import { ConfigError } from '../../src/flow/errors.js';
 import { createTestPki, type TestPki } from '../support/test-pki.js';
@@ -65,6 +65,24 @@ describe('loadTrustMaterial', () => {
     expectError({ ...good, keyFile: encrypted }, 'listeners.tls.keyFile', /passphrase/);
     expectError({ ...good, keyFile: wrongKey }, 'listeners.tls.keyFile', /does not match listeners\.tls\.certFile/);
     expectError({ ...good, keyFile: '' }, 'listeners.tls.keyFile', /no file configured/);
+  });
+
+  test('CRL validity: thisUpdate/nextUpdate read from the DER; expired or future CRLs refused', async () => {
+    const DAY_MS = 86_400_000;
+    const times = crlTimes(await readFile(pki.crlFiles[0]!, 'latin1'));
+    assert.ok(times !== null);
+    // test-pki CRLs are issued now for 30 days (OpenSSL writes whole seconds).
+    assert.ok(Math.abs(times.thisUpdateMs - Date.now()) < 120_000, `thisUpdate ${times.thisUpdateMs}`);
+    assert.ok(times.nextUpdateMs !== null && Math.abs(times.nextUpdateMs - times.thisUpdateMs - 30 * DAY_MS) < 1000);
+    assert.throws(
+      () => loadTrustMaterial(good, 'listeners.tls', Date.now() + 31 * DAY_MS),
+      (e: unknown) => e instanceof ConfigError && e.setting === 'listeners.tls.crlFiles[0]' && e.message.includes('CRL expired'),
+    );
+    assert.throws(
+      () => loadTrustMaterial(good, 'listeners.tls', Date.now() - 2 * 3_600_000),
+      (e: unknown) => e instanceof ConfigError && e.setting === 'listeners.tls.crlFiles[0]' && e.message.includes('not valid before'),
+    );
+    assert.equal(crlTimes('-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----'), null);
   });
 
   test('a truncated certificate is rejected', async () => {

@@ -69,6 +69,79 @@ function parseCertificates(setting: string, file: string, text: string): X509Cer
   });
 }
 
+/** DER tags (X.690 §8): what the CRL walk below needs. */
+const DER_INTEGER = 0x02;
+const DER_SEQUENCE = 0x30;
+const DER_UTC_TIME = 0x17;
+const DER_GENERALIZED_TIME = 0x18;
+
+interface DerItem {
+  readonly tag: number;
+  /** Offset of the contents. */
+  readonly start: number;
+  /** Offset just past the contents. */
+  readonly end: number;
+}
+
+/** Reads one DER TLV header at `at` within `[at, limit)`; null when it does not fit. */
+function derItem(der: Uint8Array, at: number, limit: number): DerItem | null {
+  if (at + 2 > limit) return null;
+  const tag = der[at] ?? 0;
+  let len = der[at + 1] ?? 0;
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    // Lengths over 4 octets cannot fit any CRL we would load.
+    if (n === 0 || n > 4 || start + n > limit) return null;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + (der[start + i] ?? 0);
+    start += n;
+  }
+  const end = start + len;
+  return end > limit ? null : { tag, start, end };
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY ≥ 50 → 19YY) or GeneralizedTime YYYYMMDDHHMMSSZ. */
+function derTimeMs(der: Uint8Array, item: DerItem): number | null {
+  const text = Buffer.from(der.subarray(item.start, item.end)).toString('latin1');
+  let m: RegExpExecArray | null;
+  if (item.tag === DER_UTC_TIME && (m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)) !== null) {
+    const yy = Number(m[1]);
+    return Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  }
+  if (item.tag === DER_GENERALIZED_TIME && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)) !== null) {
+    return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  }
+  return null;
+}
+
+/**
+ * thisUpdate/nextUpdate of a PEM CRL (RFC 5280 §5.1: CertificateList ::= SEQUENCE { tbsCertList
+ * SEQUENCE { version INTEGER OPTIONAL, signature AlgorithmIdentifier, issuer Name, thisUpdate
+ * Time, nextUpdate Time OPTIONAL, ... }, ... }). node:crypto has no CRL API. Null when unreadable.
+ */
+export function crlTimes(pem: string): { thisUpdateMs: number; nextUpdateMs: number | null } | null {
+  const body = pem.replace(/-----(BEGIN|END) X509 CRL-----/g, '').replace(/\s+/g, '');
+  const der = Buffer.from(body, 'base64');
+  const outer = derItem(der, 0, der.length);
+  if (outer?.tag !== DER_SEQUENCE) return null;
+  const tbs = derItem(der, outer.start, outer.end);
+  if (tbs?.tag !== DER_SEQUENCE) return null;
+  let item = derItem(der, tbs.start, tbs.end);
+  if (item?.tag === DER_INTEGER) item = derItem(der, item.end, tbs.end);
+  // signature AlgorithmIdentifier, then issuer Name: both SEQUENCEs.
+  for (let i = 0; i < 2; i++) {
+    if (item?.tag !== DER_SEQUENCE) return null;
+    item = derItem(der, item.end, tbs.end);
+  }
+  if (item === null) return null;
+  const thisUpdateMs = derTimeMs(der, item);
+  if (thisUpdateMs === null) return null;
+  const next = derItem(der, item.end, tbs.end);
+  const nextUpdateMs = next !== null && (next.tag === DER_UTC_TIME || next.tag === DER_GENERALIZED_TIME) ? derTimeMs(der, next) : null;
+  return { thisUpdateMs, nextUpdateMs };
+}
+
 /** Parses an X509Certificate validity time ("Nov 22 13:00:00 2026 GMT") to Unix ms. */
 export function certificateTimeMs(text: string): number {
   return Date.parse(text);
@@ -108,6 +181,17 @@ export function loadTrustMaterial(files: TrustFiles, settingPrefix: string, nowM
       createSecureContext({ crl: blocks.join('\n') });
     } catch (err) {
       throw fail(setting, crlFile, 'OpenSSL cannot parse the CRL', 'replace the file with an intact PEM CRL from the issuing CA', err);
+    }
+    for (const block of blocks) {
+      const times = crlTimes(block);
+      if (times === null) throw fail(setting, crlFile, 'the CRL has no readable thisUpdate/nextUpdate', 'replace the file with an intact PEM CRL from the issuing CA');
+      if (nowMs < times.thisUpdateMs) {
+        throw fail(setting, crlFile, `the CRL is not valid before ${new Date(times.thisUpdateMs).toISOString()}`, 'check the system clock');
+      }
+      if (times.nextUpdateMs !== null && nowMs > times.nextUpdateMs) {
+        // OpenSSL would reject every exporter of this CA (CRL_HAS_EXPIRED): say so now instead.
+        throw fail(setting, crlFile, `the CRL expired (nextUpdate ${new Date(times.nextUpdateMs).toISOString()}); every exporter of its CA would be rejected`, 'fetch a current CRL from the issuing CA');
+      }
     }
     crlPems.push(blocks.join('\n') + '\n');
   });
