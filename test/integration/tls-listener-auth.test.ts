@@ -137,6 +137,10 @@ describe('TLS listener: mutual authentication with real clients', () => {
     ['valid chain, serverAuth-only certificate', 'bad_certificate', (p) => p.exporters.serverOnly, []],
     ['TLS 1.1 client', 'protocol_version', (p) => p.exporters.valid, ['-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0']],
     ['TLS 1.0 client', 'protocol_version', (p) => p.exporters.valid, ['-tls1', '-cipher', 'DEFAULT@SECLEVEL=0']],
+    // Weak suites are never negotiated: static-RSA CBC, NULL encryption, anonymous DH.
+    ['TLS 1.2 client offering only AES128-SHA (static RSA, CBC)', 'handshake_failed', (p) => p.exporters.valid, ['-tls1_2', '-cipher', 'AES128-SHA']],
+    ['TLS 1.2 client offering only NULL ciphers', 'handshake_failed', (p) => p.exporters.valid, ['-tls1_2', '-cipher', 'eNULL:@SECLEVEL=0']],
+    ['TLS 1.2 client offering only anonymous suites', 'handshake_failed', (p) => p.exporters.valid, ['-tls1_2', '-cipher', 'aNULL:@SECLEVEL=0']],
   ];
   for (const [label, reason, certOf, extra] of sClientCases) {
     test(`s_client rejected: ${label} → ${reason}`, async (t) => {
