@@ -51,7 +51,7 @@ test('stop() while idle and while backing off returns promptly', async () => {
     await new Promise((r) => setTimeout(r, 50));
     let t0 = Date.now();
     await idle.stop(5000);
-    assert.ok(Date.now() - t0 < 500);
+    assert.ok(Date.now() - t0 < 1500);
 
     await env.sim.setFault({ kind: 'status', status: 503 });
     fillSpool(t.spool, 1, 10);
@@ -60,7 +60,7 @@ test('stop() while idle and while backing off returns promptly', async () => {
     assert.ok(await waitFor(() => backing.stats().backoffRemainingMs > 10_000, 5000));
     t0 = Date.now();
     await backing.stop(5000);
-    assert.ok(Date.now() - t0 < 500);
+    assert.ok(Date.now() - t0 < 1500, 'not held by the 60 s backoff');
     assert.equal(t.spool.status().leased, 0);
   } finally {
     await t.cleanup();
@@ -113,7 +113,8 @@ test('stats: drain rate and estimated time to empty from the spool status', asyn
     try {
       await new Promise((r) => setTimeout(r, 2600));
       const s = drain.stats();
-      assert.ok(s.recordsPerSec > 100 && s.recordsPerSec < 800, `rate ${s.recordsPerSec}`);
+      // EWMA with τ = 10 s is still rising after 2.6 s; bounded above by the cap (plus burst).
+      assert.ok(s.recordsPerSec > 20 && s.recordsPerSec < 800, `rate ${s.recordsPerSec}`);
       assert.ok(s.bytesPerSec > 0);
       assert.ok(s.spool !== null && s.spool.records > 0);
       assert.ok(s.etaMs !== null && s.etaMs > 0, `eta ${String(s.etaMs)}`);
