@@ -36,6 +36,7 @@ CREATE TABLE meta (
   dropped_batches INTEGER NOT NULL DEFAULT 0,
   dropped_records INTEGER NOT NULL DEFAULT 0,
   shredded_epochs INTEGER NOT NULL DEFAULT 0,
+  hwm_seen INTEGER NOT NULL DEFAULT 0,
   rollback_expected INTEGER,
   rollback_found INTEGER
 );

@@ -247,6 +247,7 @@ interface MetaRow {
   dropped_batches: number;
   dropped_records: number;
   shredded_epochs: number;
+  hwm_seen: number;
   rollback_expected: number | null;
   rollback_found: number | null;
 }
@@ -356,6 +357,7 @@ export class Spool {
   private closed = false;
   private lastCheckpointMs: number;
   private hwmWritten = 0;
+  private hwmSeen = false;
   private quarantined = 0;
   private ioErrors = 0;
   private ackMisses = 0;
@@ -644,6 +646,11 @@ export class Spool {
       writeFileSync(tmp, Buffer.concat([body, mac(this.hwmKey, body)]), { mode: 0o600 });
       renameSync(tmp, this.hwmPath);
       this.hwmWritten = seq;
+      if (!this.hwmSeen) {
+        // From now on a missing mark file is itself a finding (see verify()).
+        this.q('UPDATE meta SET hwm_seen = 1 WHERE id = 1').run();
+        this.hwmSeen = true;
+      }
     } catch (err) {
       try {
         unlinkSync(tmp);
@@ -655,11 +662,15 @@ export class Spool {
   }
 
   private checkRollback(meta: MetaRow): void {
+    this.hwmSeen = meta.hwm_seen === 1;
     if (meta.rollback_expected !== null && meta.rollback_found !== null) {
       this.rollback = { expectedAtLeast: meta.rollback_expected, found: meta.rollback_found };
     }
     const hwm = this.readHwm();
-    if (hwm === null) return;
+    if (hwm === null) {
+      if (this.hwmSeen) this.logger.error({ event: 'spool.hwm_missing', problem: this.hwmProblem }, 'the spool high-water mark file is missing or invalid: rollback detection is blind until the next checkpoint');
+      return;
+    }
     this.hwmWritten = hwm;
     const seq = this.sequence('batches');
     if (seq >= hwm) return;
@@ -1076,11 +1087,12 @@ export class Spool {
     });
     const { batches, verified, tombstones, records, anchorOk } = walk();
     const hwm = this.readHwm();
+    const hwmSeen = (this.q('SELECT hwm_seen FROM meta WHERE id = 1').get() as { hwm_seen: number }).hwm_seen === 1;
     let rollback = this.rollback;
     if (hwm !== null && this.sequence('batches') < hwm) rollback = { expectedAtLeast: hwm, found: this.sequence('batches') };
     if (!anchorOk) failures.push({ id: 0, reason: 'chain anchor MAC does not verify (batches removed from the front without the key)' });
     return {
-      ok: failures.length === 0 && gaps.length === 0 && rollback === null && anchorOk,
+      ok: failures.length === 0 && gaps.length === 0 && rollback === null && anchorOk && !(hwmSeen && this.hwmProblem !== null),
       batches,
       verified,
       tombstones,

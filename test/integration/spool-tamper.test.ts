@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Spool } from '../../src/spool/spool.js';
@@ -120,6 +120,31 @@ describe('spool tampering is detected by verify and by the reader', () => {
         db.prepare('DELETE FROM payloads WHERE id <= 2').run();
       });
       await assertDetected(dir, [3], [4]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('the high-water mark file removed or altered', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await makeSpool(dir, 3);
+      const hwm = readFileSync(join(dir, 'spool.hwm'));
+      const altered = Buffer.from(hwm);
+      altered[altered.length - 40]! ^= 0x01; // inside the batch id
+      writeFileSync(join(dir, 'spool.hwm'), altered);
+      let cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+      assert.equal(cli.code, 65, cli.stdout);
+      assert.match(cli.stdout, /high-water mark: MAC does not verify/);
+      rmSync(join(dir, 'spool.hwm'));
+      cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+      assert.equal(cli.code, 65, cli.stdout);
+      assert.match(cli.stdout, /high-water mark: missing/);
+      // The daemon rewrites it at its next checkpoint, after which verify passes again.
+      const spool = await Spool.open({ dir, kek: KEK });
+      spool.append(ipv4Records(3));
+      spool.close();
+      assert.equal(runSealflow(['spool', 'verify', '--data-dir', dir], ENV).code, 0);
     } finally {
       cleanup();
     }
