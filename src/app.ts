@@ -298,7 +298,7 @@ export class App {
         exporters: l.identities.map((i) => ({
           name: i.name,
           ...(i.sources === undefined ? {} : { sources: i.sources }),
-          ...(i.observationDomains === undefined ? {} : { observationDomains: i.observationDomains }),
+          ...(i.observationDomains === undefined ? {} : { observationDomainIds: i.observationDomains }),
         })),
     };
   }

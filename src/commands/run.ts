@@ -15,7 +15,8 @@ import { ConfigError, ConfigErrorCode, isSealflowError } from '../flow/errors.js
 import { createDevCertificate } from '../fusion-sim/dev-certificate.js';
 import { startFusionSim, type FusionSim } from '../fusion-sim/fusion-sim.js';
 import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, loggerSettingsFromConfig } from '../observability/logger.js';
+import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
 import { KEK_BYTES, parseKekText } from '../spool/kek-source.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
@@ -74,8 +75,8 @@ export const main: CommandMain = async (argv, io) => {
     return isSealflowError(err) && err.code.startsWith('ERR_CONFIG') ? ExitCode.Config : ExitCode.Software;
   }
   const config = loaded.config;
-  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && process.stderr.isTTY);
-  const logger = createLogger({ level: config.log.level, pretty });
+  const syslog = syslogDestinationFromConfig(config.log.syslog);
+  const logger = createLogger({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) });
   for (const w of loaded.warnings) logger.warn(w);
 
   let sim: FusionSim | null = null;
@@ -115,11 +116,14 @@ export const main: CommandMain = async (argv, io) => {
     if (app !== null) await app.stop().catch(() => undefined);
     await sim?.close().catch(() => undefined);
     logger.flush();
+    await syslog?.close();
     return isConfig ? ExitCode.Config : ExitCode.Software;
   }
 
   printBanner(io, app.bound(), loaded, config, sim);
-  return runUntilSignal(app, sim, config, logger, load);
+  const code = await runUntilSignal(app, sim, config, logger, load);
+  await syslog?.close();
+  return code;
 };
 
 /** Creates the development KEK and PKI the embedded configuration points at, if missing. */
