@@ -16,25 +16,18 @@
  * 5. Bounded memory: at most `concurrency` batches are leased at a time; the memory of
  *    partially delivered batches is capped.
  *
- * What each upload answer does (Fusion's ingest responses are not public, so this is policy):
- *   2xx                      chunk delivered; batch acked when all its chunks are
- *   401                      token dropped, a new one minted, the chunk resent once at once
- *   403                      key lacks the neto_flow role: retry after the auth backoff (not parked)
- *   408, 429, 5xx            retry with backoff; Retry-After (seconds or HTTP-date) is honoured
- *   404, 405, 1xx/3xx        wrong drain.upload.url: retry with backoff (parking would empty
- *                            the spool into the parked set for a config error)
- *   other 4xx (400, 413, 422 …)  the batch itself is rejected: parked with the reason
- *   network / timeout / TLS  retry with backoff; TLS and pin failures are counted apart
+ * What each upload answer leads to (retry / park / renew the token): see chunk-upload.ts.
  */
 import type { Logger } from 'pino';
 import { ConfigError, ConfigErrorCode, type DrainError } from '../flow/errors.js';
 import { silentLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
-import { fullJitterMs, parseRetryAfterMs, RateMeter, TokenBucket, type BackoffSettings } from './backoff.js';
+import { fullJitterMs, RateMeter, TokenBucket, type BackoffSettings } from './backoff.js';
 import { deviceBody, type DeviceRegistration } from './device-registration.js';
 import type { DrainSource, DrainSourceStatus, LeasedBatch } from './drain-source.js';
 import { DEFAULT_AUTH_SETTINGS, errorText, FusionAuth, serverMessage, type AuthSettings, type AuthStats } from './fusion-auth.js';
-import { classifyTransportError, DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
+import { DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
+import { uploadChunk, USER_AGENT, type ChunkResult, type RetryReason, type UploadTarget } from './chunk-upload.js';
 import type { FusionCredentials } from './netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncoderSettings } from './upload-encoder.js';
 
@@ -47,8 +40,6 @@ export const DEFAULT_UPLOAD_URL = 'https://api-ingest.netography.com/api/v1/flow
 
 /** Remembered partially-delivered batches; beyond this the oldest is forgotten (its keys still dedupe). */
 const MAX_PARTIAL_BATCHES = 4096;
-
-export const USER_AGENT = 'sealflow/0.1.0';
 
 /** Longest Retry-After honoured: a misconfigured "come back tomorrow" must not stall a probe for a day. */
 const MAX_RETRY_AFTER_MS = 60 * 60_000;
@@ -158,10 +149,8 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export type RetryReason = 'timeout' | 'tls' | 'pin' | 'refused' | 'reset' | 'network' | 'aborted' | 'http-5xx' | 'http-429' | 'http-408' | 'auth' | 'forbidden' | 'endpoint' | 'encode' | 'source';
-
 function emptyRetries(): Record<RetryReason, number> {
-  return { timeout: 0, tls: 0, pin: 0, refused: 0, reset: 0, network: 0, aborted: 0, 'http-5xx': 0, 'http-429': 0, 'http-408': 0, auth: 0, forbidden: 0, endpoint: 0, encode: 0, source: 0 };
+  return { timeout: 0, tls: 0, pin: 0, refused: 0, reset: 0, network: 0, aborted: 0, 'http-5xx': 0, 'http-429': 0, 'http-408': 0, auth: 0, forbidden: 0, endpoint: 0, encode: 0, source: 0, worker: 0 };
 }
 
 export interface DrainStats {
@@ -220,11 +209,6 @@ export interface DrainOptions {
   readonly random?: () => number;
 }
 
-type ChunkResult =
-  | { readonly kind: 'ok' }
-  | { readonly kind: 'retry'; readonly reason: RetryReason; readonly message: string; readonly retryAfterMs: number | null }
-  | { readonly kind: 'park'; readonly status: number; readonly message: string };
-
 type BatchOutcome = ChunkResult;
 
 export class Drain {
@@ -233,6 +217,7 @@ export class Drain {
   private readonly credentials: FusionCredentials;
   private readonly http: FusionHttp;
   private readonly auth: FusionAuth;
+  private readonly target: UploadTarget;
   private readonly encoder: UploadEncoder;
   private readonly clock: DrainClock;
   private readonly random: () => number;
@@ -288,6 +273,7 @@ export class Drain {
     this.encoder = new UploadEncoder(this.settings.encoder);
     this.http = new FusionHttp(this.settings.tls);
     this.auth = new FusionAuth(this.credentials, this.http, this.settings.auth, () => this.clock.now(), this.random);
+    this.target = { http: this.http, uploadUrl: this.settings.uploadUrl, forbiddenRetryAfterMs: this.settings.auth.backoff.baseMs };
     const now = this.clock.now();
     this.byteBucket = this.settings.maxBytesPerSecond === null ? null : new TokenBucket(this.settings.maxBytesPerSecond, now);
     this.recordBucket = this.settings.maxRecordsPerSecond === null ? null : new TokenBucket(this.settings.maxRecordsPerSecond, now);
@@ -590,55 +576,21 @@ export class Drain {
     try {
       token = await this.auth.token(this.abortRequests.signal);
     } catch (err) {
-      const e = err as DrainError;
-      const retryAfter = typeof e.context.retryAfterMs === 'number' ? e.context.retryAfterMs : this.auth.backoffRemainingMs();
-      return { kind: 'retry', reason: 'auth', message: errorText(err), retryAfterMs: retryAfter };
+      return this.authFailure(err);
     }
     this.counters.requests++;
-    let res;
-    try {
-      res = await this.http.request(this.settings.uploadUrl, {
-        method: 'POST',
-        headers: {
-          ...chunk.headers,
-          authorization: `Bearer ${token}`,
-          'idempotency-key': key,
-          'user-agent': USER_AGENT,
-          accept: 'application/json',
-        },
-        body: chunk.body,
-        signal: this.abortRequests.signal,
-      });
-    } catch (err) {
-      const kind = classifyTransportError(err);
-      return { kind: 'retry', reason: kind, message: `upload to ${this.settings.uploadUrl} failed (${kind}): ${errorText(err)}`, retryAfterMs: null };
-    }
-    const s = res.status;
-    if (s >= 200 && s <= 299) return { kind: 'ok' };
-    const msg = `upload to ${this.settings.uploadUrl} answered HTTP ${s}${serverMessage(res.body)}`;
-    if (s === 401) {
-      // Token expired or revoked early: mint a new one and try once more right away.
-      this.auth.invalidate(token);
-      if (mayRenew) return this.send(chunk, key, false);
-      return { kind: 'retry', reason: 'auth', message: msg, retryAfterMs: null };
-    }
-    if (s === 403) {
-      // The key authenticates but may not send flows (neto_flow role missing): every batch
-      // would fail alike, so back off like an auth failure instead of parking data.
-      return { kind: 'retry', reason: 'forbidden', message: `${msg}: the API key lacks the neto_flow role`, retryAfterMs: this.settings.auth.backoff.baseMs };
-    }
-    const retryAfter = parseRetryAfterMs(res.headers['retry-after'], this.clock.now());
-    if (s === 429) return { kind: 'retry', reason: 'http-429', message: msg, retryAfterMs: retryAfter };
-    if (s === 408) return { kind: 'retry', reason: 'http-408', message: msg, retryAfterMs: retryAfter };
-    if (s >= 500) return { kind: 'retry', reason: 'http-5xx', message: msg, retryAfterMs: retryAfter };
-    if (s === 404 || s === 405) {
-      // A wrong upload URL fails every batch alike: parking would empty the spool into the
-      // parked set. Back off and say what to fix instead.
-      return { kind: 'retry', reason: 'endpoint', message: `${msg}; check drain.upload.url`, retryAfterMs: null };
-    }
-    if (s >= 400 && s <= 499) return { kind: 'park', status: s, message: msg };
-    // 1xx/3xx: undici does not follow redirects here, and an ingest redirect is a config error.
-    return { kind: 'retry', reason: 'endpoint', message: `${msg}; check drain.upload.url`, retryAfterMs: null };
+    const answer = await uploadChunk(this.target, chunk, key, token, () => this.clock.now(), this.abortRequests.signal);
+    if (answer.kind !== 'unauthorized') return answer;
+    // Token expired or revoked early: mint a new one and try once more right away.
+    this.auth.invalidate(token);
+    if (mayRenew) return this.send(chunk, key, false);
+    return { kind: 'retry', reason: 'auth', message: answer.message, retryAfterMs: null };
+  }
+
+  private authFailure(err: unknown): ChunkResult {
+    const e = err as DrainError;
+    const retryAfter = typeof e.context.retryAfterMs === 'number' ? e.context.retryAfterMs : this.auth.backoffRemainingMs();
+    return { kind: 'retry', reason: 'auth', message: errorText(err), retryAfterMs: retryAfter };
   }
 }
 
@@ -646,3 +598,5 @@ function realSleep(ms: number, signal: AbortSignal): Promise<void> {
   return systemClock.sleep(ms, signal);
 }
 
+
+export { USER_AGENT, type ChunkResult, type RetryReason };
