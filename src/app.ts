@@ -22,7 +22,7 @@ import type { FusionCredentials } from './drain/netosecret.js';
 import { PrefixSet } from './flow/cidr.js';
 import { DtlsListener } from './ingest/dtls/dtls-listener.js';
 import { TlsListener } from './ingest/tls/tls-listener.js';
-import { ExporterTrust, type ExporterTrustSettings } from './ingest/trust/exporter-trust.js';
+import { ExporterTrust, trustSettingsFromConfig, type ExporterTrustSettings } from './ingest/trust/exporter-trust.js';
 import { UdpTee } from './ingest/udp/tee.js';
 import { UdpListener } from './ingest/udp/udp-listener.js';
 import { AdminServer, type Readiness } from './observability/admin-server.js';
@@ -289,18 +289,7 @@ export class App {
   }
 
   private trustSettings(which: 'tls' | 'dtls', config: Config = this.config): ExporterTrustSettings {
-    const l = config.listeners[which];
-    return {
-        certFile: l.certFile ?? '',
-        keyFile: l.keyFile ?? '',
-        caFile: l.caFile ?? '',
-        crlFiles: l.crlFiles,
-        exporters: l.identities.map((i) => ({
-          name: i.name,
-          ...(i.sources === undefined ? {} : { sources: i.sources }),
-          ...(i.observationDomains === undefined ? {} : { observationDomainIds: i.observationDomains }),
-        })),
-    };
+    return trustSettingsFromConfig(config.listeners[which]);
   }
 
   private workerInit(): IngestWorkerInit {

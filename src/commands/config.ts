@@ -7,7 +7,7 @@ import { redactConfig } from '../config/redact-config.js';
 import { describeSecretSource, resolveSecret, type SecretSource } from '../config/secrets.js';
 import { configJsonSchema, envList, settingsMarkdown } from '../config/settings-table.js';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
-import { ExporterTrust } from '../ingest/trust/exporter-trust.js';
+import { ExporterTrust, trustSettingsFromConfig } from '../ingest/trust/exporter-trust.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
 
@@ -106,20 +106,7 @@ function checkCertificates(loaded: LoadedConfig): string[] {
       notes.push(`listeners.${kind}: development PKI will be created on first start`);
       continue;
     }
-    ExporterTrust.load(
-      {
-        certFile: l.certFile ?? '',
-        keyFile: l.keyFile ?? '',
-        caFile: l.caFile ?? '',
-        crlFiles: l.crlFiles,
-        exporters: l.identities.map((i) => ({
-          name: i.name,
-          ...(i.sources === undefined ? {} : { sources: i.sources }),
-          ...(i.observationDomains === undefined ? {} : { observationDomainIds: i.observationDomains }),
-        })),
-      },
-      `listeners.${kind}`,
-    );
+    ExporterTrust.load(trustSettingsFromConfig(l), `listeners.${kind}`);
     notes.push(`listeners.${kind}: certificate, key, CA bundle and ${l.crlFiles.length} CRL file(s) ok`);
   }
   const caFile = c.drain.fusion.caFile;

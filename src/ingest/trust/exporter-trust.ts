@@ -42,3 +42,34 @@ export class ExporterTrust {
     return this.policy.domainAllowed(identity, observationDomainId);
   }
 }
+
+/** The configuration slice of a secure listener (listeners.tls / listeners.dtls) that trust reads. */
+export interface TrustConfigSlice {
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+  readonly caFile?: string | undefined;
+  readonly crlFiles: readonly string[];
+  readonly identities: readonly {
+    readonly name: string;
+    readonly sources?: readonly string[] | undefined;
+    readonly observationDomains?: readonly number[] | undefined;
+  }[];
+}
+
+/**
+ * ExporterTrustSettings from a listener's configuration. Missing files become '' so that
+ * loading fails with the listener's own "file not set" message naming the setting.
+ */
+export function trustSettingsFromConfig(l: TrustConfigSlice): ExporterTrustSettings {
+  return {
+    certFile: l.certFile ?? '',
+    keyFile: l.keyFile ?? '',
+    caFile: l.caFile ?? '',
+    crlFiles: l.crlFiles,
+    exporters: l.identities.map((i) => ({
+      name: i.name,
+      ...(i.sources === undefined ? {} : { sources: i.sources }),
+      ...(i.observationDomains === undefined ? {} : { observationDomainIds: i.observationDomains }),
+    })),
+  };
+}
