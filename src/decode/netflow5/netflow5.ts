@@ -68,49 +68,42 @@ function absoluteMs(exportTimeMs: number, uptimeMs: number, switched: number): n
  * fit the datagram. Bytes after count × 48 (padding some exporters add) are ignored.
  */
 export function decodeNetflow5(packet: ExporterPacket, out: FlowRecord[]): Netflow5Header {
-  const header = readNetflow5Header(packet.payload);
-  const r = new ByteReader(packet.payload, NETFLOW5_HEADER_BYTES);
+  const payload = packet.payload;
+  const header = readNetflow5Header(payload);
+  // readNetflow5Header proved 24 + count × 48 ≤ payload.length: every read below is in bounds.
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const exportTime = Math.floor(header.exportTimeMs / 1000);
-  for (let i = 0; i < header.count; i++) {
-    const rec = newFlowRecord(
-      'netflow',
-      NETFLOW5_VERSION,
-      packet.transport,
-      packet.exporter,
-      packet.identity,
-      header.observationDomainId,
-      exportTime,
-    );
+  for (let i = 0, at = NETFLOW5_HEADER_BYTES; i < header.count; i++, at += NETFLOW5_RECORD_BYTES) {
+    const rec = newFlowRecord('netflow', NETFLOW5_VERSION, packet.transport, packet.exporter, packet.identity, header.observationDomainId, exportTime);
     rec.ipVersion = 4;
-    rec.srcAddr = r.u32();
-    rec.dstAddr = r.u32();
-    rec.nextHop = r.u32();
-    rec.inputIf = r.u16();
-    rec.outputIf = r.u16();
-    rec.packets = r.u32();
-    rec.octets = r.u32();
-    const first = r.u32();
-    const last = r.u32();
-    rec.srcPort = r.u16();
-    rec.dstPort = r.u16();
-    r.skip(1); // pad1
-    rec.tcpFlags = r.u8();
-    rec.protocol = r.u8();
-    rec.tos = r.u8();
-    rec.srcAs = r.u16();
-    rec.dstAs = r.u16();
-    rec.srcMask = r.u8();
-    rec.dstMask = r.u8();
-    r.skip(2); // pad2
-    rec.startMs = absoluteMs(header.exportTimeMs, header.uptimeMs, first);
-    rec.endMs = absoluteMs(header.exportTimeMs, header.uptimeMs, last);
+    rec.srcAddr = v.getUint32(at);
+    rec.dstAddr = v.getUint32(at + 4);
+    rec.nextHop = v.getUint32(at + 8);
+    rec.inputIf = v.getUint16(at + 12);
+    rec.outputIf = v.getUint16(at + 14);
+    rec.packets = v.getUint32(at + 16);
+    rec.octets = v.getUint32(at + 20);
+    rec.startMs = absoluteMs(header.exportTimeMs, header.uptimeMs, v.getUint32(at + 24));
+    rec.endMs = absoluteMs(header.exportTimeMs, header.uptimeMs, v.getUint32(at + 28));
+    rec.srcPort = v.getUint16(at + 32);
+    const dstPort = v.getUint16(at + 34);
+    rec.dstPort = dstPort;
+    // at + 36: pad1
+    rec.tcpFlags = v.getUint8(at + 37);
+    const protocol = v.getUint8(at + 38);
+    rec.protocol = protocol;
+    rec.tos = v.getUint8(at + 39);
+    rec.srcAs = v.getUint16(at + 40);
+    rec.dstAs = v.getUint16(at + 42);
+    rec.srcMask = v.getUint8(at + 44);
+    rec.dstMask = v.getUint8(at + 45);
+    // at + 46: pad2
     rec.uptimeMs = header.uptimeMs;
     rec.samplingInterval = header.samplingInterval;
-    if (rec.protocol === 1 || rec.protocol === 58) {
+    if (protocol === 1 || protocol === 58) {
       // v5 has no ICMP fields; exporters put type × 256 + code in the destination port.
-      const dport = rec.dstPort;
-      rec.icmpType = dport >>> 8;
-      rec.icmpCode = dport & 0xff;
+      rec.icmpType = dstPort >>> 8;
+      rec.icmpCode = dstPort & 0xff;
     }
     out.push(rec);
   }
