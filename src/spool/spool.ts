@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
-import { threadId } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { FlowRecord } from '../flow/flow-record.js';
@@ -9,8 +8,9 @@ import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { silentLogger } from '../observability/logger.js';
 import { BatchEncoder, decodeBatch } from './batch-codec.js';
+import { HighWaterMarkFile } from './high-water-mark.js';
 import {
-  KDF_ANCHOR, KDF_DECODER_STATE, KDF_HWM, Kek, MAC_BYTES, NONCE_BYTES, TAG_BYTES,
+  KDF_ANCHOR, KDF_DECODER_STATE, KDF_HWM, Kek, NONCE_BYTES, TAG_BYTES,
   equalBytes, mac, open as openSeal, openBlob, randomBytes, randomKey, seal, sealBlob, sodiumReady, subkey, wipe,
 } from './spool-crypto.js';
 import { BATCH_STATE_ACKED, SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-schema.js';
@@ -227,7 +227,6 @@ const SCAN_PAGE_ROWS = 256;
 /** Size of the associated data of a sealed batch. */
 const AD_BYTES = 1 + 16 + 8 + 8 + TAG_BYTES;
 const SPOOL_ID_BYTES = 16;
-const HWM_MAGIC = 'SFHW1';
 const ZERO_TAG = new Uint8Array(TAG_BYTES);
 
 interface MetaRow {
@@ -330,7 +329,7 @@ function isStorageError(err: unknown): boolean {
 
 export class Spool {
   readonly path: string;
-  private readonly hwmPath: string;
+  private readonly hwm: HighWaterMarkFile;
   private readonly clock: () => number;
   private readonly logger: Logger;
   private readonly rateLog: RateLimitedLog;
@@ -378,7 +377,7 @@ export class Spool {
     if (currentKek === undefined) throw new SpoolError(SpoolErrorCode.Key, 'no key-encryption key given');
     this.currentKek = currentKek;
     this.path = join(options.dir, SPOOL_DB_FILE);
-    this.hwmPath = join(options.dir, SPOOL_HWM_FILE);
+    this.hwm = new HighWaterMarkFile(join(options.dir, SPOOL_HWM_FILE), hwmKey, spoolId);
     this.clock = options.clock ?? Date.now;
     this.logger = (options.logger ?? silentLogger()).child({ component: 'spool' });
     this.rateLog = new RateLimitedLog(this.logger, { windowMs: 60_000, burst: 5, maxKeys: 64, now: this.clock });
@@ -607,44 +606,17 @@ export class Spool {
     return row?.seq ?? 0;
   }
 
-  /** Reads spool.hwm: the highest batch id known durable at the last checkpoint. */
+  /** Reads spool.hwm (see high-water-mark.ts); records what is wrong with it in hwmProblem. */
   private readHwm(): number | null {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(this.hwmPath);
-    } catch {
-      this.hwmProblem = 'missing (no checkpoint recorded yet, or removed)';
-      return null;
-    }
-    const magic = Buffer.from(HWM_MAGIC);
-    const bodyLen = magic.length + SPOOL_ID_BYTES + 8;
-    if (bytes.length !== bodyLen + MAC_BYTES || !bytes.subarray(0, magic.length).equals(magic)) {
-      this.hwmProblem = 'malformed';
-      return null;
-    }
-    if (!equalBytes(mac(this.hwmKey, bytes.subarray(0, bodyLen)), bytes.subarray(bodyLen))) {
-      this.hwmProblem = 'MAC does not verify (altered, or from another spool)';
-      return null;
-    }
-    if (!equalBytes(bytes.subarray(magic.length, magic.length + SPOOL_ID_BYTES), this.spoolId)) {
-      this.hwmProblem = 'belongs to another spool';
-      return null;
-    }
-    this.hwmProblem = null;
-    return Number(bytes.readBigUInt64BE(magic.length + SPOOL_ID_BYTES));
+    const mark = this.hwm.read();
+    this.hwmProblem = mark.problem;
+    return mark.seq;
   }
 
   private writeHwm(seq: number): void {
     if (seq <= this.hwmWritten) return;
-    const magic = Buffer.from(HWM_MAGIC);
-    const body = Buffer.alloc(magic.length + SPOOL_ID_BYTES + 8);
-    magic.copy(body, 0);
-    body.set(this.spoolId, magic.length);
-    body.writeBigUInt64BE(BigInt(seq), magic.length + SPOOL_ID_BYTES);
-    const tmp = `${this.hwmPath}.${process.pid}.${threadId}.tmp`;
     try {
-      writeFileSync(tmp, Buffer.concat([body, mac(this.hwmKey, body)]), { mode: 0o600 });
-      renameSync(tmp, this.hwmPath);
+      this.hwm.write(seq);
       this.hwmWritten = seq;
       if (!this.hwmSeen) {
         // From now on a missing mark file is itself a finding (see verify()).
@@ -652,11 +624,6 @@ export class Spool {
         this.hwmSeen = true;
       }
     } catch (err) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // nothing to remove
-      }
       this.rateLog.log('warn', 'hwm', { event: 'spool.hwm_write_failed', err: (err as Error).message }, 'cannot write the spool high-water mark');
     }
   }
