@@ -2,10 +2,11 @@ import { parseArgs } from 'node:util';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
 import { isSealflowError } from '../flow/errors.js';
-import { DATA_DIR_ENV, DEFAULT_DATA_DIR, KEK_ENV, NEW_KEK_ENV, kekSourceFromEnv, resolveKek, spoolKeksFromEnv } from '../spool/kek-source.js';
+import { KEK_ENV, NEW_KEK_ENV, kekSourceFromEnv, resolveKek, spoolKeksFromEnv } from '../spool/kek-source.js';
+import { DATA_DIR_ENV, DEFAULT_DATA_DIR, SPOOL_DIR_ENV, resolveSpoolDir } from '../spool/spool-location.js';
 import { Spool } from '../spool/spool.js';
 
-const HELP = `usage: sealflow rekey (--new-kek-file PATH | with ${NEW_KEK_ENV}[_FILE|_COMMAND] set) [--data-dir DIR]
+const HELP = `usage: sealflow rekey (--new-kek-file PATH | with ${NEW_KEK_ENV}[_FILE|_COMMAND] set) [--data-dir DIR | --spool-dir DIR]
 
 Rewraps the spool key and every epoch data key under a new key-encryption key. The current
 KEK comes from ${KEK_ENV}, ${KEK_ENV}_FILE or ${KEK_ENV}_COMMAND. Batches are not
@@ -20,7 +21,9 @@ Rotation without downtime:
 
 options:
   --new-kek-file PATH   file holding the new KEK (base64)
-  --data-dir DIR        the spool's directory (default: $${DATA_DIR_ENV} or ${DEFAULT_DATA_DIR})
+  --data-dir DIR        the data directory; the spool is DIR/spool (as for \`sealflow run\`)
+  --spool-dir DIR       the spool directory itself (the spool.dir setting)
+                        default: $${SPOOL_DIR_ENV}, else ($${DATA_DIR_ENV} or ${DEFAULT_DATA_DIR})/spool
   -h, --help
 Exit codes: 0 ok, 64 usage, 66 no spool, 78 key/config problem.
 `;
@@ -39,7 +42,7 @@ export const main: CommandMain = async (argv, io) => {
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: { 'new-kek-file': { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { 'new-kek-file': { type: 'string' }, 'data-dir': { type: 'string' }, 'spool-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: false,
     }));
@@ -51,7 +54,7 @@ export const main: CommandMain = async (argv, io) => {
     io.stdout.write(HELP);
     return ExitCode.Ok;
   }
-  const dir = values['data-dir'] ?? io.env[DATA_DIR_ENV] ?? DEFAULT_DATA_DIR;
+  const dir = resolveSpoolDir({ spoolDir: values['spool-dir'], dataDir: values['data-dir'] }, io.env);
   let spool: Spool;
   try {
     const newFile = values['new-kek-file'];

@@ -3,7 +3,8 @@ import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode } from './command.js';
 import { isSealflowError } from '../flow/errors.js';
 import { toFusionRecord } from '../flow/fusion-record.js';
-import { DATA_DIR_ENV, DEFAULT_DATA_DIR, KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
+import { KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
+import { DATA_DIR_ENV, DEFAULT_DATA_DIR, SPOOL_DIR_ENV, resolveSpoolDir } from '../spool/spool-location.js';
 import { Spool, type SpoolStatus, type VerifyFailure, type VerifyReport } from '../spool/spool.js';
 
 const HELP = `usage: sealflow spool <status|verify|export> [options]
@@ -15,7 +16,9 @@ const HELP = `usage: sealflow spool <status|verify|export> [options]
                          (nothing is written to disk); failing batches are listed on stderr
 
 options:
-  --data-dir DIR   the spool's directory (default: $${DATA_DIR_ENV} or ${DEFAULT_DATA_DIR})
+  --data-dir DIR   the data directory; the spool is DIR/spool (as for \`sealflow run\`)
+  --spool-dir DIR  the spool directory itself (the spool.dir setting)
+                   default: $${SPOOL_DIR_ENV}, else ($${DATA_DIR_ENV} or ${DEFAULT_DATA_DIR})/spool
   --json           status/verify: print JSON instead of text
   -h, --help
 
@@ -101,6 +104,7 @@ export const main: CommandMain = async (argv, io) => {
       args: [...argv],
       options: {
         'data-dir': { type: 'string' },
+        'spool-dir': { type: 'string' },
         format: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -126,7 +130,7 @@ export const main: CommandMain = async (argv, io) => {
     io.stderr.write('sealflow spool export: --format ndjson is required (the only export format)\n');
     return ExitCode.Usage;
   }
-  const dir = values['data-dir'] ?? io.env[DATA_DIR_ENV] ?? DEFAULT_DATA_DIR;
+  const dir = resolveSpoolDir({ spoolDir: values['spool-dir'], dataDir: values['data-dir'] }, io.env);
 
   let spool: Spool;
   try {

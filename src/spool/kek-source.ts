@@ -147,6 +147,5 @@ export async function spoolKeksFromEnv(env: NodeJS.ProcessEnv): Promise<{ kek: U
   return { kek, previousKeks };
 }
 
-/** The directory the spool lives in: --data-dir, else SEALFLOW_DATA_DIR, else DEFAULT_DATA_DIR. */
-export const DEFAULT_DATA_DIR = '/var/lib/sealflow';
-export const DATA_DIR_ENV = 'SEALFLOW_DATA_DIR';
+/** Kept here for the commands that import it from this module; see spool-location.ts. */
+export { DATA_DIR_ENV } from './spool-location.js';

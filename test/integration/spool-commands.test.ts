@@ -1,5 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { toFusionRecord } from '../../src/flow/fusion-record.js';
 import { Spool } from '../../src/spool/spool.js';
 import { parseKekText } from '../../src/spool/kek-source.js';
@@ -32,32 +34,51 @@ describe('spool commands (child processes)', () => {
       spool.close();
       const env = { SEALFLOW_SPOOL_KEK: kekText };
 
-      const status = runSealflow(['spool', 'status', '--data-dir', dir], env);
+      const status = runSealflow(['spool', 'status', '--spool-dir', dir], env);
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, /batches +2 \(303 records\)/);
       assert.match(status.stdout, /parked +1 batches, 100 records \(rejected: 400 bad record: 1\)/);
-      const json = JSON.parse(runSealflow(['spool', 'status', '--json', '--data-dir', dir], env).stdout) as { batches: number; records: number; epochs: number };
+      const json = JSON.parse(runSealflow(['spool', 'status', '--json', '--spool-dir', dir], env).stdout) as { batches: number; records: number; epochs: number };
       assert.deepEqual([json.batches, json.records, json.epochs], [2, 303, 1]);
-      // SEALFLOW_DATA_DIR works like --data-dir.
-      assert.equal(runSealflow(['spool', 'status'], { ...env, SEALFLOW_DATA_DIR: dir }).code, 0);
+      // Locating the spool like the configuration does: spool.dir, else <dataDir>/spool.
+      const parent = dirname(dir);
+      const asData = join(parent, `data-${basename(dir)}`);
+      mkdirSync(asData);
+      renameSync(dir, join(asData, 'spool'));
+      try {
+        for (const [args, extra] of [
+          [['--data-dir', asData], {}],
+          [['--spool-dir', join(asData, 'spool')], {}],
+          [[], { SEALFLOW_DATA_DIR: asData }],
+          [[], { SEALFLOW_SPOOL__DIR: join(asData, 'spool') }],
+        ] as const) {
+          const r = runSealflow(['spool', 'status', '--json', ...args], { ...env, ...extra });
+          assert.equal(r.code, 0, `${args.join(' ')} ${JSON.stringify(extra)}: ${r.stderr}`);
+          assert.equal((JSON.parse(r.stdout) as { records: number }).records, 303);
+        }
+        assert.equal(runSealflow(['spool', 'status', '--data-dir', join(asData, 'spool')], env).code, 66);
+      } finally {
+        renameSync(join(asData, 'spool'), dir);
+        rmSync(asData, { recursive: true });
+      }
 
-      const verify = runSealflow(['spool', 'verify', '--json', '--data-dir', dir], env);
+      const verify = runSealflow(['spool', 'verify', '--json', '--spool-dir', dir], env);
       assert.equal(verify.code, 0, verify.stdout);
       const report = JSON.parse(verify.stdout) as { ok: boolean; verified: number; records: number; integrityCheck: string };
       assert.deepEqual([report.ok, report.verified, report.records, report.integrityCheck], [true, 2, 303, 'ok']);
 
-      const exp = runSealflow(['spool', 'export', '--format', 'ndjson', '--data-dir', dir], env);
+      const exp = runSealflow(['spool', 'export', '--format', 'ndjson', '--spool-dir', dir], env);
       assert.equal(exp.code, 0, exp.stderr);
       const want = records.map((r) => JSON.stringify(toFusionRecord(r)));
       assert.deepEqual(exp.stdout.trimEnd().split('\n'), want);
       assert.match(exp.stdout, /"bits":"147573952589676412920"/); // (2^64 - 1) × 8, exact
       assert.match(exp.stderr, /303 records/);
 
-      assert.equal(runSealflow(['spool', 'export', '--data-dir', dir], env).code, 64);
-      assert.equal(runSealflow(['spool', 'frobnicate', '--data-dir', dir], env).code, 64);
+      assert.equal(runSealflow(['spool', 'export', '--spool-dir', dir], env).code, 64);
+      assert.equal(runSealflow(['spool', 'frobnicate', '--spool-dir', dir], env).code, 64);
       assert.equal(runSealflow(['spool', '--help']).code, 0);
       assert.equal(runSealflow(['rekey', '--help']).code, 0);
-      const noNew = runSealflow(['rekey', '--data-dir', dir], env);
+      const noNew = runSealflow(['rekey', '--spool-dir', dir], env);
       assert.equal(noNew.code, 78);
       assert.match(noNew.stderr, /SEALFLOW_SPOOL_NEW_KEK/);
       assert.equal(kekBase64(kek), kekText);

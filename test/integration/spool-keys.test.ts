@@ -46,7 +46,7 @@ describe('spool keys', () => {
       const before = snapshot(dir);
       await assert.rejects(Spool.open({ dir, kek: OTHER }), (e: unknown) => e instanceof SpoolError && e.code === 'ERR_SPOOL_KEY' && e.message.includes('SEALFLOW_SPOOL_KEK'));
       for (const sub of ['status', 'verify']) {
-        const r = runSealflow(['spool', sub, '--data-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(OTHER) });
+        const r = runSealflow(['spool', sub, '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(OTHER) });
         assert.equal(r.code, 78, r.stderr);
         assert.match(r.stderr, /key-encryption key does not match/);
         assert.equal(r.stderr.includes(kekBase64(OTHER)), false);
@@ -62,24 +62,24 @@ describe('spool keys', () => {
     const { dir, cleanup } = tempDir();
     try {
       const records = await makeSpool(dir, 1);
-      let r = runSealflow(['spool', 'status', '--data-dir', dir], {});
+      let r = runSealflow(['spool', 'status', '--spool-dir', dir], {});
       assert.equal(r.code, 78);
       assert.match(r.stderr, /SEALFLOW_SPOOL_KEK: the spool key-encryption key is not set/);
-      r = runSealflow(['spool', 'status', '--data-dir', dir], { SEALFLOW_SPOOL_KEK: 'bm90IGEga2V5' });
+      r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: 'bm90IGEga2V5' });
       assert.equal(r.code, 78);
       assert.match(r.stderr, /SEALFLOW_SPOOL_KEK: must be 32 bytes encoded as base64/);
-      r = runSealflow(['spool', 'status', '--data-dir', dir], { SEALFLOW_SPOOL_KEK_FILE: join(dir, 'nope.key') });
+      r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_FILE: join(dir, 'nope.key') });
       assert.equal(r.code, 78);
       assert.match(r.stderr, /SEALFLOW_SPOOL_KEK_FILE: cannot read the key file/);
-      r = runSealflow(['spool', 'status', '--data-dir', dir], { SEALFLOW_SPOOL_KEK_COMMAND: 'false' });
+      r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_COMMAND: 'false' });
       assert.equal(r.code, 78);
       assert.match(r.stderr, /SEALFLOW_SPOOL_KEK_COMMAND: the key command "false" failed/);
       // The same key through a file and through a command works.
       writeFileSync(join(dir, 'kek.b64'), `${kekBase64(KEK)}\n`, { mode: 0o600 });
-      r = runSealflow(['spool', 'status', '--json', '--data-dir', dir], { SEALFLOW_SPOOL_KEK_FILE: join(dir, 'kek.b64') });
+      r = runSealflow(['spool', 'status', '--json', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_FILE: join(dir, 'kek.b64') });
       assert.equal(r.code, 0, r.stderr);
       assert.equal((JSON.parse(r.stdout) as { records: number }).records, records);
-      r = runSealflow(['spool', 'status', '--json', '--data-dir', dir], { SEALFLOW_SPOOL_KEK_COMMAND: JSON.stringify(['cat', join(dir, 'kek.b64')]) });
+      r = runSealflow(['spool', 'status', '--json', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_COMMAND: JSON.stringify(['cat', join(dir, 'kek.b64')]) });
       assert.equal(r.code, 0, r.stderr);
       await assertIntact(dir, records);
     } finally {
@@ -101,7 +101,7 @@ describe('spool keys', () => {
         db.prepare(upd).run(bad);
         db.close();
         await assert.rejects(Spool.open({ dir, kek: KEK }), (e: unknown) => e instanceof SpoolError && e.code === 'ERR_SPOOL_KEY' && e.message.includes('corrupted'));
-        const r = runSealflow(['spool', 'verify', '--data-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
+        const r = runSealflow(['spool', 'verify', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
         assert.equal(r.code, 78, r.stderr);
         assert.match(r.stderr, which === 'spool key' ? /wrapped spool key .* is corrupted/ : /wrapped data key of epoch 2 .* is corrupted/);
         // Nothing was deleted: putting the key row back restores everything.
@@ -127,13 +127,13 @@ describe('spool keys', () => {
       // Without the previous KEK the old epochs cannot be unwrapped: refused, naming the fix.
       await assert.rejects(Spool.open({ dir, kek: OTHER }), /wrapped by a key-encryption key that is not configured/);
       writeFileSync(join(dir, 'new.kek'), kekBase64(OTHER), { mode: 0o600 });
-      const r = runSealflow(['rekey', '--new-kek-file', join(dir, 'new.kek'), '--data-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
+      const r = runSealflow(['rekey', '--new-kek-file', join(dir, 'new.kek'), '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /spool key and 4 epoch keys rewrapped/);
       await assertIntact(dir, records + 7, OTHER);
       await assert.rejects(Spool.open({ dir, kek: KEK }), /does not match/);
       // rekey with the wrong current KEK changes nothing.
-      const r2 = runSealflow(['rekey', '--data-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(testKek(77)), SEALFLOW_SPOOL_NEW_KEK: kekBase64(testKek(78)) });
+      const r2 = runSealflow(['rekey', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(testKek(77)), SEALFLOW_SPOOL_NEW_KEK: kekBase64(testKek(78)) });
       assert.equal(r2.code, 78);
       spool = await Spool.open({ dir, kek: OTHER });
       assert.equal(spool.verify().ok, true);
@@ -146,7 +146,7 @@ describe('spool keys', () => {
   test('a directory without a spool is not created by inspection commands', () => {
     const { dir, cleanup } = tempDir();
     try {
-      const r = runSealflow(['spool', 'status', '--data-dir', join(dir, 'none')], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
+      const r = runSealflow(['spool', 'status', '--spool-dir', join(dir, 'none')], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
       assert.equal(r.code, 66);
       assert.match(r.stderr, /no spool at/);
       assert.deepEqual(readdirSync(dir), []);

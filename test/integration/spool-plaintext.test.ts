@@ -107,12 +107,12 @@ describe('no plaintext at rest', () => {
       spool.close();
       assertNoCanary('after close', dir, lines);
       // The export command prints the canaries (it decrypts) but writes nothing to disk.
-      const r = runSealflow(['spool', 'export', '--format', 'ndjson', '--data-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
+      const r = runSealflow(['spool', 'export', '--format', 'ndjson', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.includes(CANARY.srcV4Text) && r.stdout.includes(CANARY.dstV6Text));
       assertNoCanary('after export', dir, [r.stderr]);
       for (const sub of ['status', 'verify']) {
-        const out = runSealflow(['spool', sub, '--data-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
+        const out = runSealflow(['spool', sub, '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
         assertNoCanary(`spool ${sub} output`, dir, [out.stdout, out.stderr]);
       }
     } finally {

@@ -32,7 +32,7 @@ async function assertDetected(dir: string, bad: readonly number[], good: readonl
   ro.close();
   assert.equal(report.ok, false);
   assert.deepEqual(report.failures.map((f) => f.id).sort((a, b) => a - b), [...bad]);
-  const cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+  const cli = runSealflow(['spool', 'verify', '--spool-dir', dir], ENV);
   assert.equal(cli.code, 65, cli.stderr + cli.stdout);
   for (const id of bad) assert.match(cli.stdout, new RegExp(`batch ${id}: authentication failed`));
   const spool = await Spool.open({ dir, kek: KEK });
@@ -49,7 +49,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
     const { dir, cleanup } = tempDir();
     try {
       await makeSpool(dir, 5);
-      const cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+      const cli = runSealflow(['spool', 'verify', '--spool-dir', dir], ENV);
       assert.equal(cli.code, 0, cli.stderr + cli.stdout);
       assert.match(cli.stdout, /verify: OK — 5\/5 batches verified/);
     } finally {
@@ -133,18 +133,18 @@ describe('spool tampering is detected by verify and by the reader', () => {
       const altered = Buffer.from(hwm);
       altered[altered.length - 40]! ^= 0x01; // inside the batch id
       writeFileSync(join(dir, 'spool.hwm'), altered);
-      let cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+      let cli = runSealflow(['spool', 'verify', '--spool-dir', dir], ENV);
       assert.equal(cli.code, 65, cli.stdout);
       assert.match(cli.stdout, /high-water mark: MAC does not verify/);
       rmSync(join(dir, 'spool.hwm'));
-      cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+      cli = runSealflow(['spool', 'verify', '--spool-dir', dir], ENV);
       assert.equal(cli.code, 65, cli.stdout);
       assert.match(cli.stdout, /high-water mark: missing/);
       // The daemon rewrites it at its next checkpoint, after which verify passes again.
       const spool = await Spool.open({ dir, kek: KEK });
       spool.append(ipv4Records(3));
       spool.close();
-      assert.equal(runSealflow(['spool', 'verify', '--data-dir', dir], ENV).code, 0);
+      assert.equal(runSealflow(['spool', 'verify', '--spool-dir', dir], ENV).code, 0);
     } finally {
       cleanup();
     }
@@ -164,10 +164,10 @@ describe('spool tampering is detected by verify and by the reader', () => {
       for (const f of ['spool.db-wal', 'spool.db-shm']) rmSync(join(dir, f), { force: true });
       copyFileSync(join(dir, 'old.db.bak'), join(dir, 'spool.db'));
       rmSync(join(dir, 'old.db.bak'));
-      const cli = runSealflow(['spool', 'verify', '--data-dir', dir], ENV);
+      const cli = runSealflow(['spool', 'verify', '--spool-dir', dir], ENV);
       assert.equal(cli.code, 65, cli.stdout + cli.stderr);
       assert.match(cli.stdout, /rollback: the database is older than its high-water mark \(expected batch id ≥ 5, found 3\)/);
-      const status = runSealflow(['spool', 'status', '--json', '--data-dir', dir], ENV);
+      const status = runSealflow(['spool', 'status', '--json', '--spool-dir', dir], ENV);
       assert.deepEqual((JSON.parse(status.stdout) as { rollback: unknown }).rollback, { expectedAtLeast: 5, found: 3 });
       // The reader (read-write open) reports it, records it, and never reuses the lost ids.
       spool = await Spool.open({ dir, kek: KEK });
