@@ -8,13 +8,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { createDevCertificate } from '../../src/fusion-sim/dev-certificate.js';
 import { startFusionSim } from '../../src/fusion-sim/fusion-sim.js';
 import { corpora, haveSoftflowd, requireTool, softflowdReplay, type TruthFlow } from '../support/softflowd.js';
+import { loadTrafficTruth } from '../support/traffic-truth.js';
 import { freeTcpPort, freeUdpPort, startProbe } from '../support/probe.js';
 import { until } from '../support/udp-harness.js';
 
@@ -40,7 +41,7 @@ function key(src: string, dst: string, proto: number, sport: number, dport: numb
 
 test('softflowd → UDP → encrypted spool → drain → Fusion stand-in: every flow arrives once, values exact', { timeout: 180_000 }, async (t) => {
   if (!requireTool(t, haveSoftflowd(), 'softflowd')) return;
-  const truth = JSON.parse(readFileSync(path.join(corpora, 'synthetic/traffic_truth.json'), 'utf8')) as { flows: TruthFlow[] };
+  const truth = loadTrafficTruth(corpora);
   const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-e2e-'));
   const cert = await createDevCertificate();
   const sim = await startFusionSim({ host: '127.0.0.1', port: 0, certPem: cert.certPem, keyPem: cert.keyPem });

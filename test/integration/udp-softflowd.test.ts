@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { PrefixSet } from '../../src/flow/cidr.js';
 import { UdpListener } from '../../src/ingest/udp/udp-listener.js';
 import { CollectingSink, testLogger, until } from '../support/udp-harness.js';
-import { corpora, haveSoftflowd, requireTool, softflowdReplay, type TruthFlow } from '../support/softflowd.js';
+import { corpora, haveSoftflowd, requireTool, softflowdReplay } from '../support/softflowd.js';
+import { loadTrafficTruth } from '../support/traffic-truth.js';
 
 /*
  * A real exporter (Debian softflowd) replaying ../shared/corpora/synthetic/traffic.pcap to the
@@ -23,7 +22,7 @@ const V5_RECORD_BYTES = 48;
 
 test('softflowd NetFlow v5 and IPFIX reach the sink unchanged from an allowlisted exporter', async (t) => {
   if (!requireTool(t, haveSoftflowd(), 'softflowd')) return;
-  const truth = JSON.parse(readFileSync(path.join(corpora, 'synthetic/traffic_truth.json'), 'utf8')) as { flows: TruthFlow[] };
+  const truth = loadTrafficTruth(corpora);
   const sink = new CollectingSink();
   const listener = new UdpListener({
     endpoints: [{ address: '127.0.0.1', port: 0 }],

@@ -13,17 +13,7 @@ import type { TestContext } from 'node:test';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const corpora = path.resolve(repoRoot, '../shared/corpora');
 
-/** One flow of ../shared/corpora/synthetic/traffic_truth.json. */
-export interface TruthFlow {
-  readonly src: string;
-  readonly dst: string;
-  readonly proto: number;
-  readonly sport: number;
-  readonly dport: number;
-  readonly packets: number;
-  readonly bytes: number;
-  readonly tcp_flags: number;
-}
+export type { TruthFlow } from './traffic-truth.js';
 
 export function haveSoftflowd(): boolean {
   return spawnSync('softflowd', ['-h'], { stdio: 'ignore' }).error === undefined;
