@@ -28,6 +28,9 @@ import type { DrainSource, DrainSourceStatus, LeasedBatch } from './drain-source
 import { DEFAULT_AUTH_SETTINGS, errorText, FusionAuth, serverMessage, type AuthSettings, type AuthStats } from './fusion-auth.js';
 import { DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
 import { uploadChunk, USER_AGENT, type ChunkResult, type RetryReason, type UploadTarget } from './chunk-upload.js';
+import { UploadPool } from './upload-pool.js';
+// The spool's batch codec moves records to upload workers (see upload-worker.ts).
+import { encodeBatch } from '../spool/batch-codec.js';
 import type { FusionCredentials } from './netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncoderSettings } from './upload-encoder.js';
 
@@ -89,6 +92,12 @@ export interface DrainSettings {
   readonly idempotencyScope: string;
   /** Register exporters with POST /api/v1/device (off by default). */
   readonly registerDevices: boolean;
+  /**
+   * Worker threads that serialize, compress and upload batches (0 = all on the drain's own
+   * thread). With N workers the drain's thread only leases, paces and acks, so throughput
+   * scales with cores; give concurrency ≥ uploadWorkers.
+   */
+  readonly uploadWorkers: number;
 }
 
 export const DEFAULT_DRAIN_SETTINGS: DrainSettings = Object.freeze({
@@ -103,7 +112,11 @@ export const DEFAULT_DRAIN_SETTINGS: DrainSettings = Object.freeze({
   idlePollMs: 1000,
   idempotencyScope: '',
   registerDevices: false,
+  uploadWorkers: 0,
 });
+
+/** More upload workers than this buys nothing but memory (each has its own TLS pool). */
+const MAX_UPLOAD_WORKERS = 32;
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
@@ -142,6 +155,7 @@ export function resolveDrainSettings(partial: DeepPartial<DrainSettings> = {}): 
     if (v !== null && !(v > 0)) bad(`drain.${k}`, 'want a positive number or null (no cap)');
   }
   if (!(s.idlePollMs > 0)) bad('drain.idlePollMs', 'want a positive number');
+  if (!Number.isInteger(s.uploadWorkers) || s.uploadWorkers < 0 || s.uploadWorkers > MAX_UPLOAD_WORKERS) bad('drain.uploadWorkers', `want an integer 0–${MAX_UPLOAD_WORKERS}`);
   return s;
 }
 
@@ -218,6 +232,9 @@ export class Drain {
   private readonly http: FusionHttp;
   private readonly auth: FusionAuth;
   private readonly target: UploadTarget;
+  private readonly pool: UploadPool | null;
+  /** Pool mode: bytes already sent put the bucket in debt; no dispatch before this time. */
+  private paceUntilMs = 0;
   private readonly encoder: UploadEncoder;
   private readonly clock: DrainClock;
   private readonly random: () => number;
@@ -274,6 +291,9 @@ export class Drain {
     this.http = new FusionHttp(this.settings.tls);
     this.auth = new FusionAuth(this.credentials, this.http, this.settings.auth, () => this.clock.now(), this.random);
     this.target = { http: this.http, uploadUrl: this.settings.uploadUrl, forbiddenRetryAfterMs: this.settings.auth.backoff.baseMs };
+    this.pool = this.settings.uploadWorkers === 0
+      ? null
+      : new UploadPool(this.settings.uploadWorkers, { encoder: this.settings.encoder, tls: this.settings.tls, uploadUrl: this.settings.uploadUrl, forbiddenRetryAfterMs: this.target.forbiddenRetryAfterMs });
     const now = this.clock.now();
     this.byteBucket = this.settings.maxBytesPerSecond === null ? null : new TokenBucket(this.settings.maxBytesPerSecond, now);
     this.recordBucket = this.settings.maxRecordsPerSecond === null ? null : new TokenBucket(this.settings.maxRecordsPerSecond, now);
@@ -301,6 +321,7 @@ export class Drain {
     } finally {
       this.state = 'stopped';
       await this.http.close().catch(() => undefined);
+      await this.pool?.close();
     }
     return { stats: this.stats(), complete: !gaveUp };
   }
@@ -319,6 +340,7 @@ export class Drain {
     if (this.state === 'idle') {
       this.state = 'stopped';
       await this.http.destroy();
+      await this.pool?.destroy();
       return;
     }
     this.state = 'stopping';
@@ -331,9 +353,12 @@ export class Drain {
     if (!finished) {
       this.log.warn({ event: 'drain.stop_forced', inFlight: this.inFlight.size }, 'drain: in-flight uploads overran the stop deadline; aborting them (their batches are released)');
       this.abortRequests.abort();
+      // Workers' requests cannot see the signal: end the threads, their jobs reject and release.
+      await this.pool?.destroy();
       await done;
     }
     await this.http.destroy();
+    await this.pool?.close();
     this.state = 'stopped';
     this.log.info({ event: 'drain.stopped' }, 'drain stopped');
   }
@@ -528,8 +553,9 @@ export class Drain {
       this.keyScope = `${this.settings.idempotencyScope}/${spoolId}`;
     }
     const scope = this.keyScope;
+    if (this.pool !== null) return this.deliverViaPool(this.pool, batch, scope);
     const chunks = await this.encoder.encode(batch.records);
-    let done = this.partial.get(batch.id);
+    const done = this.partial.get(batch.id);
     for (const chunk of chunks) {
       const key = idempotencyKey(scope, batch.id, batch.createdAtMs, chunk.first, chunk.end);
       if (done?.has(key) === true) {
@@ -547,17 +573,7 @@ export class Drain {
       this.counters.deliveredRawBytes += chunk.rawBytes;
       this.recordMeter.add(chunk.recordCount, now);
       this.byteMeter.add(chunk.body.length, now);
-      if (chunks.length > 1) {
-        if (done === undefined) {
-          if (this.partial.size >= MAX_PARTIAL_BATCHES) {
-            const oldest = this.partial.keys().next();
-            if (oldest.done !== true) this.partial.delete(oldest.value);
-          }
-          done = new Set();
-          this.partial.set(batch.id, done);
-        }
-        done.add(key);
-      }
+      if (chunks.length > 1) this.rememberChunk(batch.id, key);
     }
     return { kind: 'ok' };
   }
@@ -585,6 +601,66 @@ export class Drain {
     this.auth.invalidate(token);
     if (mayRenew) return this.send(chunk, key, false);
     return { kind: 'retry', reason: 'auth', message: answer.message, retryAfterMs: null };
+  }
+
+  /** Pool mode: one job per batch; 401 → new token and the job again (delivered chunks skipped). */
+  private async deliverViaPool(pool: UploadPool, batch: LeasedBatch, scope: string): Promise<BatchOutcome> {
+    const now = this.clock.now();
+    const wait = Math.max(this.recordBucket?.take(batch.recordCount, now) ?? 0, this.paceUntilMs - now);
+    if (wait > 0) await this.clock.sleep(wait, this.stopSleeps.signal);
+    let lastMessage = '';
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.state !== 'running' || this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
+      let token: string;
+      try {
+        token = await this.auth.token(this.abortRequests.signal);
+      } catch (err) {
+        return this.authFailure(err);
+      }
+      const done = this.partial.get(batch.id);
+      let reply;
+      try {
+        reply = await pool.run({ batch: encodeBatch(batch.records), batchId: batch.id, createdAtMs: batch.createdAtMs, scope, skip: done === undefined ? [] : [...done], token });
+      } catch (err) {
+        return { kind: 'retry', reason: this.forced() ? 'aborted' : 'worker', message: `upload worker: ${errorText(err)}`, retryAfterMs: null };
+      }
+      this.counters.requests += reply.requests;
+      this.counters.chunksSkipped += done?.size ?? 0;
+      const t = this.clock.now();
+      let bytes = 0;
+      for (const d of reply.done) {
+        this.counters.deliveredRecords += d.records;
+        this.counters.deliveredBytes += d.bytes;
+        this.counters.deliveredRawBytes += d.rawBytes;
+        this.recordMeter.add(d.records, t);
+        this.byteMeter.add(d.bytes, t);
+        bytes += d.bytes;
+        if (d.multiChunk) this.rememberChunk(batch.id, d.key);
+      }
+      if (this.byteBucket !== null && bytes > 0) this.paceUntilMs = Math.max(this.paceUntilMs, t + this.byteBucket.take(bytes, t));
+      if (reply.outcome.kind !== 'unauthorized') return reply.outcome;
+      this.auth.invalidate(token);
+      lastMessage = reply.outcome.message;
+    }
+    return { kind: 'retry', reason: 'auth', message: lastMessage, retryAfterMs: null };
+  }
+
+  /** Whether stop() has given up waiting and aborted the uploads (read after awaits). */
+  private forced(): boolean {
+    return this.abortRequests.signal.aborted;
+  }
+
+  private rememberChunk(batchId: number, key: string): void {
+    let done = this.partial.get(batchId);
+    if (done === undefined) {
+      if (this.partial.size >= MAX_PARTIAL_BATCHES) {
+        const oldest = this.partial.keys().next();
+        if (oldest.done !== true) this.partial.delete(oldest.value);
+      }
+      done = new Set();
+      this.partial.set(batchId, done);
+    }
+    done.add(key);
   }
 
   private authFailure(err: unknown): ChunkResult {

@@ -1,0 +1,135 @@
+import { Worker } from 'node:worker_threads';
+import type { ChunkResult, UploadAnswer } from './chunk-upload.js';
+import type { FusionTlsSettings } from './fusion-http.js';
+import type { EncoderSettings } from './upload-encoder.js';
+
+/**
+ * A fixed pool of upload worker threads (upload-worker.ts). Each job is one batch; it goes to
+ * the worker with the fewest jobs in flight. `destroy()` terminates the threads: jobs in
+ * flight reject, and the drain releases their batches (nothing is acked without a reply).
+ */
+
+export interface UploadWorkerInit {
+  readonly encoder: EncoderSettings;
+  readonly tls: FusionTlsSettings;
+  readonly uploadUrl: string;
+  readonly forbiddenRetryAfterMs: number;
+}
+
+export interface UploadJob {
+  readonly id: number;
+  /** The batch in the spool codec's binary form (transferred to the worker). */
+  readonly batch: Uint8Array;
+  readonly batchId: number;
+  readonly createdAtMs: number;
+  readonly scope: string;
+  /** Idempotency keys of chunks already delivered (not resent). */
+  readonly skip: readonly string[];
+  readonly token: string;
+}
+
+export interface DoneChunk {
+  readonly key: string;
+  readonly records: number;
+  readonly bytes: number;
+  readonly rawBytes: number;
+  /** The batch was split into several chunks (the drain remembers delivered ones). */
+  readonly multiChunk: boolean;
+}
+
+export interface UploadReply {
+  readonly id: number;
+  readonly done: readonly DoneChunk[];
+  readonly requests: number;
+  readonly outcome: UploadAnswer;
+}
+
+export type WorkerMessage = { readonly type: 'job'; readonly job: UploadJob } | { readonly type: 'close' };
+
+interface Slot {
+  readonly worker: Worker;
+  readonly pending: Map<number, { resolve: (r: UploadReply) => void; reject: (e: Error) => void }>;
+  dead: boolean;
+}
+
+/**
+ * Starts the worker module next to this one: upload-worker.js when compiled, or
+ * upload-worker.ts under tsx (tests, `node --import tsx`), where the TypeScript loader must be
+ * registered inside the new thread first.
+ */
+function createWorker(init: UploadWorkerInit): Worker {
+  const base = new URL('./upload-worker', import.meta.url);
+  if (import.meta.url.endsWith('.ts')) {
+    const target = JSON.stringify(`${base.href}.ts`);
+    const code = `import('tsx/esm/api').then((api) => { api.register(); return import(${target}); }).catch((err) => { console.error(err); process.exit(70); });`;
+    return new Worker(code, { eval: true, workerData: init });
+  }
+  return new Worker(new URL(`${base.href}.js`), { workerData: init });
+}
+
+export class UploadPool {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private destroyed = false;
+
+  constructor(size: number, init: UploadWorkerInit) {
+    for (let i = 0; i < size; i++) {
+      const slot: Slot = { worker: createWorker(init), pending: new Map(), dead: false };
+      slot.worker.on('message', (reply: UploadReply) => {
+        const p = slot.pending.get(reply.id);
+        slot.pending.delete(reply.id);
+        p?.resolve(reply);
+      });
+      const fail = (err: Error): void => {
+        slot.dead = true;
+        for (const p of slot.pending.values()) p.reject(err);
+        slot.pending.clear();
+      };
+      slot.worker.on('error', fail);
+      slot.worker.on('exit', (code) => fail(new Error(`upload worker exited (${code})`)));
+      // Idle workers must not keep the process alive.
+      slot.worker.unref();
+      this.slots.push(slot);
+    }
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  run(job: Omit<UploadJob, 'id'>): Promise<UploadReply> {
+    let chosen: Slot | undefined;
+    for (const s of this.slots) if (!s.dead && (chosen === undefined || s.pending.size < chosen.pending.size)) chosen = s;
+    if (this.destroyed || chosen === undefined) return Promise.reject(new Error('upload workers are not running'));
+    const slot = chosen;
+    const id = this.nextId++;
+    const full: UploadJob = { ...job, id };
+    return new Promise<UploadReply>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.ref();
+      const msg: WorkerMessage = { type: 'job', job: full };
+      slot.worker.postMessage(msg, [job.batch.buffer as ArrayBuffer]);
+    }).finally(() => {
+      if (slot.pending.size === 0) slot.worker.unref();
+    });
+  }
+
+  /** Graceful: workers finish nothing new and exit. */
+  async close(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await Promise.all(this.slots.map(async (s) => {
+      if (s.dead) return;
+      s.worker.postMessage({ type: 'close' } satisfies WorkerMessage);
+      await s.worker.terminate();
+    }));
+  }
+
+  /** Forced: in-flight jobs reject. */
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+export type { ChunkResult };

@@ -1,0 +1,105 @@
+/**
+ * The drain with upload worker threads (drain.uploadWorkers > 0): the same guarantees as on
+ * the drain's own thread — order of leasing, exactly-once storage with dedup after a lost
+ * response, delivered chunks of a split batch not resent, 401 renewal, parking, and a forced
+ * stop that releases what the workers were uploading.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { drainFor, fillSpool, openTempSpool, receivedSeq, startTestSim, waitFor, type SimEnv, type TempSpool } from '../support/drain-fixtures.js';
+
+const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const half = (): number => 0.5;
+const sorted = (a: number[]): number[] => [...a].sort((x, y) => x - y);
+
+async function withEnv(fn: (env: SimEnv, t: TempSpool) => Promise<void>): Promise<void> {
+  const env = await startTestSim();
+  const t = await openTempSpool();
+  try {
+    await fn(env, t);
+  } finally {
+    await t.cleanup();
+    await env.cleanup();
+  }
+}
+
+test('workers deliver a real spool once; concurrency 1 keeps the order', () =>
+  withEnv(async (env, t) => {
+    fillSpool(t.spool, 8, 700);
+    const res = await drainFor(env, t.spool, { uploadWorkers: 2, concurrency: 1, encoder: { maxRecordsPerRequest: 300 } }, { random: half }).drainOnce();
+    assert.equal(res.complete, true);
+    assert.deepEqual(receivedSeq(env.sim), seq(5600));
+    assert.equal(res.stats.deliveredRecords, 5600);
+    assert.equal(res.stats.requests, 24);
+    assert.equal(t.spool.status().batches, 0);
+    fillSpool(t.spool, 8, 700, 5600);
+    const par = await drainFor(env, t.spool, { uploadWorkers: 2, concurrency: 4 }, { random: half }).drainOnce();
+    assert.equal(par.complete, true);
+    assert.deepEqual(sorted(receivedSeq(env.sim)), seq(11_200));
+  }));
+
+test('workers: lost response deduplicated, split batch resends only the failed chunk, 422 parks', () =>
+  withEnv(async (env, t) => {
+    fillSpool(t.spool, 2, 500);
+    await env.sim.setFault({ kind: 'reset-after-body', count: 1 });
+    const a = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
+    assert.equal(a.complete, true);
+    assert.equal(env.sim.stats.duplicates, 1);
+    assert.deepEqual(receivedSeq(env.sim), seq(1000));
+
+    fillSpool(t.spool, 1, 500, 1000);
+    await env.sim.setFault({ kind: 'status', status: 503, count: 1, after: 2 });
+    const b = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1, encoder: { maxRecordsPerRequest: 100 } }, { random: half }).drainOnce();
+    assert.equal(b.complete, true);
+    assert.equal(b.stats.chunksSkipped, 2);
+    assert.equal(b.stats.requests, 6);
+    assert.deepEqual(receivedSeq(env.sim), seq(1500));
+
+    fillSpool(t.spool, 2, 10, 1500);
+    await env.sim.setFault({ kind: 'status', status: 422, count: 1 });
+    const c = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
+    assert.equal(c.stats.parkedBatches, 1);
+    assert.equal(t.spool.status().parkedBatches, 1);
+    assert.deepEqual(receivedSeq(env.sim), [...seq(1500), ...seq(10).map((i) => 1510 + i)]);
+  }));
+
+test('workers: an expired token (401) is renewed and the batch resent without its delivered chunks', () =>
+  withEnv(async (env, t) => {
+    fillSpool(t.spool, 1, 10);
+    const drain = drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half });
+    drain.start();
+    try {
+      assert.ok(await waitFor(() => t.spool.status().batches === 0, 10_000));
+      await env.sim.setFault({ kind: 'expire-tokens' });
+      fillSpool(t.spool, 1, 10, 10);
+      drain.notify();
+      assert.ok(await waitFor(() => t.spool.status().batches === 0, 10_000));
+      assert.equal(env.sim.stats.unauthorized, 1);
+      assert.equal(env.sim.stats.tokensIssued, 2);
+      assert.equal(drain.stats().retries.auth, 0);
+      assert.deepEqual(receivedSeq(env.sim), seq(20));
+    } finally {
+      await drain.stop(1000);
+    }
+  }));
+
+test('workers: a forced stop terminates the threads and releases their batches', () =>
+  withEnv(async (env, t) => {
+    fillSpool(t.spool, 3, 50);
+    await env.sim.setFault({ kind: 'slow', delayMs: 3000 });
+    const drain = drainFor(env, t.spool, { uploadWorkers: 2, concurrency: 2 }, { random: half });
+    drain.start();
+    assert.ok(await waitFor(() => env.sim.stats.uploadRequests >= 2, 10_000));
+    const t0 = Date.now();
+    await drain.stop(200);
+    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(t.spool.status().leased, 0);
+    assert.equal(t.spool.status().batches, 3);
+    await env.sim.setFault(null);
+    const res = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
+    assert.equal(res.complete, true);
+    await new Promise((r) => setTimeout(r, 3200));
+    const got = receivedSeq(env.sim);
+    assert.equal(got.length, 150, 'held uploads that completed late were deduplicated');
+    assert.deepEqual(sorted(got), seq(150));
+  }));
