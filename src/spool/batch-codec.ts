@@ -557,6 +557,14 @@ export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
   return out;
 }
 
+/** The record count in a serialized batch's header (without decoding it). */
+export function batchRecordCount(bytes: Uint8Array): number {
+  const r = new BatchReader(bytes);
+  const version = r.u8();
+  if (version !== BATCH_FORMAT_VERSION) throw formatError('unsupported batch format version', { version });
+  return r.varint();
+}
+
 /** Serializes with a fresh encoder (tests, tools); hot paths keep a BatchEncoder. */
 export function encodeBatch(records: readonly FlowRecord[]): Uint8Array {
   return new BatchEncoder(16 + records.length * INITIAL_BYTES_PER_RECORD).encode(records).slice();

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { Spool } from '../../src/spool/spool.js';
 import { Batcher } from '../../src/spool/batcher.js';
+import { decodeBatch } from '../../src/spool/batch-codec.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 
 const KEK = testKek(1);
@@ -106,6 +107,31 @@ describe('spool round trip', () => {
       // Ids are never reused.
       assert.equal(spool.append(ipv4Records(1)).id, 7);
       assert.equal(spool.verify().ok, true);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('leaseEncoded hands out verified batch-codec bytes (for decoding in a worker thread)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      const a = ipv4Records(40, 1);
+      const b = edgeRecords();
+      spool.append(a);
+      spool.append(b);
+      const [first] = spool.leaseEncoded(1);
+      assert.equal(first?.id, 1);
+      assert.equal(first.recordCount, 40);
+      assert.deepStrictEqual(decodeBatch(first.batch), noRaw(a));
+      // Leases are shared between both forms.
+      const rest = spool.lease(5);
+      assert.deepEqual(rest.map((l) => l.id), [2]);
+      assert.deepStrictEqual(rest[0]!.records, noRaw(b));
+      spool.ack(1);
+      spool.ack(2);
+      assert.equal(spool.status().batches, 0);
       spool.close();
     } finally {
       cleanup();
