@@ -2,8 +2,8 @@
  * Spool throughput on one core, stage by stage, for batches of 5000 realistic 15-field IPv4
  * records (test/support/spool-fixtures.ts): serialize (batch codec), compress (brotli
  * quality 0, the spool's default; quality 1 and raw deflate level 1 for comparison), encrypt (XChaCha20-Poly1305),
- * decrypt+decompress+decode (the drain's lease path), and Spool.append end to end into SQLite with
- * synchronous=FULL and NORMAL. Reports records/s by wall clock and by CPU time of this
+ * decrypt+decompress+decode (the drain's lease path), Spool.append end to end into SQLite with
+ * synchronous=FULL and NORMAL, and draining with lease/leaseEncoded + ack. Reports records/s by wall clock and by CPU time of this
  * process (less sensitive to other load on a shared machine), spool bytes per record on disk
  * and RSS.
  */
@@ -13,6 +13,7 @@ import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, d
 import { BatchEncoder, decodeBatch } from '../src/spool/batch-codec.js';
 import { open, randomBytes, randomKey, seal, sodiumReady } from '../src/spool/spool-crypto.js';
 import { Spool, batchAd, type SynchronousMode } from '../src/spool/spool.js';
+import type { FlowRecord } from '../src/flow/flow-record.js';
 import { ipv4Records, tempDir, testKek } from '../test/support/spool-fixtures.js';
 
 const BATCH_RECORDS = 5000;
@@ -54,7 +55,11 @@ function fileBytes(dir: string): number {
   return n;
 }
 
-async function appendRun(synchronous: SynchronousMode, batches: readonly (readonly import('../src/flow/flow-record.js').FlowRecord[])[]): Promise<{ rate: Rate; bytesPerRecord: number; payloadBytesPerRecord: number; leaseAck: Rate }> {
+async function appendRun(
+  synchronous: SynchronousMode,
+  batches: readonly (readonly FlowRecord[])[],
+  encoded: boolean,
+): Promise<{ rate: Rate; bytesPerRecord: number; payloadBytesPerRecord: number; leaseAck: Rate }> {
   const { dir, cleanup } = tempDir('sealflow-bench-spool-');
   try {
     const spool = await Spool.open({ dir, kek: testKek(1), synchronous, quotaBytes: 8 * 1024 ** 3 });
@@ -74,7 +79,7 @@ async function appendRun(synchronous: SynchronousMode, batches: readonly (readon
     const t1 = performance.now();
     let leased = 0;
     for (;;) {
-      const got = spool.lease(4);
+      const got = encoded ? spool.leaseEncoded(4) : spool.lease(4);
       if (got.length === 0) break;
       for (const b of got) {
         leased += b.recordCount;
@@ -127,9 +132,9 @@ export async function run(): Promise<void> {
     )}`,
   );
   for (const sync of ['full', 'normal'] as const) {
-    const r = await appendRun(sync, batches);
+    const r = await appendRun(sync, batches, sync === 'normal');
     console.log(`Spool.append synchronous=${sync.padEnd(6)}  ${fmt(r.rate)}; on disk ${r.bytesPerRecord.toFixed(1)} B/record (sealed payload ${r.payloadBytesPerRecord.toFixed(1)})`);
-    if (sync === 'full') console.log(`Spool.lease + ack (drain side)  ${fmt(r.leaseAck)}`);
+    console.log(`Spool.${sync === 'normal' ? 'leaseEncoded' : 'lease       '} + ack         ${fmt(r.leaseAck)}`);
   }
   console.log(`RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MiB`);
 }
