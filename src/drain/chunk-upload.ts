@@ -10,7 +10,7 @@ import type { EncodedChunk } from './upload-encoder.js';
  *   401                      'unauthorized': the caller drops the token, mints one, resends once
  *   403                      key lacks the neto_flow role: retry after the auth backoff (not parked)
  *   408, 429, 5xx            retry with backoff; Retry-After (seconds or HTTP-date) is honoured
- *   404, 405, 1xx/3xx        wrong drain.upload.url: retry with backoff (parking would empty
+ *   404, 405, 1xx/3xx        wrong drain.fusion.uploadUrl: retry with backoff (parking would empty
  *                            the spool into the parked set for a config error)
  *   other 4xx (400, 413, 422 …)  the batch itself is rejected: park it with the reason
  *   network / timeout / TLS  retry with backoff; TLS and pin failures are counted apart
@@ -58,5 +58,5 @@ export async function uploadChunk(target: UploadTarget, chunk: EncodedChunk, key
   if (s === 408) return { kind: 'retry', reason: 'http-408', message: msg, retryAfterMs: retryAfter };
   if (s >= 500) return { kind: 'retry', reason: 'http-5xx', message: msg, retryAfterMs: retryAfter };
   if (s >= 400 && s <= 499 && s !== 404 && s !== 405) return { kind: 'park', status: s, message: msg };
-  return { kind: 'retry', reason: 'endpoint', message: `${msg}; check drain.upload.url`, retryAfterMs: null };
+  return { kind: 'retry', reason: 'endpoint', message: `${msg}; check drain.fusion.uploadUrl`, retryAfterMs: null };
 }

@@ -37,7 +37,7 @@ import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedCh
 /**
  * Default upload URL. Fusion's ingest path is not public (../shared/FUSION.md): the host is
  * NetoFlow's `apihost` default and the path is this project's choice, matched by the
- * stand-in. Set `drain.upload.url` to what Netography gives you.
+ * stand-in. Set `drain.fusion.uploadUrl` to what Netography gives you.
  */
 export const DEFAULT_UPLOAD_URL = 'https://api-ingest.netography.com/api/v1/flows';
 
@@ -144,11 +144,10 @@ export function resolveDrainSettings(partial: DeepPartial<DrainSettings> = {}): 
   } catch {
     url = null;
   }
-  if (url?.protocol !== 'https:') bad('drain.upload.url', 'want an https:// URL');
+  if (url?.protocol !== 'https:') bad('drain.fusion.uploadUrl', 'want an https:// URL');
   if (!Number.isInteger(s.concurrency) || s.concurrency < 1 || s.concurrency > 64) bad('drain.concurrency', 'want an integer 1–64');
-  for (const [k, b] of [['drain.backoff', s.backoff], ['drain.auth.backoff', s.auth.backoff]] as const) {
-    if (!(b.baseMs > 0) || !(b.capMs >= b.baseMs)) bad(k, 'want 0 < baseMs ≤ capMs');
-  }
+  if (!(s.backoff.baseMs > 0) || !(s.backoff.capMs >= s.backoff.baseMs)) bad('drain.retry', 'want 0 < initialDelayMs ≤ maxDelayMs');
+  if (!(s.auth.backoff.baseMs > 0) || !(s.auth.backoff.capMs >= s.auth.backoff.baseMs)) bad('drain.auth.backoff', 'want 0 < baseMs ≤ capMs');
   if (!(s.auth.renewFraction > 0 && s.auth.renewFraction <= 1)) bad('drain.auth.renewFraction', 'want 0 < f ≤ 1');
   for (const k of ['maxBytesPerSecond', 'maxRecordsPerSecond'] as const) {
     const v = s[k];

@@ -13,7 +13,7 @@ import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
  */
 
 export interface FusionTlsSettings {
-  /** PEM file with extra CA certificates, trusted in addition to Node's roots (setting drain.tls.caFile). */
+  /** PEM file with extra CA certificates, trusted in addition to Node's roots (setting drain.fusion.caFile). */
   readonly caFile: string | null;
   /** Extra CA certificates as PEM text (tests, embedded stand-in). */
   readonly caPem: string | null;
@@ -62,10 +62,10 @@ function loadCa(s: FusionTlsSettings): string[] | undefined {
       pem = readFileSync(s.caFile, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.tls.caFile', `drain.tls.caFile: cannot read ${JSON.stringify(s.caFile)} (${code}); give a readable PEM CA bundle or remove the setting`);
+      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.fusion.caFile', `drain.fusion.caFile: cannot read ${JSON.stringify(s.caFile)} (${code}); give a readable PEM CA bundle or remove the setting`);
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.tls.caFile', `drain.tls.caFile: ${JSON.stringify(s.caFile)} holds no PEM certificate (want -----BEGIN CERTIFICATE----- blocks)`);
+      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.fusion.caFile', `drain.fusion.caFile: ${JSON.stringify(s.caFile)} holds no PEM certificate (want -----BEGIN CERTIFICATE----- blocks)`);
     }
     extra.push(pem);
   }
@@ -77,7 +77,7 @@ function loadCa(s: FusionTlsSettings): string[] | undefined {
 export function validateTlsSettings(s: FusionTlsSettings): void {
   for (const pin of s.pinSha256) {
     if (!PIN_RE.test(pin)) {
-      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.tls.pinSha256', 'drain.tls.pinSha256: each pin must be the base64 SHA-256 of a SubjectPublicKeyInfo (44 characters ending in "="); e.g. openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64');
+      throw new ConfigError(ConfigErrorCode.Certificate, 'drain.fusion.pinSha256', 'drain.fusion.pinSha256: each pin must be the base64 SHA-256 of a SubjectPublicKeyInfo (44 characters ending in "="); e.g. openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64');
     }
   }
   if (s.proxyUrl !== null) {
@@ -88,12 +88,12 @@ export function validateTlsSettings(s: FusionTlsSettings): void {
       u = null;
     }
     if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
-      throw new ConfigError(ConfigErrorCode.Invalid, 'drain.tls.proxyUrl', 'drain.tls.proxyUrl: want http://host:port or https://host:port of the HTTPS proxy');
+      throw new ConfigError(ConfigErrorCode.Invalid, 'drain.fusion.proxyUrl', 'drain.fusion.proxyUrl: want http://host:port or https://host:port of the HTTPS proxy');
     }
   }
   for (const k of ['connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'keepAliveTimeoutMs', 'connections'] as const) {
     const v = s[k];
-    if (!Number.isInteger(v) || v <= 0) throw new ConfigError(ConfigErrorCode.Invalid, `drain.tls.${k}`, `drain.tls.${k}: want a positive integer`);
+    if (!Number.isInteger(v) || v <= 0) throw new ConfigError(ConfigErrorCode.Invalid, `drain.fusion.${k}`, `drain.fusion.${k}: want a positive integer`);
   }
 }
 
@@ -126,7 +126,7 @@ export class FusionHttp {
         if (err !== undefined) return err;
         if (pins.size > 0 && !pins.has(spkiSha256(cert.raw))) {
           this.pinMismatches++;
-          const e = new Error(`TLS certificate of ${host} matches none of drain.tls.pinSha256`) as Error & { code: string };
+          const e = new Error(`TLS certificate of ${host} matches none of drain.fusion.pinSha256`) as Error & { code: string };
           e.code = PIN_MISMATCH_CODE;
           return e;
         }

@@ -14,8 +14,8 @@ import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
 export const NETOSECRET_ENV = 'SEALFLOW_FUSION_NETOSECRET';
 export const NETOSECRET_FILE_ENV = 'SEALFLOW_FUSION_NETOSECRET_FILE';
-export const NETOSECRET_CONFIG_SETTING = 'drain.netosecret';
-export const NETOSECRET_FILE_CONFIG_SETTING = 'drain.netosecretFile';
+export const NETOSECRET_CONFIG_SETTING = 'drain.fusion.netosecret';
+export const NETOSECRET_FILE_CONFIG_SETTING = 'drain.fusion.netosecret';
 
 /** A netosecret is a few hundred bytes; anything far larger is not one (and is not read whole). */
 const MAX_NETOSECRET_CHARS = 16 * 1024;
@@ -144,9 +144,9 @@ export function encodeNetosecret(fields: { url: string; shortname: string; appna
 
 export interface NetosecretSources {
   readonly env?: NodeJS.ProcessEnv;
-  /** The netosecret given directly (config `drain.netosecret`). */
+  /** The netosecret given directly (config `drain.fusion.netosecret`). */
   readonly value?: string | undefined;
-  /** A file holding the netosecret (config `drain.netosecretFile`). */
+  /** A file holding the netosecret (config `drain.fusion.netosecret: {file}`). */
   readonly file?: string | undefined;
 }
 

@@ -63,14 +63,14 @@ export function validateEncoderSettings(s: EncoderSettings): void {
   // Settings may come from untyped config: check the enumerations at run time too.
   const framing: string = s.framing;
   const compression: string = s.compression;
-  if (framing !== 'ndjson' && framing !== 'json-array') bad('drain.upload.framing', 'want "ndjson" or "json-array"');
-  if (compression !== 'gzip' && compression !== 'none' && compression !== 'zstd') bad('drain.upload.compression', 'want "gzip", "none" or "zstd"');
+  if (framing !== 'ndjson' && framing !== 'json-array') bad('drain.fusion.framing', 'want "ndjson" or "json-array"');
+  if (compression !== 'gzip' && compression !== 'none' && compression !== 'zstd') bad('drain.fusion.compression', 'want "gzip", "none" or "zstd"');
   if (s.compression === 'zstd' && zstdCompressor() === null) {
-    bad('drain.upload.compression', `"zstd" needs Node.js ≥ 22.15 (zlib.zstdCompress); this is Node ${process.versions.node}. Use "gzip"`);
+    bad('drain.fusion.compression', `"zstd" needs Node.js ≥ 22.15 (zlib.zstdCompress); this is Node ${process.versions.node}. Use "gzip"`);
   }
-  if (!Number.isInteger(s.gzipLevel) || s.gzipLevel < 1 || s.gzipLevel > 9) bad('drain.upload.gzipLevel', 'want an integer 1–9');
-  if (!Number.isInteger(s.maxRecordsPerRequest) || s.maxRecordsPerRequest < 1) bad('drain.upload.maxRecordsPerRequest', 'want a positive integer');
-  if (!Number.isInteger(s.maxBytesPerRequest) || s.maxBytesPerRequest < 1024) bad('drain.upload.maxBytesPerRequest', 'want an integer ≥ 1024');
+  if (!Number.isInteger(s.gzipLevel) || s.gzipLevel < 1 || s.gzipLevel > 9) bad('drain.fusion.gzipLevel', 'want an integer 1–9');
+  if (!Number.isInteger(s.maxRecordsPerRequest) || s.maxRecordsPerRequest < 1) bad('drain.fusion.maxRecordsPerRequest', 'want a positive integer');
+  if (!Number.isInteger(s.maxBytesPerRequest) || s.maxBytesPerRequest < 1024) bad('drain.fusion.maxBytesPerRequest', 'want an integer ≥ 1024');
 }
 
 export interface EncodedChunk {

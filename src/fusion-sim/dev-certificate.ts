@@ -13,7 +13,7 @@ const DEV_CERT_DAYS = 30;
 export interface DevCertificate {
   readonly certPem: string;
   readonly keyPem: string;
-  /** base64 SHA-256 of the SubjectPublicKeyInfo, for drain.tls.pinSha256. */
+  /** base64 SHA-256 of the SubjectPublicKeyInfo, for drain.fusion.pinSha256. */
   readonly spkiSha256: string;
 }
 
@@ -21,7 +21,7 @@ export interface DevCertificate {
  * A self-signed EC P-256 server certificate for the stand-in (development only), valid for
  * localhost, 127.0.0.1 and ::1 plus `extraNames`. Made with the openssl CLI in a private temp
  * dir that is removed before returning; the key only lives in memory afterwards. The client
- * trusts it by giving the certificate itself as the extra CA (drain.tls.caFile).
+ * trusts it by giving the certificate itself as the extra CA (drain.fusion.caFile).
  */
 export async function createDevCertificate(extraNames: readonly string[] = []): Promise<DevCertificate> {
   const dir = await mkdtemp(join(tmpdir(), 'sealflow-sim-cert-'));

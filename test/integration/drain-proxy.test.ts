@@ -11,7 +11,7 @@ import { Drain, resolveDrainSettings } from '../../src/drain/drain.js';
 import { startEmbeddedFusionSim } from '../../src/fusion-sim/embedded-fusion-sim.js';
 import { drainFor, fillSpool, openTempSpool, receivedSeq, startTestSim } from '../support/drain-fixtures.js';
 
-test('uploads go through an HTTP CONNECT proxy when drain.tls.proxyUrl is set', async () => {
+test('uploads go through an HTTP CONNECT proxy when drain.fusion.proxyUrl is set', async () => {
   const targets: string[] = [];
   const sockets = new Set<Socket>();
   const proxy = createServer((_req, res) => res.writeHead(405).end());

@@ -79,7 +79,7 @@ test('resolveNetosecret: env value, env file, config; both env forms is an error
     assert.equal(resolveNetosecret({ env: {} }), null);
     assert.throws(() => resolveNetosecret({ env: { [NETOSECRET_ENV]: 'x', [NETOSECRET_FILE_ENV]: file } }), /set only one/);
     assert.throws(() => resolveNetosecret({ env: { [NETOSECRET_FILE_ENV]: join(dir, 'missing') } }), (e: unknown) => e instanceof ConfigError && e.setting === NETOSECRET_FILE_ENV && e.message.includes('ENOENT'));
-    assert.throws(() => resolveNetosecret({ env: {}, value: 'garbage!' }), (e: unknown) => e instanceof ConfigError && e.setting === 'drain.netosecret');
+    assert.throws(() => resolveNetosecret({ env: {}, value: 'garbage!' }), (e: unknown) => e instanceof ConfigError && e.setting === 'drain.fusion.netosecret');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -95,16 +95,16 @@ test('drain settings: validated once, errors name the setting; zstd refused wher
   assert.ok(Object.isFrozen(s) && Object.isFrozen(s.encoder));
   assert.equal(s.encoder.maxRecordsPerRequest, 2000);
   const bad: [Parameters<typeof resolveDrainSettings>[0], string][] = [
-    [{ uploadUrl: 'http://x.test/' }, 'drain.upload.url'],
+    [{ uploadUrl: 'http://x.test/' }, 'drain.fusion.uploadUrl'],
     [{ concurrency: 0 }, 'drain.concurrency'],
-    [{ backoff: { baseMs: 10, capMs: 5 } }, 'drain.backoff'],
+    [{ backoff: { baseMs: 10, capMs: 5 } }, 'drain.retry'],
     [{ maxBytesPerSecond: -1 }, 'drain.maxBytesPerSecond'],
     [{ auth: { renewFraction: 1.5 } }, 'drain.auth.renewFraction'],
   ];
   for (const [p, setting] of bad) assert.throws(() => resolveDrainSettings(p), (e: unknown) => e instanceof ConfigError && e.setting === setting, setting);
   const hasZstd = typeof (process.versions as Record<string, unknown>).zstd === 'string' || Number(process.versions.node.split('.')[0]) >= 23;
   if (!hasZstd) {
-    assert.throws(() => new UploadEncoder({ ...DEFAULT_ENCODER_SETTINGS, compression: 'zstd' }), (e: unknown) => e instanceof ConfigError && e.setting === 'drain.upload.compression' && e.message.includes('Node'));
+    assert.throws(() => new UploadEncoder({ ...DEFAULT_ENCODER_SETTINGS, compression: 'zstd' }), (e: unknown) => e instanceof ConfigError && e.setting === 'drain.fusion.compression' && e.message.includes('Node'));
   }
   assert.throws(() => new UploadEncoder({ ...DEFAULT_ENCODER_SETTINGS, gzipLevel: 0 }), ConfigError);
 });
