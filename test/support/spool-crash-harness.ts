@@ -78,7 +78,9 @@ export async function runCrashRounds(options: CrashOptions): Promise<void> {
   let maxId = 0;
   for (let round = 1; round <= options.rounds; round++) {
     const killAfterMs = Math.floor(minKill + rand() * (maxKill - minKill));
-    const run = await runAndKill(options.dir, killAfterMs, options.childArgs ?? ['--ack-every', '5']);
+    // Alternate the two synchronous modes: both must keep every commit across a process crash.
+    const sync = round % 2 === 0 ? 'full' : 'normal';
+    const run = await runAndKill(options.dir, killAfterMs, [...(options.childArgs ?? ['--ack-every', '5']), '--synchronous', sync]);
     if (run.exitSignal !== 'SIGKILL') throw new Error(`round ${round}: child ended without being killed (${String(run.exitSignal)}): ${run.stderr}`);
     let thisRound = 0;
     for (const line of run.lines) {
