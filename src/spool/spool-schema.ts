@@ -7,7 +7,8 @@
  *
  * batches.state: 0 = ready, 1 = parked (excluded from lease; reason in park_reason),
  *                2 = acknowledged out of order (a tombstone: payload deleted, row kept only so
- *                    the hash chain stays contiguous until everything before it is gone).
+ *                    the hash chain stays contiguous until everything before it is gone; its
+ *                    ack_mac, keyed from the spool key, proves the ack was ours).
  * meta holds one row: spool identity, the wrapped spool key, the chain anchor (the last batch
  * removed from the front of the chain, MAC'd) and counters kept exact by triggers.
  */
@@ -58,6 +59,7 @@ CREATE TABLE batches (
   attempts INTEGER NOT NULL DEFAULT 0,
   prev_id INTEGER NOT NULL,
   park_reason TEXT,
+  ack_mac BLOB,
   nonce BLOB NOT NULL,
   tag BLOB NOT NULL
 );

@@ -273,6 +273,7 @@ interface BatchRow {
   created_min: number;
   attempts: number;
   prev_id: number;
+  ack_mac: Uint8Array | null;
   nonce: Uint8Array;
   tag: Uint8Array;
   /** From the payloads table; null for tombstones (or when removed behind our back). */
@@ -321,12 +322,27 @@ export function batchAd(format: number, spoolId: Uint8Array, id: number, epoch: 
   return ad;
 }
 
-function anchorMessage(spoolId: Uint8Array, id: number, tag: Uint8Array): Uint8Array {
-  const m = new Uint8Array(SPOOL_ID_BYTES + 8 + TAG_BYTES);
-  m.set(spoolId, 0);
-  u64be(m, SPOOL_ID_BYTES, id);
-  m.set(tag, SPOOL_ID_BYTES + 8);
+/** Domain separation of the two MACs keyed by the anchor key: a tombstone's MAC is never a valid anchor MAC. */
+const MAC_DOMAIN_ANCHOR = 0x41;
+const MAC_DOMAIN_ACK = 0x4b;
+
+function chainMessage(domain: number, spoolId: Uint8Array, id: number, tag: Uint8Array): Uint8Array {
+  const m = new Uint8Array(1 + SPOOL_ID_BYTES + 8 + TAG_BYTES);
+  m[0] = domain;
+  m.set(spoolId, 1);
+  u64be(m, 1 + SPOOL_ID_BYTES, id);
+  m.set(tag, 1 + SPOOL_ID_BYTES + 8);
   return m;
+}
+
+/** MAC message of the chain anchor: the last batch removed from the front. */
+function anchorMessage(spoolId: Uint8Array, id: number, tag: Uint8Array): Uint8Array {
+  return chainMessage(MAC_DOMAIN_ANCHOR, spoolId, id, tag);
+}
+
+/** MAC message of a tombstone: batch `id` (with `tag`) was acknowledged by a key holder. */
+function ackMessage(spoolId: Uint8Array, id: number, tag: Uint8Array): Uint8Array {
+  return chainMessage(MAC_DOMAIN_ACK, spoolId, id, tag);
 }
 
 function sqliteCode(err: unknown): string | null {
@@ -949,9 +965,9 @@ export class Spool {
     // A storage error leaves the batch in the spool (it is delivered again later: at-least-once).
     this.writeQuietly('ack', () => {
       outcome.removed = this.db.transaction((): boolean => {
-        const row = this.q('SELECT state FROM batches WHERE id = ?').get(id) as { state: number } | undefined;
+        const row = this.q('SELECT state, tag FROM batches WHERE id = ?').get(id) as { state: number; tag: Uint8Array } | undefined;
         if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
-        this.q('UPDATE batches SET state = 2, park_reason = NULL WHERE id = ?').run(id);
+        this.q('UPDATE batches SET state = 2, park_reason = NULL, ack_mac = ? WHERE id = ?').run(mac(this.anchorKey, ackMessage(this.spoolId, id, row.tag)), id);
         this.q('DELETE FROM payloads WHERE id = ?').run(id);
         this.compactFront();
         this.shredEmptyEpochs(this.clock());
@@ -964,16 +980,28 @@ export class Spool {
 
   /** Deletes acknowledged rows at the front of the chain and moves the anchor past them. */
   private compactFront(): void {
-    const firstLive = this.q('SELECT id FROM batches WHERE state != 2 ORDER BY id LIMIT 1').get() as { id: number } | undefined;
-    const last = (
-      firstLive === undefined
-        ? this.q('SELECT id, tag FROM batches ORDER BY id DESC LIMIT 1').get()
-        : this.q('SELECT id, tag FROM batches WHERE id < ? ORDER BY id DESC LIMIT 1').get(firstLive.id)
-    ) as { id: number; tag: Uint8Array } | undefined;
-    if (last === undefined) return;
+    // Only tombstones whose ack MAC verifies are removed: a row turned into a tombstone
+    // without the key stays, and verify() reports it.
+    const page = this.q('SELECT id, state, tag, ack_mac FROM batches WHERE id > ? ORDER BY id LIMIT ?');
+    let last: { id: number; tag: Uint8Array } | null = null;
+    let after = 0;
+    scan: for (;;) {
+      const rows = page.all(after, SCAN_PAGE_ROWS) as { id: number; state: number; tag: Uint8Array; ack_mac: Uint8Array | null }[];
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        if (row.state !== BATCH_STATE_ACKED || !this.ackValid(row.id, row.tag, row.ack_mac)) break scan;
+        last = { id: row.id, tag: row.tag };
+        after = row.id;
+      }
+    }
+    if (last === null) return;
     this.q('DELETE FROM batches WHERE id <= ?').run(last.id);
     this.q('DELETE FROM payloads WHERE id <= ?').run(last.id);
     this.setAnchor(last.id, last.tag);
+  }
+
+  private ackValid(id: number, tag: Uint8Array, ackMac: Uint8Array | null): boolean {
+    return ackMac !== null && equalBytes(mac(this.anchorKey, ackMessage(this.spoolId, id, tag)), ackMac);
   }
 
   /** Destroys the keys of ended epochs that hold no live batch (crypto-shredding). Runs inside a transaction. */
@@ -1092,7 +1120,7 @@ export class Spool {
         if (row.prev_id !== prevId) gaps.push({ afterId: prevId, beforeId: row.id, expectedPrevId: row.prev_id });
         if (row.state === BATCH_STATE_ACKED) {
           tombstones++;
-          if (row.tag.length !== TAG_BYTES) failures.push({ id: row.id, reason: 'tombstone tag malformed' });
+          if (!this.ackValid(row.id, row.tag, row.ack_mac)) failures.push({ id: row.id, reason: 'marked acknowledged without the key (ack MAC does not verify): the batch was deleted' });
         } else {
           const opened = this.openBatch(row, prevTag);
           if (typeof opened === 'string') failures.push({ id: row.id, reason: opened });

@@ -111,6 +111,34 @@ describe('spool tampering is detected by verify and by the reader', () => {
     }
   });
 
+  test('a batch marked acknowledged without the key (forged tombstone), also once it reaches the front', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await makeSpool(dir, 5);
+      withDb(dir, (db) => {
+        db.prepare('UPDATE batches SET state = 2 WHERE id = 3').run();
+        db.prepare('DELETE FROM payloads WHERE id = 3').run();
+      });
+      const cli = runSealflow(['spool', 'verify', '--spool-dir', dir], ENV);
+      assert.equal(cli.code, 65, cli.stdout);
+      assert.match(cli.stdout, /batch 3: marked acknowledged without the key/);
+      const spool = await Spool.open({ dir, kek: KEK });
+      const leased = spool.lease(10);
+      assert.deepEqual(leased.map((l) => l.id), [1, 2, 4, 5]);
+      spool.ack(1);
+      spool.ack(2);
+      // The forged tombstone is not compacted away with the real ones before it.
+      const v = spool.verify();
+      assert.deepEqual(v.failures.map((f) => f.id), [3]);
+      spool.ack(4);
+      spool.ack(5);
+      assert.deepEqual(spool.verify().failures.map((f) => f.id), [3]);
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   test('batches deleted from the front without the key (anchor not moved)', async () => {
     const { dir, cleanup } = tempDir();
     try {
