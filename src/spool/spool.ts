@@ -1132,6 +1132,13 @@ export class Spool {
         prevId = row.id;
         prevTag = row.tag;
       }
+      // The chain's end: every id up to the sequence was committed, so the last row (or, with
+      // none left, the anchor) must be the sequence's last id; otherwise the newest batches
+      // were removed. After a recorded rollback the sequence was moved on on purpose.
+      const seq = this.sequence('batches');
+      if (prevId < seq && meta.rollback_expected === null) {
+        failures.push({ id: seq, reason: `the newest batches ${prevId + 1}..${seq} are missing (removed from the end without the key)` });
+      }
       return { batches, verified, tombstones, records, anchorOk: this.anchorValid(meta) };
     });
     const { batches, verified, tombstones, records, anchorOk } = walk();

@@ -139,6 +139,32 @@ describe('spool tampering is detected by verify and by the reader', () => {
     }
   });
 
+  test('the newest batches deleted (and all of them)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await makeSpool(dir, 5);
+      withDb(dir, (db) => {
+        db.prepare('DELETE FROM batches WHERE id >= 4').run();
+        db.prepare('DELETE FROM payloads WHERE id >= 4').run();
+      });
+      let ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
+      let v = ro.verify();
+      ro.close();
+      assert.equal(v.ok, false);
+      assert.match(v.failures.map((f) => f.reason).join(), /newest batches 4\.\.5 are missing/);
+      withDb(dir, (db) => {
+        db.prepare('DELETE FROM batches').run();
+        db.prepare('DELETE FROM payloads').run();
+      });
+      ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
+      v = ro.verify();
+      ro.close();
+      assert.match(v.failures.map((f) => f.reason).join(), /newest batches 1\.\.5 are missing/);
+    } finally {
+      cleanup();
+    }
+  });
+
   test('batches deleted from the front without the key (anchor not moved)', async () => {
     const { dir, cleanup } = tempDir();
     try {
