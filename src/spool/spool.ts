@@ -34,13 +34,19 @@ import { BATCH_STATE_ACKED, SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-sch
  *    the sequence is moved past the high-water mark).
  * 5. Hash chain: each batch is sealed (XChaCha20-Poly1305, random 24-byte nonce) with
  *    associated data  format ‖ spool id ‖ batch id ‖ epoch ‖ tag of the previous batch  (by id).
- *    Batches are removed only from the front of the chain; the last removed batch (id, tag)
- *    becomes the anchor, MAC'd with a key derived from the spool key. An out-of-order ack turns
- *    its row into a tombstone (payload deleted, tag kept) which is removed once it reaches the
- *    front. Hence: an altered byte, swapped batches or a deleted middle batch fail authentication
- *    of a batch; deleting batches from the front without the key fails the anchor; restoring
- *    an older database file is caught by the high-water mark file (spool.hwm, MAC'd), written
- *    after each checkpoint.
+ *    Chain rules for removal:
+ *    - Rows are physically removed only from the front of the chain (ack of the oldest batch,
+ *      quota eviction). The last removed batch (id, tag) becomes the anchor, MAC'd with a key
+ *      derived from the spool key; the first remaining batch is verified against it.
+ *    - An out-of-order ack turns its row into a tombstone: payload deleted, tag kept (the next
+ *      batch's associated data needs it), plus an ack MAC proving a key holder acked it. A
+ *      tombstone is removed once it reaches the front, and only if its ack MAC verifies.
+ *    - The chain must end at the last id the sequence handed out.
+ *    Hence: an altered byte, swapped batches or a deleted middle batch fail a batch's
+ *    authentication; batches deleted from the front without the key fail the anchor; a forged
+ *    tombstone fails its ack MAC; the newest batches deleted leave the chain short of the
+ *    sequence; and an older database file restored is caught by the high-water mark file
+ *    (spool.hwm, MAC'd, written after each checkpoint; see high-water-mark.ts).
  * 6. Each epoch (default 1 h) has a random data key stored only wrapped by the KEK. When an
  *    epoch has ended and holds no live batch its key row is deleted (secure_delete zeroes it,
  *    and a checkpoint follows) so its batches are unrecoverable from any disk remnant.
