@@ -11,7 +11,7 @@ import sodium from 'libsodium-wrappers';
  *     ├─ kdf(1, "sfkekwrp") → wrapping key: wraps the spool key and every epoch data key
  *     └─ kdf(2, "sfkekfpr") → fingerprint key: BLAKE2b(spool id) identifies which KEK wrapped a row
  *   spool key (random, stored wrapped)
- *     ├─ kdf(1, "sfspanch") → MAC of the chain anchor (front of the hash chain)
+ *     ├─ kdf(1, "sfspanch") → MACs of the chain anchor and of tombstones (domain-separated)
  *     ├─ kdf(2, "sfsphwmk") → MAC of the high-water mark file (rollback detection)
  *     └─ kdf(3, "sfspdecs") → encryption key of the decoder state
  *   epoch data keys (random, one per epoch, stored wrapped; destroyed when the epoch is empty)

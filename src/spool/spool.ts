@@ -50,9 +50,9 @@ import { BATCH_STATE_ACKED, SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-sch
  * 6. Each epoch (default 1 h) has a random data key stored only wrapped by the KEK. When an
  *    epoch has ended and holds no live batch its key row is deleted (secure_delete zeroes it,
  *    and a checkpoint follows) so its batches are unrecoverable from any disk remnant.
- * 7. Two instances on the same file (an appending worker thread and a draining main thread)
- *    are supported; every mutation is one short IMMEDIATE transaction. Only one instance may
- *    append (the chain has one writer).
+ * 7. Several instances on the same file (an appending worker thread and a draining main
+ *    thread) are supported: every mutation is one short IMMEDIATE transaction, and an append
+ *    reads the chain's end inside its transaction, so even concurrent appenders stay chained.
  */
 
 export type FullPolicy = 'drop-oldest' | 'drop-newest';
