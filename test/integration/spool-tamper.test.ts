@@ -66,6 +66,11 @@ describe('spool tampering is detected by verify and by the reader', () => {
         data[Math.floor(data.length / 2)]! ^= 0x01;
         db.prepare('UPDATE payloads SET data = ? WHERE id = 3').run(data);
       });
+      // export prints every other batch and names the bad one.
+      const exp = runSealflow(['spool', 'export', '--format', 'ndjson', '--spool-dir', dir], ENV);
+      assert.equal(exp.code, 65);
+      assert.equal(exp.stdout.trimEnd().split('\n').length, 20 + 21 + 23 + 24);
+      assert.match(exp.stderr, /batch 3 skipped: authentication failed/);
       await assertDetected(dir, [3], [1, 2, 4, 5]);
     } finally {
       cleanup();
