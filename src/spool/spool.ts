@@ -501,6 +501,12 @@ export class Spool {
       return spool;
     } catch (err) {
       db.close();
+      if (err instanceof SpoolError) throw err;
+      const code = sqliteCode(err);
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new SpoolError(SpoolErrorCode.Format, `${dbPath} is not a usable spool database (${code}): restore it from a backup or point the spool directory elsewhere; it was left untouched`, { path: dbPath }, { cause: err });
+      }
+      if (code !== null) throw new SpoolError(SpoolErrorCode.Io, `cannot open the spool database ${dbPath} (${code}): ${(err as Error).message}`, { path: dbPath }, { cause: err });
       throw err;
     }
   }

@@ -143,6 +143,21 @@ describe('spool keys', () => {
     }
   });
 
+  test('a file that is not a spool database: clear error, left untouched', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      writeFileSync(join(dir, 'spool.db'), 'this is not an SQLite database, just some text that is long enough to look like a header......');
+      const before = snapshot(dir);
+      await assert.rejects(Spool.open({ dir, kek: KEK }), (e: unknown) => e instanceof SpoolError && e.code === 'ERR_SPOOL_FORMAT' && /not a usable spool database \(SQLITE_NOTADB\)/.test(e.message));
+      const r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(KEK) });
+      assert.equal(r.code, 65, r.stderr);
+      assert.match(r.stderr, /not a usable spool database/);
+      assert.deepEqual(snapshot(dir), before);
+    } finally {
+      cleanup();
+    }
+  });
+
   test('a directory without a spool is not created by inspection commands', () => {
     const { dir, cleanup } = tempDir();
     try {
