@@ -18,7 +18,7 @@ progress line on a terminal, one summary line otherwise). Uses the same configur
 
 options:
   --once               drain what is spooled now, then exit (required)
-  --data-dir DIR       the spool's directory (default: $${DATA_DIR_ENV}, else dataDir of the config)
+  --data-dir DIR       data directory; the spool is its spool/ (default: $${DATA_DIR_ENV}, else dataDir of the config)
   --config FILE        configuration file (default: $SEALFLOW_CONFIG, else built-in defaults)
   --max-failures N     give up after N consecutive failed attempts (default 5)
   --json               print the final statistics as JSON
@@ -83,14 +83,16 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
   let spool: Spool | null = null;
   let drain: Drain | null = null;
   try {
-    const loaded = await loadConfig({ configPath: values.config, env: io.env, compileFilters: null });
+    const dataDir = values['data-dir'];
+    const loaded = await loadConfig({ configPath: values.config, env: io.env, compileFilters: null, overrides: dataDir === undefined ? {} : { dataDir } });
     const config = loaded.config;
     const credentials = await fusionCredentialsFromConfig(config.drain, { env: io.env, warn: (m) => io.stderr.write(`sealflow drain: warning: ${m}\n`) });
     if (credentials === null) {
       throw new ConfigError(ConfigErrorCode.Secret, NETOSECRET_SETTING, `${NETOSECRET_SETTING}: no Fusion API key; set SEALFLOW_FUSION_NETOSECRET, SEALFLOW_FUSION_NETOSECRET_FILE or _COMMAND`);
     }
     const settings = drainSettingsFromConfig(config.drain);
-    const dir = values['data-dir'] ?? io.env[DATA_DIR_ENV] ?? config.dataDir;
+    // The same spool `sealflow run` writes: spool.dir, else <dataDir>/spool.
+    const dir = config.spool.dir;
     const keks = await spoolKeys(io, config.spool.kek);
     spool = await Spool.open({ dir, kek: keks.kek, previousKeks: keks.previousKeks, create: false });
 

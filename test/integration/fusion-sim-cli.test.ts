@@ -49,7 +49,9 @@ test('fusion-sim + drain --once as processes: a real spool is delivered; bad net
     assert.match(err, /DEVELOPMENT ONLY/);
 
     const kek = randomBytes(32);
-    const spoolDir = join(dir, 'data');
+    const dataDir = join(dir, 'data');
+    // `sealflow run` keeps its spool in <dataDir>/spool; `drain --data-dir` must find it there.
+    const spoolDir = join(dataDir, 'spool');
     const spool = await Spool.open({ dir: spoolDir, kek: new Uint8Array(kek) });
     fillSpool(spool, 5, 300);
     spool.close();
@@ -60,7 +62,7 @@ test('fusion-sim + drain --once as processes: a real spool is delivered; bad net
       SEALFLOW_DRAIN__FUSION__UPLOAD_URL: uploadUrl,
       SEALFLOW_DRAIN__FUSION__CA_FILE: caOut,
     };
-    const ok = await run(['drain', '--once', '--data-dir', spoolDir], env);
+    const ok = await run(['drain', '--once', '--data-dir', dataDir], env);
     assert.equal(ok.code, 0, ok.stderr + ok.stdout);
     assert.match(ok.stdout, /drain: done, delivered 1500 records in 5 batches/);
     assert.equal(ok.stdout.trim().split('\n').length, 1, 'one summary line off a terminal');
@@ -70,7 +72,7 @@ test('fusion-sim + drain --once as processes: a real spool is delivered; bad net
     await dispatcher.close();
     assert.equal(stats.recordsAccepted, 1500);
 
-    const again = await run(['drain', '--once', '--data-dir', spoolDir, '--json'], env);
+    const again = await run(['drain', '--once', '--data-dir', dataDir, '--json'], env);
     assert.equal(again.code, 0);
     assert.equal((JSON.parse(again.stdout) as { deliveredRecords: number }).deliveredRecords, 0, 'nothing acked is resent');
 
@@ -81,12 +83,12 @@ test('fusion-sim + drain --once as processes: a real spool is delivered; bad net
     poisoned.append(bad1);
     fillSpool(poisoned, 1, 10, 6000);
     poisoned.close();
-    const parked = await run(['drain', '--once', '--data-dir', spoolDir], env);
+    const parked = await run(['drain', '--once', '--data-dir', dataDir], env);
     assert.equal(parked.code, 1, parked.stderr);
     assert.match(parked.stdout, /delivered 10 records in 1 batches.*parked 1 batches \(3 records\).*last error: .*HTTP 400/);
 
     const secretish = Buffer.from('{"url":"https://x.test","shortname":"a","appname":"b","sharedsecret":"TOPSECRET"}').toString('base64');
-    const bad = await run(['drain', '--once', '--data-dir', spoolDir], { ...env, SEALFLOW_FUSION_NETOSECRET: secretish });
+    const bad = await run(['drain', '--once', '--data-dir', dataDir], { ...env, SEALFLOW_FUSION_NETOSECRET: secretish });
     assert.equal(bad.code, 78, bad.stderr);
     assert.match(bad.stderr, /SEALFLOW_FUSION_NETOSECRET/);
     assert.match(bad.stderr, /"appkey"/);
