@@ -132,6 +132,36 @@ describe('stateless cookie exchange', () => {
   });
 });
 
+describe('exporter restarts', () => {
+  test('a restart in the middle of a handshake supersedes the stale attempt at once (no wait for its timeout)', async () => {
+    const { server, port, sessions } = await startServer({ handshakeTimeoutMs: 60_000, maxSessionsPerSource: 1 });
+    const addon = loadDtlsAddon();
+    const ctx = new addon.Context({ server: false });
+    const stale = new addon.Session(ctx, 'x', 1400);
+    const s = await bindUdp('127.0.0.1');
+    const localPort = s.address().port;
+    try {
+      const hvr = new Promise<Buffer>((resolve) => s.once('message', (m) => resolve(m)));
+      for (const d of stale.advance().out) await sendUdp(s, d, port);
+      for (const d of stale.feed(await hvr).out) await sendUdp(s, d, port);
+      await until(() => server.stats().sessionsHandshaking === 1, 'the stale half-open handshake');
+      s.close(); // the exporter "crashes" mid-handshake and comes back on the same port
+      const t0 = Date.now();
+      const client = await DtlsTestClient.connect({ ...clientOpts(port), localPort, timeoutMs: 5_000 });
+      assert.ok(Date.now() - t0 < 3_000, 'completed without waiting for the stale handshake to time out');
+      await until(() => sessions.length === 1, 'the new association');
+      assert.equal(server.stats().counters.handshakesSuperseded, 1);
+      assert.equal(server.sessionTotal(), 1);
+      assert.equal(server.stats().sessionsHandshaking, 0);
+      await client.close();
+    } finally {
+      stale.destroy();
+      ctx.destroy();
+      await server.close();
+    }
+  });
+});
+
 describe('forged datagrams against a live association', () => {
   test('forged ClientHellos, alerts and malformed records neither end nor stall the live association', async () => {
     const { server, port, messages, sessions } = await startServer();

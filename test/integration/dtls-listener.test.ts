@@ -99,11 +99,14 @@ function sClient(port: number, args: readonly string[]): ChildProcess {
   return spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-quiet', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
+/** Kills a client; SIGKILL after a grace period (socat ignores SIGTERM in the middle of a handshake). */
 async function stopChild(c: ChildProcess): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return;
   const exited = new Promise<void>((r) => c.once('exit', () => r()));
   c.kill();
+  const force = setTimeout(() => c.kill('SIGKILL'), 1_000);
   await exited;
+  clearTimeout(force);
 }
 
 describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
@@ -259,6 +262,19 @@ describe('DTLS listener with the addon client', () => {
       assert.equal(listener.stats().counters.sessionsReplaced, 1);
       assert.equal(listener.stats().sessionsActive, 1);
       await second.close();
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('small MTUs: fragmented ClientHello and fragmented server flights still complete', async () => {
+    const { listener, sink, port } = await startListener({ mtu: 300 });
+    try {
+      const client = await DtlsTestClient.connect({ host: '127.0.0.1', port, certFile: pki.exporters.valid.certFile, keyFile: pki.exporters.valid.keyFile, caFile: pki.caFile, mtu: 256, ciphers: 'ALL:@SECLEVEL=0', timeoutMs: 5_000 });
+      client.send(TPL);
+      await until(() => sink.packets.length === 1, 'message after a fragmented handshake');
+      assert.equal(listener.stats().counters.handshakesCompleted, 1);
+      await client.close();
     } finally {
       await listener.stop();
     }

@@ -22,6 +22,8 @@ export interface DtlsClientOptions {
   /** Route datagrams through this port instead of `port` (a lossy relay), replies still accepted. */
   readonly viaPort?: number;
   readonly mtu?: number;
+  /** OpenSSL cipher list offered (default: the addon's); a long list makes a big ClientHello. */
+  readonly ciphers?: string;
 }
 
 export class DtlsHandshakeError extends Error {
@@ -59,6 +61,7 @@ export class DtlsTestClient {
       ...(o.certFile !== undefined ? { cert: readFileSync(o.certFile) } : {}),
       ...(o.keyFile !== undefined ? { key: readFileSync(o.keyFile) } : {}),
       ...(o.caFile !== undefined ? { ca: readFileSync(o.caFile) } : {}),
+      ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
     });
     const session = new addon.Session(ctx, `${o.host}|${o.port}`, o.mtu ?? 1400);
     const socket = createSocket({ type: o.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: o.localPort !== undefined });

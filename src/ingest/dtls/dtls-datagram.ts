@@ -173,3 +173,19 @@ export function protectedRecordsFit(b: Uint8Array, overhead: number): boolean {
   }
   return true;
 }
+
+/** ClientHello body (RFC 6347 §4.2.1): client_version u16, then the 32-byte random. */
+const CLIENT_RANDOM_OFFSET = DTLS_RECORD_HEADER_BYTES + DTLS_HANDSHAKE_HEADER_BYTES + 2;
+const CLIENT_RANDOM_BYTES = 32;
+
+/**
+ * The client random of a ClientHello datagram (one that inspectDtlsDatagram flagged as
+ * `clientHello`), as hex, or null when the first fragment does not contain it. A client keeps
+ * its random across the HelloVerifyRequest round trip and retransmissions, so it tells a
+ * retransmitted hello of a handshake in progress from a new handshake by a restarted exporter.
+ */
+export function clientHelloRandom(b: Uint8Array): string | null {
+  const fragmentOffset = u24(b, DTLS_RECORD_HEADER_BYTES + 6);
+  if (fragmentOffset !== 0 || b.length < CLIENT_RANDOM_OFFSET + CLIENT_RANDOM_BYTES) return null;
+  return Buffer.from(b.buffer, b.byteOffset + CLIENT_RANDOM_OFFSET, CLIENT_RANDOM_BYTES).toString('hex');
+}

@@ -3,7 +3,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { reasonFromHandshakeError, reasonFromVerifyError, type AuthFailureReason } from '../trust/auth-failure.js';
-import { inspectDtlsDatagram, protectedRecordsFit, type DatagramRejectReason } from './dtls-datagram.js';
+import { clientHelloRandom, inspectDtlsDatagram, protectedRecordsFit, type DatagramRejectReason } from './dtls-datagram.js';
 import {
   ListenKind, NativeState, loadDtlsAddon,
   type NativeAddon, type NativeContext, type NativeListener, type NativeResult, type NativeSession,
@@ -32,7 +32,11 @@ import {
  * the live association. Only when that handshake completes and is authorized does it replace
  * the live one; if it fails or times out the live association is untouched. A forged
  * ClientHello from a spoofed source therefore only earns a HelloVerifyRequest sent to the
- * real peer (which ignores it) and cannot end or stall the live association.
+ * real peer (which ignores it) and cannot end or stall the live association. Hellos are told
+ * apart by their client random (kept by a client across HelloVerifyRequest and
+ * retransmissions): the pending handshake's own random goes to it, the live association's is a
+ * late duplicate and dropped, any other takes the stateless path, and a cookie-verified one
+ * supersedes a stale pending handshake (an exporter that restarted mid-handshake).
  */
 
 export interface DtlsServerOptions {
@@ -101,7 +105,7 @@ export type DtlsCounter =
   | 'helloVerifyRequests' | 'hellosDropped' | 'cookiesAccepted'
   | 'handshakesCompleted' | 'handshakesFailed' | 'handshakeTimeouts' | 'authRejected'
   | 'limitSessions' | 'limitSessionsPerSource' | 'limitHandshakeRate'
-  | 'sessionsReplaced' | 'sessionsClosed' | 'idleTimeouts' | 'records' | 'sessionErrors';
+  | 'sessionsReplaced' | 'handshakesSuperseded' | 'sessionsClosed' | 'idleTimeouts' | 'records' | 'sessionErrors';
 
 export interface DtlsServerStats {
   readonly counters: Readonly<Record<DtlsCounter, number>>;
@@ -127,7 +131,7 @@ function emptyCounters(): Record<DtlsCounter, number> {
     helloVerifyRequests: 0, hellosDropped: 0, cookiesAccepted: 0,
     handshakesCompleted: 0, handshakesFailed: 0, handshakeTimeouts: 0, authRejected: 0,
     limitSessions: 0, limitSessionsPerSource: 0, limitHandshakeRate: 0,
-    sessionsReplaced: 0, sessionsClosed: 0, idleTimeouts: 0, records: 0, sessionErrors: 0,
+    sessionsReplaced: 0, handshakesSuperseded: 0, sessionsClosed: 0, idleTimeouts: 0, records: 0, sessionErrors: 0,
   };
 }
 
@@ -159,6 +163,8 @@ export class DtlsSession extends EventEmitter<{ message: [Buffer]; close: [DtlsC
   /** @internal */ readonly createdAtMs: number;
   /** @internal */ lastActivityMs: number;
   /** @internal */ retransmitTimer: NodeJS.Timeout | null = null;
+  /** @internal Client random of the hello that created this association (hex). */
+  helloRandom: string | null = null;
   /** @internal Protected-record overhead of the negotiated cipher (set when the handshake completes). */
   recordOverhead = 0;
   /** @internal */ native: NativeSession | null;
@@ -393,10 +399,19 @@ export class DtlsServer extends EventEmitter<{
     const key = peerKeyOf(rinfo.address, rinfo.port);
     const assoc = this.assocs.get(key);
     if (inspection.clientHello) {
-      if (assoc?.pending != null) {
+      // A retransmitted hello of the handshake in progress (same client random) goes to it;
+      // any other hello — a restarted exporter, or a forgery — takes the stateless path, where
+      // only a valid cookie (proof the sender receives at this address:port) gets further.
+      // A later fragment of a fragmented hello carries no random; it belongs to the pending
+      // handshake if there is one (RFC 6347 §4.2.3).
+      const random = clientHelloRandom(msg);
+      if (assoc?.pending != null && (random === null || random === assoc.pending.helloRandom)) {
         this.feed(assoc.pending, msg);
+      } else if (assoc?.live != null && random !== null && random === assoc.live.helloRandom) {
+        // A late duplicate of the hello that built the live association: nothing to do.
+        this.counters.hellosDropped++;
       } else {
-        this.statelessHello(msg, key, rinfo.address, rinfo.port, assoc);
+        this.statelessHello(msg, key, rinfo.address, rinfo.port, assoc, random);
       }
       return;
     }
@@ -417,7 +432,7 @@ export class DtlsServer extends EventEmitter<{
     this.feed(target, msg);
   }
 
-  private statelessHello(msg: Buffer, key: string, address: string, port: number, assoc: Association | undefined): void {
+  private statelessHello(msg: Buffer, key: string, address: string, port: number, assoc: Association | undefined, random: string | null): void {
     const r = this.listener.handle(msg, key);
     if (r.kind !== ListenKind.Accepted || r.session === undefined) {
       this.sendRaw(r.out, address, port);
@@ -427,27 +442,35 @@ export class DtlsServer extends EventEmitter<{
     }
     const native = r.session;
     this.counters.cookiesAccepted++;
-    const limit = this.admit(address, assoc?.live != null);
+    const limit = this.admit(address, assoc?.live != null || assoc?.pending != null);
     if (limit !== null) {
       native.destroy();
       this.counters[limit]++;
       return;
     }
+    // A cookie-verified hello with a new client random while a handshake is pending for this
+    // address:port: the exporter restarted mid-handshake. The stale attempt gives way.
+    if (assoc?.pending != null) {
+      this.counters.handshakesSuperseded++;
+      this.closeSession(assoc.pending, 'replaced', false);
+    }
     const session = new DtlsSession(this, native, address, port, this.now());
+    session.helloRandom = random;
     this.sessionCount++;
     this.handshakingCount++;
     this.perSource.set(address, (this.perSource.get(address) ?? 0) + 1);
-    if (assoc === undefined) this.assocs.set(key, { live: null, pending: session });
-    else assoc.pending = session;
+    const current = this.assocs.get(key);
+    if (current === undefined) this.assocs.set(key, { live: null, pending: session });
+    else current.pending = session;
     this.process(session, native.advance());
   }
 
   /**
    * Checks the limits that guard creating per-client state; returns the counter to bump or
-   * null. A handshake that would replace the live association of the same address:port (an
-   * exporter restart) is exempt from the session-count limits: it takes that association's
-   * place, at most one such pending slot exists per peer, and otherwise a restarted exporter
-   * at its per-source limit would be locked out until the stale association idled out.
+   * null. A handshake that would replace the live or pending association of the same
+   * address:port (an exporter restart) is exempt from the session-count limits: it takes that
+   * association's place, at most one pending slot exists per peer, and otherwise a restarted
+   * exporter at its per-source limit would be locked out until the stale one timed out.
    */
   private admit(address: string, replacing: boolean): 'limitHandshakeRate' | 'limitSessions' | 'limitSessionsPerSource' | null {
     if (!replacing && this.sessionCount >= this.opts.maxSessions) return 'limitSessions';
