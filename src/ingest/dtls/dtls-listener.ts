@@ -39,6 +39,8 @@ export interface DtlsListenerOptions {
   readonly maxDatagramBytes?: number;
   /** Datagram payload size for handshake flights (default 1400). */
   readonly mtu?: number;
+  /** Requested SO_RCVBUF in bytes (default 4 MiB; capped by net.core.rmem_max). */
+  readonly recvBufferBytes?: number;
   /** Wall clock (Unix ms) for receivedAtMs, certificate validity and deadlines. */
   readonly now?: () => number;
   /** Throttle of the rejection/drop log lines, per source address. */
@@ -107,6 +109,7 @@ export class DtlsListener {
           return this.trust.checkExporter(cert, session.remoteAddress, this.now());
         },
         ...(options.mtu !== undefined ? { mtu: options.mtu } : {}),
+        ...(options.recvBufferBytes !== undefined ? { recvBufferBytes: options.recvBufferBytes } : {}),
         ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
         ...(options.maxSessionsPerSource !== undefined ? { maxSessionsPerSource: options.maxSessionsPerSource } : {}),
         ...(options.handshakesPerSecond !== undefined ? { maxHandshakesPerSecond: options.handshakesPerSecond } : {}),
