@@ -33,12 +33,13 @@ test('drain --once on a terminal shows a progress line, then one summary line', 
     await writeFile(caFile, env.caPem);
     const stdout = new Capture(false);
     const stderr = new Capture(true);
-    const code = await main(['--once', '--data-dir', t.dir], {
+    const code = await main(['--once'], {
       stdout,
       stderr,
       env: {
         SEALFLOW_FUSION_NETOSECRET: env.sim.netosecret,
         SEALFLOW_SPOOL_KEK: Buffer.from(t.kek).toString('base64'),
+        SEALFLOW_SPOOL__DIR: t.dir,
         SEALFLOW_DRAIN__FUSION__UPLOAD_URL: env.sim.uploadUrl,
         SEALFLOW_DRAIN__FUSION__CA_FILE: caFile,
         // 3000 records at 1000/s (one second of burst): ~2 s, long enough to draw.
