@@ -45,7 +45,7 @@ test('packets survive packing into a frame and unpacking, in order', () => {
 
 test('the channel signals backpressure above high water, resumes below low water, and drops above the hard limit', () => {
   const posted: MainToWorker[] = [];
-  const opts: IngestChannelOptions = { maxFramePackets: 1, maxFrameBytes: 1 << 20, highWaterBytes: 100, lowWaterBytes: 30, hardLimitBytes: 200 };
+  const opts: IngestChannelOptions = { maxFramePackets: 1, maxFrameBytes: 1 << 20, maxFrameDelayMs: 5, highWaterBytes: 100, lowWaterBytes: 30, hardLimitBytes: 200 };
   const ch = new IngestChannel((m) => posted.push(m), opts);
   let resumed = 0;
   ch.onDrain(() => resumed++);
