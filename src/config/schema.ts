@@ -158,7 +158,9 @@ const TlsListenerSchema = z
     maxConnectionsPerSource: z.number().int().min(1).max(10_000).default(16).describe('Concurrent TLS connections from one source address.'),
     handshakesPerSecond: z.number().int().min(1).max(100_000).default(50).describe('New handshakes accepted per second, all sources (excess connections are closed).'),
     handshakeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000).describe('A handshake not finished within this is aborted (reason "handshake_timeout").'),
-    idleTimeoutMs: z.number().int().min(1000).max(86_400_000).default(300_000).describe('A connection with no message for this long is closed.'),
+    // IPFIX over TCP has no keepalive and a quiet exporter may send nothing for minutes
+    // (30-minute active timeouts exist): 15 min frees dead peers without cutting quiet ones.
+    idleTimeoutMs: z.number().int().min(1000).max(86_400_000).default(900_000).describe('A connection with no message for this long is closed.'),
     maxMessageBytes: z.number().int().min(16).max(MAX_IPFIX_MESSAGE_BYTES).default(MAX_IPFIX_MESSAGE_BYTES).describe('Largest IPFIX message accepted on the stream; a longer one closes the connection.'),
   })
   .prefault({})
@@ -272,7 +274,7 @@ const FusionSchema = z
     framing: z.enum(['ndjson', 'json-array']).default('ndjson').describe('Request body framing of the records.'),
     compression: z.enum(['gzip', 'zstd', 'none']).default('gzip').describe('Request body compression (Content-Encoding).'),
     maxRecordsPerRequest: z.number().int().min(1).max(100_000).default(DEFAULT_FUSION_RECORDS_PER_REQUEST).describe('Records per upload request.'),
-    caFile: nonEmpty.optional().describe('PEM CA bundle to trust instead of the system store (private CA, TLS-inspecting proxy).'),
+    caFile: nonEmpty.optional().describe('PEM CA bundle trusted in addition to the system store (private CA, TLS-inspecting proxy).'),
     pinSha256: z
       .array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 SHA-256 SPKI pin (44 characters ending in "=")'))
       .optional()
