@@ -46,6 +46,8 @@ export interface AppOptions {
   readonly onStatusLine?: (line: StatsLineText) => void;
   /** Extra sections for /stats (e.g. the embedded Fusion stand-in's counters). */
   readonly extraStats?: () => Record<string, unknown>;
+  /** A component died (the ingest worker): the caller stops the app and exits non-zero. */
+  readonly onFatal?: (err: Error) => void;
 }
 
 /** A bound listener, for the start-up banner. */
@@ -101,8 +103,7 @@ export class App {
     this.worker = new IngestWorker(this.workerInit());
     this.worker.setFatalHandler((err) => {
       this.log.fatal({ err: err.message }, 'ingest worker died');
-      process.exitCode = 70;
-      void this.stop();
+      this.options.onFatal?.(err);
     });
     await this.worker.ready();
 

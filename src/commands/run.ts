@@ -81,6 +81,8 @@ export const main: CommandMain = async (argv, io) => {
 
   let sim: FusionSim | null = null;
   let app: App | null = null;
+  // Set by runUntilSignal once the app runs; a component dying before then fails start().
+  const hooks: SignalHooks = { onFatal: () => undefined };
   try {
     await prepareDevelopmentFiles(config, logger);
     const keks = await resolveKeks(config, io, logger);
@@ -106,6 +108,7 @@ export const main: CommandMain = async (argv, io) => {
       adminToken,
       stdoutRecords: values.stdout === true,
       ...(sim === null ? {} : { extraStats: () => ({ fusionSim: sim?.stats ?? null }) }),
+      onFatal: (err) => hooks.onFatal(err),
       ...(loaded.embedded && process.stderr.isTTY ? { onStatusLine: (l) => io.stderr.write(`${l.text}\n`) } : {}),
     });
     await app.start();
@@ -121,7 +124,7 @@ export const main: CommandMain = async (argv, io) => {
   }
 
   printBanner(io, app.bound(), loaded, config, sim);
-  const code = await runUntilSignal(app, sim, config, logger, load);
+  const code = await runUntilSignal(app, sim, config, logger, load, hooks);
   await syslog?.close();
   return code;
 };
@@ -200,8 +203,16 @@ function printBanner(io: CommandIo, bound: readonly BoundEndpoint[], loaded: Loa
   io.stderr.write(lines.join('\n') + '\n');
 }
 
-/** Waits for SIGTERM/SIGINT (graceful stop with a deadline) and handles SIGHUP (reload). */
-function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger: Logger, load: () => Promise<LoadedConfig>): Promise<number> {
+interface SignalHooks {
+  onFatal: (err: Error) => void;
+}
+
+/**
+ * Waits for SIGTERM/SIGINT (graceful stop with a deadline) and handles SIGHUP (reload). A
+ * fatal component error stops the app the same way but exits 70, so systemd or the container
+ * runtime restarts the probe (committed spool batches are safe).
+ */
+function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger: Logger, load: () => Promise<LoadedConfig>, hooks: SignalHooks): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const finish = (code: number): void => {
@@ -211,14 +222,7 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
       logger.flush();
       resolve(code);
     };
-    const onStop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.error({ signal, step: app.currentStep }, `second ${signal}: forced exit while stopping "${app.currentStep}"`);
-        void app.forceStop().finally(() => finish(ExitCode.Failure));
-        return;
-      }
-      stopping = true;
-      logger.info({ signal }, 'stopping');
+    const stopWith = (code: number): void => {
       const deadline = setTimeout(() => {
         logger.error({ step: app.currentStep, deadlineMs: config.shutdown.deadlineMs }, `stop deadline passed while stopping "${app.currentStep}"; forcing exit`);
         void app.forceStop().finally(() => finish(ExitCode.Failure));
@@ -229,9 +233,25 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
         .then(() => sim?.close())
         .then(() => {
           clearTimeout(deadline);
-          logger.info('stopped cleanly');
-          finish(process.exitCode === undefined || process.exitCode === 0 ? ExitCode.Ok : Number(process.exitCode));
+          logger.info(code === ExitCode.Ok ? 'stopped cleanly' : 'stopped after a fatal error');
+          finish(code);
         });
+    };
+    hooks.onFatal = (err: Error): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.fatal({ err: err.message }, 'fatal component error: stopping');
+      stopWith(ExitCode.Software);
+    };
+    const onStop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.error({ signal, step: app.currentStep }, `second ${signal}: forced exit while stopping "${app.currentStep}"`);
+        void app.forceStop().finally(() => finish(ExitCode.Failure));
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      stopWith(ExitCode.Ok);
     };
     const onHup = (): void => {
       logger.info('SIGHUP: reloading certificates, CRLs, allowlists and filters');
