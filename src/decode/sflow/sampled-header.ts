@@ -10,6 +10,8 @@
  * ICMP (RFC 792), ICMPv6 (RFC 4443).
  */
 
+import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS, VLAN_TAG_BYTES, isVlanTagType } from '../../flow/ethernet.js';
+
 /** sFlow header_protocol values (sFlow v5 §5.2, "header_protocol" enum). */
 export const HeaderProtocol = {
   Ethernet: 1,
@@ -17,18 +19,6 @@ export const HeaderProtocol = {
   Ipv6: 12,
 } as const;
 
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
-/** IEEE 802.1Q customer tag. */
-const ETHERTYPE_VLAN = 0x8100;
-/** IEEE 802.1ad service tag (QinQ outer tag). */
-const ETHERTYPE_QINQ = 0x88a8;
-/** Pre-standard QinQ outer tag still sent by older switches. */
-const ETHERTYPE_QINQ_LEGACY = 0x9100;
-const ETHERNET_HEADER_BYTES = 14;
-const VLAN_TAG_BYTES = 4;
-/** More tags than this is not a real frame; stop rather than walk a crafted tag chain. */
-const MAX_VLAN_TAGS = 8;
 const VLAN_ID_MASK = 0x0fff;
 
 const IPV4_MIN_HEADER_BYTES = 20;
@@ -130,7 +120,7 @@ export function parseEthernet(h: Uint8Array, info: SampledHeaderInfo): void {
   let type = u16(h, pos);
   pos += 2;
   let tags = 0;
-  while (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ || type === ETHERTYPE_QINQ_LEGACY) {
+  while (isVlanTagType(type)) {
     if (tags >= MAX_VLAN_TAGS) return;
     if (pos + VLAN_TAG_BYTES > h.length) {
       info.truncated = true;

@@ -11,6 +11,7 @@
  * with a hint.
  */
 import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
+import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS, VLAN_TAG_BYTES, isVlanTagType } from '../../flow/ethernet.js';
 import { ipv4ToString, ipv6ToString } from '../../flow/ip.js';
 import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-file.js';
 
@@ -33,13 +34,6 @@ export const LinkType = {
   LinuxSll2: 276,
 } as const;
 
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
-const ETHERTYPE_VLAN = 0x8100;
-const ETHERTYPE_QINQ = 0x88a8;
-const ETHERTYPE_QINQ_LEGACY = 0x9100;
-const MAX_VLAN_TAGS = 8;
-const ETHERNET_HEADER_BYTES = 14;
 /** Linux cooked capture v1: protocol type at offset 14 of a 16-byte header. */
 const SLL_HEADER_BYTES = 16;
 /** Linux cooked capture v2: protocol type at offset 0 of a 20-byte header. */
@@ -84,10 +78,10 @@ function ipStart(frame: Uint8Array, linkType: number): number | null {
       let pos = 12;
       let type = be16(frame, pos);
       pos += 2;
-      for (let tags = 0; type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ || type === ETHERTYPE_QINQ_LEGACY; tags++) {
-        if (tags >= MAX_VLAN_TAGS || pos + 4 > frame.length) return null;
+      for (let tags = 0; isVlanTagType(type); tags++) {
+        if (tags >= MAX_VLAN_TAGS || pos + VLAN_TAG_BYTES > frame.length) return null;
         type = be16(frame, pos + 2);
-        pos += 4;
+        pos += VLAN_TAG_BYTES;
       }
       return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? pos : null;
     }
