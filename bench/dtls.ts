@@ -11,18 +11,15 @@
  * by sender and receiver) and the receiver's CPU time per datagram, which gives the rate one
  * receiver core sustains — the figure to compare with plain UDP (target ≥ 0.5×).
  */
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { PrefixSet } from '../src/flow/cidr.js';
-import type { ExporterPacket } from '../src/flow/exporter-packet.js';
-import type { PacketSink } from '../src/flow/pipeline.js';
 import { DtlsListener } from '../src/ingest/dtls/dtls-listener.js';
 import { ExporterTrust } from '../src/ingest/trust/exporter-trust.js';
 import { UdpListener } from '../src/ingest/udp/udp-listener.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { DtlsTestClient } from '../test/support/dtls-client.js';
 import { createTestPki } from '../test/support/test-pki.js';
-import { buildDataMessage, buildTemplateMessage, dataRecordsIn, startUdpLoad } from './udp-load.js';
+import { forkLoadChild, serveLoadChild } from './load-child.js';
+import { CountingSink, buildDataMessage, buildTemplateMessage, startUdpLoad } from './udp-load.js';
 
 const RECORDS_PER_MESSAGE = 20;
 const DURATION_MS = 3_000;
@@ -80,51 +77,10 @@ async function sendDtls(o: ChildOptions): Promise<ChildResult> {
 }
 
 function startDtlsLoad(o: ChildOptions): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [CHILD_ENV]: JSON.stringify(o) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let result: ChildResult | null = null;
-    child.on('message', (m) => {
-      result = m as ChildResult;
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (result !== null) resolve(result);
-      else reject(new Error(`DTLS bench sender exited with code ${String(code)} without a result`));
-    });
-  });
+  return forkLoadChild<ChildResult>(import.meta.url, CHILD_ENV, o);
 }
 
-const childOptions = process.env[CHILD_ENV];
-if (childOptions !== undefined && process.send !== undefined) {
-  const send = process.send.bind(process);
-  void sendDtls(JSON.parse(childOptions) as ChildOptions).then(
-    (r) => send(r, () => process.disconnect()),
-    (err: unknown) => {
-      console.error('DTLS bench sender failed:', err);
-      process.exit(1);
-    },
-  );
-}
-
-class CountingSink implements PacketSink {
-  packets = 0;
-  records = 0;
-  submit(p: ExporterPacket): boolean {
-    this.packets++;
-    this.records += dataRecordsIn(p.payload);
-    return true;
-  }
-  endSession(): void {
-    // counted elsewhere
-  }
-  onDrain(): void {
-    // never above a high-water mark
-  }
-}
+serveLoadChild(CHILD_ENV, sendDtls);
 
 function fmt(n: number): string {
   return n >= 999_500 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);

@@ -12,14 +12,13 @@
  * sink: packets/s and records/s per offered rate, with loss including kernel receive-queue
  * drops (/proc/net/udp), and the highest rate with < 0.1% loss.
  */
-import { fork } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { fileURLToPath } from 'node:url';
 import { PrefixSet } from '../src/flow/cidr.js';
 import type { ExporterPacket } from '../src/flow/exporter-packet.js';
 import type { PacketSink } from '../src/flow/pipeline.js';
 import { readKernelUdpDrops, UdpListener } from '../src/ingest/udp/udp-listener.js';
 import { silentLogger } from '../src/observability/logger.js';
+import { forkLoadChild, serveLoadChild } from './load-child.js';
 
 export interface UdpLoadOptions {
   readonly host: string;
@@ -219,40 +218,15 @@ const CHILD_ENV = 'SEALFLOW_UDP_LOAD_OPTIONS';
  * The child runs this same file through tsx.
  */
 export function startUdpLoad(options: UdpLoadOptions): Promise<UdpLoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [CHILD_ENV]: JSON.stringify(options) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let result: UdpLoadResult | null = null;
-    child.on('message', (m) => {
-      result = m as UdpLoadResult;
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (result !== null) resolve(result);
-      else reject(new Error(`udp-load sender exited with code ${String(code)} without a result`));
-    });
-  });
+  return forkLoadChild<UdpLoadResult>(import.meta.url, CHILD_ENV, options);
 }
 
-const childOptions = process.env[CHILD_ENV];
-if (childOptions !== undefined && process.send !== undefined) {
-  const send = process.send.bind(process);
-  void sendLoad(JSON.parse(childOptions) as UdpLoadOptions).then(
-    (r) => send(r, () => process.disconnect()),
-    (err: unknown) => {
-      console.error('udp-load sender failed:', err);
-      process.exit(1);
-    },
-  );
-}
+serveLoadChild(CHILD_ENV, sendLoad);
 
 // ---- the receive benchmark -------------------------------------------------------------
 
 /** Counts packets and data records; touches nothing else (the listener alone is measured). */
-class CountingSink implements PacketSink {
+export class CountingSink implements PacketSink {
   packets = 0;
   records = 0;
   submit(p: ExporterPacket): boolean {
