@@ -1,6 +1,5 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { redactConfig } from '../config/redact-config.js';
@@ -9,7 +8,7 @@ import { configJsonSchema, envList, settingsMarkdown } from '../config/settings-
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 import { ExporterTrust, trustSettingsFromConfig } from '../ingest/trust/exporter-trust.js';
 import type { CommandIo, CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 
 /**
  * `sealflow config check [--config PATH] [--json]`: loads the configuration exactly as
@@ -56,16 +55,9 @@ export const main: CommandMain = async (argv, io) => {
 };
 
 function schema(argv: readonly string[], io: CommandIo): number {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options: { markdown: { type: 'boolean' }, env: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
-  } catch (err) {
-    return usageError(io, (err as Error).message);
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('config', USAGE, argv, io, { markdown: { type: 'boolean' }, env: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (values.markdown === true && values.env === true) return usageError(io, '--markdown and --env are exclusive');
   if (values.markdown === true) io.stdout.write(settingsMarkdown());
   else if (values.env === true) io.stdout.write(envList());
@@ -129,16 +121,9 @@ function checkCertificates(loaded: LoadedConfig): string[] {
 }
 
 async function check(argv: readonly string[], io: CommandIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: [...argv], options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
-  } catch (err) {
-    return usageError(io, (err as Error).message);
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('config', USAGE, argv, io, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const warn = (message: string): void => {
     io.stderr.write(`sealflow config check: warning: ${message}\n`);
   };

@@ -16,7 +16,6 @@
  * could not be read; 64 usage error.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { DecodeService } from '../decode/decode-service.js';
 import type { DecodeOutcome } from '../decode/decode-service.js';
 import { DecodeErrorCode } from '../flow/errors.js';
@@ -25,7 +24,7 @@ import { toFusionRecord } from '../flow/fusion-record.js';
 import { normaliseAddress, parseIp } from '../flow/ip.js';
 import { readCaptureFile } from '../ingest/file/capture-file.js';
 import type { CommandIo, CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 
 const USAGE = `usage: sealflow decode [--exporter ADDR] FILE...
 
@@ -175,25 +174,9 @@ class DecodeRun {
 }
 
 export const main: CommandMain = async (argv, io) => {
-  let values: { exporter?: string | undefined; help?: boolean | undefined };
-  let files: string[];
-  try {
-    const parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: { exporter: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-    values = parsed.values;
-    files = parsed.positionals;
-  } catch (err) {
-    io.stderr.write(`sealflow decode: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
-    return ExitCode.Usage;
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('decode', USAGE, argv, io, { exporter: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals: files } = parsed;
   if (files.length === 0) {
     io.stderr.write(`sealflow decode: no FILE given\n\n${USAGE}`);
     return ExitCode.Usage;

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { resolveSecret } from '../config/secrets.js';
 import { Drain, type DrainStats } from '../drain/drain.js';
@@ -8,7 +7,7 @@ import { createLogger } from '../observability/logger.js';
 import { DATA_DIR_ENV, KEK_ENV, parseKekText, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
 import { Spool } from '../spool/spool.js';
 import type { CommandIo, CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 
 const HELP = `usage: sealflow drain --once [options]
 
@@ -48,28 +47,16 @@ function summary(s: DrainStats, elapsedMs: number, complete: boolean): string {
 }
 
 export const main: CommandMain = async (argv, io: CommandIo) => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        once: { type: 'boolean', default: false },
-        'data-dir': { type: 'string' },
-        config: { type: 'string' },
-        'max-failures': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    io.stderr.write(`sealflow drain: ${(err as Error).message}\n\n${HELP}`);
-    return ExitCode.Usage;
-  }
-  if (values.help) {
-    io.stdout.write(HELP);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('drain', HELP, argv, io, {
+    once: { type: 'boolean', default: false },
+    'data-dir': { type: 'string' },
+    config: { type: 'string' },
+    'max-failures': { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (!values.once) {
     io.stderr.write(`sealflow drain: only --once is supported here; the continuous drain runs inside \`sealflow run\`\n\n${HELP}`);
     return ExitCode.Usage;

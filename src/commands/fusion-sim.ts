@@ -1,12 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createDevCertificate } from '../fusion-sim/dev-certificate.js';
 import { DEFAULT_SIM_UPLOAD_PATH, startFusionSim, type FusionSimOptions } from '../fusion-sim/fusion-sim.js';
 import { isSealflowError } from '../flow/errors.js';
 import type { CommandIo, CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 
 const HELP = `usage: sealflow fusion-sim [options]
 
@@ -39,33 +38,21 @@ Faults on command (loopback only): curl --cacert CA -X POST https://HOST:PORT/_s
 const DEFAULT_PORT = 8443;
 
 export const main: CommandMain = async (argv, io: CommandIo) => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string' },
-        'netosecret-file': { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
-        'ca-out': { type: 'string' },
-        'upload-path': { type: 'string' },
-        'token-expires-in': { type: 'string' },
-        print: { type: 'boolean', default: false },
-        validate: { type: 'string', default: 'all' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    io.stderr.write(`sealflow fusion-sim: ${(err as Error).message}\n\n${HELP}`);
-    return ExitCode.Usage;
-  }
-  if (values.help) {
-    io.stdout.write(HELP);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('fusion-sim', HELP, argv, io, {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string' },
+    'netosecret-file': { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    'ca-out': { type: 'string' },
+    'upload-path': { type: 'string' },
+    'token-expires-in': { type: 'string' },
+    print: { type: 'boolean', default: false },
+    validate: { type: 'string', default: 'all' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     io.stderr.write('sealflow fusion-sim: --port wants 0–65535\n');

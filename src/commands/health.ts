@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { request } from 'node:http';
 import type { CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 
 const HELP = `usage: sealflow health [--url URL] [--timeout-ms N]
 
@@ -13,21 +12,9 @@ An admin bearer token is read from $SEALFLOW_ADMIN_TOKEN or the file in $SEALFLO
 `;
 
 export const main: CommandMain = async (argv, io) => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: { url: { type: 'string' }, 'timeout-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    }));
-  } catch (err) {
-    io.stderr.write(`sealflow health: ${(err as Error).message}\n${HELP}`);
-    return ExitCode.Usage;
-  }
-  if (values.help === true) {
-    io.stdout.write(HELP);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('health', HELP, argv, io, { url: { type: 'string' }, 'timeout-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const base = values.url ?? io.env.SEALFLOW_ADMIN_URL ?? 'http://127.0.0.1:9180';
   const timeoutMs = Number(values['timeout-ms'] ?? '3000');
   let token = io.env.SEALFLOW_ADMIN_TOKEN;

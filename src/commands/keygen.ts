@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import type { CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 import { KEK_BYTES, KEK_ENV } from '../spool/kek-source.js';
 
 const HELP = `usage: sealflow keygen
@@ -16,18 +15,8 @@ Losing the KEK makes the spooled flows unrecoverable; never write it next to the
 
 /** `sealflow keygen`: a fresh KEK on stdout, advice on stderr (so `> file` captures only the key). */
 export const main: CommandMain = (argv, io) => {
-  let help = false;
-  try {
-    const { values } = parseArgs({ args: [...argv], options: { help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
-    help = values.help === true;
-  } catch (err) {
-    io.stderr.write(`sealflow keygen: ${(err as Error).message}\n\n${HELP}`);
-    return Promise.resolve(ExitCode.Usage);
-  }
-  if (help) {
-    io.stdout.write(HELP);
-    return Promise.resolve(ExitCode.Ok);
-  }
+  const parsed = parseCommandArgs('keygen', HELP, argv, io, { help: { type: 'boolean', short: 'h' } });
+  if (typeof parsed === 'number') return Promise.resolve(parsed);
   const key = randomBytes(KEK_BYTES);
   io.stdout.write(`${key.toString('base64')}\n`);
   key.fill(0);

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { createDevPki, DEFAULT_DEV_EXPORTER, DEV_PKI_WARNING, type DevPkiOptions } from '../ingest/trust/dev-pki.js';
 import type { CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 
 const HELP = `usage: sealflow pki --out DIR [--exporter NAME ...] [--collector-name NAME ...]
                    [--collector-ip ADDR ...] [--days N]
@@ -22,29 +21,16 @@ Prints the files and the matching listeners.tls configuration.
 
 /** `sealflow pki`: the development PKI (same generation as the daemon's embedded default). */
 export const main: CommandMain = async (argv, io) => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        out: { type: 'string' },
-        exporter: { type: 'string', multiple: true },
-        'collector-name': { type: 'string', multiple: true },
-        'collector-ip': { type: 'string', multiple: true },
-        days: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    io.stderr.write(`sealflow pki: ${(err as Error).message}\n\n${HELP}`);
-    return ExitCode.Usage;
-  }
-  if (values.help === true) {
-    io.stdout.write(HELP);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('pki', HELP, argv, io, {
+    out: { type: 'string' },
+    exporter: { type: 'string', multiple: true },
+    'collector-name': { type: 'string', multiple: true },
+    'collector-ip': { type: 'string', multiple: true },
+    days: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (values.out === undefined || values.out === '') {
     io.stderr.write(`sealflow pki: --out DIR is required\n\n${HELP}`);
     return ExitCode.Usage;

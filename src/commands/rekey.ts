@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import type { CommandIo, CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 import { isSealflowError } from '../flow/errors.js';
 import { KEK_ENV, NEW_KEK_ENV, kekSourceFromEnv, resolveKek, spoolKeksFromEnv } from '../spool/kek-source.js';
 import { DATA_DIR_ENV, DEFAULT_DATA_DIR, SPOOL_DIR_ENV, resolveSpoolDir } from '../spool/spool-location.js';
@@ -38,22 +37,9 @@ function errorExit(io: CommandIo, err: unknown): number {
 }
 
 export const main: CommandMain = async (argv, io) => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: { 'new-kek-file': { type: 'string' }, 'data-dir': { type: 'string' }, 'spool-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    io.stderr.write(`sealflow rekey: ${(err as Error).message}\n\n${HELP}`);
-    return ExitCode.Usage;
-  }
-  if (values.help === true) {
-    io.stdout.write(HELP);
-    return ExitCode.Ok;
-  }
+  const parsed = parseCommandArgs('rekey', HELP, argv, io, { 'new-kek-file': { type: 'string' }, 'data-dir': { type: 'string' }, 'spool-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const dir = resolveSpoolDir({ spoolDir: values['spool-dir'], dataDir: values['data-dir'] }, io.env);
   let spool: Spool;
   try {

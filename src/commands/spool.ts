@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import type { CommandIo, CommandMain } from './command.js';
-import { ExitCode } from './command.js';
+import { ExitCode, parseCommandArgs } from './command.js';
 import { isSealflowError } from '../flow/errors.js';
 import { toFusionRecord } from '../flow/fusion-record.js';
 import { KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
@@ -98,29 +97,22 @@ function errorExit(io: CommandIo, err: unknown): number {
 }
 
 export const main: CommandMain = async (argv, io) => {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      options: {
-        'data-dir': { type: 'string' },
-        'spool-dir': { type: 'string' },
-        format: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (err) {
-    io.stderr.write(`sealflow spool: ${(err as Error).message}\n\n${HELP}`);
-    return ExitCode.Usage;
-  }
+  const parsed = parseCommandArgs(
+    'spool',
+    HELP,
+    argv,
+    io,
+    {
+      'data-dir': { type: 'string' },
+      'spool-dir': { type: 'string' },
+      format: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help === true) {
-    io.stdout.write(HELP);
-    return ExitCode.Ok;
-  }
   const sub = positionals[0];
   if (positionals.length !== 1 || (sub !== 'status' && sub !== 'verify' && sub !== 'export')) {
     io.stderr.write(`sealflow spool: expected one of status, verify, export\n\n${HELP}`);
