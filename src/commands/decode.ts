@@ -20,7 +20,7 @@ import { DecodeService } from '../decode/decode-service.js';
 import type { DecodeOutcome } from '../decode/decode-service.js';
 import { DecodeErrorCode } from '../flow/errors.js';
 import type { DecodeError } from '../flow/errors.js';
-import { toFusionRecord } from '../flow/fusion-record.js';
+import { fusionRecordJson } from '../flow/fusion-record.js';
 import { normaliseAddress, parseIp } from '../flow/ip.js';
 import { readCaptureFile } from '../ingest/file/capture-file.js';
 import type { CommandIo, CommandMain } from './command.js';
@@ -100,7 +100,7 @@ class DecodeRun {
 
   async emit(outcome: DecodeOutcome): Promise<void> {
     for (const r of outcome.records) {
-      this.#out += JSON.stringify(toFusionRecord(r)) + '\n';
+      this.#out += fusionRecordJson(r) + '\n';
       this.records++;
     }
     if (this.#out.length >= OUTPUT_CHUNK_CHARS) await this.flush();

@@ -23,7 +23,7 @@ export function drainSettingsFromConfig(drain: DrainConfig, extras: DrainRuntime
   const f = drain.fusion;
   return resolveDrainSettings({
     uploadUrl: extras.uploadUrl ?? f.uploadUrl,
-    encoder: { framing: f.framing, compression: f.compression, maxRecordsPerRequest: f.maxRecordsPerRequest },
+    encoder: { framing: f.framing, compression: f.compression, gzipLevel: f.gzipLevel, maxRecordsPerRequest: f.maxRecordsPerRequest, maxBytesPerRequest: f.maxBytesPerRequest },
     tls: {
       caFile: f.caFile ?? null,
       caPem: extras.caPem ?? null,
@@ -33,7 +33,8 @@ export function drainSettingsFromConfig(drain: DrainConfig, extras: DrainRuntime
       headersTimeoutMs: f.headersTimeoutMs,
       bodyTimeoutMs: f.bodyTimeoutMs,
     },
-    concurrency: drain.concurrency,
+    concurrency: Math.max(drain.concurrency, drain.uploadWorkers),
+    uploadWorkers: drain.uploadWorkers,
     backoff: { baseMs: drain.retry.initialDelayMs, capMs: Math.max(drain.retry.initialDelayMs, drain.retry.maxDelayMs) },
     maxBytesPerSecond: drain.maxBytesPerSecond ?? null,
     maxRecordsPerSecond: drain.maxRecordsPerSecond ?? null,

@@ -13,6 +13,9 @@ import type { FlowRecord } from '../flow/flow-record.js';
  *   oldest first); the spool counts the attempt.
  * - `park(id, reason)` sets the batch aside, still encrypted, because Fusion rejected it
  *   permanently; it is never leased again and shows in `spool status`.
+ * - `leaseEncoded(n)` (optional) is `lease(n)` with each batch as the spool's verified
+ *   batch-codec bytes instead of records: the drain then hands the bytes to an upload worker
+ *   without decoding and re-encoding them on its own thread.
  */
 export interface LeasedBatch {
   readonly id: number;
@@ -22,6 +25,11 @@ export interface LeasedBatch {
   readonly attempts: number;
   readonly bytes: number;
 }
+
+export type LeasedEncodedBatch = Omit<LeasedBatch, 'records'> & {
+  /** Batch-codec bytes (src/spool/batch-codec.ts); `decodeBatch(batch)` gives the records. */
+  readonly batch: Uint8Array;
+};
 
 export interface DrainSourceStatus {
   readonly batches: number;
@@ -34,6 +42,7 @@ export interface DrainSourceStatus {
 
 export interface DrainSource {
   lease(maxBatches: number): LeasedBatch[];
+  leaseEncoded?(maxBatches: number): LeasedEncodedBatch[];
   ack(id: number): void;
   release(id: number): void;
   park(id: number, reason: string): void;

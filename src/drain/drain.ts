@@ -24,13 +24,13 @@ import { silentLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { fullJitterMs, RateMeter, TokenBucket, type BackoffSettings } from './backoff.js';
 import { deviceBody, type DeviceRegistration } from './device-registration.js';
-import type { DrainSource, DrainSourceStatus, LeasedBatch } from './drain-source.js';
+import type { DrainSource, DrainSourceStatus, LeasedBatch, LeasedEncodedBatch } from './drain-source.js';
 import { DEFAULT_AUTH_SETTINGS, errorText, FusionAuth, serverMessage, type AuthSettings, type AuthStats } from './fusion-auth.js';
 import { DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
 import { uploadChunk, USER_AGENT, type ChunkResult, type RetryReason, type UploadTarget } from './chunk-upload.js';
 import { UploadPool } from './upload-pool.js';
 // The spool's batch codec moves records to upload workers (see upload-worker.ts).
-import { encodeBatch } from '../spool/batch-codec.js';
+import { decodeBatch, encodeBatch } from '../spool/batch-codec.js';
 import type { FusionCredentials } from './netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncoderSettings } from './upload-encoder.js';
 
@@ -223,6 +223,9 @@ export interface DrainOptions {
 }
 
 type BatchOutcome = ChunkResult;
+
+/** A batch as records (in-thread encoding) or as batch-codec bytes (for upload workers). */
+type Leased = LeasedBatch | LeasedEncodedBatch;
 
 export class Drain {
   readonly settings: DrainSettings;
@@ -458,9 +461,11 @@ export class Drain {
         await Promise.race(running.values());
         continue;
       }
-      let leased: LeasedBatch[];
+      let leased: Leased[];
       try {
-        leased = this.source.lease(concurrency - running.size);
+        // Upload workers take batch-codec bytes: lease them as such when the source can.
+        const n = concurrency - running.size;
+        leased = this.pool !== null && this.source.leaseEncoded !== undefined ? this.source.leaseEncoded(n) : this.source.lease(n);
       } catch (err) {
         this.recordFailure({ kind: 'retry', reason: 'source', message: `spool lease failed: ${errorText(err)}`, retryAfterMs: null });
         continue;
@@ -493,7 +498,7 @@ export class Drain {
   }
 
   /** Delivers one batch and settles it in the spool: exactly one of ack / park / release. */
-  private async handle(batch: LeasedBatch): Promise<void> {
+  private async handle(batch: Leased): Promise<void> {
     let outcome: BatchOutcome;
     try {
       outcome = await this.deliver(batch);
@@ -541,7 +546,7 @@ export class Drain {
     this.noisy.log('warn', f.reason, { event: 'drain.retry', reason: f.reason, delayMs: delay, consecutiveFailures: this.consecutiveFailures }, `drain: ${f.message}; retrying in ${delay} ms`);
   }
 
-  private async deliver(batch: LeasedBatch): Promise<BatchOutcome> {
+  private async deliver(batch: Leased): Promise<BatchOutcome> {
     if (this.keyScope === null) {
       let spoolId = '';
       try {
@@ -553,7 +558,7 @@ export class Drain {
     }
     const scope = this.keyScope;
     if (this.pool !== null) return this.deliverViaPool(this.pool, batch, scope);
-    const chunks = await this.encoder.encode(batch.records);
+    const chunks = await this.encoder.encode('records' in batch ? batch.records : decodeBatch(batch.batch));
     const done = this.partial.get(batch.id);
     for (const chunk of chunks) {
       const key = idempotencyKey(scope, batch.id, batch.createdAtMs, chunk.first, chunk.end);
@@ -603,7 +608,7 @@ export class Drain {
   }
 
   /** Pool mode: one job per batch; 401 → new token and the job again (delivered chunks skipped). */
-  private async deliverViaPool(pool: UploadPool, batch: LeasedBatch, scope: string): Promise<BatchOutcome> {
+  private async deliverViaPool(pool: UploadPool, batch: Leased, scope: string): Promise<BatchOutcome> {
     const now = this.clock.now();
     const wait = Math.max(this.recordBucket?.take(batch.recordCount, now) ?? 0, this.paceUntilMs - now);
     if (wait > 0) await this.clock.sleep(wait, this.stopSleeps.signal);
@@ -619,7 +624,7 @@ export class Drain {
       const done = this.partial.get(batch.id);
       let reply;
       try {
-        reply = await pool.run({ batch: encodeBatch(batch.records), batchId: batch.id, createdAtMs: batch.createdAtMs, scope, skip: done === undefined ? [] : [...done], token });
+        reply = await pool.run({ batch: transferableBatch(batch), batchId: batch.id, createdAtMs: batch.createdAtMs, scope, skip: done === undefined ? [] : [...done], token });
       } catch (err) {
         return { kind: 'retry', reason: this.forced() ? 'aborted' : 'worker', message: `upload worker: ${errorText(err)}`, retryAfterMs: null };
       }
@@ -667,6 +672,16 @@ export class Drain {
     const retryAfter = typeof e.context.retryAfterMs === 'number' ? e.context.retryAfterMs : this.auth.backoffRemainingMs();
     return { kind: 'retry', reason: 'auth', message: errorText(err), retryAfterMs: retryAfter };
   }
+}
+
+/**
+ * The batch-codec bytes of a leased batch in a buffer of their own: the job transfers the
+ * buffer to the worker, which detaches it here, so it must not be shared with anything else
+ * (a small Node Buffer may be a view into the shared allocation pool). Each attempt gets its
+ * own copy; the leased batch stays intact for a retry.
+ */
+function transferableBatch(batch: Leased): Uint8Array {
+  return 'records' in batch ? encodeBatch(batch.records) : batch.batch.slice();
 }
 
 function realSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
-import { checkServerIdentity, rootCertificates, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, createSecureContext, rootCertificates, type PeerCertificate } from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
@@ -120,7 +120,9 @@ export class FusionHttp {
     const tlsOptions = {
       minVersion: 'TLSv1.2' as const,
       rejectUnauthorized: true,
-      ...(ca === undefined ? {} : { ca }),
+      // One context for every connection: given as `ca`, the ~140 roots plus the extra CA
+      // would be parsed again for each TLS connection the pool opens.
+      ...(ca === undefined ? {} : { secureContext: createSecureContext({ ca, minVersion: 'TLSv1.2' }) }),
       checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
         const err = checkServerIdentity(host, cert);
         if (err !== undefined) return err;

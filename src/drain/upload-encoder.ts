@@ -3,7 +3,7 @@ import * as zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 import type { FlowRecord } from '../flow/flow-record.js';
-import { toFusionRecord } from '../flow/fusion-record.js';
+import { FusionJsonWriter } from '../flow/fusion-record.js';
 
 /**
  * Turns one leased spool batch into upload request bodies ("chunks"). Fusion's upload
@@ -91,8 +91,13 @@ export interface EncodeTimings {
   compressNs: bigint;
 }
 
+const JSON_ARRAY_OPEN = Buffer.from('[');
+const JSON_ARRAY_CLOSE = Buffer.from(']');
+
 export class UploadEncoder {
   private readonly compress: Compress | null;
+  /** Reused for every batch; holds at most one chunk plus one record between calls. */
+  private readonly writer = new FusionJsonWriter();
 
   constructor(readonly settings: EncoderSettings) {
     validateEncoderSettings(settings);
@@ -104,28 +109,33 @@ export class UploadEncoder {
   /** Serialized record ranges of a batch (no compression yet), each within the size limits. */
   frame(records: readonly FlowRecord[]): { first: number; end: number; raw: Buffer }[] {
     const { maxRecordsPerRequest: maxN, maxBytesPerRequest: maxB, framing } = this.settings;
+    const w = this.writer;
+    w.reset();
+    // Every record is followed by its separator: "\n" (NDJSON) or "," (JSON array: the last
+    // one becomes "]" and a "[" goes in front when the chunk is cut).
+    const sep = framing === 'ndjson' ? 0x0a : 0x2c;
     const out: { first: number; end: number; raw: Buffer }[] = [];
-    let parts: string[] = [];
-    let bytes = 0;
     let first = 0;
-    const flush = (end: number): void => {
-      if (parts.length === 0) return;
-      const text = framing === 'ndjson' ? parts.join('\n') + '\n' : '[' + parts.join(',') + ']';
-      out.push({ first, end, raw: Buffer.from(text, 'utf8') });
-      parts = [];
-      bytes = 0;
+    let count = 0;
+    const flush = (end: number, endPos: number): void => {
+      if (count === 0) return;
+      const raw = framing === 'ndjson' ? w.take(0, endPos) : Buffer.concat([JSON_ARRAY_OPEN, w.take(0, endPos - 1), JSON_ARRAY_CLOSE]);
+      out.push({ first, end, raw });
+      w.discard(endPos);
       first = end;
+      count = 0;
     };
     for (let i = 0; i < records.length; i++) {
       const rec = records[i];
       if (rec === undefined) continue;
-      const json = JSON.stringify(toFusionRecord(rec));
-      // +1 for the separator; string length ≤ UTF-8 length, exact enough for a cap on ASCII JSON.
-      if (parts.length > 0 && (parts.length >= maxN || bytes + json.length + 1 > maxB)) flush(i);
-      parts.push(json);
-      bytes += json.length + 1;
+      const recordStart = w.length;
+      w.record(rec);
+      w.byte(sep);
+      // The chunk so far starts at 0: cut before this record when it would break a limit.
+      if (count > 0 && (count >= maxN || w.length > maxB)) flush(i, recordStart);
+      count++;
     }
-    flush(records.length);
+    flush(records.length, w.length);
     return out;
   }
 

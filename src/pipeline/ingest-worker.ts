@@ -19,7 +19,7 @@ import { compileFilters, type FiltersConfig } from '../filter/compile-filters.js
 import { FlowFilter } from '../filter/flow-filter.js';
 import type { ExporterPacket } from '../flow/exporter-packet.js';
 import type { FlowRecord } from '../flow/flow-record.js';
-import { toFusionRecord } from '../flow/fusion-record.js';
+import { fusionRecordJson } from '../flow/fusion-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
 import { createLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
@@ -53,7 +53,7 @@ class StdoutRecordSink implements RecordSink {
   constructor(private readonly downstream: RecordSink) {}
   accept(records: readonly FlowRecord[]): void {
     let out = '';
-    for (const r of records) out += JSON.stringify(toFusionRecord(r)) + '\n';
+    for (const r of records) out += fusionRecordJson(r) + '\n';
     if (out.length > 0) process.stdout.write(out);
     this.downstream.accept(records);
   }

@@ -6,7 +6,8 @@ import { equalJitterMs, fullJitterMs, parseRetryAfterMs, RateMeter, TokenBucket 
 import { idempotencyKey, UploadEncoder, DEFAULT_ENCODER_SETTINGS } from '../../src/drain/upload-encoder.js';
 import { resolveDrainSettings } from '../../src/drain/drain.js';
 import { ConfigError } from '../../src/flow/errors.js';
-import { edgeRecords } from '../support/spool-fixtures.js';
+import { toFusionRecord } from '../../src/flow/fusion-record.js';
+import { edgeRecords, ipv4Records } from '../support/spool-fixtures.js';
 import { numberedRecords } from '../support/drain-fixtures.js';
 
 test('full jitter stays within [0, min(cap, base·2^(n-1))] and reaches the cap', () => {
@@ -80,6 +81,31 @@ test('encoder: chunks by record count and bytes, NDJSON and JSON array, gzip rou
     assert.equal(c.headers['content-encoding'], undefined);
   }
   assert.equal(total, recs.length);
+});
+
+test('encoder: chunk bodies are exactly the records\' Fusion JSON, cut greedily at both limits', async () => {
+  const recs = [...ipv4Records(700, 9), ...edgeRecords()];
+  const lines = recs.map((r) => JSON.stringify(toFusionRecord(r)));
+  for (const framing of ['ndjson', 'json-array'] as const) {
+    for (const maxB of [1024, 5000, 65_536]) {
+      for (const maxN of [1, 7, 2000]) {
+        const enc = new UploadEncoder({ ...DEFAULT_ENCODER_SETTINGS, framing, compression: 'none', maxBytesPerRequest: maxB, maxRecordsPerRequest: maxN });
+        const chunks = await enc.encode(recs);
+        let next = 0;
+        for (const c of chunks) {
+          assert.equal(c.first, next);
+          const mine = lines.slice(c.first, c.end);
+          assert.equal(c.body.toString('utf8'), framing === 'ndjson' ? mine.join('\n') + '\n' : `[${mine.join(',')}]`);
+          const size = mine.reduce((a, l) => a + Buffer.byteLength(l) + 1, 0);
+          assert.ok(c.recordCount <= maxN && (size <= maxB || c.recordCount === 1), `${framing} ${maxB} ${maxN}: chunk ${c.first}-${c.end} too large`);
+          const following = lines[c.end];
+          if (following !== undefined) assert.ok(c.recordCount === maxN || size + Buffer.byteLength(following) + 1 > maxB, `chunk ${c.first}-${c.end} cut early`);
+          next = c.end;
+        }
+        assert.equal(next, recs.length);
+      }
+    }
+  }
 });
 
 test('idempotency keys: stable per (scope, batch, created, range), distinct otherwise', () => {
