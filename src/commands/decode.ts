@@ -20,7 +20,7 @@ import { DecodeService } from '../decode/decode-service.js';
 import type { DecodeOutcome } from '../decode/decode-service.js';
 import { DecodeErrorCode } from '../flow/errors.js';
 import type { DecodeError } from '../flow/errors.js';
-import { fusionRecordJson } from '../flow/fusion-record.js';
+import { FusionJsonWriter } from '../flow/fusion-record.js';
 import { normaliseAddress, parseIp } from '../flow/ip.js';
 import { readCaptureFile } from '../ingest/file/capture-file.js';
 import type { CommandIo, CommandMain } from './command.js';
@@ -74,6 +74,7 @@ class DecodeRun {
   readonly #service = new DecodeService();
   readonly #held: HeldPacket[] = [];
   #out = '';
+  readonly #json = new FusionJsonWriter();
   records = 0;
   packets = 0;
   problems = 0;
@@ -99,10 +100,8 @@ class DecodeRun {
   }
 
   async emit(outcome: DecodeOutcome): Promise<void> {
-    for (const r of outcome.records) {
-      this.#out += fusionRecordJson(r) + '\n';
-      this.records++;
-    }
+    if (outcome.records.length > 0) this.#out += this.#json.ndjson(outcome.records).toString('utf8');
+    this.records += outcome.records.length;
     if (this.#out.length >= OUTPUT_CHUNK_CHARS) await this.flush();
   }
 

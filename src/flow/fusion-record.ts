@@ -280,6 +280,16 @@ export class FusionJsonWriter {
     this.pos -= start;
   }
 
+  /** The records as NDJSON (one record and "\n" each), in a buffer of their own. */
+  ndjson(records: readonly FlowRecord[]): Buffer {
+    this.reset();
+    for (const r of records) {
+      this.record(r);
+      this.byte(0x0a);
+    }
+    return this.take(0);
+  }
+
   byte(c: number): void {
     this.ensure(1);
     this.buf[this.pos++] = c;

@@ -19,7 +19,7 @@ import { compileFilters, type FiltersConfig } from '../filter/compile-filters.js
 import { FlowFilter } from '../filter/flow-filter.js';
 import type { ExporterPacket } from '../flow/exporter-packet.js';
 import type { FlowRecord } from '../flow/flow-record.js';
-import { fusionRecordJson } from '../flow/fusion-record.js';
+import { FusionJsonWriter } from '../flow/fusion-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
 import { createLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
@@ -50,11 +50,10 @@ interface ExporterCounters {
 
 /** Prints accepted records as NDJSON Fusion records, then passes them on. */
 class StdoutRecordSink implements RecordSink {
+  private readonly json = new FusionJsonWriter();
   constructor(private readonly downstream: RecordSink) {}
   accept(records: readonly FlowRecord[]): void {
-    let out = '';
-    for (const r of records) out += fusionRecordJson(r) + '\n';
-    if (out.length > 0) process.stdout.write(out);
+    if (records.length > 0) process.stdout.write(this.json.ndjson(records));
     this.downstream.accept(records);
   }
 }
