@@ -14,7 +14,8 @@
  * records/s.
  *
  * Environment: SEALFLOW_BENCH_DRAIN_RECORDS (default 500000), SEALFLOW_BENCH_DRAIN_LEVELS
- * (gzip levels to run end to end, default "6,1"), SEALFLOW_BENCH_DRAIN_WORKERS (upload worker
+ * (gzip levels to run end to end, default "6,1,auto": fixed 6, fixed 1, and the adaptive level
+ * with ceiling 6, the default), SEALFLOW_BENCH_DRAIN_WORKERS (upload worker
  * counts to run, default "1,N" with N = cores), SEALFLOW_BENCH_DRAIN_CONCURRENCY (batches in
  * flight, default 4).
  */
@@ -99,7 +100,8 @@ const fmt = (n: number, d = 2): string => n.toFixed(d);
 
 export async function run(): Promise<void> {
   const total = Number(process.env.SEALFLOW_BENCH_DRAIN_RECORDS ?? 500_000);
-  const levels = (process.env.SEALFLOW_BENCH_DRAIN_LEVELS ?? '6,1').split(',').map(Number);
+  const modes = (process.env.SEALFLOW_BENCH_DRAIN_LEVELS ?? '6,1,auto').split(',').map((m) => (m === 'auto' ? { level: 6, adaptive: true } : { level: Number(m), adaptive: false }));
+  const levels = modes.map((m) => m.level);
   const concurrency = Number(process.env.SEALFLOW_BENCH_DRAIN_CONCURRENCY ?? 4);
   const workerCounts = (process.env.SEALFLOW_BENCH_DRAIN_WORKERS ?? `1,${availableParallelism()}`).split(',').map(Number);
   console.log(`${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (figures scale with the CPU actually free)`);
@@ -159,8 +161,8 @@ export async function run(): Promise<void> {
     console.log(`TLS + HTTP (ready gzip bodies)          ${fmt(tls.cpuUs / SAMPLE_RECORDS)} µs/record, ${fmt(SAMPLE_RECORDS / (tls.wallMs / 1000), 0)} records/s wall`);
 
     // --- end to end from a full spool, per gzip level and worker count -------------------
-    for (const level of levels) for (const workers of workerCounts) {
-      const spoolDir = join(dir, `spool-${level}-${workers}`);
+    for (const { level, adaptive } of modes) for (const workers of workerCounts) {
+      const spoolDir = join(dir, `spool-${level}-${adaptive}-${workers}`);
       const kek = new Uint8Array(randomBytes(32));
       const t0 = performance.now();
       let spool = await fillSpool(spoolDir, kek, total);
@@ -175,7 +177,7 @@ export async function run(): Promise<void> {
       const drain = new Drain({
         source: spool,
         credentials,
-        settings: resolveDrainSettings({ uploadUrl: sim.uploadUrl, concurrency: Math.max(concurrency, workers), uploadWorkers: workers, tls: { caPem: sim.caPem }, encoder: { gzipLevel: level } }),
+        settings: resolveDrainSettings({ uploadUrl: sim.uploadUrl, concurrency: Math.max(concurrency, workers), uploadWorkers: workers, tls: { caPem: sim.caPem }, encoder: { gzipLevel: level, adaptiveGzip: adaptive } }),
       });
       // Let the upload workers start (and compile under tsx) before the clock starts.
       await new Promise((r) => setTimeout(r, 3000));
@@ -195,13 +197,14 @@ export async function run(): Promise<void> {
       spool.close();
       const rate = total / (e2e.wallMs / 1000);
       console.log(
-        `end to end gzip ${level}, ${workers === 0 ? 'no workers' : `${workers} upload workers`}: ${total} records (${total / PER_BATCH} batches) in ${fmt(e2e.wallMs / 1000)} s = ${fmt(rate, 0)} records/s ` +
+        `end to end gzip ${adaptive ? `adaptive ≤ ${level} (ended at ${st.gzipLevel ?? '-'})` : level}, ${workers === 0 ? 'no workers' : `${workers} upload workers`}: ${total} records (${total / PER_BATCH} batches) in ${fmt(e2e.wallMs / 1000)} s = ${fmt(rate, 0)} records/s ` +
           `(${fmt(st.deliveredBytes / (e2e.wallMs / 1000) / 1e6)} MB/s on the wire, ${fmt(st.deliveredBytes / total, 0)} B/record), ` +
           `drain process CPU ${fmt(e2e.cpuUs / total)} µs/record (all threads), drain thread busy ${fmt(mainUs)} µs/record ` +
           `(ceiling ${fmt(1e6 / mainUs / 1000, 0)}k records/s given free cores), spool lease (decrypt + decompress) ${fmt(leaseUs / total)} µs/record, ` +
           `peak RSS +${fmt((peakRss - rssBefore) / 1e6, 0)} MB; target ≥ 500k records/s: ${rate >= 500_000 ? 'met' : 'NOT met'} ` +
           `(spool fill took ${fmt(fillMs / 1000)} s)`,
       );
+      if (adaptive) continue;
       const floorUs = leaseUs / total + decodeUs / SAMPLE_RECORDS + serUs / SAMPLE_RECORDS + (gzipUs.get(level) ?? 0);
       console.log(
         `  floor at gzip ${level}: lease + decode + serialize + gzip = ${fmt(floorUs)} µs/record before TLS, HTTP and the receiver; ` +

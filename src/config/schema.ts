@@ -275,7 +275,8 @@ const FusionSchema = z
     compression: z.enum(['gzip', 'zstd', 'none']).default('gzip').describe('Request body compression (Content-Encoding).'),
     maxRecordsPerRequest: z.number().int().min(1).max(100_000).default(DEFAULT_FUSION_RECORDS_PER_REQUEST).describe('Records per upload request.'),
     maxBytesPerRequest: z.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('Uncompressed body bytes per upload request (a single larger record still goes alone).'),
-    gzipLevel: z.number().int().min(1).max(9).default(6).describe('gzip level 1–9: 6 sends ~25 % fewer bytes than 1 (slow branch links), 1 costs ~3× less CPU per record (fast links, large backlogs).'),
+    gzipLevel: z.number().int().min(1).max(9).default(6).describe('gzip level 1–9, and the ceiling of the adaptive level: 6 sends ~25 % fewer bytes than 1 (slow branch links), 1 costs ~3× less CPU per record (fast links, large backlogs).'),
+    adaptiveGzip: z.boolean().default(true).describe('Step the gzip level down towards 1 while compression, not the uplink, is the bottleneck, and back up when the uplink is (false: always gzipLevel).'),
     caFile: nonEmpty.optional().describe('PEM CA bundle trusted in addition to the system store (private CA, TLS-inspecting proxy).'),
     pinSha256: z
       .array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 SHA-256 SPKI pin (44 characters ending in "=")'))

@@ -23,7 +23,7 @@ export function drainSettingsFromConfig(drain: DrainConfig, extras: DrainRuntime
   const f = drain.fusion;
   return resolveDrainSettings({
     uploadUrl: extras.uploadUrl ?? f.uploadUrl,
-    encoder: { framing: f.framing, compression: f.compression, gzipLevel: f.gzipLevel, maxRecordsPerRequest: f.maxRecordsPerRequest, maxBytesPerRequest: f.maxBytesPerRequest },
+    encoder: { framing: f.framing, compression: f.compression, gzipLevel: f.gzipLevel, adaptiveGzip: f.adaptiveGzip, maxRecordsPerRequest: f.maxRecordsPerRequest, maxBytesPerRequest: f.maxBytesPerRequest },
     tls: {
       caFile: f.caFile ?? null,
       caPem: extras.caPem ?? null,

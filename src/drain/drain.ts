@@ -32,7 +32,7 @@ import { UploadPool } from './upload-pool.js';
 // The spool's batch codec moves records to upload workers (see upload-worker.ts).
 import { decodeBatch, encodeBatch } from '../spool/batch-codec.js';
 import type { FusionCredentials } from './netosecret.js';
-import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncoderSettings } from './upload-encoder.js';
+import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncodeTimings, type EncoderSettings } from './upload-encoder.js';
 
 /**
  * Default upload URL. Fusion's ingest path is not public (../shared/FUSION.md): the host is
@@ -197,6 +197,8 @@ export interface DrainStats {
   readonly etaMs: number | null;
   readonly devicesRegistered: number;
   readonly deviceRegistrationFailures: number;
+  /** gzip level in use (adapts between 1 and drain.fusion.gzipLevel); null when not compressing with gzip. */
+  readonly gzipLevel: number | null;
 }
 
 export interface DrainOnceOptions {
@@ -237,6 +239,8 @@ export class Drain {
   private readonly pool: UploadPool | null;
   /** Pool mode: bytes already sent put the bucket in debt; no dispatch before this time. */
   private paceUntilMs = 0;
+  /** Pool mode: the gzip level the last reply reported (each worker adapts its own). */
+  private poolGzipLevel: number | null = null;
   private readonly encoder: UploadEncoder;
   private readonly clock: DrainClock;
   private readonly random: () => number;
@@ -401,6 +405,7 @@ export class Drain {
       etaMs: spool !== null && recordsPerSec > 0 ? Math.round((spool.records / recordsPerSec) * 1000) : spool?.records === 0 ? 0 : null,
       devicesRegistered: c.devicesRegistered,
       deviceRegistrationFailures: c.deviceRegistrationFailures,
+      gzipLevel: this.settings.encoder.compression !== 'gzip' ? null : this.pool === null ? this.encoder.gzip.level : (this.poolGzipLevel ?? this.settings.encoder.gzipLevel),
     };
   }
 
@@ -558,8 +563,11 @@ export class Drain {
     }
     const scope = this.keyScope;
     if (this.pool !== null) return this.deliverViaPool(this.pool, batch, scope);
-    const chunks = await this.encoder.encode('records' in batch ? batch.records : decodeBatch(batch.batch));
+    const timings: EncodeTimings = { serializeMs: 0, compressMs: 0 };
+    const chunks = await this.encoder.encode('records' in batch ? batch.records : decodeBatch(batch.batch), timings);
     const done = this.partial.get(batch.id);
+    // Network time for the gzip level control: requests plus rate-cap waits (real time).
+    const t0 = performance.now();
     for (const chunk of chunks) {
       const key = idempotencyKey(scope, batch.id, batch.createdAtMs, chunk.first, chunk.end);
       if (done?.has(key) === true) {
@@ -579,6 +587,7 @@ export class Drain {
       this.byteMeter.add(chunk.body.length, now);
       if (chunks.length > 1) this.rememberChunk(batch.id, key);
     }
+    this.encoder.gzip.observe(timings.compressMs, performance.now() - t0);
     return { kind: 'ok' };
   }
 
@@ -612,6 +621,7 @@ export class Drain {
     const now = this.clock.now();
     const wait = Math.max(this.recordBucket?.take(batch.recordCount, now) ?? 0, this.paceUntilMs - now);
     if (wait > 0) await this.clock.sleep(wait, this.stopSleeps.signal);
+    const pacedMs = Math.max(0, wait);
     let lastMessage = '';
     for (let attempt = 0; attempt < 2; attempt++) {
       if (this.state !== 'running' || this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
@@ -624,12 +634,13 @@ export class Drain {
       const done = this.partial.get(batch.id);
       let reply;
       try {
-        reply = await pool.run({ batch: transferableBatch(batch), batchId: batch.id, createdAtMs: batch.createdAtMs, scope, skip: done === undefined ? [] : [...done], token });
+        reply = await pool.run({ batch: transferableBatch(batch), batchId: batch.id, createdAtMs: batch.createdAtMs, scope, skip: done === undefined ? [] : [...done], token, pacedMs });
       } catch (err) {
         return { kind: 'retry', reason: this.forced() ? 'aborted' : 'worker', message: `upload worker: ${errorText(err)}`, retryAfterMs: null };
       }
       this.counters.requests += reply.requests;
       this.counters.chunksSkipped += done?.size ?? 0;
+      this.poolGzipLevel = reply.gzipLevel;
       const t = this.clock.now();
       let bytes = 0;
       for (const d of reply.done) {

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import { FusionJsonWriter } from '../flow/fusion-record.js';
+import { CompressionLevel } from './compression-level.js';
 
 /**
  * Turns one leased spool batch into upload request bodies ("chunks"). Fusion's upload
@@ -28,6 +29,8 @@ export interface EncoderSettings {
   readonly compression: Compression;
   /** zlib level 1–9: 1 is several times faster than 6 and costs ~15–25 % more bytes on flow JSON. */
   readonly gzipLevel: number;
+  /** gzip only: step down from gzipLevel towards 1 while compression, not the network, is the bottleneck (compression-level.ts). */
+  readonly adaptiveGzip: boolean;
   readonly maxRecordsPerRequest: number;
   readonly maxBytesPerRequest: number;
 }
@@ -41,6 +44,7 @@ export const DEFAULT_ENCODER_SETTINGS: EncoderSettings = Object.freeze({
   framing: 'ndjson',
   compression: 'gzip',
   gzipLevel: 6,
+  adaptiveGzip: true,
   maxRecordsPerRequest: DEFAULT_MAX_RECORDS_PER_REQUEST,
   maxBytesPerRequest: DEFAULT_MAX_BYTES_PER_REQUEST,
 });
@@ -86,9 +90,10 @@ export interface EncodedChunk {
   readonly headers: Readonly<Record<string, string>>;
 }
 
+/** Filled in by encode(): wall time of its two phases (compression runs on the libuv pool). */
 export interface EncodeTimings {
-  serializeNs: bigint;
-  compressNs: bigint;
+  serializeMs: number;
+  compressMs: number;
 }
 
 const JSON_ARRAY_OPEN = Buffer.from('[');
@@ -98,9 +103,12 @@ export class UploadEncoder {
   private readonly compress: Compress | null;
   /** Reused for every batch; holds at most one chunk plus one record between calls. */
   private readonly writer = new FusionJsonWriter();
+  /** The gzip level in use; feed it each delivered batch's timings (observe). */
+  readonly gzip: CompressionLevel;
 
   constructor(readonly settings: EncoderSettings) {
     validateEncoderSettings(settings);
+    this.gzip = new CompressionLevel(settings.gzipLevel, settings.adaptiveGzip && settings.compression === 'gzip');
     this.compress = settings.compression === 'gzip'
       ? (buf, level) => gzipAsync(buf, { level })
       : settings.compression === 'zstd' ? zstdCompressor() : null;
@@ -140,21 +148,22 @@ export class UploadEncoder {
   }
 
   async encode(records: readonly FlowRecord[], timings?: EncodeTimings): Promise<EncodedChunk[]> {
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     const framed = this.frame(records);
-    const t1 = process.hrtime.bigint();
+    const t1 = performance.now();
+    const level = this.gzip.level;
     const contentType = this.settings.framing === 'ndjson' ? 'application/x-ndjson' : 'application/json';
     const chunks = await Promise.all(
       framed.map(async (f, index): Promise<EncodedChunk> => {
-        const body = this.compress === null ? f.raw : await this.compress(f.raw, this.settings.gzipLevel);
+        const body = this.compress === null ? f.raw : await this.compress(f.raw, level);
         const headers: Record<string, string> = { 'content-type': contentType };
         if (this.settings.compression !== 'none') headers['content-encoding'] = this.settings.compression;
         return { index, first: f.first, end: f.end, recordCount: f.end - f.first, body, rawBytes: f.raw.length, headers };
       }),
     );
     if (timings !== undefined) {
-      timings.serializeNs += t1 - t0;
-      timings.compressNs += process.hrtime.bigint() - t1;
+      timings.serializeMs = t1 - t0;
+      timings.compressMs = performance.now() - t1;
     }
     return chunks;
   }

@@ -26,6 +26,8 @@ export interface UploadJob {
   /** Idempotency keys of chunks already delivered (not resent). */
   readonly skip: readonly string[];
   readonly token: string;
+  /** Time the drain held this batch back for the rate caps (network time for the gzip level control). */
+  readonly pacedMs: number;
 }
 
 export interface DoneChunk {
@@ -42,6 +44,8 @@ export interface UploadReply {
   readonly done: readonly DoneChunk[];
   readonly requests: number;
   readonly outcome: UploadAnswer;
+  /** The worker's gzip level after this job. */
+  readonly gzipLevel: number;
 }
 
 export type WorkerMessage = { readonly type: 'job'; readonly job: UploadJob } | { readonly type: 'close' };

@@ -13,7 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { decodeBatch } from '../spool/batch-codec.js';
 import { uploadChunk, type UploadAnswer } from './chunk-upload.js';
 import { FusionHttp } from './fusion-http.js';
-import { idempotencyKey, UploadEncoder } from './upload-encoder.js';
+import { idempotencyKey, UploadEncoder, type EncodeTimings } from './upload-encoder.js';
 import type { DoneChunk, UploadJob, UploadReply, UploadWorkerInit, WorkerMessage } from './upload-pool.js';
 
 const init = workerData as UploadWorkerInit;
@@ -29,8 +29,10 @@ async function run(job: UploadJob): Promise<UploadReply> {
   let outcome: UploadAnswer = { kind: 'ok' };
   try {
     const records = decodeBatch(job.batch);
-    const chunks = await encoder.encode(records);
+    const timings: EncodeTimings = { serializeMs: 0, compressMs: 0 };
+    const chunks = await encoder.encode(records, timings);
     const skip = new Set(job.skip);
+    const t0 = performance.now();
     for (const chunk of chunks) {
       const key = idempotencyKey(job.scope, job.batchId, job.createdAtMs, chunk.first, chunk.end);
       if (skip.has(key)) continue;
@@ -42,10 +44,12 @@ async function run(job: UploadJob): Promise<UploadReply> {
       }
       done.push({ key, records: chunk.recordCount, bytes: chunk.body.length, rawBytes: chunk.rawBytes, multiChunk: chunks.length > 1 });
     }
+    // Only clean deliveries say how fast the network is (failures end early or time out).
+    if (outcome.kind === 'ok') encoder.gzip.observe(timings.compressMs, performance.now() - t0 + job.pacedMs);
   } catch (err) {
     outcome = { kind: 'retry', reason: 'encode', message: `batch ${job.batchId}: ${(err as Error).message}`, retryAfterMs: null };
   }
-  return { id: job.id, done, requests, outcome };
+  return { id: job.id, done, requests, outcome, gzipLevel: encoder.gzip.level };
 }
 
 port?.on('message', (msg: WorkerMessage) => {

@@ -103,3 +103,39 @@ test('workers: a forced stop terminates the threads and releases their batches',
     assert.equal(got.length, 150, 'held uploads that completed late were deduplicated');
     assert.deepEqual(sorted(got), seq(150));
   }));
+
+test('adaptive gzip: a fast uplink steps the level down, a slow one brings it back to the ceiling', async () => {
+  // Loopback with a stand-in that only counts: compressing a 2000-record batch at gzip 9
+  // takes several times longer than uploading it, so the drain trades bytes for CPU.
+  const env = await startTestSim({ validate: 'none', keepRecords: false });
+  const t = await openTempSpool();
+  try {
+    for (const workers of [1, 0]) {
+      const drain = drainFor(env, t.spool, { uploadWorkers: workers, concurrency: 1, encoder: { gzipLevel: 9 } }, { random: half });
+      drain.start();
+      try {
+        fillSpool(t.spool, 10, 2000);
+        drain.notify();
+        assert.ok(await waitFor(() => t.spool.status().batches === 0, 60_000), 'fast batches delivered');
+        const fast = drain.stats().gzipLevel;
+        assert.ok(fast !== null && fast < 9, `${workers} workers: level ${fast} after compression-bound batches`);
+        // Now every upload waits 400 ms at the stand-in: the network dominates.
+        await env.sim.setFault({ kind: 'slow', delayMs: 400, scope: 'upload' });
+        fillSpool(t.spool, 6, 2000, 20_000);
+        drain.notify();
+        assert.ok(await waitFor(() => t.spool.status().batches === 0, 60_000), 'slow batches delivered');
+        assert.equal(drain.stats().gzipLevel, 9, `${workers} workers: back at the ceiling`);
+        await env.sim.setFault(null);
+      } finally {
+        await drain.stop();
+      }
+    }
+    const fixed = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1, encoder: { gzipLevel: 6, adaptiveGzip: false } }, { random: half });
+    fillSpool(t.spool, 6, 2000, 40_000);
+    const res = await fixed.drainOnce();
+    assert.equal(res.stats.gzipLevel, 6, 'adaptiveGzip false keeps the configured level');
+  } finally {
+    await t.cleanup();
+    await env.cleanup();
+  }
+});
