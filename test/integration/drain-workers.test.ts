@@ -130,7 +130,7 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one brings it ba
         await drain.stop();
       }
     }
-    const fixed = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1, encoder: { gzipLevel: 6, adaptiveGzip: false } }, { random: half });
+    const fixed = drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1, encoder: { gzipLevel: 6, adaptiveGzip: false } }, { random: half });
     fillSpool(t.spool, 6, 2000, 40_000);
     const res = await fixed.drainOnce();
     assert.equal(res.stats.gzipLevel, 6, 'adaptiveGzip false keeps the configured level');
