@@ -295,7 +295,7 @@ const DrainSchema = z
   .strictObject({
     enabled: z.boolean().default(true).describe('Drain the spool to Fusion (false: spool only, e.g. for a later `sealflow drain`).'),
     fusion: FusionSchema,
-    concurrency: z.number().int().min(1).max(64).default(2).describe('Batches in flight (uploads run in parallel up to this many).'),
+    concurrency: z.number().int().min(1).max(64).default(2).describe('Batches in flight (uploads run in parallel up to this many; raised to uploadWorkers when lower).'),
     uploadWorkers: z.number().int().min(0).max(32).default(1).describe('Worker threads that serialize, compress and upload (0: on the main thread, which also receives UDP; more than one only helps with free cores).'),
     maxBytesPerSecond: z.number().int().min(1024).optional().describe('Uplink rate cap in request bytes per second (omit: none).'),
     maxRecordsPerSecond: z.number().int().min(1).optional().describe('Uplink rate cap in records per second (omit: none).'),

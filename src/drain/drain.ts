@@ -566,18 +566,20 @@ export class Drain {
     const timings: EncodeTimings = { serializeMs: 0, compressMs: 0 };
     const chunks = await this.encoder.encode('records' in batch ? batch.records : decodeBatch(batch.batch), timings);
     const done = this.partial.get(batch.id);
-    // Network time for the gzip level control: requests plus rate-cap waits (real time).
-    const t0 = performance.now();
+    // Network time for the gzip level control: requests plus byte-cap waits (real time).
+    let networkMs = 0;
     for (const chunk of chunks) {
       const key = idempotencyKey(scope, batch.id, batch.createdAtMs, chunk.first, chunk.end);
       if (done?.has(key) === true) {
         this.counters.chunksSkipped++;
         continue;
       }
-      await this.pace(chunk);
+      networkMs += await this.pace(chunk);
       // Stopping (the pacing sleep was cut short) or forced: do not start another upload.
       if (this.state !== 'running' || this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
+      const t0 = performance.now();
       const result = await this.send(chunk, key, true);
+      networkMs += performance.now() - t0;
       if (result.kind !== 'ok') return result;
       const now = this.clock.now();
       this.counters.deliveredRecords += chunk.recordCount;
@@ -587,17 +589,31 @@ export class Drain {
       this.byteMeter.add(chunk.body.length, now);
       if (chunks.length > 1) this.rememberChunk(batch.id, key);
     }
-    this.encoder.gzip.observe(timings.compressMs, performance.now() - t0);
+    // A resumed batch compressed every chunk but sent only some: it would understate the network.
+    if (done === undefined) this.encoder.gzip.observe(timings.compressMs, networkMs);
     return { kind: 'ok' };
   }
 
   /** Waits for the bandwidth and record-rate buckets. */
-  private async pace(chunk: EncodedChunk): Promise<void> {
+  /**
+   * Waits for the bandwidth and record-rate buckets. Returns the real time waited when the
+   * byte cap was the binding one (0 otherwise): for the gzip level control that is network
+   * time, since fewer bytes would have waited less; a record-rate wait is not.
+   */
+  private async pace(chunk: EncodedChunk): Promise<number> {
     const now = this.clock.now();
     const waitBytes = this.byteBucket?.take(chunk.body.length, now) ?? 0;
     const waitRecords = this.recordBucket?.take(chunk.recordCount, now) ?? 0;
+    return this.sleepForCaps(waitBytes, waitRecords);
+  }
+
+  /** Sleeps max(waitBytes, waitRecords); the real ms slept when the byte wait was the longer, else 0. */
+  private async sleepForCaps(waitBytes: number, waitRecords: number): Promise<number> {
     const wait = Math.max(waitBytes, waitRecords);
-    if (wait > 0) await this.clock.sleep(wait, this.stopSleeps.signal);
+    if (wait <= 0) return 0;
+    const t0 = performance.now();
+    await this.clock.sleep(wait, this.stopSleeps.signal);
+    return waitBytes >= waitRecords ? performance.now() - t0 : 0;
   }
 
   private async send(chunk: EncodedChunk, key: string, mayRenew: boolean): Promise<ChunkResult> {
@@ -619,9 +635,7 @@ export class Drain {
   /** Pool mode: one job per batch; 401 → new token and the job again (delivered chunks skipped). */
   private async deliverViaPool(pool: UploadPool, batch: Leased, scope: string): Promise<BatchOutcome> {
     const now = this.clock.now();
-    const wait = Math.max(this.recordBucket?.take(batch.recordCount, now) ?? 0, this.paceUntilMs - now);
-    if (wait > 0) await this.clock.sleep(wait, this.stopSleeps.signal);
-    const pacedMs = Math.max(0, wait);
+    const pacedMs = await this.sleepForCaps(this.paceUntilMs - now, this.recordBucket?.take(batch.recordCount, now) ?? 0);
     let lastMessage = '';
     for (let attempt = 0; attempt < 2; attempt++) {
       if (this.state !== 'running' || this.abortRequests.signal.aborted) return { kind: 'retry', reason: 'aborted', message: 'stopping', retryAfterMs: null };
@@ -688,11 +702,13 @@ export class Drain {
 /**
  * The batch-codec bytes of a leased batch in a buffer of their own: the job transfers the
  * buffer to the worker, which detaches it here, so it must not be shared with anything else
- * (a small Node Buffer may be a view into the shared allocation pool). Each attempt gets its
- * own copy; the leased batch stays intact for a retry.
+ * (the leased bytes are a Node Buffer: a view into zlib's output or the shared allocation
+ * pool). Each attempt gets its own copy; the leased batch stays intact for a retry.
  */
 function transferableBatch(batch: Leased): Uint8Array {
-  return 'records' in batch ? encodeBatch(batch.records) : batch.batch.slice();
+  // new Uint8Array(view) copies into a fresh ArrayBuffer of exactly the view's length (a
+  // Buffer's slice() would share the memory).
+  return 'records' in batch ? encodeBatch(batch.records) : new Uint8Array(batch.batch);
 }
 
 function realSleep(ms: number, signal: AbortSignal): Promise<void> {

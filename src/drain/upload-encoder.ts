@@ -102,7 +102,7 @@ const JSON_ARRAY_CLOSE = Buffer.from(']');
 export class UploadEncoder {
   private readonly compress: Compress | null;
   /** Reused for every batch; holds at most one chunk plus one record between calls. */
-  private readonly writer = new FusionJsonWriter();
+  private readonly writer = new FusionJsonWriter(64 * 1024);
   /** The gzip level in use; feed it each delivered batch's timings (observe). */
   readonly gzip: CompressionLevel;
 

@@ -26,7 +26,7 @@ export interface UploadJob {
   /** Idempotency keys of chunks already delivered (not resent). */
   readonly skip: readonly string[];
   readonly token: string;
-  /** Time the drain held this batch back for the rate caps (network time for the gzip level control). */
+  /** Real time the drain held this batch back for the byte-rate cap (network time for the gzip level control). */
   readonly pacedMs: number;
 }
 

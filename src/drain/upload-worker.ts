@@ -44,8 +44,9 @@ async function run(job: UploadJob): Promise<UploadReply> {
       }
       done.push({ key, records: chunk.recordCount, bytes: chunk.body.length, rawBytes: chunk.rawBytes, multiChunk: chunks.length > 1 });
     }
-    // Only clean deliveries say how fast the network is (failures end early or time out).
-    if (outcome.kind === 'ok') encoder.gzip.observe(timings.compressMs, performance.now() - t0 + job.pacedMs);
+    // Only clean first deliveries say how fast the network is: failures end early or time
+    // out, and a resumed batch compressed every chunk but sent only some.
+    if (outcome.kind === 'ok' && job.skip.length === 0) encoder.gzip.observe(timings.compressMs, performance.now() - t0 + job.pacedMs);
   } catch (err) {
     outcome = { kind: 'retry', reason: 'encode', message: `batch ${job.batchId}: ${(err as Error).message}`, retryAfterMs: null };
   }

@@ -508,6 +508,8 @@ export class FusionJsonWriter {
       this.num(c);
       return;
     }
+    // A decimal beyond 2^53 (≤ 20 digits for the 64-bit counters the type promises; checked anyway).
+    this.ensure(c.length + 2);
     this.buf[this.pos++] = 0x22;
     this.ascii(c);
     this.buf[this.pos++] = 0x22;

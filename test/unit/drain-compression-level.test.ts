@@ -11,7 +11,8 @@ test('compression-bound batches step the gzip level down to 1, one step per deci
     c.observe(30, 10);
     seen.push(c.level);
   }
-  assert.deepEqual(seen.slice(0, 3), [3, 1, 1]);
+  // Two observations per decision: 6, 3 after the second, 1 after the fourth.
+  assert.deepEqual(seen.slice(0, 5), [6, 3, 3, 1, 1]);
   assert.equal(c.level, 1);
 });
 
@@ -34,6 +35,16 @@ test('between the thresholds the level holds (no oscillation); smoothing ignores
   c.observe(10, 30);
   c.observe(10, 5); // one quick request: smoothed ratio 0.7·3 + 0.3·0.5 > 1
   assert.equal(c.level, 6);
+  // Moderately network-bound at level 1: one step up to 3 costs ~10 % more CPU, so a ratio
+  // of 2.5 takes it; 3 → 6 would double the CPU and needs a ratio above 4.
+  const low = new CompressionLevel(6, true);
+  for (let i = 0; i < 10; i++) low.observe(30, 1);
+  assert.equal(low.level, 1);
+  for (let i = 0; i < 10; i++) low.observe(10, 25);
+  assert.equal(low.level, 3);
+  // At level 3 the same link shows about the same ratio, below the bar for 6: it stays.
+  for (let i = 0; i < 10; i++) low.observe(11, 25);
+  assert.equal(low.level, 3);
 });
 
 test('fixed when not adaptive; odd ceilings are kept; meaningless observations are ignored', () => {
@@ -42,6 +53,8 @@ test('fixed when not adaptive; odd ceilings are kept; meaningless observations a
   assert.equal(fixed.level, 6);
   const two = new CompressionLevel(2, true);
   assert.equal(two.level, 2);
+  two.observe(30, 1);
+  assert.equal(two.level, 2, 'one observation decides nothing');
   for (let i = 0; i < 5; i++) two.observe(30, 1);
   assert.equal(two.level, 1);
   for (let i = 0; i < 5; i++) two.observe(1, 100);

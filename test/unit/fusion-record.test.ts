@@ -66,3 +66,15 @@ test('rates and ratios: the writer\'s six-decimal text is the engine\'s shortest
     { numRuns: 20_000 },
   );
 });
+
+test('the writer grows from a tiny buffer over many records and keeps its output exact', () => {
+  const records = [...ipv4Records(3000, 11), ...edgeRecords(), ...ipv4Records(50, 12)];
+  const expected = records.map((r) => viaObject(r) + '\n').join('');
+  const w = new FusionJsonWriter(0);
+  assert.equal(w.ndjson(records).toString('utf8'), expected);
+  // Reused: a second, shorter run starts afresh; discard() keeps what follows.
+  assert.equal(w.ndjson(records.slice(0, 3)).toString('utf8'), records.slice(0, 3).map((r) => viaObject(r) + '\n').join(''));
+  const first = Buffer.byteLength(viaObject(records[0] ?? records[1]!) + '\n');
+  w.discard(first);
+  assert.equal(w.take(0).toString('utf8'), records.slice(1, 3).map((r) => viaObject(r) + '\n').join(''));
+});
