@@ -32,9 +32,25 @@ interface Step {
   readonly decoded: number;
   readonly spooled: number;
   readonly kernelDrops: number;
+  /** Datagrams dropped at the channel's hard limit (the worker fell behind). */
+  readonly channelDrops: number;
+  /** The load generator's CPU use, % of one core: it shares the machine's two cores. */
+  readonly senderCpuPct: number;
   readonly loss: number;
   readonly rssMb: number;
   readonly spoolBytesPerRecord: number;
+}
+
+interface Stats {
+  decode: { records: number } | null;
+  batcher: { records: number } | null;
+  spool: SpoolStatus | null;
+  listeners: { udp: { listeners: { kernelDrops: number | null }[] } | null; channel: { inFlightBytes: number; droppedPackets: number } | null };
+}
+
+/** The parts of App.stats() this benchmark reads (the worker's parts are null until its first report). */
+function benchStats(app: App): Stats {
+  return app.stats() as unknown as Stats;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -60,24 +76,23 @@ async function probeStep(rate: number): Promise<Step> {
   await app.start();
   try {
     const load = await startUdpLoad({ host: '127.0.0.1', port: PORT, recordsPerSecond: rate, durationMs: SECONDS * 1000, recordsPerPacket: 20 });
-    // Let the worker finish the queue and commit the last batch (batch age 1 s).
+    // Let the worker finish the queue and commit the last batch (batch age 1 s). A saturated
+    // worker posts no statistics, so wait for a report with nothing left in flight whose
+    // spooled count then stays unchanged for a second (bounded: 60 s).
     let last = -1;
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 60; i++) {
       await sleep(1000);
-      const w = app.stats() as { spool: SpoolStatus | null; batcher: { records: number } | null };
-      const now = w.batcher?.records ?? 0;
+      const w = benchStats(app);
+      const now = w.batcher?.records;
+      if (now === undefined || (w.listeners.channel?.inFlightBytes ?? 0) > 0) continue;
       if (now === last) break;
       last = now;
     }
-    const s = app.stats() as {
-      decode: { records: number } | null;
-      batcher: { records: number } | null;
-      spool: SpoolStatus | null;
-      listeners: { udp: { listeners: { kernelDrops: number | null }[] } | null };
-    };
+    const s = benchStats(app);
     const decoded = s.decode?.records ?? 0;
     const spooled = s.batcher?.records ?? 0;
     const kernelDrops = s.listeners.udp?.listeners[0]?.kernelDrops ?? 0;
+    const channelDrops = s.listeners.channel?.droppedPackets ?? 0;
     const rssMb = process.memoryUsage().rss / 1024 / 1024;
     const spoolBytes = s.spool?.bytes ?? 0;
     return {
@@ -86,6 +101,8 @@ async function probeStep(rate: number): Promise<Step> {
       decoded,
       spooled,
       kernelDrops,
+      channelDrops,
+      senderCpuPct: (100 * load.senderCpuMs) / load.elapsedMs,
       loss: load.sentRecords === 0 ? 1 : 1 - spooled / load.sentRecords,
       rssMb,
       spoolBytesPerRecord: spooled === 0 ? 0 : spoolBytes / spooled,
@@ -97,7 +114,7 @@ async function probeStep(rate: number): Promise<Step> {
 }
 
 /** nfcapd on the same ladder: flows counted by `nfdump -I` after it exits. */
-async function nfcapdStep(rate: number): Promise<{ sent: number; stored: number; loss: number } | null> {
+async function nfcapdStep(rate: number): Promise<{ sent: number; stored: number; loss: number; senderCpuPct: number } | null> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-bench-nfcapd-'));
   try {
     const child = spawn('nfcapd', ['-w', dir, '-p', String(PORT + 1), '-b', '127.0.0.1', '-B', String(64 * 1024 * 1024), '-t', '3600'], { stdio: 'ignore' });
@@ -109,7 +126,7 @@ async function nfcapdStep(rate: number): Promise<{ sent: number; stored: number;
     const out = spawnSync('nfdump', ['-R', dir, '-I'], { encoding: 'utf8' }).stdout;
     const m = /^Flows:\s+(\d+)/m.exec(out);
     const stored = m === null ? 0 : Number(m[1]);
-    return { sent: load.sentRecords, stored, loss: load.sentRecords === 0 ? 1 : 1 - stored / load.sentRecords };
+    return { sent: load.sentRecords, stored, loss: load.sentRecords === 0 ? 1 : 1 - stored / load.sentRecords, senderCpuPct: (100 * load.senderCpuMs) / load.elapsedMs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -121,12 +138,12 @@ function pct(x: number): string {
 
 export async function run(): Promise<void> {
   console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}`);
-  console.log('offered/s   sent        decoded     spooled     kernel-drops  loss      RSS MB  spool B/rec');
+  console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  spool B/rec  sender CPU');
   let best = 0;
   for (const rate of RATES) {
     const s = await probeStep(rate);
     console.log(
-      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${s.spoolBytesPerRecord.toFixed(1)}`,
+      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${s.spoolBytesPerRecord.toFixed(1).padEnd(12)} ${s.senderCpuPct.toFixed(0)}%`,
     );
     if (s.loss >= LOSS_LIMIT) break;
     best = rate;
@@ -141,7 +158,7 @@ export async function run(): Promise<void> {
   for (const rate of RATES) {
     const r = await nfcapdStep(rate);
     if (r === null) break;
-    console.log(`nfcapd ${String(rate).padEnd(11)} sent ${r.sent} stored ${r.stored} loss ${pct(r.loss)}`);
+    console.log(`nfcapd ${String(rate).padEnd(11)} sent ${r.sent} stored ${r.stored} loss ${pct(r.loss)} sender CPU ${r.senderCpuPct.toFixed(0)}%`);
     if (r.loss >= LOSS_LIMIT) break;
     nfBest = rate;
   }

@@ -40,6 +40,8 @@ export interface UdpLoadResult {
   readonly templatePackets: number;
   readonly sendErrors: number;
   readonly elapsedMs: number;
+  /** The sender's own CPU time (user + system, ms): it shares the machine's cores with the receiver. */
+  readonly senderCpuMs: number;
 }
 
 // ---- IPFIX message construction --------------------------------------------------------
@@ -175,6 +177,7 @@ async function sendLoad(o: UdpLoadOptions): Promise<UdpLoadResult> {
   let dataPackets = 0;
   let templatePackets = 0;
   let lastTemplate = -Infinity;
+  const cpuBefore = process.cpuUsage();
   const start = process.hrtime.bigint();
   const elapsedMs = (): number => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -202,13 +205,17 @@ async function sendLoad(o: UdpLoadOptions): Promise<UdpLoadResult> {
         sentPackets++;
       }
       if (t >= o.durationMs && dataPackets >= due) resolve();
+      // Caught up: wait for the next millisecond's packets instead of spinning, which would
+      // take CPU from the receiver on the shared cores. Behind: continue on the next turn.
+      else if (dataPackets >= due) setTimeout(tick, 1);
       else setImmediate(tick);
     };
     tick();
   });
   const elapsed = elapsedMs();
+  const cpu = process.cpuUsage(cpuBefore);
   await new Promise<void>((resolve) => socket.close(resolve));
-  return { sentPackets, sentRecords: dataPackets * perPacket, templatePackets, sendErrors, elapsedMs: elapsed };
+  return { sentPackets, sentRecords: dataPackets * perPacket, templatePackets, sendErrors, elapsedMs: elapsed, senderCpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 const CHILD_ENV = 'SEALFLOW_UDP_LOAD_OPTIONS';
