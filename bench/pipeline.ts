@@ -12,7 +12,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from '../src/app.js';
@@ -36,6 +36,10 @@ interface Step {
   readonly channelDrops: number;
   /** The load generator's CPU use, % of one core: it shares the machine's two cores. */
   readonly senderCpuPct: number;
+  /** CPU time of the whole probe process (every thread) per record spooled, ns. */
+  readonly probeNsPerRecord: number;
+  /** CPU time of the probe's main thread (the UDP receive loop) per record spooled, ns; null off Linux. */
+  readonly receiveNsPerRecord: number | null;
   readonly loss: number;
   readonly rssMb: number;
   readonly spoolBytesPerRecord: number;
@@ -51,6 +55,18 @@ interface Stats {
 /** The parts of App.stats() this benchmark reads (the worker's parts are null until its first report). */
 function benchStats(app: App): Stats {
   return app.stats() as unknown as Stats;
+}
+
+/** CPU time of this process's main thread in ms (Linux /proc: utime + stime in clock ticks of 10 ms), null elsewhere. */
+function mainThreadCpuMs(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name: state is field 3, utime 14 and stime 15 (proc(5)).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -75,6 +91,8 @@ async function probeStep(rate: number): Promise<Step> {
   const app = new App({ config, logger: silentLogger(), keks: [kek], credentials: null });
   await app.start();
   try {
+    const cpuBefore = process.cpuUsage();
+    const mainBefore = mainThreadCpuMs();
     const load = await startUdpLoad({ host: '127.0.0.1', port: PORT, recordsPerSecond: rate, durationMs: SECONDS * 1000, recordsPerPacket: 20 });
     // Let the worker finish the queue and commit the last batch (batch age 1 s). A saturated
     // worker posts no statistics, so wait for a report with nothing left in flight whose
@@ -89,6 +107,8 @@ async function probeStep(rate: number): Promise<Step> {
       last = now;
     }
     const s = benchStats(app);
+    const cpu = process.cpuUsage(cpuBefore);
+    const mainAfter = mainThreadCpuMs();
     const decoded = s.decode?.records ?? 0;
     const spooled = s.batcher?.records ?? 0;
     const kernelDrops = s.listeners.udp?.listeners[0]?.kernelDrops ?? 0;
@@ -103,6 +123,8 @@ async function probeStep(rate: number): Promise<Step> {
       kernelDrops,
       channelDrops,
       senderCpuPct: (100 * load.senderCpuMs) / load.elapsedMs,
+      probeNsPerRecord: spooled === 0 ? 0 : ((cpu.user + cpu.system) * 1000) / spooled,
+      receiveNsPerRecord: mainBefore === null || mainAfter === null || spooled === 0 ? null : ((mainAfter - mainBefore) * 1e6) / spooled,
       loss: load.sentRecords === 0 ? 1 : 1 - spooled / load.sentRecords,
       rssMb,
       spoolBytesPerRecord: spooled === 0 ? 0 : spoolBytes / spooled,
@@ -138,12 +160,13 @@ function pct(x: number): string {
 
 export async function run(): Promise<void> {
   console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}`);
-  console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  spool B/rec  sender CPU');
+  console.log('probe CPU: all threads / receive thread, ns per record spooled (the rest is mostly the ingest worker)');
+  console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  spool B/rec  sender CPU  probe CPU');
   let best = 0;
   for (const rate of RATES) {
     const s = await probeStep(rate);
     console.log(
-      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${s.spoolBytesPerRecord.toFixed(1).padEnd(12)} ${s.senderCpuPct.toFixed(0)}%`,
+      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${s.spoolBytesPerRecord.toFixed(1).padEnd(12)} ${`${s.senderCpuPct.toFixed(0)}%`.padEnd(11)} ${s.probeNsPerRecord.toFixed(0)} / ${s.receiveNsPerRecord?.toFixed(0) ?? '-'} ns`,
     );
     if (s.loss >= LOSS_LIMIT) break;
     best = rate;
