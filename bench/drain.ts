@@ -39,7 +39,9 @@ const repoRoot = resolve(import.meta.dirname, '..');
 const PER_BATCH = 5000;
 const SAMPLE_RECORDS = 100_000;
 
+/** CPU µs of one run of `f`, after one untimed run (JIT warm-up). */
 function cpuUs(f: () => void): number {
+  f();
   const c0 = process.cpuUsage();
   f();
   const c = process.cpuUsage(c0);
@@ -112,6 +114,7 @@ export async function run(): Promise<void> {
     const sample = ipv4Records(SAMPLE_RECORDS, 3);
     let bytes = 0;
     const genericUs = cpuUs(() => {
+      bytes = 0;
       for (const r of sample) bytes += JSON.stringify(toFusionRecord(r)).length + 1;
     });
     const writer = new FusionJsonWriter();
@@ -130,6 +133,7 @@ export async function run(): Promise<void> {
     for (const level of [...new Set([...levels, 6, 1])].sort()) {
       let out = 0;
       const us = cpuUs(() => {
+        out = 0;
         for (const f of framed) out += gzipSync(f.raw, { level }).length;
       });
       gzipUs.set(level, us / SAMPLE_RECORDS);
