@@ -21,7 +21,7 @@ test('64-bit counters: numbers while safe, decimal strings beyond, never rounded
   assert.equal(json.packets, (2n ** 63n + 5n).toString());
 });
 
-/** What the drain used to send: the generic path the direct renderer must match byte for byte. */
+/** The generic path (toFusionRecord + JSON.stringify): the reference the writer must match byte for byte. */
 function viaObject(r: FlowRecord): string {
   return JSON.stringify(toFusionRecord(r));
 }
