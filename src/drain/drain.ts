@@ -594,7 +594,6 @@ export class Drain {
     return { kind: 'ok' };
   }
 
-  /** Waits for the bandwidth and record-rate buckets. */
   /**
    * Waits for the bandwidth and record-rate buckets. Returns the real time waited when the
    * byte cap was the binding one (0 otherwise): for the gzip level control that is network
