@@ -3,7 +3,7 @@ import type { CommandIo } from './commands/command.js';
 import { ExitCode } from './commands/command.js';
 import { main } from './cli.js';
 
-const io: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+const io: CommandIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
 main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;

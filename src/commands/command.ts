@@ -6,6 +6,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
  * it writes results to stdout and diagnostics to stderr, never flow data to disk.
  */
 export interface CommandIo {
+  /** Input for commands that read "-" (decode); absent: such an argument is a usage error. */
+  readonly stdin?: NodeJS.ReadableStream;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
   readonly env: NodeJS.ProcessEnv;

@@ -26,7 +26,7 @@ import { readCaptureFile } from '../ingest/file/capture-file.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 
-const USAGE = `usage: sealflow decode [--exporter ADDR] FILE...
+const USAGE = `usage: sealflow decode [--exporter ADDR] FILE...   (FILE "-": standard input)
 
 Decodes flow captures and prints one Fusion flow record per line (NDJSON) on stdout.
 
@@ -36,6 +36,7 @@ FILE formats (recognised by content, then by extension):
   .pcap         classic libpcap (Ethernet, 802.1Q, Linux cooked SLL/SLL2, raw IP,
                 loopback); the UDP payloads in order, the IP source as the exporter
   .ipfix        RFC 5655 IPFIX file (a stream of IPFIX messages)
+  -             standard input, recognised by content (e.g. tcpdump -w - | sealflow decode -)
 
 All files are one exporter session, in the order given: a template file then a data file
 decodes. Problems go to stderr with the file name and byte offset.
@@ -172,6 +173,13 @@ class DecodeRun {
   }
 }
 
+/** The whole stream, like readFile for a path (captures are read whole either way). */
+async function readAll(stream: NodeJS.ReadableStream): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
 export const main: CommandMain = async (argv, io) => {
   const parsed = parseCommandArgs('decode', USAGE, argv, io, { exporter: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
   if (typeof parsed === 'number') return parsed;
@@ -193,10 +201,15 @@ export const main: CommandMain = async (argv, io) => {
   const run = new DecodeRun(io);
   const nowMs = Date.now();
   let unreadable = false;
+  const fromStdin = files.filter((f) => f === '-').length;
+  if (fromStdin > 1 || (fromStdin === 1 && io.stdin === undefined)) {
+    io.stderr.write(`sealflow decode: "-" (standard input) can be given once, where there is a standard input\n\n${USAGE}`);
+    return ExitCode.Usage;
+  }
   for (const fileName of files) {
     let bytes: Uint8Array;
     try {
-      bytes = new Uint8Array(await readFile(fileName));
+      bytes = fileName === '-' && io.stdin !== undefined ? await readAll(io.stdin) : new Uint8Array(await readFile(fileName));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
       io.stderr.write(`sealflow decode: ${fileName}: cannot read (${code})\n`);

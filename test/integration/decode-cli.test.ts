@@ -30,7 +30,12 @@ interface CliResult {
 }
 
 function cli(...args: string[]): CliResult {
-  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'decode', ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  return cliWithInput(undefined, ...args);
+}
+
+/** Runs `sealflow decode ARGS` with `input` on its standard input. */
+function cliWithInput(input: Uint8Array | undefined, ...args: string[]): CliResult {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'decode', ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024, ...(input === undefined ? {} : { input }) });
   const lines = res.stdout.split('\n').filter((l) => l.length > 0);
   const records = res.status === 64 || args.includes('--help') ? [] : lines.map((l) => JSON.parse(l) as FusionFlowRecord);
   return { status: res.status, records, stderr: res.stderr, stdout: res.stdout };
@@ -71,6 +76,23 @@ describe('sealflow decode on the corpora', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.records.length, 5);
     assert.ok(r.records.every((x) => x.flowtype === 'sflow' && x.flowversion === 5 && x.flowsrcip === '1.2.3.4' && x.samplerate === 16383 && x.packets === 1));
+  });
+
+  test('"-" reads standard input, recognised by content: a pcap, or the data after a template file', () => {
+    const v5 = new Uint8Array(readFileSync(C('goflow2/nfv5_TestDecodeNetFlowV5_0.bin')));
+    const pcap = buildPcap([0, 1].map((i) => ({ payload: v5, src: '192.0.2.7', dst: '192.0.2.8', srcPort: 999, dstPort: 2055, timestampMs: 1_700_000_000_000 + i })));
+    const r = cliWithInput(pcap, '-');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.records.length, 12);
+    assert.ok(r.records.every((x) => x.flowsrcip === '192.0.2.7' && x.flowversion === 5));
+    const data = new Uint8Array(readFileSync(C('logstash-codec-netflow/netflow9_test_cisco_asa_1_data.dat')));
+    const fromFiles = cli(C('logstash-codec-netflow/netflow9_test_cisco_asa_1_tpl.dat'), C('logstash-codec-netflow/netflow9_test_cisco_asa_1_data.dat'));
+    const mixed = cliWithInput(data, C('logstash-codec-netflow/netflow9_test_cisco_asa_1_tpl.dat'), '-');
+    assert.equal(mixed.status, 0, mixed.stderr);
+    assert.deepEqual(mixed.records, fromFiles.records);
+    const twice = cliWithInput(data, '-', '-');
+    assert.equal(twice.status, 64);
+    assert.match(twice.stderr, /standard input\) can be given once/);
   });
 
   test('an RFC 5655 .ipfix file decodes', () => {
