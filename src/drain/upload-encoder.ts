@@ -106,11 +106,16 @@ export class UploadEncoder {
   /** The gzip level in use; feed it each delivered batch's timings (observe). */
   readonly gzip: CompressionLevel;
 
-  constructor(readonly settings: EncoderSettings) {
+  /**
+   * `onThisThread`: gzip synchronously on the calling thread (an upload worker, whose low
+   * scheduling priority then covers the compression too) instead of on libuv's thread pool,
+   * which runs at the process's normal priority.
+   */
+  constructor(readonly settings: EncoderSettings, onThisThread = false) {
     validateEncoderSettings(settings);
     this.gzip = new CompressionLevel(settings.gzipLevel, settings.adaptiveGzip && settings.compression === 'gzip');
     this.compress = settings.compression === 'gzip'
-      ? (buf, level) => gzipAsync(buf, { level })
+      ? (onThisThread ? (buf, level) => Promise.resolve(zlib.gzipSync(buf, { level })) : (buf, level) => gzipAsync(buf, { level }))
       : settings.compression === 'zstd' ? zstdCompressor() : null;
   }
 

@@ -10,6 +10,7 @@
  * against ~2 µs/record for a structured clone).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../flow/thread-priority.js';
 import { decodeBatch } from '../spool/batch-codec.js';
 import { uploadChunk, type UploadAnswer } from './chunk-upload.js';
 import { FusionHttp } from './fusion-http.js';
@@ -17,7 +18,10 @@ import { idempotencyKey, UploadEncoder, type EncodeTimings } from './upload-enco
 import type { DoneChunk, UploadJob, UploadReply, UploadWorkerInit, WorkerMessage } from './upload-pool.js';
 
 const init = workerData as UploadWorkerInit;
-const encoder = new UploadEncoder(init.encoder);
+// A backlog can wait in the spool; live ingest cannot (src/flow/thread-priority.ts). gzip runs
+// on this thread so that the low priority covers it.
+lowerThreadPriority('upload-worker');
+const encoder = new UploadEncoder(init.encoder, true);
 const http = new FusionHttp(init.tls);
 const target = { http, uploadUrl: init.uploadUrl, forbiddenRetryAfterMs: init.forbiddenRetryAfterMs };
 const abort = new AbortController();

@@ -12,7 +12,6 @@
  * - On 'stop' the in-memory batch is flushed into the spool, decoder state is persisted
  *   (sealed) and the spool closed before 'stopped' is posted.
  */
-import { constants as osConstants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { DecodeService, type DecodeOutcome } from '../decode/decode-service.js';
@@ -27,6 +26,7 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { Batcher } from '../spool/batcher.js';
 import { Spool } from '../spool/spool.js';
 import { isSealflowError } from '../flow/errors.js';
+import { lowerThreadPriority } from '../flow/thread-priority.js';
 import type { ExporterStats, IngestWorkerInit, IngestWorkerStats, MainToWorker, WorkerToMain } from './ingest-protocol.js';
 import { unpackFrame } from './packet-frame.js';
 
@@ -37,22 +37,6 @@ const EXPIRE_INTERVAL_MS = 1000;
 /** Exporters tracked individually in /stats; beyond this they are aggregated (a spoofing flood must not grow memory). */
 const MAX_TRACKED_EXPORTERS = 4096;
 const OTHER_EXPORTERS = 'other';
-
-/**
- * Scheduling priority of this thread: below the receive loops'. UDP cannot be paused, so when
- * the cores are busy the thread that empties the socket buffers must win; this thread's
- * backlog waits in the bounded channel instead (counted drops at its hard limit), and the
- * average rate it sustains is unchanged. Linux only: there setpriority(PRIO_PROCESS, 0)
- * applies to the calling thread alone, elsewhere it would lower the whole process.
- */
-function lowerThreadPriority(): void {
-  if (process.platform !== 'linux') return;
-  try {
-    setPriority(osConstants.priority.PRIORITY_BELOW_NORMAL);
-  } catch {
-    // Lowering needs no privilege; if the platform refuses anyway, run at normal priority.
-  }
-}
 
 interface ExporterCounters {
   exporter: string;
@@ -81,7 +65,7 @@ function post(msg: WorkerToMain): void {
 
 async function main(): Promise<void> {
   const init = workerData as IngestWorkerInit;
-  lowerThreadPriority();
+  lowerThreadPriority('ingest-worker');
   const logger = createLogger({ level: init.logLevel, pretty: false }, pino.destination({ dest: 2, sync: false })).child({ component: 'ingest-worker' });
   const decodeLog = new RateLimitedLog(logger.child({ stage: 'decode' }));
   const spoolLog = new RateLimitedLog(logger.child({ stage: 'spool' }));
