@@ -1,4 +1,5 @@
 import type { Counter, FlowRecord, IpAddr } from './flow-record.js';
+import { grownBytes } from './byte-buffer.js';
 import { ipToString, ipv6ToString } from './ip.js';
 import { protocolName } from './protocols.js';
 
@@ -386,12 +387,7 @@ export class FusionJsonWriter {
   }
 
   private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
+    if (this.pos + n > this.buf.length) this.buf = grownBytes(this.buf, this.pos, n);
   }
 
   private seg(b: Uint8Array): void {

@@ -1,4 +1,5 @@
 import { newFlowRecord, type Counter, type FlowRecord, type FlowType, type IpAddr, type Transport } from '../flow/flow-record.js';
+import { grownBytes } from '../flow/byte-buffer.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 
 /**
@@ -242,12 +243,8 @@ export class BatchEncoder {
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.buf = grownBytes(this.buf, this.pos, n);
+    this.view = new DataView(this.buf.buffer);
   }
 
   /** Unsigned LEB128 of an integer 0 ≤ v < 2^56, using 32-bit operations on two 28-bit halves. */
