@@ -563,7 +563,7 @@ export class Drain {
     }
     const scope = this.keyScope;
     if (this.pool !== null) return this.deliverViaPool(this.pool, batch, scope);
-    const timings: EncodeTimings = { serializeMs: 0, compressMs: 0 };
+    const timings: EncodeTimings = { compressMs: 0 };
     const chunks = await this.encoder.encode('records' in batch ? batch.records : decodeBatch(batch.batch), timings);
     const done = this.partial.get(batch.id);
     // Network time for the gzip level control: requests plus byte-cap waits (real time).

@@ -33,7 +33,7 @@ async function run(job: UploadJob): Promise<UploadReply> {
   let outcome: UploadAnswer = { kind: 'ok' };
   try {
     const records = decodeBatch(job.batch);
-    const timings: EncodeTimings = { serializeMs: 0, compressMs: 0 };
+    const timings: EncodeTimings = { compressMs: 0 };
     const chunks = await encoder.encode(records, timings);
     const skip = new Set(job.skip);
     const t0 = performance.now();
