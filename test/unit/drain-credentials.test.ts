@@ -4,6 +4,8 @@ import { inspect } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '../../src/config/load.js';
+import { drainSettingsFromConfig } from '../../src/drain/drain-config.js';
 import { ConfigError } from '../../src/flow/errors.js';
 import { apiBaseOf, encodeNetosecret, NETOSECRET_ENV, NETOSECRET_FILE_ENV, parseNetosecret, resolveNetosecret } from '../../src/drain/netosecret.js';
 import { signRequestJwt, verifyHs256Jwt } from '../../src/drain/request-jwt.js';
@@ -97,4 +99,37 @@ test('request JWT: HS256 with the FUSION.md claims, verifiable, tamper-evident',
   const tampered = `${h}.${Buffer.from(JSON.stringify({ iat: 1, jti: 'x', appname: 'probe', appkey: FIELDS.appkey, shortname: 'evil' })).toString('base64url')}.${jwt.split('.')[2] ?? ''}`;
   assert.equal(verifyHs256Jwt(tampered, FIELDS.sharedsecret).ok, false);
   assert.notEqual(signRequestJwt(c, 0), signRequestJwt(c, 0), 'a fresh jti each time');
+});
+
+test('drain settings from the configuration: upload workers, gzip level, adaptive gzip and the request byte cap reach the drain', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sealflow-drain-config-'));
+  try {
+    // Names only: loading checks that the secrets are configured, not their values.
+    const keys = { SEALFLOW_SPOOL_KEK: 'k', SEALFLOW_FUSION_NETOSECRET: 'n' };
+    const env = {
+      ...keys,
+      SEALFLOW_DRAIN__UPLOAD_WORKERS: '3',
+      SEALFLOW_DRAIN__CONCURRENCY: '2',
+      SEALFLOW_DRAIN__FUSION__GZIP_LEVEL: '9',
+      SEALFLOW_DRAIN__FUSION__ADAPTIVE_GZIP: 'false',
+      SEALFLOW_DRAIN__FUSION__MAX_BYTES_PER_REQUEST: '65536',
+    };
+    const { config } = await loadConfig({ cwd: dir, env, compileFilters: null });
+    const s = drainSettingsFromConfig(config.drain);
+    assert.equal(s.uploadWorkers, 3);
+    assert.equal(s.concurrency, 3, 'raised to one batch per worker');
+    assert.equal(s.encoder.gzipLevel, 9);
+    assert.equal(s.encoder.adaptiveGzip, false);
+    assert.equal(s.encoder.maxBytesPerRequest, 65_536);
+    const defaults = drainSettingsFromConfig((await loadConfig({ cwd: dir, env: keys, compileFilters: null })).config.drain);
+    assert.equal(defaults.uploadWorkers, 1);
+    assert.equal(defaults.encoder.gzipLevel, 6);
+    assert.equal(defaults.encoder.adaptiveGzip, true);
+    for (const [name, value] of [['SEALFLOW_DRAIN__FUSION__GZIP_LEVEL', '0'], ['SEALFLOW_DRAIN__UPLOAD_WORKERS', '33'], ['SEALFLOW_DRAIN__FUSION__MAX_BYTES_PER_REQUEST', '100']] as const) {
+      const setting = name.toLowerCase().split('__').at(-1) ?? '';
+      await assert.rejects(loadConfig({ cwd: dir, env: { ...keys, [name]: value }, compileFilters: null }), (e: unknown) => e instanceof Error && e.message.includes('drain.') && e.message.toLowerCase().includes(setting.replaceAll('_', '')), name);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
