@@ -77,12 +77,80 @@ const MAX_STRING_BYTES = 64 * 1024;
 /** 2^32, for splitting values that do not fit 32-bit bit operations. */
 const TWO_POW_32 = 4294967296;
 const TWO_POW_28 = 268435456;
+/** putNum's fast path: 2·v < 2^30 stays within 32-bit operations. */
+const SMALL_NUM_LIMIT = 2 ** 29;
+/** Room left before the first record for the header: version byte + record count varint (< 2^28, ≤ 4 bytes). */
+const HEADER_ROOM = 1 + 4;
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 function formatError(message: string, context: Record<string, number> = {}): SpoolError {
   return new SpoolError(SpoolErrorCode.Format, `batch codec: ${message}`, context);
+}
+
+/** Unsigned LEB128 of an integer 0 ≤ v < 2^56 at buf[p]; returns the position after it. Uses 32-bit operations on two 28-bit halves. */
+function putVarint(buf: Uint8Array, p: number, v: number): number {
+  if (v >= TWO_POW_28) {
+    const lo = v % TWO_POW_28;
+    buf[p++] = (lo & 0x7f) | 0x80;
+    buf[p++] = ((lo >>> 7) & 0x7f) | 0x80;
+    buf[p++] = ((lo >>> 14) & 0x7f) | 0x80;
+    buf[p++] = ((lo >>> 21) & 0x7f) | 0x80;
+    v = (v - lo) / TWO_POW_28;
+  }
+  while (v >= 0x80) {
+    buf[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[p++] = v;
+  return p;
+}
+
+/**
+ * Writes `num` (see the format) at buf[p]; returns the position after it. The first branch is
+ * the common case, an integer 0 ≤ v < 2^29 (ports, flags, interface indexes, AS numbers), whose
+ * 2·v fits the 32-bit operations of the loop; -0 (1/v < 0) takes the float path to stay bit-exact.
+ */
+function putNum(buf: Uint8Array, view: DataView, p: number, v: number): number {
+  if (v >= 0 && v < SMALL_NUM_LIMIT && (v | 0) === v && (v !== 0 || 1 / v > 0)) {
+    let x = v * 2;
+    while (x >= 0x80) {
+      buf[p++] = (x & 0x7f) | 0x80;
+      x >>>= 7;
+    }
+    buf[p++] = x;
+    return p;
+  }
+  if (Number.isSafeInteger(v) && v >= 0 && (v !== 0 || 1 / v > 0)) return putVarint(buf, p, v * 2);
+  buf[p++] = 1;
+  view.setFloat64(p, v, true);
+  return p + 8;
+}
+
+/** Writes zz(d) (see the format) at buf[p]; returns the position after it. */
+function putZigzag(buf: Uint8Array, p: number, d: number): number {
+  return putVarint(buf, p, d >= 0 ? d * 2 : -d * 2 - 1);
+}
+
+/** Writes an address (IPv4 or IPv6, as the bitmap already says) at buf[p]; returns the position after it. */
+function putAddr(buf: Uint8Array, view: DataView, p: number, a: IpAddr): number {
+  if (typeof a === 'number') {
+    if (!(a >= 0 && a < TWO_POW_32 && Number.isInteger(a))) throw formatError('IPv4 address is not an unsigned 32-bit integer');
+    view.setUint32(p, a, false);
+    return p + 4;
+  }
+  if (a.length !== 16) throw formatError('IPv6 address is not 16 bytes', { length: a.length });
+  buf.set(a, p);
+  return p + 16;
+}
+
+/** Writes a counter (a number, or a bigint as the bitmap already says) at buf[p]; returns the position after it. */
+function putCounter(buf: Uint8Array, view: DataView, p: number, c: Counter): number {
+  if (typeof c === 'number') return putNum(buf, view, p, c);
+  if (c < 0n || c > 0xffffffffffffffffn) throw formatError('counter outside the unsigned 64-bit range');
+  view.setBigUint64(p, c, true);
+  return p + 8;
 }
 
 /** Stands in for "no previous record" so the encoder's `prev` keeps one shape. */
@@ -100,6 +168,7 @@ export class BatchEncoder {
   private prevBits = 0;
   private hasPrev = false;
   private lastIndex = 0;
+  private count = 0;
 
   constructor(initialBytes = 1 << 20) {
     this.buf = new Uint8Array(initialBytes);
@@ -108,16 +177,55 @@ export class BatchEncoder {
 
   /** Serializes `records`; the result is a view of the encoder's buffer, valid until the next call. */
   encode(records: readonly FlowRecord[]): Uint8Array {
-    this.pos = 0;
+    this.begin(records.length);
+    for (const r of records) this.add(r);
+    return this.finish();
+  }
+
+  /**
+   * Starts a batch that is written record by record as records arrive (`add`), so a record is
+   * serialized while it is still in cache and can die young instead of waiting in memory for
+   * the whole batch. `expected` only sizes the buffer. Any unfinished batch is discarded.
+   */
+  begin(expected = 0): void {
+    this.pos = HEADER_ROOM;
+    this.count = 0;
     this.strings.clear();
     this.lastString = null;
     this.hasPrev = false;
     this.prev = PLACEHOLDER_RECORD;
-    this.ensure(16 + records.length * INITIAL_BYTES_PER_RECORD);
-    this.buf[this.pos++] = BATCH_FORMAT_VERSION;
-    this.varint(records.length);
-    for (const r of records) this.record(r);
-    return this.buf.subarray(0, this.pos);
+    this.ensure(16 + expected * INITIAL_BYTES_PER_RECORD);
+  }
+
+  add(r: FlowRecord): void {
+    this.record(r);
+    this.count++;
+  }
+
+  /** Records added since begin(). */
+  get records(): number {
+    return this.count;
+  }
+
+  /** Bytes written since begin() (records only; the header adds at most HEADER_ROOM). */
+  get bytes(): number {
+    return this.pos - HEADER_ROOM;
+  }
+
+  /**
+   * Completes the batch: the header (version, record count) goes right before the records,
+   * in the room begin() left, so the result is the same canonical encoding encode() gives.
+   * The result is a view of the encoder's buffer, valid until the next begin().
+   */
+  finish(): Uint8Array {
+    const n = this.count;
+    if (n >= TWO_POW_28) throw formatError('too many records in one batch', { records: n });
+    let len = 1;
+    for (let x = n; x >= 0x80; x >>>= 7) len++;
+    const start = HEADER_ROOM - 1 - len;
+    this.buf[start] = BATCH_FORMAT_VERSION;
+    putVarint(this.buf, start + 1, n);
+    return this.buf.subarray(start, this.pos);
   }
 
   private record(r: FlowRecord): void {
@@ -199,41 +307,42 @@ export class BatchEncoder {
       this.prev = r;
       this.hasPrev = true;
     }
-    if (srcAddr !== null) this.addr(srcAddr);
-    if (dstAddr !== null) this.addr(dstAddr);
-    if (nextHop !== null) this.addr(nextHop);
-    if (bgpNextHop !== null) this.addr(bgpNextHop);
-    this.counter(r.octets);
-    this.counter(r.packets);
+    // The per-record fields, written through locals: ensure() above reserved room for them.
+    const buf = this.buf;
+    const view = this.view;
+    let p = this.pos;
+    if (srcAddr !== null) p = putAddr(buf, view, p, srcAddr);
+    if (dstAddr !== null) p = putAddr(buf, view, p, dstAddr);
+    if (nextHop !== null) p = putAddr(buf, view, p, nextHop);
+    if (bgpNextHop !== null) p = putAddr(buf, view, p, bgpNextHop);
+    p = putCounter(buf, view, p, r.octets);
+    p = putCounter(buf, view, p, r.packets);
     // Optional numbers, unrolled in bitmap order (a keyed loop over property names is several times slower).
     let v: number | null;
-    if ((v = r.srcPort) !== null) this.num(v);
-    if ((v = r.dstPort) !== null) this.num(v);
-    if ((v = r.protocol) !== null) this.num(v);
-    if ((v = r.tos) !== null) this.num(v);
-    if ((v = r.tcpFlags) !== null) this.num(v);
-    if ((v = r.inputIf) !== null) this.num(v);
-    if ((v = r.outputIf) !== null) this.num(v);
-    if ((v = r.srcMask) !== null) this.num(v);
-    if ((v = r.dstMask) !== null) this.num(v);
-    if ((v = r.srcAs) !== null) this.num(v);
-    if ((v = r.dstAs) !== null) this.num(v);
-    if ((v = r.srcVlan) !== null) this.num(v);
-    if ((v = r.dstVlan) !== null) this.num(v);
-    if ((v = r.icmpType) !== null) this.num(v);
-    if ((v = r.icmpCode) !== null) this.num(v);
+    if ((v = r.srcPort) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.dstPort) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.protocol) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.tos) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.tcpFlags) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.inputIf) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.outputIf) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.srcMask) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.dstMask) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.srcAs) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.dstAs) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.srcVlan) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.dstVlan) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.icmpType) !== null) p = putNum(buf, view, p, v);
+    if ((v = r.icmpCode) !== null) p = putNum(buf, view, p, v);
     if (timeDelta) {
-      this.zigzag(startMs - base);
-      this.zigzag(endMs - startMs);
+      p = putZigzag(buf, p, startMs - base);
+      p = putZigzag(buf, p, endMs - startMs);
     } else {
-      if (startMs !== null) this.num(startMs);
-      if (endMs !== null) this.num(endMs);
+      if (startMs !== null) p = putNum(buf, view, p, startMs);
+      if (endMs !== null) p = putNum(buf, view, p, endMs);
     }
-    if ((v = r.uptimeMs) !== null) this.num(v);
-  }
-
-  private zigzag(d: number): void {
-    this.varint(d >= 0 ? d * 2 : -d * 2 - 1);
+    if ((v = r.uptimeMs) !== null) p = putNum(buf, view, p, v);
+    this.pos = p;
   }
 
   private remember(s: string, idx: number): void {
@@ -247,58 +356,12 @@ export class BatchEncoder {
     this.view = new DataView(this.buf.buffer);
   }
 
-  /** Unsigned LEB128 of an integer 0 ≤ v < 2^56, using 32-bit operations on two 28-bit halves. */
   private varint(v: number): void {
-    const buf = this.buf;
-    let p = this.pos;
-    if (v >= TWO_POW_28) {
-      const lo = v % TWO_POW_28;
-      buf[p++] = (lo & 0x7f) | 0x80;
-      buf[p++] = ((lo >>> 7) & 0x7f) | 0x80;
-      buf[p++] = ((lo >>> 14) & 0x7f) | 0x80;
-      buf[p++] = ((lo >>> 21) & 0x7f) | 0x80;
-      v = (v - lo) / TWO_POW_28;
-    }
-    while (v >= 0x80) {
-      buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    buf[p++] = v;
-    this.pos = p;
+    this.pos = putVarint(this.buf, this.pos, v);
   }
 
   private num(v: number): void {
-    if (Number.isSafeInteger(v) && v >= 0 && (v !== 0 || 1 / v > 0)) {
-      this.varint(v * 2);
-    } else {
-      this.buf[this.pos++] = 1;
-      this.view.setFloat64(this.pos, v, true);
-      this.pos += 8;
-    }
-  }
-
-  /** Writes an address (IPv4 or IPv6, as the bitmap already says). */
-  private addr(a: IpAddr): void {
-    if (typeof a === 'number') {
-      if (!(Number.isInteger(a) && a >= 0 && a < TWO_POW_32)) throw formatError('IPv4 address is not an unsigned 32-bit integer');
-      this.view.setUint32(this.pos, a, false);
-      this.pos += 4;
-      return;
-    }
-    if (a.length !== 16) throw formatError('IPv6 address is not 16 bytes', { length: a.length });
-    this.buf.set(a, this.pos);
-    this.pos += 16;
-  }
-
-  /** Writes a counter (a number, or a bigint as the bitmap already says). */
-  private counter(c: Counter): void {
-    if (typeof c === 'number') {
-      this.num(c);
-      return;
-    }
-    if (c < 0n || c > 0xffffffffffffffffn) throw formatError('counter outside the unsigned 64-bit range');
-    this.view.setBigUint64(this.pos, c, true);
-    this.pos += 8;
+    this.pos = putNum(this.buf, this.view, this.pos, v);
   }
 
   private str(s: string): void {
