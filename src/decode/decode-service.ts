@@ -68,6 +68,12 @@ export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
 export interface DecodeServiceOptions {
   /** Specialised per-template decoders (default true); false uses the per-field loop. */
   readonly compiledDecoders?: boolean;
+  /**
+   * Attach each IPFIX/v9 record's bytes and layout as `raw` for decodeElements() (default
+   * true). The ingest pipeline turns it off: nothing there reads `raw`, and the view costs an
+   * allocation per record and keeps the received datagram alive as long as the record.
+   */
+  readonly rawRecords?: boolean;
 }
 
 /** One options data record (RFC 7011 §3.4.2.2, RFC 3954 §6.1), kept for later stages (decodeElements). */
@@ -210,6 +216,7 @@ interface RecordMeta {
 export class DecodeService {
   readonly #limits: DecodeLimits;
   readonly #factory: DecoderFactory;
+  readonly #rawRecords: boolean;
   readonly #sessions = new Map<string, SessionState>();
   readonly #ipfixSeq = new SequenceTracker(IPFIX_SEQUENCE_OPTIONS);
   readonly #packetSeq = new SequenceTracker(PACKET_SEQUENCE_OPTIONS);
@@ -244,6 +251,7 @@ export class DecodeService {
     }
     this.#limits = Object.freeze(merged);
     this.#factory = new DecoderFactory(options.compiledDecoders ?? true);
+    this.#rawRecords = options.rawRecords ?? true;
     this.#stats = {
       packets: 0,
       records: 0,
@@ -612,11 +620,12 @@ export class DecodeService {
     const decoder = t.decoder;
     const { version, transport, exporter, identity, observationDomainId, exportTimeS } = meta;
     const fixed = t.fixedLength;
+    const raw = this.#rawRecords;
     if (fixed > 0) {
       while (p + fixed <= end) {
         const r = newFlowRecord('netflow', version, transport, exporter, identity, observationDomainId, exportTimeS);
         decoder(view, buf, p, end, r, ctx);
-        r.raw = new RawRecordView(fields, buf, p, p + fixed);
+        if (raw) r.raw = new RawRecordView(fields, buf, p, p + fixed);
         records.push(r);
         p += fixed;
         count++;
@@ -630,7 +639,7 @@ export class DecodeService {
       if (q < 0) {
         return this.#badVarLength(t, offsetBase + p);
       }
-      r.raw = new RawRecordView(fields, buf, p, q);
+      if (raw) r.raw = new RawRecordView(fields, buf, p, q);
       records.push(r);
       p = q;
       count++;

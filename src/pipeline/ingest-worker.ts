@@ -93,14 +93,18 @@ async function main(): Promise<void> {
     return;
   }
 
-  const service = new DecodeService({
-    templateLifetimeMs: init.decode.templateLifetimeMs,
-    maxTemplatesPerSession: init.decode.maxTemplatesPerSession,
-    maxFieldsPerTemplate: init.decode.maxFieldsPerTemplate,
-    pendingHoldMs: init.decode.pendingHoldMs,
-    maxPendingRecordsPerSession: init.decode.maxPendingRecordsPerSession,
-    maxSessions: init.decode.maxSessions,
-  });
+  const service = new DecodeService(
+    {
+      templateLifetimeMs: init.decode.templateLifetimeMs,
+      maxTemplatesPerSession: init.decode.maxTemplatesPerSession,
+      maxFieldsPerTemplate: init.decode.maxFieldsPerTemplate,
+      pendingHoldMs: init.decode.pendingHoldMs,
+      maxPendingRecordsPerSession: init.decode.maxPendingRecordsPerSession,
+      maxSessions: init.decode.maxSessions,
+    },
+    // Nothing after decoding here reads `raw` (filters, the batch codec and stdout use the decoded fields).
+    { rawRecords: false },
+  );
   const saved = spool.loadDecoderState();
   if (saved !== null) {
     try {

@@ -645,3 +645,34 @@ describe('DecodeService: configuration', () => {
     assert.throws(() => new DecodeService({ maxSessions: Number.NaN }), ConfigError);
   });
 });
+
+describe('DecodeService: rawRecords option', () => {
+  test('rawRecords: false decodes the same records without raw views (IPFIX fixed and variable length, v9)', () => {
+    const VAR: FieldDef[] = [...V4, { id: 82, length: VARLEN }];
+    const packets = [
+      ipfixMessage({ exportTime: 1_700_000_123, domain: 7, sequence: 0 }, [
+        ipfixTemplateSet([
+          { id: 256, fields: V4 },
+          { id: 257, fields: VAR },
+        ]),
+        dataSet(256, V4, [v4rec(1), v4rec(2)]),
+        dataSet(257, VAR, [[...v4rec(3), 'eth0']]),
+      ]),
+      v9Packet({ unixSecs: 1_700_000_124, sourceId: 3, sequence: 0 }, [v9TemplateFlowSet([{ id: 300, fields: V4 }]), dataSet(300, V4, [v4rec(4)])]),
+    ];
+    const withRaw = new DecodeService();
+    const without = new DecodeService({}, { rawRecords: false });
+    for (const p of packets) {
+      const a = send(withRaw, p);
+      const b = send(without, p);
+      assert.deepEqual(codes(b), []);
+      assert.ok(a.records.length > 0);
+      assert.equal(b.records.length, a.records.length);
+      for (let i = 0; i < a.records.length; i++) {
+        assert.notEqual(a.records[i]!.raw, null);
+        assert.equal(b.records[i]!.raw, null);
+        assert.deepStrictEqual({ ...b.records[i]!, raw: null }, { ...a.records[i]!, raw: null });
+      }
+    }
+  });
+});
