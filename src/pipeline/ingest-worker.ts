@@ -137,7 +137,18 @@ async function main(): Promise<void> {
   let records = 0;
   const decodeErrors: Record<string, number> = {};
 
+  // Consecutive packets mostly come from one exporter: remember the last lookup so the
+  // steady state builds no key string per packet.
+  let last: ExporterPacket | null = null;
+  let lastCounters: ExporterCounters | null = null;
   const exporterOf = (p: ExporterPacket): ExporterCounters => {
+    if (last !== null && lastCounters !== null && p.exporter === last.exporter && p.identity === last.identity && p.transport === last.transport) return lastCounters;
+    const c = lookupExporter(p);
+    last = p;
+    lastCounters = c;
+    return c;
+  };
+  const lookupExporter = (p: ExporterPacket): ExporterCounters => {
     const key = `${p.transport}|${p.exporter}|${p.identity ?? ''}`;
     let c = exporters.get(key);
     if (c === undefined) {
