@@ -40,6 +40,9 @@ export const DEFAULT_INGEST_CHANNEL: IngestChannelOptions = {
   hardLimitBytes: 128 * 1024 * 1024,
 };
 
+/** Largest payload one packet can have: a UDP datagram, or an IPFIX message (16-bit length, RFC 7011 §3.1). */
+const MAX_PACKET_BYTES = 65_535;
+
 export interface IngestChannelStats {
   readonly framesPosted: number;
   readonly packetsPosted: number;
@@ -66,7 +69,9 @@ export class IngestChannel implements PacketSink {
     private readonly post: (msg: MainToWorker, transfer: ArrayBuffer[]) => void,
     private readonly options: IngestChannelOptions = DEFAULT_INGEST_CHANNEL,
   ) {
-    this.builder = new PacketFrameBuilder();
+    // Room for a full frame plus the datagram that crosses maxFrameBytes, so a busy frame never
+    // grows its buffer and buffers come back to the builder at the one size it reuses.
+    this.builder = new PacketFrameBuilder(options.maxFrameBytes + MAX_PACKET_BYTES);
   }
 
   submit(packet: ExporterPacket): boolean {
@@ -95,8 +100,9 @@ export class IngestChannel implements PacketSink {
     this.drainListeners.push(listener);
   }
 
-  /** The worker finished a frame. */
-  acknowledge(frameId: number): void {
+  /** The worker finished a frame (and may have given its payload buffer back for reuse). */
+  acknowledge(frameId: number, payloads?: ArrayBuffer): void {
+    if (payloads !== undefined) this.builder.recycle(payloads);
     const bytes = this.frameBytes.get(frameId);
     if (bytes === undefined) return;
     this.frameBytes.delete(frameId);
@@ -114,10 +120,12 @@ export class IngestChannel implements PacketSink {
       this.flushTimer = null;
     }
     if (this.builder.packets === 0) return;
+    // Flow control counts payload bytes; a frame's buffer holds at most twice that (see take()).
+    const bytes = this.builder.bytes;
     const frame = this.builder.take();
     const id = this.nextFrameId++;
-    this.frameBytes.set(id, frame.payloads.byteLength);
-    this.inFlightBytes += frame.payloads.byteLength;
+    this.frameBytes.set(id, bytes);
+    this.inFlightBytes += bytes;
     this.framesPosted++;
     this.packetsPosted += frame.count;
     this.post({ type: 'frame', id, frame }, [frame.payloads, frame.meta.buffer as ArrayBuffer]);
@@ -208,7 +216,7 @@ export class IngestWorker {
           resolveReady();
           break;
         case 'ack':
-          this.channel.acknowledge(msg.id);
+          this.channel.acknowledge(msg.id, msg.payloads);
           break;
         case 'stats':
           this.lastStats = msg.stats;

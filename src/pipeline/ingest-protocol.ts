@@ -65,7 +65,8 @@ export type MainToWorker =
 
 export type WorkerToMain =
   | { readonly type: 'ready' }
-  | { readonly type: 'ack'; readonly id: number }
+  /** A frame is processed; its payload buffer comes back (transferred) for reuse when the worker could return it. */
+  | { readonly type: 'ack'; readonly id: number; readonly payloads?: ArrayBuffer }
   | { readonly type: 'stats'; readonly stats: IngestWorkerStats }
   | { readonly type: 'startup-error'; readonly message: string; readonly code: string; readonly setting: string | null }
   | { readonly type: 'stopped'; readonly stats: IngestWorkerStats };

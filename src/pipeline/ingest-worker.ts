@@ -102,7 +102,8 @@ async function main(): Promise<void> {
       maxPendingRecordsPerSession: init.decode.maxPendingRecordsPerSession,
       maxSessions: init.decode.maxSessions,
     },
-    // Nothing after decoding here reads `raw` (filters, the batch codec and stdout use the decoded fields).
+    // Nothing after decoding here reads `raw` (filters, the batch codec and stdout use the decoded
+    // fields), and it must stay off: frame buffers are handed back to the main thread after each frame.
     { rawRecords: false },
   );
   const saved = spool.loadDecoderState();
@@ -224,7 +225,10 @@ async function main(): Promise<void> {
           who.lastSeenMs = p.receivedAtMs;
           handleOutcome(service.decode(p), who);
         }
-        post({ type: 'ack', id: msg.id });
+        // The payload buffer goes back to the main thread for reuse. Nothing here keeps a view
+        // of it: records carry no raw views (rawRecords: false), held data sets are copies, and
+        // any view left behind would be detached (empty), never showing other packets' bytes.
+        parentPort?.postMessage({ type: 'ack', id: msg.id, payloads: msg.frame.payloads } satisfies WorkerToMain, [msg.frame.payloads]);
         break;
       }
       case 'end-session':

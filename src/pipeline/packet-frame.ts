@@ -28,6 +28,8 @@ const ENTRY_WORDS = 9;
 const NO_STRING = 0xffffffff;
 const TRANSPORTS: readonly Transport[] = ['udp', 'tls', 'dtls', 'file'];
 const TWO_32 = 0x100000000;
+/** Payload buffers kept for reuse: enough for the frames usually in flight at a high rate. */
+const SPARE_BUFFERS = 8;
 
 /** Accumulates packets into a frame; `take()` hands the frame over and starts a new one. */
 export class PacketFrameBuilder {
@@ -37,6 +39,7 @@ export class PacketFrameBuilder {
   private count = 0;
   private strings: string[] = [];
   private stringIndex = new Map<string, number>();
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(private readonly initialBytes = 256 * 1024, private readonly initialPackets = 1024) {
     this.payloads = new Uint8Array(initialBytes);
@@ -79,18 +82,51 @@ export class PacketFrameBuilder {
     this.count++;
   }
 
-  /** Returns the frame (its buffers are meant to be transferred) and resets the builder. */
+  /**
+   * Returns the frame (its buffers are meant to be transferred) and resets the builder.
+   *
+   * A frame at least half full hands over the builder's own payload buffer, so the bytes are
+   * copied once (in add) rather than twice, and the builder continues in a buffer given back
+   * by recycle() or a new one. A sparser frame (posted by the channel's timer) is copied into
+   * an exact-size buffer instead, so a trickle of small frames never pins large buffers. Bytes
+   * past the last payload's end are stale and never read: readers go by the entries' offsets.
+   */
   take(): PacketFrame {
-    const payloads = new ArrayBuffer(this.used);
-    new Uint8Array(payloads).set(this.payloads.subarray(0, this.used));
+    let payloads: ArrayBuffer;
+    const own = this.payloads;
+    if (this.used * 2 >= own.length) {
+      payloads = own.buffer as ArrayBuffer;
+      this.payloads = this.spareBuffer(own.length);
+    } else {
+      payloads = new ArrayBuffer(this.used);
+      new Uint8Array(payloads).set(own.subarray(0, this.used));
+      if (own.length > this.initialBytes * 8) this.payloads = new Uint8Array(this.initialBytes);
+    }
     const meta = this.meta.slice(0, this.count * ENTRY_WORDS);
     const frame: PacketFrame = { payloads, meta, strings: this.strings, count: this.count };
     this.used = 0;
     this.count = 0;
     this.strings = [];
     this.stringIndex = new Map();
-    if (this.payloads.length > this.initialBytes * 8) this.payloads = new Uint8Array(this.initialBytes);
     return frame;
+  }
+
+  /**
+   * Gives back a frame's payload buffer once its packets are processed (the worker transfers it
+   * back with its acknowledgement), for take() to reuse: no allocation, no zero-filling and no
+   * garbage for either thread's collector. At most SPARE_BUFFERS are kept; sizes outside the
+   * builder's range are left to the garbage collector.
+   */
+  recycle(buffer: ArrayBuffer): void {
+    if (this.spare.length < SPARE_BUFFERS && buffer.byteLength >= this.initialBytes && buffer.byteLength <= this.initialBytes * 8) this.spare.push(buffer);
+  }
+
+  private spareBuffer(size: number): Uint8Array {
+    for (;;) {
+      const b = this.spare.pop();
+      if (b === undefined) return new Uint8Array(Math.min(size, this.initialBytes * 8));
+      if (b.byteLength >= Math.min(size, this.initialBytes * 8)) return new Uint8Array(b); // a detached buffer has byteLength 0
+    }
   }
 
   private intern(s: string): number {

@@ -70,3 +70,51 @@ test('the channel signals backpressure above high water, resumes below low water
   ch.close();
   assert.equal(ch.submit(p(1)), false, 'closed channel drops');
 });
+
+test('a well-filled frame hands over the builder buffer, which recycle() brings back; sparse frames are exact copies', () => {
+  const b = new PacketFrameBuilder(1024, 16);
+  const fill = (n: number, seed: number): ExporterPacket[] => Array.from({ length: n }, (_, i) => packet(seed + i, { payload: new Uint8Array(100).fill((seed + i) & 0xff) }));
+
+  const first = fill(6, 0); // 600 of 1024 bytes: at least half full
+  for (const p of first) b.add(p);
+  const f1 = b.take();
+  assert.equal(f1.payloads.byteLength, 1024, 'the builder buffer itself, not a copy');
+  b.recycle(f1.payloads);
+
+  for (const p of fill(6, 20)) b.add(p); // fills the buffer take() started after f1
+  const f2 = b.take();
+  assert.notEqual(f2.payloads, f1.payloads);
+
+  const third = fill(7, 50); // now in f1's buffer again, over its stale bytes
+  for (const p of third) b.add(p);
+  const f3 = b.take();
+  assert.equal(f3.payloads, f1.payloads, 'the recycled buffer is reused');
+  const got = [...unpackFrame(f3)];
+  assert.equal(got.length, 7);
+  got.forEach((g, i) => assert.deepEqual(Buffer.from(g.payload), Buffer.from(third[i]!.payload), `packet ${i}`));
+
+  for (const p of fill(2, 90)) b.add(p); // 200 of 1024 bytes: sparse
+  const f4 = b.take();
+  assert.equal(f4.payloads.byteLength, 200, 'a sparse frame is copied to its exact size');
+
+  b.recycle(new ArrayBuffer(16)); // too small to be worth keeping
+  for (const p of fill(6, 120)) b.add(p);
+  assert.equal(b.take().payloads.byteLength, 1024);
+});
+
+test('the channel counts payload bytes in flight and recycles buffers given back with acknowledgements', () => {
+  const posted: MainToWorker[] = [];
+  const opts: IngestChannelOptions = { maxFramePackets: 4, maxFrameBytes: 100_000, maxFrameDelayMs: 5, highWaterBytes: 1_000_000, lowWaterBytes: 10, hardLimitBytes: 2_000_000 };
+  const ch = new IngestChannel((m) => posted.push(m), opts);
+  for (let i = 0; i < 4; i++) ch.submit(packet(i, { payload: new Uint8Array(25_000) }));
+  assert.equal(ch.stats().inFlightBytes, 100_000, 'payload bytes, not buffer capacity');
+  const m1 = posted[0];
+  assert.ok(m1?.type === 'frame');
+  ch.acknowledge(m1.id, m1.frame.payloads);
+  assert.equal(ch.stats().inFlightBytes, 0);
+  for (let k = 0; k < 2; k++) for (let i = 0; i < 4; i++) ch.submit(packet(i, { payload: new Uint8Array(25_000) }));
+  const m3 = posted[2];
+  assert.ok(m3?.type === 'frame');
+  assert.equal(m3.frame.payloads, m1.frame.payloads, 'the acknowledged buffer carries a later frame');
+  ch.close();
+});
