@@ -12,11 +12,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
+import { loadUdpReceiverAddon } from '../src/ingest/udp/native-receiver.js';
 import { silentLogger } from '../src/observability/logger.js';
 import type { SpoolStatus } from '../src/spool/spool.js';
 import { startUdpLoad } from './udp-load.js';
@@ -25,6 +26,12 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? '10');
 const RATES = (process.env.BENCH_RATES ?? '250000,500000,1000000,1500000,2000000,2500000,3000000').split(',').map(Number);
 const LOSS_LIMIT = 0.001;
 const PORT = 47391;
+/** listeners.udpReceiver for the probe: "auto" (default), "native" or "node" to compare the two. */
+const RECEIVER = ((): 'auto' | 'native' | 'node' => {
+  const r = process.env.BENCH_UDP_RECEIVER ?? 'auto';
+  if (r !== 'auto' && r !== 'native' && r !== 'node') throw new Error(`BENCH_UDP_RECEIVER must be auto, native or node, not ${r}`);
+  return r;
+})();
 
 interface Step {
   readonly offered: number;
@@ -38,7 +45,7 @@ interface Step {
   readonly senderCpuPct: number;
   /** CPU time of the whole probe process (every thread) per record spooled, ns. */
   readonly probeNsPerRecord: number;
-  /** CPU time of the probe's main thread (the UDP receive loop) per record spooled, ns; null off Linux. */
+  /** CPU time of the UDP receive path (main thread + native receiver threads) per record spooled, ns; null off Linux. */
   readonly receiveNsPerRecord: number | null;
   readonly loss: number;
   readonly rssMb: number;
@@ -57,13 +64,29 @@ function benchStats(app: App): Stats {
   return app.stats() as unknown as Stats;
 }
 
-/** CPU time of this process's main thread in ms (Linux /proc: utime + stime in clock ticks of 10 ms), null elsewhere. */
-function mainThreadCpuMs(): number | null {
+/** CPU time of one thread of this process in ms (Linux /proc: utime + stime in clock ticks of 10 ms). */
+function threadCpuMs(tid: string): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  // Fields after the parenthesised command name: state is field 3, utime 14 and stime 15 (proc(5)).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * CPU time in ms of the UDP receive path: the main thread plus the native receiver threads
+ * (named by the addon, see udp_receiver.cc), which exist only while the listener is open, so
+ * the caller samples them before closing it. Null off Linux.
+ */
+function receiveCpuMs(): number | null {
+  const receiverName = loadUdpReceiverAddon().addon?.threadName ?? null;
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name: state is field 3, utime 14 and stime 15 (proc(5)).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    let ms = threadCpuMs(String(process.pid));
+    if (receiverName !== null) {
+      for (const tid of readdirSync('/proc/self/task')) {
+        if (tid !== String(process.pid) && readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === receiverName) ms += threadCpuMs(tid);
+      }
+    }
+    return ms;
   } catch {
     return null;
   }
@@ -80,7 +103,7 @@ async function probeStep(rate: number): Promise<Step> {
     env: { SEALFLOW_SPOOL_KEK: kek.toString('base64') },
     overrides: {
       dataDir: dir,
-      listeners: { allowlist: ['127.0.0.0/8'], udp: [{ name: 'bench', address: '127.0.0.1', port: PORT, receiveBufferBytes: 64 * 1024 * 1024 }] },
+      listeners: { allowlist: ['127.0.0.0/8'], udp: [{ name: 'bench', address: '127.0.0.1', port: PORT, receiveBufferBytes: 64 * 1024 * 1024 }], udpReceiver: RECEIVER },
       spool: { synchronous: 'normal' },
       drain: { enabled: false },
       admin: { enabled: false },
@@ -92,7 +115,7 @@ async function probeStep(rate: number): Promise<Step> {
   await app.start();
   try {
     const cpuBefore = process.cpuUsage();
-    const mainBefore = mainThreadCpuMs();
+    const mainBefore = receiveCpuMs();
     const load = await startUdpLoad({ host: '127.0.0.1', port: PORT, recordsPerSecond: rate, durationMs: SECONDS * 1000, recordsPerPacket: 20 });
     // Let the worker finish the queue and commit the last batch (batch age 1 s). A saturated
     // worker posts no statistics, so wait for a report with nothing left in flight whose
@@ -108,7 +131,7 @@ async function probeStep(rate: number): Promise<Step> {
     }
     const s = benchStats(app);
     const cpu = process.cpuUsage(cpuBefore);
-    const mainAfter = mainThreadCpuMs();
+    const mainAfter = receiveCpuMs();
     const decoded = s.decode?.records ?? 0;
     const spooled = s.batcher?.records ?? 0;
     const kernelDrops = s.listeners.udp?.listeners[0]?.kernelDrops ?? 0;
@@ -159,8 +182,8 @@ function pct(x: number): string {
 }
 
 export async function run(): Promise<void> {
-  console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}`);
-  console.log('probe CPU: all threads / receive thread, ns per record spooled (the rest is mostly the ingest worker)');
+  console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}`);
+  console.log(`probe CPU: all threads / receive path (main thread${loadUdpReceiverAddon().addon === null ? '' : ' + native receiver thread'}), ns per record spooled (the rest is mostly the ingest worker)`);
   console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  spool B/rec  sender CPU  probe CPU');
   let best = 0;
   for (const rate of RATES) {

@@ -161,6 +161,7 @@ export class App {
         sink,
         logger: this.log.child({ component: 'udp' }),
         tee: this.tee,
+        receiver: c.listeners.udpReceiver,
       });
       await this.udp.start();
       for (const a of this.udp.addresses()) this.endpoints.push({ transport: 'udp', ...a });

@@ -196,6 +196,10 @@ const ListenersSchema = z
         { name: 'sflow', address: '0.0.0.0', port: SFLOW_PORT, receiveBufferBytes: DEFAULT_RECEIVE_BUFFER_BYTES, maxDatagramBytes: MAX_UDP_DATAGRAM_BYTES },
       ])
       .describe(`UDP listeners (default: ${IPFIX_PORT} ipfix, ${NETFLOW_PORT} netflow, ${SFLOW_PORT} sflow on 0.0.0.0).`),
+    udpReceiver: z
+      .enum(['auto', 'native', 'node'])
+      .default('auto')
+      .describe('UDP receive path: "native" = a receiver thread per socket reading batches with recvmmsg (Linux addon), "node" = node:dgram on the event loop, "auto" = native where available.'),
     tls: TlsListenerSchema,
     dtls: DtlsListenerSchema,
   })

@@ -1,12 +1,27 @@
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import type { Logger } from 'pino';
 import type { PrefixSet } from '../../flow/cidr.js';
 import { IngestError, IngestErrorCode } from '../../flow/errors.js';
 import type { ExporterPacket } from '../../flow/exporter-packet.js';
-import { normaliseAddress } from '../../flow/ip.js';
+import { ipv4ToString, ipv6ToString, normaliseAddress } from '../../flow/ip.js';
 import type { PacketSink } from '../../flow/pipeline.js';
 import { DEFAULT_RATE_LIMIT, RateLimitedLog, type RateLimitOptions } from '../../observability/rate-limited-log.js';
+import {
+  FLAG_FAMILY_MASK,
+  FLAG_TRUNCATED,
+  loadUdpReceiverAddon,
+  META_ADDRESS,
+  META_FLAGS,
+  META_LENGTH,
+  META_OFFSET,
+  META_PORT,
+  META_WORDS,
+  type NativeReceiver,
+  type UdpReceiverAddon,
+} from './native-receiver.js';
 import type { UdpTee } from './tee.js';
 
 /**
@@ -20,6 +35,16 @@ import type { UdpTee } from './tee.js';
  * (normalised address, allowlist decision, tee mask, last session key) is cached in bounded
  * maps, so the steady state allocates only the ExporterPacket itself. Nothing is logged on
  * the accepted path.
+ *
+ * Two receivers feed that same per-datagram path (receiveDatagram / receiveFrame → reject /
+ * deliver):
+ *   - "native" (Linux): the addon in ./native binds the socket and a thread of its own reads
+ *     it with recvmmsg(2), handing over batches of up to 64 datagrams in one buffer ("frame")
+ *     per call; sources are looked up by their IPv4 u32 and payloads are views of the frame,
+ *     so the event loop pays one callback per batch instead of one callback, Buffer and rinfo
+ *     object per datagram;
+ *   - "node": node:dgram, one 'message' event per datagram (other platforms, host-name
+ *     addresses, an injected createSocket, or when configured).
  *
  * Bounded memory: at most `maxTrackedExporters` accepted and `maxTrackedSources` rejected
  * source addresses are tracked; beyond that datagrams are still handled correctly but
@@ -80,9 +105,16 @@ export interface UdpListenerOptions {
   readonly rejectLog?: RateLimitOptions;
   /** Raw-datagram forwarding; started/closed by its owner, not by the listener. */
   readonly tee?: UdpTee | null;
-  /** Socket factory (injection point); default node:dgram createSocket. */
+  /** Socket factory (injection point); default node:dgram createSocket. Implies the "node" receiver. */
   readonly createSocket?: (options: SocketOptions) => Socket;
+  /**
+   * "native": the recvmmsg(2) receiver thread (start() fails where it is unavailable); "node":
+   * node:dgram; "auto" (default): native where available, else node.
+   */
+  readonly receiver?: UdpReceiverMode;
 }
+
+export type UdpReceiverMode = 'auto' | 'native' | 'node';
 
 export interface UdpSocketStats {
   readonly name: string;
@@ -157,6 +189,7 @@ class SocketState {
   boundPort = 0;
   teeMask = 0;
   socket: Socket | null = null;
+  native: NativeReceiver | null = null;
   /** Reused log fields object: pino serialises synchronously, so one object per socket suffices. */
   readonly rejectFields: { source: string; sourcePort: number; listener: string; port: number; packets: number } = {
     source: '',
@@ -166,6 +199,10 @@ class SocketState {
     packets: 0,
   };
   onMessage: (msg: Buffer, rinfo: RemoteInfo) => void = () => undefined;
+  /** Whether a socket is open (either receiver). */
+  get open(): boolean {
+    return this.socket !== null || this.native !== null;
+  }
   constructor(
     readonly endpoint: UdpEndpoint,
     readonly name: string,
@@ -204,9 +241,19 @@ export class UdpListener {
   private readonly rejectLog: RateLimitedLog;
   private readonly tee: UdpTee | null;
   private readonly makeSocket: (options: SocketOptions) => Socket;
-  /** Keyed by the socket's address text (rinfo.address, before normalisation). */
+  private readonly receiverMode: UdpReceiverMode;
+  private readonly injectedSocket: boolean;
+  /** The addon when start() chose the native receiver. */
+  private addon: UdpReceiverAddon | null = null;
+  /**
+   * Keyed by the socket's address text (node: rinfo.address, before normalisation) or, for
+   * native IPv6 sources, the address's four u32 words joined by commas.
+   */
   private readonly exporters = new Map<string, SourceState>();
   private readonly rejectedSources = new Map<string, SourceState>();
+  /** Native IPv4 sources, keyed by the address as a u32: no string per datagram. */
+  private readonly exporters4 = new Map<number, SourceState>();
+  private readonly rejected4 = new Map<number, SourceState>();
   private otherPackets = 0;
   private otherBytes = 0;
   private otherRejected = 0;
@@ -230,6 +277,30 @@ export class UdpListener {
     this.rejectLog = new RateLimitedLog(this.logger, options.rejectLog ?? DEFAULT_RATE_LIMIT);
     this.tee = options.tee ?? null;
     this.makeSocket = options.createSocket ?? createSocket;
+    this.injectedSocket = options.createSocket !== undefined;
+    this.receiverMode = options.receiver ?? 'auto';
+  }
+
+  /** The addon to use, or null for node:dgram; throws when "native" was required but is unavailable. */
+  private chooseReceiver(): UdpReceiverAddon | null {
+    if (this.receiverMode === 'node') return null;
+    let reason: string | null = null;
+    let addon: UdpReceiverAddon | null = null;
+    if (this.injectedSocket) {
+      reason = 'a socket factory was injected';
+    } else if (this.sockets.some((st) => isIP(st.endpoint.address) === 0)) {
+      reason = 'a listener address is a host name (the native receiver binds numeric addresses only)';
+    } else {
+      const load = loadUdpReceiverAddon();
+      addon = load.addon;
+      reason = load.reason;
+    }
+    if (addon !== null) return addon;
+    if (this.receiverMode === 'native') {
+      throw new IngestError(IngestErrorCode.Native, `listeners.udpReceiver is "native" but the native UDP receiver is unavailable: ${reason ?? ''}`, { reason });
+    }
+    this.logger.info({ reason }, 'UDP listeners use the node:dgram receiver');
+    return null;
   }
 
   /**
@@ -243,7 +314,11 @@ export class UdpListener {
       this.logger.warn('UDP exporter allowlist is empty: every UDP datagram will be rejected (an empty allowlist means nobody)');
     }
     try {
-      for (const st of this.sockets) await this.bind(st);
+      this.addon = this.chooseReceiver();
+      for (const st of this.sockets) {
+        if (this.addon === null) await this.bind(st);
+        else this.bindNative(st, this.addon);
+      }
     } catch (err) {
       await this.closeSockets();
       throw err;
@@ -275,53 +350,139 @@ export class UdpListener {
     }
     st.socket = socket;
     const bound = socket.address();
-    st.boundAddress = bound.address;
-    st.boundPort = bound.port;
-    st.rejectFields.listener = st.name;
-    st.rejectFields.port = bound.port;
-    st.teeMask = this.tee === null ? 0 : this.tee.listenerMask(bound.port);
     try {
       socket.setRecvBufferSize(st.recvBufferRequested);
     } catch (err) {
       this.logger.warn({ listener: st.name, err: (err as Error).message }, 'could not set the UDP receive buffer size');
     }
-    st.recvBufferGranted = socket.getRecvBufferSize();
+    this.bound(st, bound.address, bound.port, socket.getRecvBufferSize());
+    socket.on('error', (err: Error) => {
+      this.socketError(st, err.message);
+    });
+    st.onMessage = (msg, rinfo) => {
+      this.receiveDatagram(st, msg, rinfo);
+    };
+    socket.on('message', st.onMessage);
+    this.ready(st, 'node');
+  }
+
+  /** Binds with the addon and starts its receiver thread. */
+  private bindNative(st: SocketState, addon: UdpReceiverAddon): void {
+    const e = st.endpoint;
+    let native: NativeReceiver;
+    try {
+      native = new addon.Receiver({
+        address: e.address,
+        port: e.port,
+        ipv6Only: e.ipv6Only ?? false,
+        recvBufferBytes: st.recvBufferRequested,
+        maxDatagramBytes: st.maxDatagramBytes,
+      });
+    } catch (err) {
+      const ex = err as NodeJS.ErrnoException;
+      throw new IngestError(IngestErrorCode.Bind, bindMessage(ex, st), { setting: st.setting, address: e.address, port: e.port, errno: ex.code ?? null }, { cause: err });
+    }
+    st.native = native;
+    const bound = native.address();
+    this.bound(st, bound?.address ?? e.address, bound?.port ?? e.port, native.recvBufferGranted());
+    native.start((buffer, count, errno) => {
+      this.receiveFrame(st, buffer, count, errno);
+    });
+    this.ready(st, 'native');
+  }
+
+  /** After either receiver bound: addresses, tee mask, and the receive-buffer warning. */
+  private bound(st: SocketState, address: string, port: number, recvBufferGranted: number): void {
+    st.boundAddress = address;
+    st.boundPort = port;
+    st.rejectFields.listener = st.name;
+    st.rejectFields.port = port;
+    st.teeMask = this.tee === null ? 0 : this.tee.listenerMask(port);
+    st.recvBufferGranted = recvBufferGranted;
     // Linux reports twice the effective size (socket(7)); a smaller report means rmem_max capped it.
     if (st.recvBufferGranted < st.recvBufferRequested) {
       this.logger.warn(
-        { listener: st.name, port: bound.port, requestedBytes: st.recvBufferRequested, grantedBytes: st.recvBufferGranted },
+        { listener: st.name, port, requestedBytes: st.recvBufferRequested, grantedBytes: st.recvBufferGranted },
         `kernel capped the UDP receive buffer (${st.recvBufferGranted} of ${st.recvBufferRequested} bytes requested); bursts may be dropped — raise it with "sysctl -w net.core.rmem_max=${st.recvBufferRequested}"`,
       );
     }
-    socket.on('error', (err: Error) => {
-      // Receive-side socket errors are transient (e.g. ICMP errors); the socket keeps working.
-      st.socketErrors++;
-      this.rejectLog.log('warn', `socket-error|${st.name}`, { listener: st.name, err: err.message }, 'UDP listener socket error');
-    });
-    st.onMessage = (msg, rinfo) => {
-      this.receive(st, msg, rinfo);
-    };
-    socket.on('message', st.onMessage);
+  }
+
+  private ready(st: SocketState, receiver: 'native' | 'node'): void {
     this.logger.info(
-      { listener: st.name, address: bound.address, port: bound.port, recvBufferBytes: st.recvBufferGranted, tees: this.tee?.size ?? 0 },
+      { listener: st.name, address: st.boundAddress, port: st.boundPort, receiver, recvBufferBytes: st.recvBufferGranted, tees: this.tee?.size ?? 0 },
       'UDP listener ready',
     );
   }
 
-  /** The hot path. See the module comment for the order of checks. */
-  private receive(st: SocketState, msg: Buffer, rinfo: RemoteInfo): void {
+  private socketError(st: SocketState, message: string): void {
+    // Receive-side socket errors are transient (e.g. ICMP errors); the socket keeps working.
+    st.socketErrors++;
+    this.rejectLog.log('warn', `socket-error|${st.name}`, { listener: st.name, err: message }, 'UDP listener socket error');
+  }
+
+  /** node:dgram, one call per datagram. See the module comment for the order of checks. */
+  private receiveDatagram(st: SocketState, msg: Buffer, rinfo: RemoteInfo): void {
     const t = this.now();
     let src = this.exporters.get(rinfo.address) ?? this.rejectedSources.get(rinfo.address);
     src ??= this.admit(rinfo.address);
+    const untracked = src.address === '' ? normaliseAddress(rinfo.address) : '';
     if (!src.allowed) {
-      this.reject(st, src, rinfo, t);
+      this.reject(st, src, untracked, rinfo.port, t);
       return;
     }
-    const size = msg.length;
-    if (size > st.maxDatagramBytes) {
+    if (msg.length > st.maxDatagramBytes) {
       st.oversize++;
       return;
     }
+    this.deliver(st, src, untracked, rinfo.port, msg, t);
+  }
+
+  /**
+   * Native receiver, one call per frame (layout: native-receiver.ts). The same steps as
+   * receiveDatagram per datagram, in arrival order. One clock read per frame: the frame's
+   * datagrams were read by one recvmmsg(2) call, so they share the receive time.
+   */
+  private receiveFrame(st: SocketState, buffer: ArrayBuffer | null, count: number, errno: number): void {
+    if (buffer === null) {
+      if (errno !== 0) this.socketError(st, `recvmmsg: ${getSystemErrorName(-errno)}`);
+      return;
+    }
+    if (st.native === null) return; // closed while this frame was being delivered
+    const meta = new Uint32Array(buffer, 0, count * META_WORDS);
+    const t = this.now();
+    for (let m = 0; m < meta.length; m += META_WORDS) {
+      const flags = meta[m + META_FLAGS] ?? 0;
+      const port = meta[m + META_PORT] ?? 0;
+      let src: SourceState;
+      let untracked = '';
+      if ((flags & FLAG_FAMILY_MASK) === 4) {
+        const a = meta[m + META_ADDRESS] ?? 0;
+        src = this.exporters4.get(a) ?? this.rejected4.get(a) ?? this.admit4(a);
+        if (src.address === '') untracked = ipv4ToString(a);
+      } else {
+        const key = `${meta[m + META_ADDRESS] ?? 0},${meta[m + META_ADDRESS + 1] ?? 0},${meta[m + META_ADDRESS + 2] ?? 0},${meta[m + META_ADDRESS + 3] ?? 0}`;
+        src = this.exporters.get(key) ?? this.rejectedSources.get(key) ?? this.admit6(key, buffer, m);
+        if (src.address === '') untracked = ipv6ToString(new Uint8Array(buffer, (m + META_ADDRESS) * 4, 16));
+      }
+      if (!src.allowed) {
+        this.reject(st, src, untracked, port, t);
+        continue;
+      }
+      if ((flags & FLAG_TRUNCATED) !== 0) {
+        st.oversize++;
+        continue;
+      }
+      this.deliver(st, src, untracked, port, new Uint8Array(buffer, meta[m + META_OFFSET] ?? 0, meta[m + META_LENGTH] ?? 0), t);
+    }
+  }
+
+  /**
+   * An allowlisted datagram within the size limit: counters, tee, sink. `untracked` is the
+   * normalised source address when `src` is a shared untracked state, else ''.
+   */
+  private deliver(st: SocketState, src: SourceState, untracked: string, srcPort: number, msg: Uint8Array, t: number): void {
+    const size = msg.length;
     st.packets++;
     st.bytes += size;
     let exporter: string;
@@ -330,18 +491,18 @@ export class UdpListener {
       // Untracked (beyond the exporter cap): correct but uncached.
       this.otherPackets++;
       this.otherBytes += size;
-      exporter = normaliseAddress(rinfo.address);
-      sessionKey = `udp|${exporter}|${rinfo.port}|${st.boundPort}`;
+      exporter = untracked;
+      sessionKey = `udp|${exporter}|${srcPort}|${st.boundPort}`;
       if (this.tee !== null) this.tee.forward(msg, this.tee.exporterMask(exporter) & st.teeMask);
     } else {
       src.packets++;
       src.bytes += size;
       src.lastSeenMs = t;
       exporter = src.address;
-      if (src.lastSrcPort !== rinfo.port || src.lastListenerPort !== st.boundPort) {
-        src.lastSrcPort = rinfo.port;
+      if (src.lastSrcPort !== srcPort || src.lastListenerPort !== st.boundPort) {
+        src.lastSrcPort = srcPort;
         src.lastListenerPort = st.boundPort;
-        src.lastSessionKey = `udp|${exporter}|${rinfo.port}|${st.boundPort}`;
+        src.lastSessionKey = `udp|${exporter}|${srcPort}|${st.boundPort}`;
       }
       sessionKey = src.lastSessionKey;
       if (this.tee !== null) this.tee.forward(msg, src.teeMask & st.teeMask);
@@ -349,7 +510,7 @@ export class UdpListener {
     const packet: ExporterPacket = {
       payload: msg,
       exporter,
-      exporterPort: rinfo.port,
+      exporterPort: srcPort,
       transport: 'udp',
       sessionKey,
       identity: null,
@@ -358,13 +519,14 @@ export class UdpListener {
     if (!this.sink.submit(packet)) st.backpressured++;
   }
 
-  private reject(st: SocketState, src: SourceState, rinfo: RemoteInfo, t: number): void {
+  /** A datagram from a source outside the allowlist; `untracked` as for deliver(). */
+  private reject(st: SocketState, src: SourceState, untracked: string, srcPort: number, t: number): void {
     st.rejected++;
     this.rejectedTotal++;
     let source: string;
     if (src.address === '') {
       this.otherRejected++;
-      source = normaliseAddress(rinfo.address);
+      source = untracked;
     } else {
       src.rejected++;
       src.lastRejectedMs = t;
@@ -372,27 +534,51 @@ export class UdpListener {
     }
     const f = st.rejectFields;
     f.source = source;
-    f.sourcePort = rinfo.port;
+    f.sourcePort = srcPort;
     f.packets = src.address === '' ? this.otherRejected : src.rejected;
     this.rejectLog.log('warn', source, f, 'dropped UDP datagram from a source not in the exporter allowlist');
   }
 
-  /** First datagram from an address: decide, and track it if there is room. */
-  private admit(raw: string): SourceState {
-    const address = normaliseAddress(raw);
+  /**
+   * First datagram from an address (normalised text): decide, and create its state if there
+   * is room under the cap, else return a shared untracked state (empty address).
+   */
+  private newSource(address: string): SourceState {
     const allowed = this.allowlist.containsText(address);
-    const map = allowed ? this.exporters : this.rejectedSources;
-    const cap = allowed ? this.maxExporters : this.maxSources;
-    if (map.size >= cap) return allowed ? UNTRACKED_ALLOWED : UNTRACKED_REJECTED;
-    const st = new SourceState(address, allowed, allowed && this.tee !== null ? this.tee.exporterMask(address) : 0);
-    map.set(raw, st);
+    const tracked = allowed ? this.exporters.size + this.exporters4.size : this.rejectedSources.size + this.rejected4.size;
+    if (tracked >= (allowed ? this.maxExporters : this.maxSources)) return allowed ? UNTRACKED_ALLOWED : UNTRACKED_REJECTED;
+    return new SourceState(address, allowed, allowed && this.tee !== null ? this.tee.exporterMask(address) : 0);
+  }
+
+  /** node:dgram source, keyed by rinfo.address. */
+  private admit(raw: string): SourceState {
+    const st = this.newSource(normaliseAddress(raw));
+    if (st.address !== '') (st.allowed ? this.exporters : this.rejectedSources).set(raw, st);
     return st;
+  }
+
+  /** Native IPv4 source (host-order u32). */
+  private admit4(a: number): SourceState {
+    const st = this.newSource(ipv4ToString(a));
+    if (st.address !== '') (st.allowed ? this.exporters4 : this.rejected4).set(a, st);
+    return st;
+  }
+
+  /** Native IPv6 source: 16 address bytes at metadata word `m` + META_ADDRESS of the frame. */
+  private admit6(key: string, buffer: ArrayBuffer, m: number): SourceState {
+    const st = this.newSource(ipv6ToString(new Uint8Array(buffer, (m + META_ADDRESS) * 4, 16)));
+    if (st.address !== '') (st.allowed ? this.exporters : this.rejectedSources).set(key, st);
+    return st;
+  }
+
+  private sourceMaps(): Iterable<Map<string, SourceState> | Map<number, SourceState>> {
+    return [this.exporters, this.rejectedSources, this.exporters4, this.rejected4];
   }
 
   /** Replaces the allowlist (SIGHUP); takes effect for the next datagram. */
   reload(allowlist: PrefixSet): void {
     this.allowlist = allowlist;
-    for (const map of [this.exporters, this.rejectedSources]) {
+    for (const map of this.sourceMaps()) {
       for (const st of map.values()) {
         st.allowed = allowlist.containsText(st.address);
         st.teeMask = st.allowed && this.tee !== null ? this.tee.exporterMask(st.address) : 0;
@@ -410,7 +596,7 @@ export class UdpListener {
   stats(): UdpListenerStats {
     const exporters: UdpExporterStats[] = [];
     const rejectedSources: UdpRejectedSourceStats[] = [];
-    for (const map of [this.exporters, this.rejectedSources]) {
+    for (const map of this.sourceMaps()) {
       for (const s of map.values()) {
         if (s.packets > 0) exporters.push({ exporter: s.address, packets: s.packets, bytes: s.bytes, lastSeenMs: s.lastSeenMs });
         if (s.rejected > 0) rejectedSources.push({ source: s.address, packets: s.rejected, lastSeenMs: s.lastRejectedMs });
@@ -429,7 +615,7 @@ export class UdpListener {
         oversize: s.oversize,
         backpressured: s.backpressured,
         socketErrors: s.socketErrors,
-        kernelDrops: s.socket === null ? null : readKernelUdpDrops(s.boundPort),
+        kernelDrops: s.open ? readKernelUdpDrops(s.boundPort) : null,
       })),
       exporters,
       otherExporters: { packets: this.otherPackets, bytes: this.otherBytes },
@@ -450,6 +636,11 @@ export class UdpListener {
       this.sockets.map(
         (st) =>
           new Promise<void>((resolve) => {
+            if (st.native !== null) {
+              // Joins the receiver thread; frames not yet delivered are dropped.
+              st.native.close();
+              st.native = null;
+            }
             const s = st.socket;
             st.socket = null;
             if (s === null) {
