@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../flow/module-worker.js';
 import type { ChunkResult, UploadAnswer } from './chunk-upload.js';
 import type { FusionTlsSettings } from './fusion-http.js';
 import type { EncoderSettings } from './upload-encoder.js';
@@ -56,19 +57,9 @@ interface Slot {
   dead: boolean;
 }
 
-/**
- * Starts the worker module next to this one: upload-worker.js when compiled, or
- * upload-worker.ts under tsx (tests, `node --import tsx`), where the TypeScript loader must be
- * registered inside the new thread first.
- */
+/** One upload worker thread (upload-worker.ts next to this module). */
 function createWorker(init: UploadWorkerInit): Worker {
-  const base = new URL('./upload-worker', import.meta.url);
-  if (import.meta.url.endsWith('.ts')) {
-    const target = JSON.stringify(`${base.href}.ts`);
-    const code = `import('tsx/esm/api').then((api) => { api.register(); return import(${target}); }).catch((err) => { console.error(err); process.exit(70); });`;
-    return new Worker(code, { eval: true, workerData: init });
-  }
-  return new Worker(new URL(`${base.href}.js`), { workerData: init });
+  return startModuleWorker(import.meta.url, new URL('./upload-worker', import.meta.url), { workerData: init });
 }
 
 export class UploadPool {

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../flow/module-worker.js';
 import type { ExporterPacket } from '../flow/exporter-packet.js';
 import type { PacketSink } from '../flow/pipeline.js';
 import { PacketFrameBuilder } from './packet-frame.js';
@@ -164,19 +165,9 @@ export class IngestChannel implements PacketSink {
  */
 const WORKER_YOUNG_GENERATION_MB = 96;
 
-/**
- * Starts the worker module next to this one: `ingest-worker.js` when running compiled, or
- * `ingest-worker.ts` when running from source under tsx (tests, `node --import tsx`), where the
- * TypeScript loader must be registered inside the new thread first.
- */
+/** The ingest worker thread (ingest-worker.ts next to this module). */
 function createWorker(base: URL, workerData: IngestWorkerInit): Worker {
-  const resourceLimits = { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB };
-  if (import.meta.url.endsWith('.ts')) {
-    const target = JSON.stringify(`${base.href}.ts`);
-    const code = `import('tsx/esm/api').then((api) => { api.register(); return import(${target}); }).catch((err) => { console.error(err); process.exit(70); });`;
-    return new Worker(code, { eval: true, workerData, resourceLimits });
-  }
-  return new Worker(new URL(`${base.href}.js`), { workerData, resourceLimits });
+  return startModuleWorker(import.meta.url, base, { workerData, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
 }
 
 /**
