@@ -343,6 +343,7 @@ export class App {
       filter: w?.filter ?? null,
       batcher: w?.batcher ?? null,
       spool: w?.spool ?? null,
+      walCheckpointer: w?.walCheckpointer ?? null,
       drain: this.drain?.stats() ?? null,
       ...(this.options.extraStats?.() ?? {}),
     };
@@ -384,6 +385,7 @@ export class App {
     });
     m.registerCollector('decode', () => (this.workerStats()?.decode ?? {}));
     m.registerCollector('spool', () => (this.workerStats()?.spool ?? {}));
+    m.registerCollector('wal_checkpointer', () => (this.workerStats()?.walCheckpointer ?? {}));
     m.registerCollector('filter', () => (this.workerStats()?.filter ?? {}));
     m.registerCollector('channel', () => this.worker?.channel.stats() ?? {});
     if (this.udp !== null) m.registerCollector('udp', () => this.udp?.stats() ?? {});

@@ -43,6 +43,8 @@ export interface IngestWorkerStats {
   readonly filter: unknown;
   readonly batcher: unknown;
   readonly spool: unknown;
+  /** The background WAL checkpointer's counters, null when it is not running. */
+  readonly walCheckpointer: unknown;
   readonly exporters: readonly ExporterStats[];
 }
 

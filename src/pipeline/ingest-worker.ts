@@ -25,6 +25,7 @@ import { createLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { Batcher } from '../spool/batcher.js';
 import { Spool } from '../spool/spool.js';
+import { WalCheckpointer } from '../spool/wal-checkpointer.js';
 import { isSealflowError } from '../flow/errors.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
 import type { ExporterStats, IngestWorkerInit, IngestWorkerStats, MainToWorker, WorkerToMain } from './ingest-protocol.js';
@@ -91,6 +92,17 @@ async function main(): Promise<void> {
       setting: typeof e.setting === 'string' ? e.setting : null,
     });
     return;
+  }
+
+  // Keeps this thread's WAL short and its checkpoint copies and fsyncs off this thread (see
+  // wal-checkpointer.ts). Optional: without it the spool checkpoints inline as before.
+  let walCheckpointer: WalCheckpointer | null = null;
+  try {
+    walCheckpointer = await WalCheckpointer.start(spool.path, (message, code) => {
+      spoolLog.log('warn', `wal-checkpoint:${code ?? 'unknown'}`, { event: 'spool.wal_checkpoint_failed', code, err: message }, 'background WAL checkpoint failed');
+    });
+  } catch (err) {
+    logger.warn({ event: 'spool.wal_checkpointer_unavailable', err: (err as Error).message }, 'background WAL checkpointer did not start; the spool checkpoints on the ingest thread');
   }
 
   const service = new DecodeService(
@@ -195,6 +207,7 @@ async function main(): Promise<void> {
       filter: fstats,
       batcher: batcher.counters(),
       spool: spool.status(),
+      walCheckpointer: walCheckpointer?.stats() ?? null,
       exporters: list,
     };
   };
@@ -251,9 +264,13 @@ async function main(): Promise<void> {
         batcher.close();
         persistState();
         const final = snapshot();
-        spool.close();
-        post({ type: 'stopped', stats: final });
-        parentPort?.close();
+        // The checkpointer's connection closes first, so the spool's own final checkpoint and
+        // close are the last to touch the WAL (and, as the last connection, remove it).
+        void (walCheckpointer?.stop() ?? Promise.resolve()).finally(() => {
+          spool.close();
+          post({ type: 'stopped', stats: final });
+          parentPort?.close();
+        });
         break;
       }
     }

@@ -97,7 +97,11 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
     await dtls.close();
 
     const want = 3 * perTransport;
-    interface Stats { fusionSim: { recordsAccepted: number; recordsRejected: number }; exporters: { transport: string; identity: string | null; records: number }[] }
+    interface Stats {
+      fusionSim: { recordsAccepted: number; recordsRejected: number };
+      exporters: { transport: string; identity: string | null; records: number }[];
+      walCheckpointer: { checkpoints: number; failures: number } | null;
+    }
     let stats: Stats | null = null;
     await until(async () => {
       stats = (await probe.getJson('/stats')) as Stats;
@@ -111,8 +115,12 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
       assert.equal(e?.records, perTransport, `${transport} records`);
       if (transport !== 'udp') assert.equal(e.identity, DEV_EXPORTER_IDENTITY);
     }
+    // The compiled build starts the spool's background WAL checkpointer thread (its .js module).
+    assert.ok((s.walCheckpointer?.checkpoints ?? 0) > 0, `background WAL checkpoints ran: ${JSON.stringify(s.walCheckpointer)}`);
+    assert.equal(s.walCheckpointer?.failures, 0);
     const metrics = await (await fetch(`${probe.adminUrl}/metrics`)).text();
     assert.match(metrics, /^sealflow_/m, 'Prometheus metrics are served');
+    assert.match(metrics, /^sealflow_wal_checkpointer_checkpoints \d+/m, 'checkpointer counters are exported');
   } finally {
     const started = Date.now();
     code = await probe.stop('SIGTERM', 15_000);

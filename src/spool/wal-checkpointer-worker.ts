@@ -1,0 +1,57 @@
+/**
+ * The WAL checkpointer thread (see wal-checkpointer.ts): its own connection to the spool
+ * database, `PRAGMA wal_checkpoint(PASSIVE)` every interval, until 'stop'.
+ */
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../flow/thread-priority.js';
+import { COUNTER_CHECKPOINTS, COUNTER_FAILURES, COUNTER_PARTIAL, type WalCheckpointerInit, type WalCheckpointerMessage } from './wal-checkpointer.js';
+
+const init = workerData as WalCheckpointerInit;
+const counters = new BigInt64Array(init.counters);
+
+function post(msg: WalCheckpointerMessage): void {
+  parentPort?.postMessage(msg);
+}
+
+function codeOf(err: unknown): string | null {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : null;
+}
+
+lowerThreadPriority('wal-checkpointer');
+let db: Database.Database;
+try {
+  // fileMustExist: the spool created it; this thread must never create a database.
+  db = new Database(init.dbPath, { fileMustExist: true });
+  db.pragma(`busy_timeout = ${String(Math.trunc(init.busyTimeoutMs))}`);
+} catch (err) {
+  post({ type: 'error', message: (err as Error).message, code: codeOf(err), fatal: true });
+  process.exit(1);
+}
+
+function checkpoint(): void {
+  try {
+    // One row: busy (1 if another checkpoint held the lock), log (WAL frames), checkpointed (frames copied).
+    const rows = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+    const r = rows[0];
+    Atomics.add(counters, COUNTER_CHECKPOINTS, 1n);
+    if (r !== undefined && (r.busy !== 0 || r.checkpointed < r.log)) Atomics.add(counters, COUNTER_PARTIAL, 1n);
+  } catch (err) {
+    Atomics.add(counters, COUNTER_FAILURES, 1n);
+    post({ type: 'error', message: (err as Error).message, code: codeOf(err), fatal: false });
+  }
+}
+
+const timer = setInterval(checkpoint, init.intervalMs);
+parentPort?.on('message', (msg: unknown) => {
+  if (msg !== 'stop') return;
+  clearInterval(timer);
+  try {
+    db.close();
+  } finally {
+    // Nothing else keeps the thread alive: it ends, and the parent sees 'exit'.
+    parentPort?.close();
+  }
+});
+post({ type: 'ready' });
