@@ -7,7 +7,8 @@
  * generator sent with the records decoded and committed to the spool, and reads the kernel's
  * UDP drop counter for the port. The figure that matters is the highest offered rate with
  * loss under 0.1%. With Debian's nfcapd installed, the same ladder is run against it (counted
- * with `nfdump -I`) for a reference measured on the same machine in the same run.
+ * with `nfdump -I`) for a reference measured on the same machine in the same run
+ * (`BENCH_NFCAPD=off` skips it, e.g. for A/B runs of the probe alone).
  * Also reported: RSS of the probe process and spool bytes per record.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -196,6 +197,7 @@ export async function run(): Promise<void> {
   }
   console.log(`sealflow: highest offered rate with loss < ${pct(LOSS_LIMIT)}: ${best} records/s`);
 
+  if (process.env.BENCH_NFCAPD === 'off') return;
   if (spawnSync('nfcapd', ['-V'], { stdio: 'ignore' }).error !== undefined) {
     console.log('nfcapd not installed: no reference run (apt-get install nfdump)');
     return;
