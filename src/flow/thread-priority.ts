@@ -6,15 +6,16 @@ import { constants as osConstants, setPriority } from 'node:os';
  *      empties the socket buffers must win when the cores are busy;
  *   2. the ingest worker (below normal): its backlog waits in the bounded channel instead
  *      (counted drops at the channel's hard limit), and its average rate is unchanged;
- *      The WAL checkpointer (spool/wal-checkpointer.ts) shares this level: it only keeps the
- *      ingest worker's WAL short, and a late checkpoint costs the ingest worker a little time;
+ *      The batch compressor and the WAL checkpointer (spool/batch-compressor.ts,
+ *      spool/wal-checkpointer.ts) share this level: they do part of the ingest worker's work;
  *   3. the drain's upload workers (low): a backlog waits in the spool, encrypted, for as long
  *      as it must, so catching up after an outage never takes CPU from live ingest.
  */
-export type ThreadPriority = 'ingest-worker' | 'wal-checkpointer' | 'upload-worker';
+export type ThreadPriority = 'ingest-worker' | 'batch-compressor' | 'wal-checkpointer' | 'upload-worker';
 
 const NICE: Readonly<Record<ThreadPriority, number>> = {
   'ingest-worker': osConstants.priority.PRIORITY_BELOW_NORMAL,
+  'batch-compressor': osConstants.priority.PRIORITY_BELOW_NORMAL,
   'wal-checkpointer': osConstants.priority.PRIORITY_BELOW_NORMAL,
   'upload-worker': osConstants.priority.PRIORITY_LOW,
 };

@@ -26,6 +26,7 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { Batcher } from '../spool/batcher.js';
 import { Spool } from '../spool/spool.js';
 import { WalCheckpointer } from '../spool/wal-checkpointer.js';
+import { BatchCompressor } from '../spool/batch-compressor.js';
 import { isSealflowError } from '../flow/errors.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
 import type { ExporterStats, IngestWorkerInit, IngestWorkerStats, MainToWorker, WorkerToMain } from './ingest-protocol.js';
@@ -105,6 +106,16 @@ async function main(): Promise<void> {
     logger.warn({ event: 'spool.wal_checkpointer_unavailable', err: (err as Error).message }, 'background WAL checkpointer did not start; the spool checkpoints on the ingest thread');
   }
 
+  // Compression of sealed batches on its own thread (see batch-compressor.ts). Optional:
+  // without it the spool compresses on this thread.
+  let compressor: BatchCompressor | null = null;
+  try {
+    compressor = await BatchCompressor.start();
+    spool.useCompressor(compressor);
+  } catch (err) {
+    logger.warn({ event: 'spool.compressor_unavailable', err: (err as Error).message }, 'batch compressor thread did not start; the spool compresses on the ingest thread');
+  }
+
   const service = new DecodeService(
     {
       templateLifetimeMs: init.decode.templateLifetimeMs,
@@ -132,6 +143,8 @@ async function main(): Promise<void> {
     maxRecords: init.batch.maxRecords,
     maxBytes: init.batch.maxBytes,
     maxAgeMs: init.batch.maxAgeMs,
+    // Compression on the compressor thread: the ingest thread is the pipeline's bottleneck.
+    queued: true,
     onAppend: (r) => {
       if (r.droppedRecords > 0 || r.evictedRecords > 0) {
         spoolLog.log('warn', `spool-${r.dropReason ?? 'evict'}`, { dropped: r.droppedRecords, evicted: r.evictedRecords, reason: r.dropReason }, 'spool full or failing: records dropped/evicted (counted)');
@@ -242,6 +255,9 @@ async function main(): Promise<void> {
         // of it: records carry no raw views (rawRecords: false), held data sets are copies, and
         // any view left behind would be detached (empty), never showing other packets' bytes.
         parentPort?.postMessage({ type: 'ack', id: msg.id, payloads: msg.frame.payloads } satisfies WorkerToMain, [msg.frame.payloads]);
+        // Commit the batches the compressor thread has finished: when this thread is busy its
+        // event loop turns rarely, so results are polled here between frames.
+        spool.pollQueued();
         break;
       }
       case 'end-session':
@@ -262,15 +278,25 @@ async function main(): Promise<void> {
         // templates stay, so the persisted state lets UDP data decode right after a restart.
         handleOutcome(service.flushPending(), null);
         batcher.close();
-        persistState();
-        const final = snapshot();
-        // The checkpointer's connection closes first, so the spool's own final checkpoint and
-        // close are the last to touch the WAL (and, as the last connection, remove it).
-        void (walCheckpointer?.stop() ?? Promise.resolve()).finally(() => {
-          spool.close();
-          post({ type: 'stopped', stats: final });
-          parentPort?.close();
-        });
+        // Queued batches commit first (their compression is on the compressor thread), so the final
+        // statistics count them. The checkpointer's connection closes next, so the spool's own
+        // final checkpoint and close are the last to touch the WAL (and, as the last
+        // connection, remove it).
+        void spool
+          .settled()
+          .then(async () => {
+            persistState();
+            const final = snapshot();
+            spool.useCompressor(null);
+            await compressor?.close();
+            await walCheckpointer?.stop();
+            return final;
+          })
+          .then((final) => {
+            spool.close();
+            post({ type: 'stopped', stats: final });
+            parentPort?.close();
+          });
         break;
       }
     }

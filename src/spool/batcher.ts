@@ -1,6 +1,6 @@
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
-import type { AppendResult } from './spool.js';
+import type { AppendResult, QueuedAppendDone } from './spool.js';
 
 /**
  * The batch stage in front of the spool: groups records into batches by count, estimated
@@ -10,6 +10,8 @@ import type { AppendResult } from './spool.js';
  */
 export interface BatchTarget {
   append(records: readonly FlowRecord[]): AppendResult;
+  /** Spool.appendQueued: compression off this thread, results in call order through `done`. */
+  appendQueued?(records: readonly FlowRecord[], done: QueuedAppendDone): void;
 }
 
 export interface BatcherOptions {
@@ -21,6 +23,11 @@ export interface BatcherOptions {
   readonly maxAgeMs?: number;
   readonly setTimer?: (fn: () => void, ms: number) => unknown;
   readonly clearTimer?: (handle: unknown) => void;
+  /**
+   * Hand batches to `target.appendQueued` when it has one (the ingest worker: compression runs
+   * on the compressor thread); their records count as `inFlightRecords` until committed. Default false.
+   */
+  readonly queued?: boolean;
   /** Called with each append result (metrics, logging). */
   readonly onAppend?: (result: AppendResult) => void;
   /** Called when the target throws (a bug, or a closed spool); the batch is counted as dropped. */
@@ -46,6 +53,8 @@ export interface BatcherCounters {
   readonly batches: number;
   readonly records: number;
   readonly droppedRecords: number;
+  /** Handed to a queued append and not yet committed or dropped. */
+  readonly inFlightRecords: number;
 }
 
 export class Batcher implements RecordSink {
@@ -61,6 +70,7 @@ export class Batcher implements RecordSink {
   private batches = 0;
   private records = 0;
   private droppedRecords = 0;
+  private inFlightRecords = 0;
 
   constructor(
     private readonly target: BatchTarget,
@@ -102,20 +112,45 @@ export class Batcher implements RecordSink {
     const batch = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    try {
-      const result = this.target.append(batch);
-      this.batches++;
-      this.records += batch.length - result.droppedRecords;
-      this.droppedRecords += result.droppedRecords;
-      this.options.onAppend?.(result);
-    } catch (err) {
-      this.droppedRecords += batch.length;
-      this.options.onError?.(err, batch.length);
+    const n = batch.length;
+    const queued = this.options.queued === true ? this.target.appendQueued?.bind(this.target) : undefined;
+    if (queued !== undefined) {
+      this.inFlightRecords += n;
+      try {
+        queued(batch, (err, result) => {
+          this.inFlightRecords -= n;
+          this.report(n, err, result);
+        });
+      } catch (err) {
+        this.inFlightRecords -= n;
+        this.report(n, err, null);
+      }
+      return;
     }
+    let result: AppendResult;
+    try {
+      result = this.target.append(batch);
+    } catch (err) {
+      this.report(n, err, null);
+      return;
+    }
+    this.report(n, null, result);
+  }
+
+  private report(n: number, err: unknown, result: AppendResult | null): void {
+    if (result === null) {
+      this.droppedRecords += n;
+      this.options.onError?.(err, n);
+      return;
+    }
+    this.batches++;
+    this.records += n - result.droppedRecords;
+    this.droppedRecords += result.droppedRecords;
+    this.options.onAppend?.(result);
   }
 
   counters(): BatcherCounters {
-    return { batches: this.batches, records: this.records, droppedRecords: this.droppedRecords };
+    return { batches: this.batches, records: this.records, droppedRecords: this.droppedRecords, inFlightRecords: this.inFlightRecords };
   }
 
   /** Flushes and stops; later records are counted as dropped. Idempotent. */

@@ -1,6 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { FlowRecord } from '../flow/flow-record.js';
@@ -8,6 +7,8 @@ import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { silentLogger } from '../observability/logger.js';
 import { BatchEncoder, batchRecordCount, decodeBatch } from './batch-codec.js';
+import type { BatchCompressor } from './batch-compressor.js';
+import { compressBatch, decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, type Compression } from './compression.js';
 import { HighWaterMarkFile } from './high-water-mark.js';
 import {
   KDF_ANCHOR, KDF_DECODER_STATE, KDF_HWM, Kek, NONCE_BYTES, TAG_BYTES,
@@ -181,16 +182,7 @@ export interface VerifyReport {
   readonly hwmProblem: string | null;
 }
 
-/**
- * Format byte of a sealed batch (stored per batch and bound into its associated data):
- * batch codec v1, then raw deflate (1) or brotli (2), then XChaCha20-Poly1305 with a detached tag.
- * Brotli quality 0 is the default: on 15-field IPv4 batches it compresses ~4.5× faster than
- * deflate level 1 for ~9% more bytes (quality 1: ~3× faster, same size as deflate; measured
- * with bench/spool.ts), and compression is the append path's most expensive step.
- */
-export const SEAL_FORMAT_DEFLATE = 1;
-export const SEAL_FORMAT_BROTLI = 2;
-export type Compression = 'brotli' | 'deflate';
+export { SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, type Compression } from './compression.js';
 export const SPOOL_DB_FILE = 'spool.db';
 export const SPOOL_HWM_FILE = 'spool.hwm';
 
@@ -218,25 +210,28 @@ const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 const MINUTE_MS = 60_000;
 /** An ended epoch is shredded only this long after its end, so an appender racing the clock never loses its key. */
 const SHRED_GRACE_MINUTES = 2;
-/** deflate level 1 / brotli quality 0: the fastest levels; flow batches still shrink ~1.4–1.5×. */
-const DEFLATE_LEVEL = 1;
-const BROTLI_QUALITY = 0;
-/** 256 KiB window: covers a default 1 MiB-estimate batch's ~170 KiB serialized form; larger is slower, not smaller. */
-const BROTLI_LGWIN = 18;
-/** A decompressed batch larger than this is refused (1 MiB batches are the default; this is a bomb guard). */
-const MAX_BATCH_PLAIN_BYTES = 256 * 1024 * 1024;
+/**
+ * Batches at most in flight on the compressor thread; beyond, a new batch is compressed on the
+ * appending thread (still committed in order). Bounds the serialized copies held in memory.
+ */
+const MAX_COMPRESSOR_JOBS = 4;
+/** While jobs are out, results are also polled on a timer this often (the appending thread may be idle). */
+const COMPRESSOR_POLL_MS = 1;
 
-function compress(format: number, plain: Uint8Array): Uint8Array {
-  if (format === SEAL_FORMAT_DEFLATE) return deflateRawSync(plain, { level: DEFLATE_LEVEL });
-  return brotliCompressSync(plain, {
-    params: { [zlibConstants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [zlibConstants.BROTLI_PARAM_LGWIN]: BROTLI_LGWIN, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: plain.length },
-  });
+/** Outcome of a queued append: exactly one of the two is set. */
+export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => void;
+
+/** One appendQueued() batch between serialization and commit. */
+interface QueuedAppend {
+  readonly seq: number;
+  readonly records: number;
+  /** The serialized batch (a copy: the encoder's buffer is reused by the next batch). */
+  readonly plain: Uint8Array;
+  compressed: Uint8Array | null;
+  failed: Error | null;
+  readonly done: QueuedAppendDone;
 }
 
-function decompress(format: number, packed: Uint8Array): Uint8Array {
-  if (format === SEAL_FORMAT_DEFLATE) return inflateRawSync(packed, { maxOutputLength: MAX_BATCH_PLAIN_BYTES });
-  return brotliDecompressSync(packed, { maxOutputLength: MAX_BATCH_PLAIN_BYTES });
-}
 /** Park reasons are metadata shown by `spool status`; long strings are cut. */
 const MAX_PARK_REASON_LENGTH = 200;
 export const PARK_REASON_INTEGRITY = 'integrity';
@@ -375,6 +370,14 @@ export class Spool {
   private readonly synchronous: SynchronousMode;
   private readonly sealFormat: number;
   private readonly encoder = new BatchEncoder();
+  /** appendQueued() batches in call order; committed strictly from the front (the hash chain's order). */
+  private readonly queue: QueuedAppend[] = [];
+  private queueWaiters: (() => void)[] = [];
+  private nextSeq = 0;
+  private compressor: BatchCompressor | null = null;
+  /** Sequence numbers of queued batches out on the compressor thread. */
+  private readonly jobs = new Set<number>();
+  private pollTimer: NodeJS.Timeout | null = null;
   private readonly leased = new Set<number>();
   private readonly statements = new Map<string, Database.Statement>();
   private shredPending = false;
@@ -706,14 +709,156 @@ export class Spool {
     if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
     const n = records.length;
     if (n === 0) return { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null };
+    // Batches commit in call order (the hash chain): queued ones go first.
+    this.commitAllQueued();
     let compressed: Uint8Array;
     try {
-      compressed = compress(this.sealFormat, this.encoder.encode(records));
+      compressed = compressBatch(this.sealFormat, this.encoder.encode(records));
     } catch (err) {
-      this.rateLog.log('error', 'encode', { event: 'spool.encode_failed', records: n, err: (err as Error).message }, 'batch could not be serialized; records dropped');
-      this.countDropped(n);
-      return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'encode' };
+      return this.encodeFailed(err, n);
     }
+    return this.store(compressed, n);
+  }
+
+  /**
+   * Lets appendQueued() compress on `compressor`'s thread (null: on this thread). The caller
+   * owns the thread; detach it (null) after settled() before stopping it.
+   */
+  useCompressor(compressor: BatchCompressor | null): void {
+    this.commitAllQueued();
+    this.compressor = compressor;
+  }
+
+  /**
+   * append() with compression on the compressor thread (see batch-compressor.ts), so this
+   * thread (the ingest worker) only serializes, seals and commits. Batches commit strictly in
+   * call order (the hash chain), each once its compression and every earlier batch's are done;
+   * `done` gets each result, in that order, on this thread, from appendQueued(), pollQueued()
+   * or the poll timer. Not durable until then: on a crash, what is queued is lost like the
+   * Batcher's pending records (milliseconds' worth). close() and append() first commit what is
+   * queued (compressing here what the thread has not returned); settled() waits for the queue.
+   */
+  appendQueued(records: readonly FlowRecord[], done: QueuedAppendDone): void {
+    this.assertOpen();
+    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
+    this.pollQueued();
+    const n = records.length;
+    if (n === 0) {
+      done(null, { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null });
+      return;
+    }
+    let plain: Uint8Array;
+    try {
+      plain = this.encoder.encode(records).slice();
+    } catch (err) {
+      // Earlier queued batches keep their place in the order: this one is reported after them.
+      const e = err;
+      const entry: QueuedAppend = { seq: this.nextSeq++, records: n, plain: new Uint8Array(0), compressed: null, failed: e as Error, done };
+      this.queue.push(entry);
+      this.commitQueued();
+      return;
+    }
+    const entry: QueuedAppend = { seq: this.nextSeq++, records: n, plain, compressed: null, failed: null, done };
+    this.queue.push(entry);
+    if (this.compressor === null || this.jobs.size >= MAX_COMPRESSOR_JOBS) {
+      this.compressNow(entry);
+      this.commitQueued();
+      return;
+    }
+    this.compressor.submit(entry.seq, this.sealFormat, plain);
+    this.jobs.add(entry.seq);
+    this.armPoll();
+  }
+
+  /** Takes every result the compressor thread has finished and commits what is ready, in order. Cheap when nothing is out. */
+  pollQueued(): void {
+    if (this.jobs.size === 0 || this.compressor === null) return;
+    let r = this.compressor.poll();
+    if (r === undefined) return;
+    while (r !== undefined) {
+      // A seq still in `jobs` belongs to a queued batch not yet compressed (commitAllQueued clears both together).
+      if (this.jobs.delete(r.seq)) {
+        const seq = r.seq;
+        const entry = this.queue.find((e) => e.seq === seq);
+        if (entry !== undefined) {
+          if (r.out !== null) entry.compressed = r.out;
+          else entry.failed = new SpoolError(SpoolErrorCode.Format, `batch compression failed: ${r.error ?? 'unknown error'}`);
+        }
+      }
+      r = this.compressor.poll();
+    }
+    this.commitQueued();
+  }
+
+  private armPoll(): void {
+    if (this.pollTimer !== null) return;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      if (this.closed) return;
+      this.pollQueued();
+      if (this.jobs.size > 0) this.armPoll();
+    }, COMPRESSOR_POLL_MS);
+  }
+
+  /** Resolves once every appendQueued() batch so far has been committed (or dropped) and reported. */
+  settled(): Promise<void> {
+    if (this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.queueWaiters.push(resolve));
+  }
+
+  /** Appends (or drops) at the front of the queue while their compression is done; wakes settled() when it empties. */
+  private commitQueued(): void {
+    let head = this.queue[0];
+    while (head !== undefined && (head.compressed !== null || head.failed !== null)) {
+      this.queue.shift();
+      const { compressed, failed, records: n } = head;
+      this.settle(head.done, () => (compressed !== null ? this.store(compressed, n) : this.encodeFailed(failed, n)));
+      head = this.queue[0];
+    }
+    if (this.queue.length === 0 && this.queueWaiters.length > 0) {
+      const waiters = this.queueWaiters;
+      this.queueWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Commits every queued batch now, in order, compressing on this thread those the compressor has not returned. */
+  private commitAllQueued(): void {
+    if (this.queue.length === 0) return;
+    for (const entry of this.queue) if (entry.compressed === null && entry.failed === null) this.compressNow(entry);
+    // Their results, if they still come, are ignored.
+    this.jobs.clear();
+    this.commitQueued();
+  }
+
+  private compressNow(entry: QueuedAppend): void {
+    try {
+      entry.compressed = compressBatch(this.sealFormat, entry.plain);
+    } catch (err) {
+      entry.failed = err as Error;
+    }
+  }
+
+  /** Runs `step` and reports its result or exception to `done`; an exception thrown by `done` itself is not caught. */
+  private settle(done: QueuedAppendDone, step: () => AppendResult): void {
+    let result: AppendResult;
+    try {
+      result = step();
+    } catch (err) {
+      done(err, null);
+      return;
+    }
+    done(null, result);
+  }
+
+  private encodeFailed(err: unknown, n: number): AppendResult {
+    this.rateLog.log('error', 'encode', { event: 'spool.encode_failed', records: n, err: (err as Error).message }, 'batch could not be serialized or compressed; records dropped');
+    this.countDropped(n);
+    return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'encode' };
+  }
+
+  /** Seals and commits a compressed batch; storage errors drop it (counted). */
+  private store(compressed: Uint8Array, n: number): AppendResult {
     let result: AppendResult;
     try {
       result = this.commit(compressed, n);
@@ -952,7 +1097,7 @@ export class Spool {
     let bytes: Uint8Array;
     let count: number;
     try {
-      bytes = decompress(row.format, plain);
+      bytes = decompressBatch(row.format, plain);
       count = batchRecordCount(bytes);
     } catch (err) {
       return `authenticated but undecodable: ${(err as Error).message}`;
@@ -1261,6 +1406,9 @@ export class Spool {
   /** Checkpoints, writes the high-water mark, closes the database and wipes keys. Idempotent. */
   close(): void {
     if (this.closed) return;
+    this.commitAllQueued();
+    if (this.pollTimer !== null) clearTimeout(this.pollTimer);
+    this.compressor = null;
     try {
       if (!this.readOnly && this.current !== null) {
         // This appender will not use its epoch again: let it be shredded as soon as it is empty.

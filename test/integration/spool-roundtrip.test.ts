@@ -7,7 +7,9 @@ import Database from 'better-sqlite3';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { Spool } from '../../src/spool/spool.js';
 import { Batcher } from '../../src/spool/batcher.js';
-import { decodeBatch } from '../../src/spool/batch-codec.js';
+import { BatchCompressor } from '../../src/spool/batch-compressor.js';
+import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
+import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE } from '../../src/spool/compression.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 
 const KEK = testKek(1);
@@ -258,12 +260,81 @@ describe('spool round trip', () => {
       batcher.accept(ipv4Records(5));
       batcher.close();
       assert.equal(spool.status().records, 255);
-      assert.deepEqual(batcher.counters(), { batches: 4, records: 255, droppedRecords: 0 });
+      assert.deepEqual(batcher.counters(), { batches: 4, records: 255, droppedRecords: 0, inFlightRecords: 0 });
       spool.close();
     } finally {
       cleanup();
     }
   });
+
+  test('the compressor thread returns each batch compressed in the requested format, matched by sequence number', async () => {
+    const compressor = await BatchCompressor.start();
+    try {
+      const plainA = new BatchEncoder().encode(ipv4Records(500, 8)).slice();
+      const plainB = new BatchEncoder().encode(ipv4Records(300, 9)).slice();
+      compressor.submit(7, SEAL_FORMAT_BROTLI, plainA);
+      compressor.submit(8, SEAL_FORMAT_DEFLATE, plainB);
+      const got = new Map<number, Uint8Array | null>();
+      for (let i = 0; i < 500 && got.size < 2; i++) {
+        const r = compressor.poll();
+        if (r === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+        else got.set(r.seq, r.out);
+      }
+      assert.equal(got.size, 2);
+      assert.ok(got.get(7)!.length < plainA.length);
+      assert.deepEqual(new Uint8Array(decompressBatch(SEAL_FORMAT_BROTLI, got.get(7)!)), plainA);
+      assert.deepEqual(new Uint8Array(decompressBatch(SEAL_FORMAT_DEFLATE, got.get(8)!)), plainB);
+      assert.equal(compressor.poll(), undefined);
+    } finally {
+      await compressor.close();
+      await compressor.close(); // idempotent
+    }
+  });
+
+  for (const withThread of [true, false]) {
+    test(`queued appends commit in call order, exact, with the chain intact (${withThread ? 'compressor thread' : 'no compressor thread: compressed inline'})`, async () => {
+      const { dir, cleanup } = tempDir();
+      const compressor = withThread ? await BatchCompressor.start() : null;
+      try {
+        const spool = await Spool.open({ dir, kek: KEK });
+        spool.useCompressor(compressor);
+        const results: (number | null)[] = [];
+        const batcher = new Batcher(spool, { queued: true, maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined, onAppend: (r) => results.push(r.id) });
+        const input = ipv4Records(1200, 5);
+        // 12 batches at once: the first few go to the thread, the rest compress here (bounded); all commit in order.
+        batcher.accept(input);
+        const c = batcher.counters();
+        assert.equal(c.records + c.inFlightRecords, 1200);
+        if (!withThread) assert.equal(c.inFlightRecords, 0, 'inline compression commits at once');
+        await spool.settled();
+        assert.deepEqual(batcher.counters(), { batches: 12, records: 1200, droppedRecords: 0, inFlightRecords: 0 });
+        assert.deepEqual(results, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert.deepStrictEqual([...spool.exportRecords()], noRaw(input));
+
+        // A synchronous append() behind queued ones commits after them; close() commits what is still queued.
+        const more = ipv4Records(300, 6);
+        batcher.accept(more.slice(0, 200));
+        const direct = spool.append(more.slice(200, 250));
+        assert.equal(direct.id, 15);
+        batcher.accept(more.slice(250));
+        batcher.flush();
+        spool.close();
+        assert.deepEqual(results.slice(12), [13, 14, 16]);
+        const again = await Spool.open({ dir, kek: KEK });
+        try {
+          const report = again.verify();
+          assert.equal(report.ok, true, JSON.stringify(report.failures));
+          assert.equal(report.batches, 16);
+          assert.deepStrictEqual([...again.exportRecords()], noRaw([...input, ...more]));
+        } finally {
+          again.close();
+        }
+      } finally {
+        await compressor?.close();
+        cleanup();
+      }
+    });
+  }
 
   test('an appending worker thread and a draining main thread share one spool file', async () => {
     const { dir, cleanup } = tempDir();

@@ -82,7 +82,7 @@ test('counts appended and dropped records; close flushes, is idempotent, and lat
   b.close();
   b.accept(ipv4Records(2));
   assert.deepEqual(t.batches, [10, 5]);
-  assert.deepEqual(b.counters(), { batches: 2, records: 5, droppedRecords: 12 });
+  assert.deepEqual(b.counters(), { batches: 2, records: 5, droppedRecords: 12, inFlightRecords: 0 });
   const throwing = new Batcher({ append: () => { throw new Error('closed'); } }, { maxRecords: 3, setTimer: timers.set, clearTimer: timers.clear, onError: (_e, n) => errors.push(n) });
   throwing.accept(ipv4Records(3));
   assert.deepEqual(errors, [3]);

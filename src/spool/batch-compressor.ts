@@ -1,0 +1,100 @@
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../flow/module-worker.js';
+
+/**
+ * A thread that compresses serialized batches for the appending thread, so that the ingest
+ * worker — the pipeline's bottleneck — only serializes, seals and commits. Compression is the
+ * append path's costliest step (brotli-0: ~150 ns per IPv4 record on the bench machine).
+ *
+ * Why results are polled rather than delivered as events: the ingest worker is busiest exactly
+ * when this matters, and a busy worker's event loop turns rarely (Node delivers every queued
+ * channel message in one callback), so completion events — node:zlib's async API included —
+ * would wait for seconds. Results come back on a dedicated MessagePort with no listener, read
+ * synchronously with receiveMessageOnPort() by poll(), which the appending thread calls between
+ * packets and from a short timer while work is outstanding.
+ *
+ * Invariants: a job carries only the serialized batch (a copy: memory only, never disk, like
+ * every plaintext of the append path); results are matched by sequence number; the caller
+ * decides the commit order (the spool's hash chain), this thread only compresses.
+ */
+
+/** To the compressor thread. */
+export type CompressorJob = { readonly seq: number; readonly format: number; readonly plain: Uint8Array } | 'stop';
+
+/** From the compressor thread, on the results port. */
+export interface CompressorResult {
+  readonly seq: number;
+  readonly out: Uint8Array | null;
+  readonly error: string | null;
+}
+
+export interface CompressorInit {
+  readonly results: MessagePort;
+}
+
+export class BatchCompressor {
+  private readonly exited: Promise<void>;
+  private closing = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly results: MessagePort,
+  ) {
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', () => {
+        resolve();
+      });
+    });
+  }
+
+  /** Starts the thread; resolves once it is ready to take jobs. */
+  static async start(): Promise<BatchCompressor> {
+    const { port1, port2 } = new MessageChannel();
+    const init: CompressorInit = { results: port2 };
+    const worker = startModuleWorker(import.meta.url, new URL('./batch-compressor-worker', import.meta.url), { workerData: init, transferList: [port2] });
+    await new Promise<void>((resolve, reject) => {
+      const onExit = (code: number): void => {
+        reject(new Error(`the batch compressor thread exited during start-up (code ${String(code)})`));
+      };
+      worker.once('exit', onExit);
+      worker.once('error', (err) => {
+        worker.off('exit', onExit);
+        reject(err);
+      });
+      worker.once('message', () => {
+        worker.off('exit', onExit);
+        resolve();
+      });
+    }).catch(async (err: unknown) => {
+      port1.close();
+      await worker.terminate();
+      throw err;
+    });
+    // Idle, it must never keep the process alive.
+    worker.unref();
+    return new BatchCompressor(worker, port1);
+  }
+
+  /** Queues `plain` (copied into the message) for compression in `format` (the spool's seal format byte). */
+  submit(seq: number, format: number, plain: Uint8Array): void {
+    this.worker.postMessage({ seq, format, plain } satisfies CompressorJob);
+  }
+
+  /** The next finished result, if any; never waits. */
+  poll(): CompressorResult | undefined {
+    const m = receiveMessageOnPort(this.results);
+    return m === undefined ? undefined : (m.message as CompressorResult);
+  }
+
+  /** Stops the thread (jobs still queued there are abandoned: the spool compresses them itself). Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      // Referenced again so that a caller awaiting the thread's end keeps the event loop alive.
+      this.worker.ref();
+      this.worker.postMessage('stop' satisfies CompressorJob);
+      this.results.close();
+    }
+    return this.exited;
+  }
+}
