@@ -55,7 +55,7 @@ interface Step {
 
 interface Stats {
   decode: { records: number } | null;
-  batcher: { records: number } | null;
+  batcher: { records: number; inFlightRecords: number } | null;
   spool: SpoolStatus | null;
   listeners: { udp: { listeners: { kernelDrops: number | null }[] } | null; channel: { inFlightBytes: number; droppedPackets: number } | null };
 }
@@ -119,14 +119,14 @@ async function probeStep(rate: number): Promise<Step> {
     const mainBefore = receiveCpuMs();
     const load = await startUdpLoad({ host: '127.0.0.1', port: PORT, recordsPerSecond: rate, durationMs: SECONDS * 1000, recordsPerPacket: 20 });
     // Let the worker finish the queue and commit the last batch (batch age 1 s). A saturated
-    // worker posts no statistics, so wait for a report with nothing left in flight whose
-    // spooled count then stays unchanged for a second (bounded: 60 s).
+    // worker posts no statistics, so wait for a report with nothing left in flight (channel,
+    // compressor) whose spooled count then stays unchanged for a second (bounded: 60 s).
     let last = -1;
     for (let i = 0; i < 60; i++) {
       await sleep(1000);
       const w = benchStats(app);
       const now = w.batcher?.records;
-      if (now === undefined || (w.listeners.channel?.inFlightBytes ?? 0) > 0) continue;
+      if (now === undefined || (w.listeners.channel?.inFlightBytes ?? 0) > 0 || (w.batcher?.inFlightRecords ?? 0) > 0) continue;
       if (now === last) break;
       last = now;
     }
