@@ -217,6 +217,10 @@ const SHRED_GRACE_MINUTES = 2;
 const MAX_COMPRESSOR_JOBS = 4;
 /** While jobs are out, results are also polled on a timer this often (the appending thread may be idle). */
 const COMPRESSOR_POLL_MS = 1;
+/** close(), append() and useCompressor() wait at most this long for batches out on the compressor thread; later ones are dropped (counted). */
+const COMPRESSOR_WAIT_MS = 10_000;
+/** Atomics.wait target for 1 ms sleeps while waiting for the compressor thread (never notified). */
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
 /** Outcome of a queued append: exactly one of the two is set. */
 export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => void;
@@ -225,8 +229,6 @@ export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => vo
 interface QueuedAppend {
   readonly seq: number;
   readonly records: number;
-  /** The serialized batch (a copy: the encoder's buffer is reused by the next batch). */
-  readonly plain: Uint8Array;
   compressed: Uint8Array | null;
   failed: Error | null;
   readonly done: QueuedAppendDone;
@@ -736,7 +738,8 @@ export class Spool {
    * `done` gets each result, in that order, on this thread, from appendQueued(), pollQueued()
    * or the poll timer. Not durable until then: on a crash, what is queued is lost like the
    * Batcher's pending records (milliseconds' worth). close() and append() first commit what is
-   * queued (compressing here what the thread has not returned); settled() waits for the queue.
+   * queued (waiting, at most COMPRESSOR_WAIT_MS, for what the thread has not returned);
+   * settled() waits for the queue.
    */
   appendQueued(records: readonly FlowRecord[], done: QueuedAppendDone): void {
     this.assertOpen();
@@ -753,15 +756,15 @@ export class Spool {
     } catch (err) {
       // Earlier queued batches keep their place in the order: this one is reported after them.
       const e = err;
-      const entry: QueuedAppend = { seq: this.nextSeq++, records: n, plain: new Uint8Array(0), compressed: null, failed: e as Error, done };
+      const entry: QueuedAppend = { seq: this.nextSeq++, records: n, compressed: null, failed: e as Error, done };
       this.queue.push(entry);
       this.commitQueued();
       return;
     }
-    const entry: QueuedAppend = { seq: this.nextSeq++, records: n, plain, compressed: null, failed: null, done };
+    const entry: QueuedAppend = { seq: this.nextSeq++, records: n, compressed: null, failed: null, done };
     this.queue.push(entry);
-    if (this.compressor === null || this.jobs.size >= MAX_COMPRESSOR_JOBS) {
-      this.compressNow(entry);
+    if (this.compressor?.alive !== true || this.jobs.size >= MAX_COMPRESSOR_JOBS) {
+      this.compressNow(entry, plain);
       this.commitQueued();
       return;
     }
@@ -772,9 +775,23 @@ export class Spool {
 
   /** Takes every result the compressor thread has finished and commits what is ready, in order. Cheap when nothing is out. */
   pollQueued(): void {
-    if (this.jobs.size === 0 || this.compressor === null) return;
+    if (this.takeResults()) this.commitQueued();
+  }
+
+  /** Moves finished compressor results into their queue entries; true when there was any. */
+  private takeResults(): boolean {
+    if (this.jobs.size === 0 || this.compressor === null) return false;
     let r = this.compressor.poll();
-    if (r === undefined) return;
+    if (r === undefined) {
+      if (this.compressor.alive) return false;
+      // The thread ended with batches still out: they are lost (dropped and counted, never
+      // waited for), and later batches compress on this thread.
+      this.rateLog.log('error', 'compressor', { event: 'spool.compressor_ended', batches: this.jobs.size }, 'batch compressor thread ended; its pending batches are dropped (counted) and compression continues on this thread');
+      for (const e of this.queue) if (this.jobs.has(e.seq)) e.failed = new SpoolError(SpoolErrorCode.Io, 'the batch compressor thread ended before returning the batch');
+      this.jobs.clear();
+      this.compressor = null;
+      return true;
+    }
     while (r !== undefined) {
       // A seq still in `jobs` belongs to a queued batch not yet compressed (commitAllQueued clears both together).
       if (this.jobs.delete(r.seq)) {
@@ -787,7 +804,7 @@ export class Spool {
       }
       r = this.compressor.poll();
     }
-    this.commitQueued();
+    return true;
   }
 
   private armPoll(): void {
@@ -825,15 +842,22 @@ export class Spool {
   /** Commits every queued batch now, in order, compressing on this thread those the compressor has not returned. */
   private commitAllQueued(): void {
     if (this.queue.length === 0) return;
-    for (const entry of this.queue) if (entry.compressed === null && entry.failed === null) this.compressNow(entry);
-    // Their results, if they still come, are ignored.
+    // Batches out on the compressor thread were transferred there: wait for them (bounded).
+    const deadline = Date.now() + COMPRESSOR_WAIT_MS;
+    while (this.jobs.size > 0 && Date.now() < deadline) {
+      if (!this.takeResults()) Atomics.wait(SLEEP_CELL, 0, 0, 1);
+    }
+    for (const entry of this.queue) {
+      if (entry.compressed === null && entry.failed === null) entry.failed = new SpoolError(SpoolErrorCode.Io, 'the batch compressor thread did not return the batch in time');
+    }
+    // Late results, if any still come, are ignored.
     this.jobs.clear();
     this.commitQueued();
   }
 
-  private compressNow(entry: QueuedAppend): void {
+  private compressNow(entry: QueuedAppend, plain: Uint8Array): void {
     try {
-      entry.compressed = compressBatch(this.sealFormat, entry.plain);
+      entry.compressed = compressBatch(this.sealFormat, plain);
     } catch (err) {
       entry.failed = err as Error;
     }

@@ -272,8 +272,11 @@ describe('spool round trip', () => {
     try {
       const plainA = new BatchEncoder().encode(ipv4Records(500, 8)).slice();
       const plainB = new BatchEncoder().encode(ipv4Records(300, 9)).slice();
-      compressor.submit(7, SEAL_FORMAT_BROTLI, plainA);
-      compressor.submit(8, SEAL_FORMAT_DEFLATE, plainB);
+      const sentA = plainA.slice();
+      compressor.submit(7, SEAL_FORMAT_BROTLI, sentA);
+      compressor.submit(8, SEAL_FORMAT_DEFLATE, plainB.slice());
+      assert.equal(sentA.byteLength, 0, 'the batch was transferred, not copied');
+      assert.throws(() => compressor.submit(9, SEAL_FORMAT_BROTLI, plainA.subarray(1)), RangeError);
       const got = new Map<number, Uint8Array | null>();
       for (let i = 0; i < 500 && got.size < 2; i++) {
         const r = compressor.poll();
@@ -288,6 +291,28 @@ describe('spool round trip', () => {
     } finally {
       await compressor.close();
       await compressor.close(); // idempotent
+    }
+  });
+
+  test('a compressor thread that ends with batches out: they are dropped and counted, later batches compress inline', { timeout: 30_000 }, async () => {
+    const { dir, cleanup } = tempDir();
+    const compressor = await BatchCompressor.start();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      spool.useCompressor(compressor);
+      const batcher = new Batcher(spool, { queued: true, maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined });
+      batcher.accept(ipv4Records(100, 1));
+      assert.equal(batcher.counters().inFlightRecords, 100, 'the batch is out on the thread');
+      await compressor.close(); // its results port closes with it: the batch never comes back
+      await spool.settled();
+      assert.deepEqual(batcher.counters(), { batches: 1, records: 0, droppedRecords: 100, inFlightRecords: 0 });
+      batcher.accept(ipv4Records(100, 2));
+      assert.deepEqual(batcher.counters(), { batches: 2, records: 100, droppedRecords: 100, inFlightRecords: 0 }, 'inline from now on');
+      assert.equal(spool.status().records, 100);
+      spool.close();
+    } finally {
+      await compressor.close();
+      cleanup();
     }
   });
 
