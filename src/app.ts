@@ -344,6 +344,7 @@ export class App {
       batcher: w?.batcher ?? null,
       spool: w?.spool ?? null,
       walCheckpointer: w?.walCheckpointer ?? null,
+      compression: w?.compression ?? null,
       drain: this.drain?.stats() ?? null,
       ...(this.options.extraStats?.() ?? {}),
     };
@@ -386,6 +387,7 @@ export class App {
     m.registerCollector('decode', () => (this.workerStats()?.decode ?? {}));
     m.registerCollector('spool', () => (this.workerStats()?.spool ?? {}));
     m.registerCollector('wal_checkpointer', () => (this.workerStats()?.walCheckpointer ?? {}));
+    m.registerCollector('spool_compression', () => (this.workerStats()?.compression ?? {}));
     m.registerCollector('filter', () => (this.workerStats()?.filter ?? {}));
     m.registerCollector('channel', () => this.worker?.channel.stats() ?? {});
     if (this.udp !== null) m.registerCollector('udp', () => this.udp?.stats() ?? {});

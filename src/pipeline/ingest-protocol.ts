@@ -45,6 +45,8 @@ export interface IngestWorkerStats {
   readonly spool: unknown;
   /** The background WAL checkpointer's counters, null when it is not running. */
   readonly walCheckpointer: unknown;
+  /** Batches compressed on the compressor thread / inline / stored uncompressed under overload, and whether ingest is overloaded now. */
+  readonly compression: unknown;
   readonly exporters: readonly ExporterStats[];
 }
 

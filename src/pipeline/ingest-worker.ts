@@ -29,11 +29,19 @@ import { WalCheckpointer } from '../spool/wal-checkpointer.js';
 import { BatchCompressor } from '../spool/batch-compressor.js';
 import { isSealflowError } from '../flow/errors.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
+import { OverloadGauge } from './overload.js';
 import type { ExporterStats, IngestWorkerInit, IngestWorkerStats, MainToWorker, WorkerToMain } from './ingest-protocol.js';
 import { unpackFrame } from './packet-frame.js';
 
 /** How often the worker reports statistics to the main thread. */
 const STATS_INTERVAL_MS = 1000;
+/**
+ * Age of a frame's oldest packet (receive → this thread) beyond which ingest counts as
+ * overloaded, and below which it no longer does. Normally a few ms (the channel's frame delay);
+ * the channel's hard limit (128 MiB) is about a second of backlog at 1.75 M records/s.
+ */
+const OVERLOAD_ENTER_LAG_MS = 250;
+const OVERLOAD_LEAVE_LAG_MS = 50;
 /** How often held (template-less) data and expired templates are swept. */
 const EXPIRE_INTERVAL_MS = 1000;
 /** Exporters tracked individually in /stats; beyond this they are aggregated (a spoofing flood must not grow memory). */
@@ -221,6 +229,7 @@ async function main(): Promise<void> {
       batcher: batcher.counters(),
       spool: spool.status(),
       walCheckpointer: walCheckpointer?.stats() ?? null,
+      compression: { ...spool.compressionStats(), overloaded: overload.overloaded },
       exporters: list,
     };
   };
@@ -239,12 +248,24 @@ async function main(): Promise<void> {
     setInterval(persistState, Math.max(1000, init.decoderStateIntervalMs)),
   ];
 
+  // Falling behind (frames waiting in the channel) means records will soon be dropped at the
+  // channel's hard limit: batches are then stored uncompressed, which frees the CPU compression
+  // takes (see Spool.setCompressionBypass), until the backlog is gone. Hysteresis keeps it
+  // from flapping; both transitions are logged.
+  const overload = new OverloadGauge(OVERLOAD_ENTER_LAG_MS, OVERLOAD_LEAVE_LAG_MS, (on, lagMs) => {
+    spool.setCompressionBypass(on);
+    if (on) spoolLog.log('warn', 'overload-on', { event: 'ingest.overload', lagMs }, 'ingest is falling behind: batches are stored uncompressed until it catches up');
+    else spoolLog.log('info', 'overload-off', { event: 'ingest.overload_cleared', lagMs }, 'ingest caught up: batches are compressed again');
+  });
+
   let stopping = false;
   parentPort?.on('message', (msg: MainToWorker) => {
     switch (msg.type) {
       case 'frame': {
         if (stopping) break;
+        let oldestMs = -1;
         for (const p of unpackFrame(msg.frame)) {
+          if (oldestMs < 0) oldestMs = p.receivedAtMs;
           packets++;
           const who = exporterOf(p);
           who.packets++;
@@ -258,6 +279,7 @@ async function main(): Promise<void> {
         // Commit the batches the compressor thread has finished: when this thread is busy its
         // event loop turns rarely, so results are polled here between frames.
         spool.pollQueued();
+        if (oldestMs >= 0) overload.observe(Date.now() - oldestMs);
         break;
       }
       case 'end-session':

@@ -9,7 +9,21 @@ import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, d
  */
 export const SEAL_FORMAT_DEFLATE = 1;
 export const SEAL_FORMAT_BROTLI = 2;
-export type Compression = 'brotli' | 'deflate';
+/**
+ * Stored uncompressed (still sealed): with compression 'none', and for batches appended while
+ * the ingest thread is overloaded (Spool.setCompressionBypass), which trade ~40% more bytes at
+ * rest for the CPU that compression would take from a machine that is dropping records.
+ */
+export const SEAL_FORMAT_NONE = 3;
+export type Compression = 'brotli' | 'deflate' | 'none';
+
+export function sealFormatOf(compression: Compression | undefined): number {
+  return compression === 'deflate' ? SEAL_FORMAT_DEFLATE : compression === 'none' ? SEAL_FORMAT_NONE : SEAL_FORMAT_BROTLI;
+}
+
+export function isSealFormat(format: number): boolean {
+  return format === SEAL_FORMAT_DEFLATE || format === SEAL_FORMAT_BROTLI || format === SEAL_FORMAT_NONE;
+}
 
 /** deflate level 1 / brotli quality 0: the fastest levels; flow batches still shrink ~1.4–1.5×. */
 const DEFLATE_LEVEL = 1;
@@ -21,6 +35,7 @@ const MAX_BATCH_PLAIN_BYTES = 256 * 1024 * 1024;
 
 /** Compresses a serialized batch for the given seal format (pure: also runs on the compressor thread). */
 export function compressBatch(format: number, plain: Uint8Array): Uint8Array {
+  if (format === SEAL_FORMAT_NONE) return plain;
   if (format === SEAL_FORMAT_DEFLATE) return deflateRawSync(plain, { level: DEFLATE_LEVEL });
   return brotliCompressSync(plain, {
     params: { [zlibConstants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [zlibConstants.BROTLI_PARAM_LGWIN]: BROTLI_LGWIN, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: plain.length },
@@ -28,6 +43,10 @@ export function compressBatch(format: number, plain: Uint8Array): Uint8Array {
 }
 
 export function decompressBatch(format: number, packed: Uint8Array): Uint8Array {
+  if (format === SEAL_FORMAT_NONE) {
+    if (packed.length > MAX_BATCH_PLAIN_BYTES) throw new RangeError(`uncompressed batch of ${packed.length} bytes exceeds ${MAX_BATCH_PLAIN_BYTES}`);
+    return packed;
+  }
   if (format === SEAL_FORMAT_DEFLATE) return inflateRawSync(packed, { maxOutputLength: MAX_BATCH_PLAIN_BYTES });
   return brotliDecompressSync(packed, { maxOutputLength: MAX_BATCH_PLAIN_BYTES });
 }

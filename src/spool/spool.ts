@@ -8,7 +8,7 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { silentLogger } from '../observability/logger.js';
 import { BatchEncoder, batchRecordCount, decodeBatch } from './batch-codec.js';
 import type { BatchCompressor } from './batch-compressor.js';
-import { compressBatch, decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, type Compression } from './compression.js';
+import { compressBatch, decompressBatch, isSealFormat, SEAL_FORMAT_NONE, sealFormatOf, type Compression } from './compression.js';
 import { HighWaterMarkFile } from './high-water-mark.js';
 import {
   KDF_ANCHOR, KDF_DECODER_STATE, KDF_HWM, Kek, NONCE_BYTES, TAG_BYTES,
@@ -182,7 +182,7 @@ export interface VerifyReport {
   readonly hwmProblem: string | null;
 }
 
-export { SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, type Compression } from './compression.js';
+export { SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, SEAL_FORMAT_NONE, type Compression } from './compression.js';
 export const SPOOL_DB_FILE = 'spool.db';
 export const SPOOL_HWM_FILE = 'spool.hwm';
 
@@ -222,6 +222,12 @@ const COMPRESSOR_WAIT_MS = 10_000;
 /** Atomics.wait target for 1 ms sleeps while waiting for the compressor thread (never notified). */
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
+export interface CompressionStats {
+  readonly offThread: number;
+  readonly inline: number;
+  readonly bypassed: number;
+}
+
 /** Outcome of a queued append: exactly one of the two is set. */
 export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => void;
 
@@ -229,6 +235,8 @@ export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => vo
 interface QueuedAppend {
   readonly seq: number;
   readonly records: number;
+  /** Seal format of `compressed` (the spool's, or SEAL_FORMAT_NONE when compression was bypassed). */
+  readonly format: number;
   compressed: Uint8Array | null;
   failed: Error | null;
   readonly done: QueuedAppendDone;
@@ -380,6 +388,8 @@ export class Spool {
   /** Sequence numbers of queued batches out on the compressor thread. */
   private readonly jobs = new Set<number>();
   private pollTimer: NodeJS.Timeout | null = null;
+  private bypassCompression = false;
+  private readonly compressionCounts = { offThread: 0, inline: 0, bypassed: 0 };
   private readonly leased = new Set<number>();
   private readonly statements = new Map<string, Database.Statement>();
   private shredPending = false;
@@ -426,7 +436,7 @@ export class Spool {
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
     this.readOnly = options.readOnly ?? false;
     this.synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
-    this.sealFormat = options.compression === 'deflate' ? SEAL_FORMAT_DEFLATE : SEAL_FORMAT_BROTLI;
+    this.sealFormat = sealFormatOf(options.compression);
     this.lastCheckpointMs = this.clock();
     this.setTick = options.setInterval ?? ((fn: () => void, ms: number) => setInterval(fn, ms).unref());
     this.clearTick = options.clearInterval ?? ((h: unknown) => clearInterval(h as NodeJS.Timeout));
@@ -719,7 +729,7 @@ export class Spool {
     } catch (err) {
       return this.encodeFailed(err, n);
     }
-    return this.store(compressed, n);
+    return this.store(compressed, n, this.sealFormat);
   }
 
   /**
@@ -756,18 +766,27 @@ export class Spool {
     } catch (err) {
       // Earlier queued batches keep their place in the order: this one is reported after them.
       const e = err;
-      const entry: QueuedAppend = { seq: this.nextSeq++, records: n, compressed: null, failed: e as Error, done };
+      const entry: QueuedAppend = { seq: this.nextSeq++, records: n, format: this.sealFormat, compressed: null, failed: e as Error, done };
       this.queue.push(entry);
       this.commitQueued();
       return;
     }
-    const entry: QueuedAppend = { seq: this.nextSeq++, records: n, compressed: null, failed: null, done };
+    if (this.bypassCompression && this.sealFormat !== SEAL_FORMAT_NONE) {
+      // Overloaded: store it uncompressed rather than spend CPU the ingest path lacks.
+      this.queue.push({ seq: this.nextSeq++, records: n, format: SEAL_FORMAT_NONE, compressed: plain, failed: null, done });
+      this.compressionCounts.bypassed++;
+      this.commitQueued();
+      return;
+    }
+    const entry: QueuedAppend = { seq: this.nextSeq++, records: n, format: this.sealFormat, compressed: null, failed: null, done };
     this.queue.push(entry);
     if (this.compressor?.alive !== true || this.jobs.size >= MAX_COMPRESSOR_JOBS) {
+      this.compressionCounts.inline++;
       this.compressNow(entry, plain);
       this.commitQueued();
       return;
     }
+    this.compressionCounts.offThread++;
     this.compressor.submit(entry.seq, this.sealFormat, plain);
     this.jobs.add(entry.seq);
     this.armPoll();
@@ -817,6 +836,21 @@ export class Spool {
     }, COMPRESSOR_POLL_MS);
   }
 
+  /**
+   * While on, appendQueued() stores batches uncompressed (SEAL_FORMAT_NONE, still sealed): the
+   * ingest worker turns it on when it falls behind, since compression is then CPU taken from
+   * decoding on a machine that is about to drop records. Costs ~40% more bytes at rest for
+   * those batches; they read back like any other.
+   */
+  setCompressionBypass(on: boolean): void {
+    this.bypassCompression = on;
+  }
+
+  /** Queued batches by where they were compressed: on the compressor thread, on this thread, or not at all (bypass). */
+  compressionStats(): CompressionStats {
+    return { ...this.compressionCounts };
+  }
+
   /** Resolves once every appendQueued() batch so far has been committed (or dropped) and reported. */
   settled(): Promise<void> {
     if (this.queue.length === 0) return Promise.resolve();
@@ -828,8 +862,8 @@ export class Spool {
     let head = this.queue[0];
     while (head !== undefined && (head.compressed !== null || head.failed !== null)) {
       this.queue.shift();
-      const { compressed, failed, records: n } = head;
-      this.settle(head.done, () => (compressed !== null ? this.store(compressed, n) : this.encodeFailed(failed, n)));
+      const { compressed, failed, records: n, format } = head;
+      this.settle(head.done, () => (compressed !== null ? this.store(compressed, n, format) : this.encodeFailed(failed, n)));
       head = this.queue[0];
     }
     if (this.queue.length === 0 && this.queueWaiters.length > 0) {
@@ -882,25 +916,25 @@ export class Spool {
   }
 
   /** Seals and commits a compressed batch; storage errors drop it (counted). */
-  private store(compressed: Uint8Array, n: number): AppendResult {
+  private store(compressed: Uint8Array, n: number, format: number): AppendResult {
     let result: AppendResult;
     try {
-      result = this.commit(compressed, n);
+      result = this.commit(compressed, n, format);
     } catch (err) {
       if (!isStorageError(err)) throw err;
-      result = this.retryAfterStorageError(err, compressed, n);
+      result = this.retryAfterStorageError(err, compressed, n, format);
     }
     this.maintenance(false);
     return result;
   }
 
-  private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number): AppendResult {
+  private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number, format: number): AppendResult {
     const code = sqliteCode(err) ?? 'unknown';
     // Disk full with drop-oldest: free what the batch needs (twice, for page slack) and retry once.
     if (code.startsWith('SQLITE_FULL') && this.fullPolicy === 'drop-oldest') {
       try {
         const freed = this.db.transaction(() => this.evictFront(2 * (compressed.length + NONCE_BYTES + TAG_BYTES))).immediate();
-        const result = this.commit(compressed, n);
+        const result = this.commit(compressed, n, format);
         return { ...result, evictedBatches: result.evictedBatches + freed.batches, evictedRecords: result.evictedRecords + freed.records };
       } catch (err2) {
         if (!isStorageError(err2)) throw err2;
@@ -921,7 +955,8 @@ export class Spool {
     this.q('UPDATE meta SET dropped_batches = dropped_batches + 1, dropped_records = dropped_records + ? WHERE id = 1').run(n);
   }
 
-  private commit(compressed: Uint8Array, n: number): AppendResult {
+  /** Seals `compressed` (in seal format `format`, bound into the associated data) and commits it. */
+  private commit(compressed: Uint8Array, n: number, format: number): AppendResult {
     const size = compressed.length + NONCE_BYTES + TAG_BYTES;
     return this.db.transaction((): AppendResult => {
       const now = this.clock();
@@ -947,9 +982,9 @@ export class Spool {
       const prevId = prev?.id ?? anchor?.anchor_id ?? 0;
       const prevTag = prev?.tag ?? anchor?.anchor_tag ?? ZERO_TAG;
       const nonce = randomBytes(NONCE_BYTES);
-      const sealed = seal(epoch.key, nonce, compressed, batchAd(this.sealFormat, this.spoolId, id, epoch.id, prevTag));
+      const sealed = seal(epoch.key, nonce, compressed, batchAd(format, this.spoolId, id, epoch.id, prevTag));
       this.q('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, nonce, tag) VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?)')
-        .run(id, this.sealFormat, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, nonce, sealed.tag);
+        .run(id, format, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, nonce, sealed.tag);
       this.q('INSERT INTO payloads (id, data) VALUES (?, ?)').run(id, sealed.ciphertext);
       return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, dropReason: null };
     }).immediate();
@@ -1112,7 +1147,7 @@ export class Spool {
 
   /** Decrypts and decompresses one batch to its batch-codec bytes; a string says why it failed. */
   private openPlain(row: BatchRow, prevTag: Uint8Array): Uint8Array | string {
-    if (row.format !== SEAL_FORMAT_DEFLATE && row.format !== SEAL_FORMAT_BROTLI) return `unknown batch format ${row.format}`;
+    if (!isSealFormat(row.format)) return `unknown batch format ${row.format}`;
     if (row.payload === null) return 'sealed payload is missing';
     const key = this.epochKey(row.epoch);
     if (key === null) return `data key of epoch ${row.epoch} is missing`;

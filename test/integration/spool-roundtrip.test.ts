@@ -9,7 +9,7 @@ import { Spool } from '../../src/spool/spool.js';
 import { Batcher } from '../../src/spool/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
 import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
-import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE } from '../../src/spool/compression.js';
+import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, SEAL_FORMAT_NONE } from '../../src/spool/compression.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 
 const KEK = testKek(1);
@@ -310,6 +310,48 @@ describe('spool round trip', () => {
       assert.deepEqual(batcher.counters(), { batches: 2, records: 100, droppedRecords: 100, inFlightRecords: 0 }, 'inline from now on');
       assert.equal(spool.status().records, 100);
       spool.close();
+    } finally {
+      await compressor.close();
+      cleanup();
+    }
+  });
+
+  test('compression bypass (overload) and compression "none" store sealed, uncompressed batches that read back exactly', async () => {
+    const { dir, cleanup } = tempDir();
+    const compressor = await BatchCompressor.start();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      spool.useCompressor(compressor);
+      const batcher = new Batcher(spool, { queued: true, maxRecords: 500, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined });
+      const a = ipv4Records(500, 11);
+      const b = ipv4Records(500, 12);
+      const c = ipv4Records(500, 13);
+      batcher.accept(a);
+      spool.setCompressionBypass(true);
+      batcher.accept(b);
+      spool.setCompressionBypass(false);
+      batcher.accept(c);
+      await spool.settled();
+      assert.deepEqual(spool.compressionStats(), { offThread: 2, inline: 0, bypassed: 1 });
+      spool.close();
+      let again = await Spool.open({ dir, kek: KEK, compression: 'none' });
+      again.append(edgeRecords());
+      again.close();
+
+      const db = new Database(join(dir, 'spool.db'), { readonly: true });
+      const rows = db.prepare('SELECT format, bytes FROM batches ORDER BY id').all() as { format: number; bytes: number }[];
+      db.close();
+      assert.deepEqual(rows.map((r) => r.format), [SEAL_FORMAT_BROTLI, SEAL_FORMAT_NONE, SEAL_FORMAT_BROTLI, SEAL_FORMAT_NONE]);
+      assert.ok(rows[1]!.bytes > rows[0]!.bytes * 1.2, `the uncompressed batch is larger (${rows[1]!.bytes} vs ${rows[0]!.bytes} bytes)`);
+
+      again = await Spool.open({ dir, kek: KEK });
+      try {
+        const report = again.verify();
+        assert.equal(report.ok, true, JSON.stringify(report.failures));
+        assert.deepStrictEqual([...again.exportRecords()], noRaw([...a, ...b, ...c, ...edgeRecords()]));
+      } finally {
+        again.close();
+      }
     } finally {
       await compressor.close();
       cleanup();
