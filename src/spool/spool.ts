@@ -873,7 +873,10 @@ export class Spool {
     }
   }
 
-  /** Commits every queued batch now, in order, compressing on this thread those the compressor has not returned. */
+  /**
+   * Commits every queued batch now, in order. Batches out on the compressor thread are waited
+   * for (at most COMPRESSOR_WAIT_MS); any that do not come back are dropped and counted.
+   */
   private commitAllQueued(): void {
     if (this.queue.length === 0) return;
     // Batches out on the compressor thread were transferred there: wait for them (bounded).
