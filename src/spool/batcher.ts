@@ -10,8 +10,18 @@ import type { AppendResult, QueuedAppendDone } from './spool.js';
  */
 export interface BatchTarget {
   append(records: readonly FlowRecord[]): AppendResult;
-  /** Spool.appendQueued: compression off this thread, results in call order through `done`. */
-  appendQueued?(records: readonly FlowRecord[], done: QueuedAppendDone): void;
+}
+
+/** Spool's streaming batch (addQueued … flushQueued): records are serialized as they arrive. */
+export interface StreamingBatchTarget extends BatchTarget {
+  addQueued(r: FlowRecord): void;
+  readonly queuedBatchRecords: number;
+  readonly queuedBatchBytes: number;
+  flushQueued(done: QueuedAppendDone): void;
+}
+
+function isStreaming(t: BatchTarget): t is StreamingBatchTarget {
+  return typeof (t as Partial<StreamingBatchTarget>).addQueued === 'function' && typeof (t as Partial<StreamingBatchTarget>).flushQueued === 'function';
 }
 
 export interface BatcherOptions {
@@ -24,8 +34,10 @@ export interface BatcherOptions {
   readonly setTimer?: (fn: () => void, ms: number) => unknown;
   readonly clearTimer?: (handle: unknown) => void;
   /**
-   * Hand batches to `target.appendQueued` when it has one (the ingest worker: compression runs
-   * on the compressor thread); their records count as `inFlightRecords` until committed. Default false.
+   * Hand records to the target's streaming batch (Spool.addQueued/flushQueued: serialized as
+   * they arrive, compressed on the compressor thread) when it has one; records count as
+   * `inFlightRecords` from their batch's flush until committed, and `maxBytes` is the exact
+   * serialized size. Default false: whole batches to `append`.
    */
   readonly queued?: boolean;
   /** Called with each append result (metrics, logging). */
@@ -71,6 +83,8 @@ export class Batcher implements RecordSink {
   private records = 0;
   private droppedRecords = 0;
   private inFlightRecords = 0;
+  /** The target's streaming batch, when `queued` and the target has one. */
+  private readonly stream: StreamingBatchTarget | null;
 
   constructor(
     private readonly target: BatchTarget,
@@ -82,6 +96,7 @@ export class Batcher implements RecordSink {
     this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms).unref());
     this.clearTimer = options.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
     if (!(this.maxRecords >= 1 && this.maxBytes >= 1 && this.maxAgeMs >= 0)) throw new RangeError('batcher limits must be positive');
+    this.stream = options.queued === true && isStreaming(target) ? target : null;
   }
 
   accept(records: readonly FlowRecord[]): void {
@@ -89,17 +104,29 @@ export class Batcher implements RecordSink {
       this.droppedRecords += records.length;
       return;
     }
+    const stream = this.stream;
+    if (stream !== null) {
+      // Serialized now: the batch holds bytes, not records (see Spool.addQueued).
+      for (const r of records) {
+        stream.addQueued(r);
+        if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
+      }
+      if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
+      return;
+    }
     for (const r of records) {
       this.pending.push(r);
       this.pendingBytes += estimateBytes(r);
       if (this.pending.length >= this.maxRecords || this.pendingBytes >= this.maxBytes) this.flush();
     }
-    if (this.pending.length > 0 && this.timer === null) {
-      this.timer = this.setTimer(() => {
-        this.timer = null;
-        this.flush();
-      }, this.maxAgeMs);
-    }
+    if (this.pending.length > 0 && this.timer === null) this.armTimer();
+  }
+
+  private armTimer(): void {
+    this.timer = this.setTimer(() => {
+      this.timer = null;
+      this.flush();
+    }, this.maxAgeMs);
   }
 
   /** Appends what is pending now as one batch. */
@@ -108,16 +135,13 @@ export class Batcher implements RecordSink {
       this.clearTimer(this.timer);
       this.timer = null;
     }
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    const n = batch.length;
-    const queued = this.options.queued === true ? this.target.appendQueued?.bind(this.target) : undefined;
-    if (queued !== undefined) {
+    const stream = this.stream;
+    if (stream !== null) {
+      const n = stream.queuedBatchRecords;
+      if (n === 0) return;
       this.inFlightRecords += n;
       try {
-        queued(batch, (err, result) => {
+        stream.flushQueued((err, result) => {
           this.inFlightRecords -= n;
           this.report(n, err, result);
         });
@@ -127,6 +151,11 @@ export class Batcher implements RecordSink {
       }
       return;
     }
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const n = batch.length;
     let result: AppendResult;
     try {
       result = this.target.append(batch);

@@ -231,7 +231,7 @@ export interface CompressionStats {
 /** Outcome of a queued append: exactly one of the two is set. */
 export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => void;
 
-/** One appendQueued() batch between serialization and commit. */
+/** One queued batch (flushQueued) between serialization and commit. */
 interface QueuedAppend {
   readonly seq: number;
   readonly records: number;
@@ -380,7 +380,12 @@ export class Spool {
   private readonly synchronous: SynchronousMode;
   private readonly sealFormat: number;
   private readonly encoder = new BatchEncoder();
-  /** appendQueued() batches in call order; committed strictly from the front (the hash chain's order). */
+  /** addQueued()'s serializer: its open batch lives across calls, so it is not shared with append(). */
+  private readonly streamEncoder = new BatchEncoder();
+  private streamOpen = false;
+  private streamRecords = 0;
+  private streamFailure: unknown = null;
+  /** queued batches in flush order; committed strictly from the front (the hash chain's order). */
   private readonly queue: QueuedAppend[] = [];
   private queueWaiters: (() => void)[] = [];
   private nextSeq = 0;
@@ -721,7 +726,7 @@ export class Spool {
     if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
     const n = records.length;
     if (n === 0) return { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null };
-    // Batches commit in call order (the hash chain): queued ones go first.
+    // Queued batches (already flushed) commit first, so the chain follows the order batches were closed in.
     this.commitAllQueued();
     let compressed: Uint8Array;
     try {
@@ -733,7 +738,7 @@ export class Spool {
   }
 
   /**
-   * Lets appendQueued() compress on `compressor`'s thread (null: on this thread). The caller
+   * Lets queued batches compress on `compressor`'s thread (null: on this thread). The caller
    * owns the thread; detach it (null) after settled() before stopping it.
    */
   useCompressor(compressor: BatchCompressor | null): void {
@@ -742,35 +747,79 @@ export class Spool {
   }
 
   /**
-   * append() with compression on the compressor thread (see batch-compressor.ts), so this
-   * thread (the ingest worker) only serializes, seals and commits. Batches commit strictly in
-   * call order (the hash chain), each once its compression and every earlier batch's are done;
-   * `done` gets each result, in that order, on this thread, from appendQueued(), pollQueued()
-   * or the poll timer. Not durable until then: on a crash, what is queued is lost like the
-   * Batcher's pending records (milliseconds' worth). close() and append() first commit what is
-   * queued (waiting, at most COMPRESSOR_WAIT_MS, for what the thread has not returned);
-   * settled() waits for the queue.
+   * Queued appends, for the ingest worker: addQueued() serializes each record as it arrives into
+   * an open batch (the caller keeps no records until the batch is full: they die young, and each
+   * is read while still in cache); flushQueued() closes the batch and queues it for compression
+   * on the compressor thread (see batch-compressor.ts), so this thread only serializes, seals
+   * and commits. Batches commit strictly in flush order (the hash chain), each once its
+   * compression and every earlier batch's are done; `done` gets each result, in that order, on
+   * this thread, from flushQueued(), pollQueued() or the poll timer. Not durable until then: on
+   * a crash, what is open or queued is lost like the Batcher's pending records (milliseconds'
+   * worth). close() and append() first commit what is queued (waiting, at most
+   * COMPRESSOR_WAIT_MS, for what the thread has not returned); settled() waits for the queue.
+   * A record that cannot be serialized fails its whole batch, as in append() (dropped and
+   * counted at flushQueued()).
    */
-  appendQueued(records: readonly FlowRecord[], done: QueuedAppendDone): void {
+  addQueued(r: FlowRecord): void {
+    this.assertOpen();
+    if (!this.streamOpen) {
+      this.streamEncoder.begin();
+      this.streamOpen = true;
+      this.streamRecords = 0;
+      this.streamFailure = null;
+    }
+    this.streamRecords++;
+    if (this.streamFailure !== null) return;
+    try {
+      this.streamEncoder.add(r);
+    } catch (err) {
+      this.streamFailure = err;
+    }
+  }
+
+  /** Records in the open streaming batch. */
+  get queuedBatchRecords(): number {
+    return this.streamOpen ? this.streamRecords : 0;
+  }
+
+  /** Serialized bytes of the open streaming batch (exact, before compression). */
+  get queuedBatchBytes(): number {
+    return this.streamOpen ? this.streamEncoder.bytes : 0;
+  }
+
+  /** Closes the open batch and queues it; `done` gets its result (see addQueued). */
+  flushQueued(done: QueuedAppendDone): void {
     this.assertOpen();
     if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
     this.pollQueued();
-    const n = records.length;
+    const n = this.queuedBatchRecords;
+    this.streamOpen = false;
     if (n === 0) {
       done(null, { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null });
       return;
     }
-    let plain: Uint8Array;
-    try {
-      plain = this.encoder.encode(records).slice();
-    } catch (err) {
-      // Earlier queued batches keep their place in the order: this one is reported after them.
-      const e = err;
-      const entry: QueuedAppend = { seq: this.nextSeq++, records: n, format: this.sealFormat, compressed: null, failed: e as Error, done };
-      this.queue.push(entry);
-      this.commitQueued();
+    if (this.streamFailure !== null) {
+      this.enqueueFailed(this.streamFailure, n, done);
       return;
     }
+    let plain: Uint8Array;
+    try {
+      plain = this.streamEncoder.finish().slice();
+    } catch (err) {
+      this.enqueueFailed(err, n, done);
+      return;
+    }
+    this.enqueuePlain(plain, n, done);
+  }
+
+  /** Queues a batch that could not be serialized: earlier queued batches keep their place, it is reported (dropped, counted) after them. */
+  private enqueueFailed(err: unknown, n: number, done: QueuedAppendDone): void {
+    this.queue.push({ seq: this.nextSeq++, records: n, format: this.sealFormat, compressed: null, failed: err as Error, done });
+    this.commitQueued();
+  }
+
+  /** Queues a serialized batch (owning its buffer): stored as is under overload, else compressed on the thread or here. */
+  private enqueuePlain(plain: Uint8Array, n: number, done: QueuedAppendDone): void {
     if (this.bypassCompression && this.sealFormat !== SEAL_FORMAT_NONE) {
       // Overloaded: store it uncompressed rather than spend CPU the ingest path lacks.
       this.queue.push({ seq: this.nextSeq++, records: n, format: SEAL_FORMAT_NONE, compressed: plain, failed: null, done });
@@ -837,7 +886,7 @@ export class Spool {
   }
 
   /**
-   * While on, appendQueued() stores batches uncompressed (SEAL_FORMAT_NONE, still sealed): the
+   * While on, queued batches are stored uncompressed (SEAL_FORMAT_NONE, still sealed): the
    * ingest worker turns it on when it falls behind, since compression is then CPU taken from
    * decoding on a machine that is about to drop records. Costs ~40% more bytes at rest for
    * those batches; they read back like any other.
@@ -851,7 +900,7 @@ export class Spool {
     return { ...this.compressionCounts };
   }
 
-  /** Resolves once every appendQueued() batch so far has been committed (or dropped) and reported. */
+  /** Resolves once every batch queued so far has been committed (or dropped) and reported. */
   settled(): Promise<void> {
     if (this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.queueWaiters.push(resolve));
@@ -1468,6 +1517,12 @@ export class Spool {
   /** Checkpoints, writes the high-water mark, closes the database and wipes keys. Idempotent. */
   close(): void {
     if (this.closed) return;
+    // An open streaming batch is committed too (its caller should have flushed it).
+    if (this.streamOpen && !this.readOnly) {
+      this.flushQueued((err) => {
+        if (err !== null) this.rateLog.log('error', 'close-flush', { event: 'spool.close_flush_failed', err: (err as Error).message }, 'spool close: the open batch could not be stored');
+      });
+    }
     this.commitAllQueued();
     if (this.pollTimer !== null) clearTimeout(this.pollTimer);
     this.compressor = null;

@@ -358,6 +358,48 @@ describe('spool round trip', () => {
     }
   });
 
+  test('streaming batches: cut at the exact serialized size; a record that cannot be serialized fails only its batch; close() commits an open batch', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      const results: { id: number | null; dropped: number }[] = [];
+      const batcher = new Batcher(spool, { queued: true, maxRecords: 1_000_000, maxBytes: 4000, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
+      const input = ipv4Records(400, 21);
+      batcher.accept(input);
+      await spool.settled();
+      const db = new Database(join(dir, 'spool.db'), { readonly: true });
+      const counts = (db.prepare('SELECT records FROM batches ORDER BY id').all() as { records: number }[]).map((r) => r.records);
+      db.close();
+      // ~30–45 bytes per record: 4000-byte batches hold about a hundred; all but the open one are full.
+      assert.ok(counts.length >= 3 && counts.every((c) => c > 60 && c < 160), JSON.stringify(counts));
+      const open = batcher.counters();
+      assert.equal(open.records + open.inFlightRecords + spool.queuedBatchRecords, 400);
+
+      const bad = ipv4Records(3, 22);
+      bad[1]!.srcAddr = 2 ** 33; // not an IPv4 address: the serializer refuses it
+      batcher.flush();
+      batcher.accept(bad);
+      batcher.flush();
+      batcher.accept(ipv4Records(5, 23));
+      batcher.flush();
+      await spool.settled();
+      assert.deepEqual(results.slice(-2).map((r) => r.dropped), [3, 0], 'the bad batch is dropped whole, the next one is stored');
+      assert.equal(batcher.counters().droppedRecords, 3);
+
+      batcher.accept(ipv4Records(7, 24)); // left open: close() must still store it
+      spool.close();
+      const again = await Spool.open({ dir, kek: KEK });
+      try {
+        assert.equal(again.verify().ok, true);
+        assert.equal(again.status().records, 400 + 5 + 7);
+      } finally {
+        again.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   for (const withThread of [true, false]) {
     test(`queued appends commit in call order, exact, with the chain intact (${withThread ? 'compressor thread' : 'no compressor thread: compressed inline'})`, async () => {
       const { dir, cleanup } = tempDir();
