@@ -304,21 +304,24 @@ async function main(): Promise<void> {
         // statistics count them. The checkpointer's connection closes next, so the spool's own
         // final checkpoint and close are the last to touch the WAL (and, as the last
         // connection, remove it).
-        void spool
-          .settled()
-          .then(async () => {
+        void (async (): Promise<void> => {
+          let final: IngestWorkerStats | null = null;
+          try {
+            await spool.settled();
             persistState();
-            const final = snapshot();
+            final = snapshot();
             spool.useCompressor(null);
             await compressor?.close();
             await walCheckpointer?.stop();
-            return final;
-          })
-          .then((final) => {
+          } catch (err) {
+            logger.error({ err: (err as Error).message }, 'ingest worker stop: a helper thread did not stop cleanly');
+          } finally {
+            // Whatever happened above, the spool closes (committing anything still queued) and the main thread hears back.
             spool.close();
-            post({ type: 'stopped', stats: final });
+            post({ type: 'stopped', stats: final ?? snapshot() });
             parentPort?.close();
-          });
+          }
+        })();
         break;
       }
     }
