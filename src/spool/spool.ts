@@ -820,10 +820,10 @@ export class Spool {
 
   /** Queues a serialized batch (owning its buffer): stored as is under overload, else compressed on the thread or here. */
   private enqueuePlain(plain: Uint8Array, n: number, done: QueuedAppendDone): void {
-    if (this.bypassCompression && this.sealFormat !== SEAL_FORMAT_NONE) {
-      // Overloaded: store it uncompressed rather than spend CPU the ingest path lacks.
+    if (this.bypassCompression || this.sealFormat === SEAL_FORMAT_NONE) {
+      // Overloaded (or compression 'none'): store it as is rather than spend CPU the ingest path lacks.
       this.queue.push({ seq: this.nextSeq++, records: n, format: SEAL_FORMAT_NONE, compressed: plain, failed: null, done });
-      this.compressionCounts.bypassed++;
+      if (this.sealFormat !== SEAL_FORMAT_NONE) this.compressionCounts.bypassed++;
       this.commitQueued();
       return;
     }
