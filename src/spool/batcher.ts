@@ -108,7 +108,13 @@ export class Batcher implements RecordSink {
     if (stream !== null) {
       // Serialized now: the batch holds bytes, not records (see Spool.addQueued).
       for (const r of records) {
-        stream.addQueued(r);
+        try {
+          stream.addQueued(r);
+        } catch (err) {
+          // Only a closed spool refuses a record here (serialization errors fail the batch at flush).
+          this.report(1, err, null);
+          continue;
+        }
         if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
       }
       if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
