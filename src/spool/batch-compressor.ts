@@ -102,7 +102,10 @@ export class BatchCompressor {
     return m === undefined ? undefined : (m.message as CompressorResult);
   }
 
-  /** Stops the thread (jobs still queued there are abandoned: the spool compresses them itself). Idempotent. */
+  /**
+   * Stops the thread; results not yet polled are lost, so detach it from the spool first
+   * (useCompressor(null) waits for them). Idempotent.
+   */
   close(): Promise<void> {
     if (!this.closing) {
       this.closing = true;
