@@ -9,7 +9,8 @@
  * loss under 0.1%. With Debian's nfcapd installed, the same ladder is run against it (counted
  * with `nfdump -I`) for a reference measured on the same machine in the same run
  * (`BENCH_NFCAPD=off` skips it, e.g. for A/B runs of the probe alone).
- * Also reported: RSS of the probe process and spool bytes per record.
+ * Also reported: RSS of the probe process and spool bytes per record, with the share of batches
+ * stored uncompressed because ingest was overloaded ("unc.", see README, Overload).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -51,9 +52,12 @@ interface Step {
   readonly loss: number;
   readonly rssMb: number;
   readonly spoolBytesPerRecord: number;
+  /** Share of batches stored uncompressed because ingest was overloaded (see README, Overload). */
+  readonly bypassedShare: number;
 }
 
 interface Stats {
+  compression: { offThread: number; inline: number; bypassed: number } | null;
   decode: { records: number } | null;
   batcher: { records: number; inFlightRecords: number } | null;
   spool: SpoolStatus | null;
@@ -152,6 +156,7 @@ async function probeStep(rate: number): Promise<Step> {
       loss: load.sentRecords === 0 ? 1 : 1 - spooled / load.sentRecords,
       rssMb,
       spoolBytesPerRecord: spooled === 0 ? 0 : spoolBytes / spooled,
+      bypassedShare: ((c) => (c === null || c.offThread + c.inline + c.bypassed === 0 ? 0 : c.bypassed / (c.offThread + c.inline + c.bypassed)))(s.compression),
     };
   } finally {
     await app.stop();
@@ -185,12 +190,12 @@ function pct(x: number): string {
 export async function run(): Promise<void> {
   console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}`);
   console.log(`probe CPU: all threads / receive path (main thread${loadUdpReceiverAddon().addon === null ? '' : ' + native receiver thread'}), ns per record spooled (the rest is mostly the ingest worker)`);
-  console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  spool B/rec  sender CPU  probe CPU');
+  console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  B/rec (unc.) sender CPU  probe CPU');
   let best = 0;
   for (const rate of RATES) {
     const s = await probeStep(rate);
     console.log(
-      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${s.spoolBytesPerRecord.toFixed(1).padEnd(12)} ${`${s.senderCpuPct.toFixed(0)}%`.padEnd(11)} ${s.probeNsPerRecord.toFixed(0)} / ${s.receiveNsPerRecord?.toFixed(0) ?? '-'} ns`,
+      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${`${s.spoolBytesPerRecord.toFixed(1)} (${(s.bypassedShare * 100).toFixed(0)}%)`.padEnd(12)} ${`${s.senderCpuPct.toFixed(0)}%`.padEnd(11)} ${s.probeNsPerRecord.toFixed(0)} / ${s.receiveNsPerRecord?.toFixed(0) ?? '-'} ns`,
     );
     if (s.loss >= LOSS_LIMIT) break;
     best = rate;
