@@ -763,6 +763,7 @@ export class Spool {
   addQueued(r: FlowRecord): void {
     this.assertOpen();
     if (!this.streamOpen) {
+      if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
       this.streamEncoder.begin();
       this.streamOpen = true;
       this.streamRecords = 0;
