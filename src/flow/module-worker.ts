@@ -16,3 +16,40 @@ export function startModuleWorker(callerUrl: string, base: URL, options: WorkerO
   }
   return new Worker(new URL(`${base.href}.js`), options);
 }
+
+/**
+ * Waits until a helper thread reports that it is ready. `classify` looks at each message the
+ * thread posts during start-up: 'ready', an Error (start-up failed, e.g. a file it must open),
+ * or undefined (not about start-up: left to the caller's own listeners). A thread that fails,
+ * errors or exits first is terminated and the promise rejects, naming `what`. A started thread
+ * is unref'd: an idle helper must never keep the process alive.
+ */
+export async function whenWorkerReady(worker: Worker, what: string, classify: (msg: unknown) => 'ready' | Error | undefined): Promise<void> {
+  let onExit: (code: number) => void = () => undefined;
+  let onError: (err: Error) => void = () => undefined;
+  let onMessage: (msg: unknown) => void = () => undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onExit = (code) => {
+        reject(new Error(`the ${what} thread exited during start-up (code ${String(code)})`));
+      };
+      onError = reject;
+      onMessage = (msg) => {
+        const verdict = classify(msg);
+        if (verdict === 'ready') resolve();
+        else if (verdict !== undefined) reject(verdict);
+      };
+      worker.on('exit', onExit);
+      worker.on('error', onError);
+      worker.on('message', onMessage);
+    });
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  } finally {
+    worker.off('exit', onExit);
+    worker.off('error', onError);
+    worker.off('message', onMessage);
+  }
+  worker.unref();
+}

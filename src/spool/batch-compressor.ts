@@ -1,5 +1,5 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../flow/module-worker.js';
+import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
 
 /**
  * A thread that compresses serialized batches for the appending thread, so that the ingest
@@ -58,26 +58,13 @@ export class BatchCompressor {
     const { port1, port2 } = new MessageChannel();
     const init: CompressorInit = { results: port2 };
     const worker = startModuleWorker(import.meta.url, new URL('./batch-compressor-worker', import.meta.url), { workerData: init, transferList: [port2] });
-    await new Promise<void>((resolve, reject) => {
-      const onExit = (code: number): void => {
-        reject(new Error(`the batch compressor thread exited during start-up (code ${String(code)})`));
-      };
-      worker.once('exit', onExit);
-      worker.once('error', (err) => {
-        worker.off('exit', onExit);
-        reject(err);
-      });
-      worker.once('message', () => {
-        worker.off('exit', onExit);
-        resolve();
-      });
-    }).catch(async (err: unknown) => {
+    try {
+      // Its only start-up message is 'ready'.
+      await whenWorkerReady(worker, 'batch compressor', () => 'ready');
+    } catch (err) {
       port1.close();
-      await worker.terminate();
       throw err;
-    });
-    // Idle, it must never keep the process alive.
-    worker.unref();
+    }
     return new BatchCompressor(worker, port1);
   }
 

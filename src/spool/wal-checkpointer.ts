@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../flow/module-worker.js';
+import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
 
 /**
  * Background WAL checkpointer for an appending spool: a thread with its own connection to the
@@ -89,32 +89,15 @@ export class WalCheckpointer {
     };
     const worker = startModuleWorker(import.meta.url, new URL('./wal-checkpointer-worker', import.meta.url), { workerData: init });
     const cp = new WalCheckpointer(worker, shared);
-    await new Promise<void>((resolve, reject) => {
-      const onExit = (code: number): void => {
-        reject(new Error(`the WAL checkpointer thread exited during start-up (code ${String(code)})`));
-      };
-      worker.once('exit', onExit);
-      worker.on('message', (msg: WalCheckpointerMessage) => {
-        if (msg.type === 'ready') {
-          worker.off('exit', onExit);
-          resolve();
-        } else if (msg.fatal) {
-          worker.off('exit', onExit);
-          reject(new Error(`the WAL checkpointer could not open ${dbPath}: ${msg.message}`));
-        } else {
-          onError(msg.message, msg.code);
-        }
-      });
-      worker.once('error', (err) => {
-        worker.off('exit', onExit);
-        reject(err);
-      });
-    }).catch(async (err: unknown) => {
-      await worker.terminate();
-      throw err;
+    // Checkpoint failures after start-up go to `onError` (the appending thread goes on without help).
+    worker.on('message', (msg: WalCheckpointerMessage) => {
+      if (msg.type === 'error' && !msg.fatal) onError(msg.message, msg.code);
     });
-    // Only its own connection keeps the thread busy; it must never keep the process alive.
-    worker.unref();
+    await whenWorkerReady(worker, 'WAL checkpointer', (m) => {
+      const msg = m as WalCheckpointerMessage;
+      if (msg.type === 'ready') return 'ready';
+      return msg.fatal ? new Error(`the WAL checkpointer could not open ${dbPath}: ${msg.message}`) : undefined;
+    });
     return cp;
   }
 
