@@ -6,13 +6,18 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { Spool } from '../../src/spool/spool.js';
-import { Batcher } from '../../src/spool/batcher.js';
+import { Batcher, type BatcherOptions } from '../../src/spool/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
 import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
 import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, SEAL_FORMAT_NONE } from '../../src/spool/compression.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 
 const KEK = testKek(1);
+
+/** The ingest worker's Batcher (queued, streaming into `spool`) with an age timer that never fires: batches close by count, bytes or flush(). */
+function queuedBatcher(spool: Spool, options: BatcherOptions): Batcher {
+  return new Batcher(spool, { maxBytes: 1 << 20, maxAgeMs: 1000, ...options, queued: true, setTimer: () => null, clearTimer: () => undefined });
+}
 
 function noRaw(records: readonly FlowRecord[]): FlowRecord[] {
   return records.map((r) => ({ ...r, raw: null }));
@@ -300,7 +305,7 @@ describe('spool round trip', () => {
     try {
       const spool = await Spool.open({ dir, kek: KEK });
       spool.useCompressor(compressor);
-      const batcher = new Batcher(spool, { queued: true, maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined });
+      const batcher = queuedBatcher(spool, { maxRecords: 100 });
       batcher.accept(ipv4Records(100, 1));
       assert.equal(batcher.counters().inFlightRecords, 100, 'the batch is out on the thread');
       await compressor.close(); // its results port closes with it: the batch never comes back
@@ -322,7 +327,7 @@ describe('spool round trip', () => {
     try {
       const spool = await Spool.open({ dir, kek: KEK });
       spool.useCompressor(compressor);
-      const batcher = new Batcher(spool, { queued: true, maxRecords: 500, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined });
+      const batcher = queuedBatcher(spool, { maxRecords: 500 });
       const a = ipv4Records(500, 11);
       const b = ipv4Records(500, 12);
       const c = ipv4Records(500, 13);
@@ -363,7 +368,7 @@ describe('spool round trip', () => {
     try {
       const spool = await Spool.open({ dir, kek: KEK });
       const results: { id: number | null; dropped: number }[] = [];
-      const batcher = new Batcher(spool, { queued: true, maxRecords: 1_000_000, maxBytes: 4000, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
+      const batcher = queuedBatcher(spool, { maxRecords: 1_000_000, maxBytes: 4000, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
       const input = ipv4Records(400, 21);
       batcher.accept(input);
       await spool.settled();
@@ -408,7 +413,7 @@ describe('spool round trip', () => {
         const spool = await Spool.open({ dir, kek: KEK });
         spool.useCompressor(compressor);
         const results: (number | null)[] = [];
-        const batcher = new Batcher(spool, { queued: true, maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: () => null, clearTimer: () => undefined, onAppend: (r) => results.push(r.id) });
+        const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push(r.id) });
         const input = ipv4Records(1200, 5);
         // 12 batches at once: the first few go to the thread, the rest compress here (bounded); all commit in order.
         batcher.accept(input);
