@@ -88,13 +88,29 @@ function epilogueNeeds(plans: readonly FieldPlan[]): EpilogueNeeds {
 }
 
 /**
- * Builds a decoder specialised to one template: straight-line code with constant offsets up
- * to the first variable-length field, a running offset after it, and only the reads the
- * mapping needs. Generated once per learned template; the source is built solely from
- * numbers and a fixed set of property names, never from packet text.
+ * Source of a decoder specialised to one template (see compileRecordDecoder), for reuse by
+ * code generators that keep the decoded values in locals instead of a FlowRecord (the
+ * spool's fused writer). `out(prop)` names where a property is written and read: `r.<prop>`
+ * for a record, a local for a fused writer, which must then declare the locals (null, or 0
+ * for the counters and ipVersion) for every property in `assigned`. The lines end with the
+ * epilogue (address fallbacks, ipVersion, samplingInterval, uptimeMs); `end` is the
+ * expression for the offset just past the record. The source is built solely from numbers
+ * and a fixed set of property names, never from packet text.
  */
-export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder {
+export interface DecoderSource {
+  readonly lines: readonly string[];
+  readonly end: string;
+  /** Properties the lines write (epilogue ones included), in first-write order. */
+  readonly assigned: ReadonlySet<string>;
+}
+
+export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: string) => string): DecoderSource {
   const lines: string[] = [];
+  const assigned = new Set<string>();
+  const set = (prop: string, expr: string): string => {
+    assigned.add(prop);
+    return `${out(prop)} = ${expr};`;
+  };
   const needs = epilogueNeeds(plans);
   let offset = 0;
   let dynamic = false;
@@ -124,7 +140,7 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
       const expr = valueExpr(t.kind, at, len);
       if (t.kind === 'icmpTypeCode') {
         lines.push(`t = ${expr};`);
-        lines.push(t.prop === 'icmpType' ? 'r.icmpType = t >>> 8;' : 'r.icmpCode = t & 255;');
+        lines.push(t.prop === 'icmpType' ? set('icmpType', 't >>> 8') : set('icmpCode', 't & 255'));
       } else if (t.fallback) {
         // Only the position: the IPv6 copy is made in the epilogue, and only when needed.
         lines.push(`fb_${t.prop} = ${at};`);
@@ -133,23 +149,37 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
       } else if (t.prop === 'samplingInterval') {
         lines.push(`si = ${expr};`);
       } else {
-        lines.push(`r.${t.prop} = ${expr};`);
+        lines.push(set(t.prop, expr));
       }
     }
     if (dynamic) lines.push(`q += ${len};`);
     else offset += len;
   }
-  for (const p of needs.fallbacks) lines.push(`if (r.${p} === null || r.${p} === 0) r.${p} = buf.slice(fb_${p}, fb_${p} + 16);`);
-  const infer = 'a = r.srcAddr !== null ? r.srcAddr : r.dstAddr; r.ipVersion = a === null ? 0 : typeof a === "number" ? 4 : 6;';
-  lines.push(needs.hasIpVersion ? `if (r.ipVersion !== 4 && r.ipVersion !== 6) { let ${infer} }` : `let ${infer}`);
+  for (const p of needs.fallbacks) lines.push(`if (${out(p)} === null || ${out(p)} === 0) ${set(p, `buf.slice(fb_${p}, fb_${p} + 16)`)}`);
+  const infer = `a = ${out('srcAddr')} !== null ? ${out('srcAddr')} : ${out('dstAddr')}; ${set('ipVersion', 'a === null ? 0 : typeof a === "number" ? 4 : 6')}`;
+  lines.push(needs.hasIpVersion ? `if (${out('ipVersion')} !== 4 && ${out('ipVersion')} !== 6) { let ${infer} }` : `let ${infer}`);
   lines.push(
-    needs.hasSamplingInterval
-      ? `r.samplingInterval = si > 0 ? si : ${needs.hasSamplerId ? 'ctx.samplingFor(sid)' : 'ctx.defaultSampling'};`
-      : `r.samplingInterval = ${needs.hasSamplerId ? 'ctx.samplingFor(sid)' : 'ctx.defaultSampling'};`,
+    set(
+      'samplingInterval',
+      needs.hasSamplingInterval
+        ? `si > 0 ? si : ${needs.hasSamplerId ? 'ctx.samplingFor(sid)' : 'ctx.defaultSampling'}`
+        : needs.hasSamplerId
+          ? 'ctx.samplingFor(sid)'
+          : 'ctx.defaultSampling',
+    ),
   );
-  lines.push('r.uptimeMs = ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null;');
-  lines.push(`return ${dynamic ? 'q' : `p + ${offset}`};`);
-  const body = lines.join('\n  ');
+  lines.push(set('uptimeMs', 'ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null'));
+  return { lines, end: dynamic ? 'q' : `p + ${offset}`, assigned };
+}
+
+/**
+ * Builds a decoder specialised to one template: straight-line code with constant offsets up
+ * to the first variable-length field, a running offset after it, and only the reads the
+ * mapping needs. Generated once per learned template (see recordDecoderSource).
+ */
+export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder {
+  const src = recordDecoderSource(plans, (prop) => `r.${prop}`);
+  const body = [...src.lines, `return ${src.end};`].join('\n  ');
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised decoder is the point (see above)
   const factory = new Function('readCounter64', 'readUnsignedN', `return function decodeRecord(view, buf, p, end, r, ctx) {\n  ${body}\n};`) as (
     rc: typeof readCounter64,
