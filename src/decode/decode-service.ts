@@ -74,6 +74,30 @@ export interface DecodeServiceOptions {
    * allocation per record and keeps the received datagram alive as long as the record.
    */
   readonly rawRecords?: boolean;
+  /** Takes the records of compiled templates instead of FlowRecords in the outcome (see DirectRecordSink); default none. */
+  readonly direct?: DirectRecordSink | null;
+}
+
+/** How a DirectRecordSink's data set went. */
+export interface DirectSetResult {
+  /** Records it took (before a malformed one, if any). */
+  records: number;
+  /** A variable-length field ran past the end of the set (RFC 7011 §7); the rest of the set is skipped. */
+  malformed: boolean;
+  /** Offset in `buf` of the record that was malformed (when `malformed`). */
+  malformedAt: number;
+}
+
+/**
+ * Takes IPFIX / NetFlow v9 data records of a (non-options) template straight from their
+ * bytes, instead of DecodeService making FlowRecords for them: the ingest worker's fused path
+ * to the spool (src/spool/fused-writer.ts). Such records are counted in
+ * DecodeOutcome.directRecords and stats, not listed in DecodeOutcome.records. It must leave
+ * no view of `buf` behind (the packet buffer is reused after decode()).
+ */
+export interface DirectRecordSink {
+  /** Handles the records of [p, end) with template `t`, filling `result`; false when it does not take this set (the FlowRecord path runs then). */
+  writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: DirectSetResult): boolean;
 }
 
 /** One options data record (RFC 7011 §3.4.2.2, RFC 3954 §6.1), kept for later stages (decodeElements). */
@@ -108,6 +132,8 @@ export interface DecodeCounters {
 
 export interface DecodeOutcome extends DecodeCounters {
   records: FlowRecord[];
+  /** Records handed to the DirectRecordSink instead of `records`. */
+  directRecords: number;
   /** Options data records, in wire order. Sampling and uptime from them are already applied. */
   options: OptionsRecord[];
   /** The first MAX_ERRORS_PER_OUTCOME problems; `errorCount` has them all. */
@@ -182,6 +208,7 @@ export const UNROLLED_COUNTERS_COMPLETE: [Exclude<keyof DecodeCounters, Unrolled
 function newOutcome(): DecodeOutcome {
   return {
     records: [],
+    directRecords: 0,
     options: [],
     errors: [],
     errorCount: 0,
@@ -202,7 +229,7 @@ function newOutcome(): DecodeOutcome {
 }
 
 /** Per-record metadata shared by all records of one data set. */
-interface RecordMeta {
+export interface SetMeta {
   version: number;
   transport: Transport;
   exporter: string;
@@ -217,6 +244,8 @@ export class DecodeService {
   readonly #limits: DecodeLimits;
   readonly #factory: DecoderFactory;
   readonly #rawRecords: boolean;
+  #direct: DirectRecordSink | null;
+  readonly #directResult: DirectSetResult = { records: 0, malformed: false, malformedAt: 0 };
   readonly #sessions = new Map<string, SessionState>();
   readonly #ipfixSeq = new SequenceTracker(IPFIX_SEQUENCE_OPTIONS);
   readonly #packetSeq = new SequenceTracker(PACKET_SEQUENCE_OPTIONS);
@@ -233,7 +262,7 @@ export class DecodeService {
   #session: SessionState | null = null;
   #domain: DomainState | null = null;
   #header: MessageHeader | null = null;
-  #meta: RecordMeta = { version: 0, transport: 'udp', exporter: '', identity: null, observationDomainId: 0, exportTimeS: 0, v9UptimeMs: -1 };
+  #meta: SetMeta = { version: 0, transport: 'udp', exporter: '', identity: null, observationDomainId: 0, exportTimeS: 0, v9UptimeMs: -1 };
   #nowMs = 0;
   #messageRecords = 0;
   #messageCountKnown = true;
@@ -252,6 +281,7 @@ export class DecodeService {
     this.#limits = Object.freeze(merged);
     this.#factory = new DecoderFactory(options.compiledDecoders ?? true);
     this.#rawRecords = options.rawRecords ?? true;
+    this.#direct = options.direct ?? null;
     this.#stats = {
       packets: 0,
       records: 0,
@@ -282,6 +312,11 @@ export class DecodeService {
         this.#error(err);
       },
     };
+  }
+
+  /** Sets or clears the DirectRecordSink (e.g. when flow filters that need FlowRecords are loaded). */
+  setDirectSink(direct: DirectRecordSink | null): void {
+    this.#direct = direct;
   }
 
   get limits(): Readonly<DecodeLimits> {
@@ -589,7 +624,7 @@ export class DecodeService {
    * when the set was malformed (records before the problem are kept). `offsetBase` is the
    * message offset of buf[0], for error offsets.
    */
-  #decodeSet(t: Template, d: DomainState, buf: Uint8Array, view: DataView, p: number, end: number, ctx: RecordContext, meta: RecordMeta, offsetBase: number): number {
+  #decodeSet(t: Template, d: DomainState, buf: Uint8Array, view: DataView, p: number, end: number, ctx: RecordContext, meta: SetMeta, offsetBase: number): number {
     let count = 0;
     if (t.isOptions) {
       const o = this.#options;
@@ -614,6 +649,14 @@ export class DecodeService {
       // Later data sets of this message use what the options just said.
       this.#setContext(ctx, d, meta.exportTimeS, meta.v9UptimeMs);
       return count;
+    }
+    const direct = this.#direct;
+    if (direct !== null && !this.#rawRecords) {
+      const result = this.#directResult;
+      if (direct.writeSet(t, view, buf, p, end, ctx, meta, result)) {
+        this.#out.directRecords += result.records;
+        return result.malformed ? this.#badVarLength(t, offsetBase + result.malformedAt) : result.records;
+      }
     }
     const records = this.#out.records;
     const fields: readonly FieldSpec[] = t.fields;
@@ -707,7 +750,7 @@ export class DecodeService {
       }
       const ctx = this.#pendingCtx;
       this.#setContext(ctx, d, p.exportTimeS, p.uptimeMs);
-      const meta: RecordMeta = {
+      const meta: SetMeta = {
         version: d.version,
         transport: p.transport,
         exporter: p.exporter,
@@ -767,7 +810,7 @@ export class DecodeService {
 
   #finish(out: DecodeOutcome): void {
     const s = this.#stats;
-    s.records += out.records.length;
+    s.records += out.records.length + out.directRecords;
     // Unrolled (runs once per packet; a loop over the keys is a megamorphic keyed access).
     // UNROLLED_COUNTERS_COMPLETE fails to compile when a counter is added but not summed here.
     s.templatesLearned += out.templatesLearned;

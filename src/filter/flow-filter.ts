@@ -51,6 +51,17 @@ export class FlowFilter implements RecordSink {
     this.defaultMatched = 0;
   }
 
+  /** True when the rules accept every record without looking at it (no rules, default accept): records may then bypass this stage (see passedUnseen). */
+  get acceptsAll(): boolean {
+    return this.compiled.rules.length === 0 && !this.compiled.defaultDrop;
+  }
+
+  /** Counts `n` records that went downstream without passing through here while acceptsAll (the ingest worker's fused path). */
+  passedUnseen(n: number): void {
+    this.accepted += n;
+    this.defaultMatched += n;
+  }
+
   accept(records: readonly FlowRecord[]): void {
     const { rules, defaultDrop } = this.compiled;
     if (rules.length === 0 && !defaultDrop) {

@@ -323,30 +323,8 @@ export class BatchEncoder {
     if (timeDelta) head |= HEAD_TIME_DELTA;
 
     this.buf[this.pos++] = head;
-    if ((head & HEAD_BITMAP) !== 0) {
-      const buf = this.buf;
-      const p = this.pos;
-      buf[p] = bits & 0xff;
-      buf[p + 1] = (bits >>> 8) & 0xff;
-      buf[p + 2] = (bits >>> 16) & 0xff;
-      buf[p + 3] = bits >>> 24;
-      this.pos = p + 4;
-      this.prevBits = bits;
-    }
-    if ((head & HEAD_CONTEXT) !== 0) {
-      this.str(r.flowtype);
-      this.str(r.transport);
-      this.str(r.exporter);
-      if (r.exporterIdentity !== null) this.str(r.exporterIdentity);
-      this.ensure(MAX_RECORD_FIXED_BYTES);
-      this.num(r.flowversion);
-      this.num(r.observationDomainId);
-      this.num(r.exportTime);
-      this.num(r.ipVersion);
-      this.num(r.samplingInterval);
-      this.prev = r;
-      this.hasPrev = true;
-    }
+    if ((head & HEAD_BITMAP) !== 0) this.writeBits(bits);
+    if ((head & HEAD_CONTEXT) !== 0) this.writeContext(r);
     // The per-record fields, written through locals: ensure() above reserved room for them.
     const buf = this.buf;
     const view = this.view;
@@ -367,6 +345,95 @@ export class BatchEncoder {
     }
     if (r.uptimeMs !== null) p = putNum(buf, view, p, r.uptimeMs);
     this.pos = p;
+  }
+
+  /** Writes `r`'s context (see the format) and makes it the one later records are compared with. */
+  private writeContext(r: FlowRecord): void {
+    this.str(r.flowtype);
+    this.str(r.transport);
+    this.str(r.exporter);
+    if (r.exporterIdentity !== null) this.str(r.exporterIdentity);
+    this.ensure(MAX_RECORD_FIXED_BYTES);
+    this.num(r.flowversion);
+    this.num(r.observationDomainId);
+    this.num(r.exportTime);
+    this.num(r.ipVersion);
+    this.num(r.samplingInterval);
+    this.prev = r;
+    this.hasPrev = true;
+  }
+
+  /**
+   * For fused writers (fused-writer.ts), which have no FlowRecord: writes a record's head byte,
+   * its bitmap when it differs from the previous record's and its context when any part
+   * differs, exactly as record() does for a record with these values, then reserves room for
+   * the fields; returns the position they start at (write them to `out`, then endRecord()).
+   * A changed context is kept as a small context-only record (about once per packet).
+   */
+  writeHead(
+    bits: number,
+    timeDelta: boolean,
+    flowtype: FlowType,
+    flowversion: number,
+    transport: Transport,
+    exporter: string,
+    identity: string | null,
+    observationDomainId: number,
+    exportTime: number,
+    ipVersion: number,
+    samplingInterval: number,
+  ): number {
+    this.ensure(MAX_RECORD_FIXED_BYTES);
+    let head = timeDelta ? HEAD_TIME_DELTA : 0;
+    if (bits !== this.prevBits || !this.hasPrev) head |= HEAD_BITMAP;
+    const prev = this.prev;
+    const sameContext =
+      this.hasPrev &&
+      prev.exporter === exporter &&
+      prev.flowtype === flowtype &&
+      prev.transport === transport &&
+      prev.exporterIdentity === identity &&
+      Object.is(prev.flowversion, flowversion) &&
+      Object.is(prev.ipVersion, ipVersion) &&
+      Object.is(prev.samplingInterval, samplingInterval) &&
+      Object.is(prev.exportTime, exportTime) &&
+      Object.is(prev.observationDomainId, observationDomainId);
+    if (!sameContext) head |= HEAD_CONTEXT;
+    this.buf[this.pos++] = head;
+    if ((head & HEAD_BITMAP) !== 0) this.writeBits(bits);
+    if (!sameContext) {
+      const c = newFlowRecord(flowtype, flowversion, transport, exporter, identity, observationDomainId, exportTime);
+      c.ipVersion = ipVersion;
+      c.samplingInterval = samplingInterval;
+      this.writeContext(c);
+    }
+    return this.pos;
+  }
+
+  /** The output buffer and its view, for a fused writer between writeHead() and endRecord(); valid until the next writeHead(). */
+  get out(): Uint8Array {
+    return this.buf;
+  }
+
+  get outView(): DataView {
+    return this.view;
+  }
+
+  /** Completes a record a fused writer wrote after writeHead(); `p` is the position after its fields. */
+  endRecord(p: number): void {
+    this.pos = p;
+    this.count++;
+  }
+
+  private writeBits(bits: number): void {
+    const buf = this.buf;
+    const p = this.pos;
+    buf[p] = bits & 0xff;
+    buf[p + 1] = (bits >>> 8) & 0xff;
+    buf[p + 2] = (bits >>> 16) & 0xff;
+    buf[p + 3] = bits >>> 24;
+    this.pos = p + 4;
+    this.prevBits = bits;
   }
 
   private remember(s: string, idx: number): void {
@@ -653,3 +720,32 @@ export function batchRecordCount(bytes: Uint8Array): number {
 export function encodeBatch(records: readonly FlowRecord[]): Uint8Array {
   return new BatchEncoder(16 + records.length * INITIAL_BYTES_PER_RECORD).encode(records).slice();
 }
+
+/**
+ * The format's writers and bitmap constants, for the fused writers' generated code
+ * (fused-writer.ts), which must produce exactly the bytes BatchEncoder.record() does.
+ */
+export const codecInternals = {
+  putNum,
+  putNumOther,
+  SMALL_NUM_LIMIT,
+  putAddr,
+  putCounter,
+  putZigzag,
+  PRESENT_SRC,
+  V6_SRC,
+  PRESENT_DST,
+  V6_DST,
+  PRESENT_NH,
+  V6_NH,
+  PRESENT_BGPNH,
+  V6_BGPNH,
+  PRESENT_IDENTITY,
+  BIGINT_OCTETS,
+  BIGINT_PACKETS,
+  OPTIONAL_BASE_BIT: 11,
+  PRESENT_START,
+  PRESENT_END,
+  PRESENT_UPTIME: 1 << 28,
+  MAX_TIME_DELTA,
+} as const;

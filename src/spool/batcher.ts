@@ -1,5 +1,8 @@
+import type { DirectSetResult, SetMeta } from '../decode/decode-service.js';
+import type { RecordContext } from '../decode/template/record-context.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
+import type { FusedBatchTarget, FusedRecordWriter } from './fused-writer.js';
 import type { AppendResult, QueuedAppendDone } from './spool.js';
 
 /**
@@ -15,6 +18,8 @@ export interface BatchTarget {
 /** Spool's streaming batch (addQueued … flushQueued): records are serialized as they arrive. */
 export interface StreamingBatchTarget extends BatchTarget {
   addQueued(r: FlowRecord): void;
+  /** Spool.addFused: one record by a fused writer; the offset after it, or -1 (malformed, not added). */
+  addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number;
   readonly queuedBatchRecords: number;
   readonly queuedBatchBytes: number;
   flushQueued(done: QueuedAppendDone): void;
@@ -69,7 +74,7 @@ export interface BatcherCounters {
   readonly inFlightRecords: number;
 }
 
-export class Batcher implements RecordSink {
+export class Batcher implements RecordSink, FusedBatchTarget {
   private readonly maxRecords: number;
   private readonly maxBytes: number;
   private readonly maxAgeMs: number;
@@ -126,6 +131,42 @@ export class Batcher implements RecordSink {
       if (this.pending.length >= this.maxRecords || this.pendingBytes >= this.maxBytes) this.flush();
     }
     if (this.pending.length > 0 && this.timer === null) this.armTimer();
+  }
+
+  /** Fused records need the streaming batch; after close() they take the FlowRecord path (and are counted as dropped there). */
+  get acceptsFused(): boolean {
+    return this.stream !== null && !this.closed;
+  }
+
+  /**
+   * The fused path (fused-writer.ts): the records of one data set, [p, end), are written
+   * straight into the streaming batch, with the same cuts as accept() (checked after each
+   * record, so batches keep their exact limits).
+   */
+  writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: DirectSetResult): void {
+    result.records = 0;
+    result.malformed = false;
+    const stream = this.stream;
+    if (stream === null || this.closed) throw new Error('Batcher.writeFusedSet needs an open streaming target (check acceptsFused)');
+    while (end - p >= minLength) {
+      let q: number;
+      try {
+        q = stream.addFused(w, view, buf, p, end, ctx, m);
+      } catch (err) {
+        // Only a closed spool refuses here; the set's records are not decoded then, so one is counted.
+        this.report(1, err, null);
+        return;
+      }
+      if (q < 0) {
+        result.malformed = true;
+        result.malformedAt = p;
+        break;
+      }
+      result.records++;
+      p = q;
+      if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
+    }
+    if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
   }
 
   private armTimer(): void {

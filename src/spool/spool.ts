@@ -2,12 +2,15 @@ import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import type { SetMeta } from '../decode/decode-service.js';
+import type { RecordContext } from '../decode/template/record-context.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { silentLogger } from '../observability/logger.js';
 import { BatchEncoder, batchRecordCount, decodeBatch } from './batch-codec.js';
 import type { BatchCompressor } from './batch-compressor.js';
+import type { FusedRecordWriter } from './fused-writer.js';
 import { compressBatch, decompressBatch, isSealFormat, SEAL_FORMAT_NONE, sealFormatOf, type Compression } from './compression.js';
 import { HighWaterMarkFile } from './high-water-mark.js';
 import {
@@ -761,14 +764,7 @@ export class Spool {
    * counted at flushQueued()).
    */
   addQueued(r: FlowRecord): void {
-    this.assertOpen();
-    if (!this.streamOpen) {
-      if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
-      this.streamEncoder.begin();
-      this.streamOpen = true;
-      this.streamRecords = 0;
-      this.streamFailure = null;
-    }
+    this.openStream();
     this.streamRecords++;
     if (this.streamFailure !== null) return;
     try {
@@ -776,6 +772,35 @@ export class Spool {
     } catch (err) {
       this.streamFailure = err;
     }
+  }
+
+  /**
+   * addQueued() for a fused writer (fused-writer.ts): writes the data record at `p` of `buf`
+   * straight into the open batch. Returns the offset after it, or -1 when its variable-length
+   * field runs past `end` (nothing added). A writer that throws fails the batch like a record
+   * that cannot be serialized; the rest of its set is then skipped (returns `end`).
+   */
+  addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
+    this.openStream();
+    try {
+      const q = w(view, buf, p, end, ctx, this.streamEncoder, m);
+      if (q >= 0) this.streamRecords++;
+      return q;
+    } catch (err) {
+      this.streamRecords++;
+      this.streamFailure ??= err;
+      return end;
+    }
+  }
+
+  private openStream(): void {
+    this.assertOpen();
+    if (this.streamOpen) return;
+    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
+    this.streamEncoder.begin();
+    this.streamOpen = true;
+    this.streamRecords = 0;
+    this.streamFailure = null;
   }
 
   /** Records in the open streaming batch. */

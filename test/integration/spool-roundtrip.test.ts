@@ -1,10 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { DecodeService } from '../../src/decode/decode-service.js';
+import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
+import { FusedSetWriter } from '../../src/spool/fused-writer.js';
 import { Spool } from '../../src/spool/spool.js';
 import { Batcher, type BatcherOptions } from '../../src/spool/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
@@ -400,6 +403,50 @@ describe('spool round trip', () => {
       } finally {
         again.close();
       }
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('fused path (IPFIX/v9 bytes → open batch, no FlowRecord): cut inside sets at exact counts, same records out as the FlowRecord path, closed batcher falls back', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const corpora = join(repoRoot, '..', 'shared', 'corpora');
+      const expected = JSON.parse(readFileSync(join(corpora, 'expected.json'), 'utf8')) as { captures: Record<string, { feed_in_order: string[] }> };
+      const packets: ExporterPacket[] = [];
+      for (const [name, c] of Object.entries(expected.captures)) {
+        for (const f of c.feed_in_order) packets.push({ payload: new Uint8Array(readFileSync(join(corpora, f))), exporter: '192.0.2.1', exporterPort: 2055, transport: 'udp', sessionKey: name, identity: null, receivedAtMs: 1_700_000_000_000 });
+      }
+      const reference: FlowRecord[] = [];
+      const plain = new DecodeService({}, { rawRecords: false });
+      for (const p of packets) reference.push(...plain.decode(p).records);
+
+      const spool = await Spool.open({ dir, kek: KEK });
+      const counts: number[] = [];
+      const batcher = queuedBatcher(spool, { maxRecords: 7, onAppend: (r) => counts.push(r.records) });
+      const fused = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher) });
+      let direct = 0;
+      for (const p of packets) {
+        const o = fused.decode(p);
+        direct += o.directRecords;
+        batcher.accept(o.records); // NetFlow v5 / sFlow: the FlowRecord path, into the same batches
+      }
+      batcher.flush();
+      await spool.settled();
+      assert.ok(direct > 100, `fused records: ${direct}`);
+      assert.ok(counts.slice(0, -1).every((n) => n === 7), `every batch but the last has exactly maxRecords: ${JSON.stringify(counts)}`);
+      assert.equal(counts.reduce((a, b) => a + b, 0), reference.length);
+      const out = [...spool.exportRecords()];
+      assert.equal(out.length, reference.length);
+      // Same records; the order can differ only where one packet mixes both paths (none in the corpora).
+      assert.deepStrictEqual(out, noRaw(reference));
+      assert.equal(spool.verify().ok, true);
+
+      batcher.close();
+      assert.equal(batcher.acceptsFused, false);
+      const after = fused.decode(packets.find((p) => p.payload[1] === 10 && fused.decode(p).records.length > 0) ?? packets[0]!);
+      assert.equal(after.directRecords, 0, 'a closed batcher takes no fused records: they come back as FlowRecords (and are counted as dropped there)');
+      spool.close();
     } finally {
       cleanup();
     }

@@ -1,0 +1,197 @@
+import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
+import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
+import { planTemplate, type FieldPlan } from '../decode/template/field-mapping.js';
+import type { RecordContext } from '../decode/template/record-context.js';
+import { recordDecoderSource } from '../decode/template/record-decoder.js';
+import type { Template } from '../decode/template/template-cache.js';
+import { codecInternals, type BatchEncoder } from './batch-codec.js';
+
+/**
+ * Fused writers: IPFIX / NetFlow v9 data records of a compiled template go from their wire
+ * bytes straight into the open streaming batch's bytes, without a FlowRecord in between.
+ * On the ingest worker this is the hot path (measured: decode + FlowRecord + record() was
+ * about half of the worker's time); it is used only where nothing needs the record object
+ * (no flow filter rules, no stdout copy; see the ingest worker).
+ *
+ * Equivalence is the invariant: a fused writer leaves exactly the bytes that decoding the
+ * record into a FlowRecord (compileRecordDecoder) and serializing it (BatchEncoder.record)
+ * would, context and bitmap sharing with neighbouring records included. It is built from the
+ * same decoder source (recordDecoderSource, with the values in locals instead of a record)
+ * followed by a straight-line copy of record() in which the properties the template never
+ * sets are left out; presence of the ones it sets is still tested per record (a sysUpTime
+ * time is null without an uptime anchor, an IPv4 address may fall back to IPv6, a counter may
+ * be a bigint). Tests compare both paths byte for byte (test/unit/spool-fused-writer.test.ts).
+ */
+
+/** Writes one record at `p` (see RecordDecoder): returns the offset after it, or -1 when a variable-length field runs past `end` (nothing written then). */
+export type FusedRecordWriter = (view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, e: BatchEncoder, m: SetMeta) => number;
+
+/** Where fused records go: the Batcher (batch cuts) in front of Spool.addFused (the open streaming batch). */
+export interface FusedBatchTarget {
+  /** Whether it takes fused records now (false once closed: records then take the FlowRecord path and are counted there). */
+  readonly acceptsFused: boolean;
+  /** Writes the records of [p, end) with `w`; sets result.records and result.malformed (see DirectSetResult). */
+  writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: DirectSetResult): void;
+}
+
+/** Optional numeric properties in bitmap order (bits 11..25), as BatchEncoder.record() writes them. */
+const OPTIONAL_NUMBERS = ['srcPort', 'dstPort', 'protocol', 'tos', 'tcpFlags', 'inputIf', 'outputIf', 'srcMask', 'dstMask', 'srcAs', 'dstAs', 'srcVlan', 'dstVlan', 'icmpType', 'icmpCode'] as const;
+const ADDRESSES = [
+  ['srcAddr', codecInternals.PRESENT_SRC, codecInternals.V6_SRC],
+  ['dstAddr', codecInternals.PRESENT_DST, codecInternals.V6_DST],
+  ['nextHop', codecInternals.PRESENT_NH, codecInternals.V6_NH],
+  ['bgpNextHop', codecInternals.PRESENT_BGPNH, codecInternals.V6_BGPNH],
+] as const;
+
+const local = (prop: string): string => `x_${prop}`;
+
+/**
+ * Properties whose value is always an unsigned integer below 2^24 (a 'uint' field of at most 3
+ * bytes, or the ICMP type/code halves of a 2-byte field): 2·v then fits putNum's 32-bit
+ * varint loop, with no test (0 included: putNum writes it as the single byte 0 as well).
+ */
+function smallUintProps(plans: readonly FieldPlan[]): Set<string> {
+  const small = new Set<string>();
+  for (const plan of plans) {
+    for (const t of plan.targets) {
+      if (t.fallback) continue;
+      if ((t.kind === 'uint' && plan.spec.length <= 3) || t.kind === 'icmpTypeCode') small.add(t.prop);
+    }
+  }
+  return small;
+}
+
+/** 'ipv4' or 'ipv6' for an address property filled by exactly one field of that kind; 'mixed' when it has an IPv6 fallback. */
+function addressKinds(plans: readonly FieldPlan[]): Map<string, 'ipv4' | 'ipv6' | 'mixed'> {
+  const kinds = new Map<string, 'ipv4' | 'ipv6' | 'mixed'>();
+  for (const plan of plans) {
+    for (const t of plan.targets) {
+      if (t.kind !== 'ipv4' && t.kind !== 'ipv6') continue;
+      kinds.set(t.prop, kinds.has(t.prop) ? 'mixed' : t.kind);
+    }
+  }
+  return kinds;
+}
+
+/** Generated source of a fused writer for `plans` (exported for tests that read it). */
+export function fusedWriterSource(plans: readonly FieldPlan[]): string {
+  const src = recordDecoderSource(plans, local);
+  const has = (prop: string): boolean => src.assigned.has(prop);
+  const c = codecInternals;
+  const lines: string[] = [];
+  // FlowRecord defaults (newFlowRecord): counters and ipVersion 0, everything else null. The
+  // epilogue reads srcAddr/dstAddr (to infer ipVersion) even when the template sets neither.
+  for (const prop of new Set([...src.assigned, 'srcAddr', 'dstAddr', 'ipVersion'])) lines.push(`let ${local(prop)} = ${prop === 'octets' || prop === 'packets' || prop === 'ipVersion' ? '0' : 'null'};`);
+  lines.push(...src.lines);
+  // The bitmap, as record() computes it; properties this template never sets are null.
+  lines.push('let bits = m.identity !== null ? ' + String(c.PRESENT_IDENTITY) + ' : 0;');
+  for (const [prop, present, v6] of ADDRESSES) {
+    if (has(prop)) lines.push(`if (${local(prop)} !== null) bits |= typeof ${local(prop)} === 'number' ? ${present} : ${present | v6};`);
+  }
+  if (has('octets')) lines.push(`if (typeof x_octets === 'bigint') bits |= ${c.BIGINT_OCTETS};`);
+  if (has('packets')) lines.push(`if (typeof x_packets === 'bigint') bits |= ${c.BIGINT_PACKETS};`);
+  OPTIONAL_NUMBERS.forEach((prop, i) => {
+    if (has(prop)) lines.push(`if (${local(prop)} !== null) bits |= ${1 << (c.OPTIONAL_BASE_BIT + i)};`);
+  });
+  if (has('startMs')) lines.push(`if (x_startMs !== null) bits |= ${c.PRESENT_START};`);
+  if (has('endMs')) lines.push(`if (x_endMs !== null) bits |= ${c.PRESENT_END};`);
+  if (has('uptimeMs')) lines.push(`if (x_uptimeMs !== null) bits |= ${c.PRESENT_UPTIME};`);
+  const timed = has('startMs') && has('endMs');
+  lines.push('const base = m.exportTimeS * 1000;');
+  lines.push(
+    timed
+      ? `const td = x_startMs !== null && x_endMs !== null && Number.isSafeInteger(x_startMs) && Number.isSafeInteger(x_endMs) && Number.isSafeInteger(base) && Math.abs(x_startMs - base) < ${c.MAX_TIME_DELTA} && Math.abs(x_endMs - x_startMs) < ${c.MAX_TIME_DELTA} && !Object.is(x_startMs, -0) && !Object.is(x_endMs, -0);`
+      : 'const td = false;',
+  );
+  lines.push(`let o = e.writeHead(bits, td, 'netflow', m.version, m.transport, m.exporter, m.identity, m.observationDomainId, m.exportTimeS, ${local('ipVersion')}, ${local('samplingInterval')});`);
+  lines.push('const ob = e.out, ov = e.outView;');
+  // An address with one source is written in place: an IPv4 field's u32 (always a valid one,
+  // read by getUint32) or an IPv6 field's 16-byte copy; one with an IPv6 fallback can be either.
+  const kinds = addressKinds(plans);
+  for (const [prop] of ADDRESSES) {
+    if (!has(prop)) continue;
+    const x = local(prop);
+    const kind = kinds.get(prop);
+    if (kind === 'ipv4') lines.push(`if (${x} !== null) { ov.setUint32(o, ${x}, false); o += 4; }`);
+    else if (kind === 'ipv6') lines.push(`if (${x} !== null) { ob.set(${x}, o); o += 16; }`);
+    else lines.push(`if (${x} !== null) o = putAddr(ob, ov, o, ${x});`);
+  }
+  lines.push(`o = putCounter(ob, ov, o, ${has('octets') ? 'x_octets' : '0'});`);
+  lines.push(`o = putCounter(ob, ov, o, ${has('packets') ? 'x_packets' : '0'});`);
+  // putNum written out in place (V8 would not inline fifteen calls into a function this size):
+  // values known to be small unsigned integers go straight to the varint loop, others take
+  // putNum's own fast-path test and fall back to putNumOther, exactly as putNum does.
+  const small = smallUintProps(plans);
+  for (const prop of OPTIONAL_NUMBERS) {
+    if (!has(prop)) continue;
+    const x = local(prop);
+    const varint = `{ let z = ${x} * 2; while (z >= 128) { ob[o++] = (z & 127) | 128; z >>>= 7; } ob[o++] = z; }`;
+    if (small.has(prop)) lines.push(`if (${x} !== null) ${varint}`);
+    else lines.push(`if (${x} !== null) { if ((${x} | 0) === ${x} && ${x} > 0 && ${x} < ${c.SMALL_NUM_LIMIT}) ${varint} else o = putNumOther(ob, ov, o, ${x}); }`);
+  }
+  if (timed) lines.push('if (td) { o = putZigzag(ob, o, x_startMs - base); o = putZigzag(ob, o, x_endMs - x_startMs); } else {');
+  if (has('startMs')) lines.push('if (x_startMs !== null) o = putNum(ob, ov, o, x_startMs);');
+  if (has('endMs')) lines.push('if (x_endMs !== null) o = putNum(ob, ov, o, x_endMs);');
+  if (timed) lines.push('}');
+  if (has('uptimeMs')) lines.push('if (x_uptimeMs !== null) o = putNum(ob, ov, o, x_uptimeMs);');
+  lines.push('e.endRecord(o);');
+  lines.push(`return ${src.end};`);
+  return lines.join('\n  ');
+}
+
+/** Compiles a fused writer for `plans` (the source is built from numbers and fixed property names only, never from packet text). */
+export function compileFusedWriter(plans: readonly FieldPlan[]): FusedRecordWriter {
+  const body = fusedWriterSource(plans);
+  const c = codecInternals;
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised writer is the point (see above)
+  const factory = new Function(
+    'readCounter64',
+    'readUnsignedN',
+    'putNum',
+    'putNumOther',
+    'putAddr',
+    'putCounter',
+    'putZigzag',
+    `return function fusedRecord(view, buf, p, end, ctx, e, m) {\n  ${body}\n};`,
+  ) as (
+    rc: typeof readCounter64,
+    ru: typeof readUnsignedN,
+    pn: typeof c.putNum,
+    pno: typeof c.putNumOther,
+    pa: typeof c.putAddr,
+    pc: typeof c.putCounter,
+    pz: typeof c.putZigzag,
+  ) => FusedRecordWriter;
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putZigzag);
+}
+
+/** Bound on distinct layouts with a compiled writer (like the decoders' cache). */
+const MAX_CACHED_WRITERS = 4096;
+
+/**
+ * The DecodeService's direct sink on the ingest worker: compiles (once per template layout)
+ * and runs fused writers into `target`. A template whose writer cannot be compiled, or any
+ * set while the target refuses, takes the FlowRecord path instead.
+ */
+export class FusedSetWriter implements DirectRecordSink {
+  readonly #writers = new Map<string, FusedRecordWriter | null>();
+
+  constructor(private readonly target: FusedBatchTarget) {}
+
+  writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: DirectSetResult): boolean {
+    if (!this.target.acceptsFused) return false;
+    let w = this.#writers.get(t.signature);
+    if (w === undefined) {
+      try {
+        w = compileFusedWriter(planTemplate(t.fields, t.scopeFieldCount));
+      } catch {
+        w = null;
+      }
+      if (this.#writers.size >= MAX_CACHED_WRITERS) this.#writers.clear();
+      this.#writers.set(t.signature, w);
+    }
+    if (w === null) return false;
+    this.target.writeFusedSet(w, view, buf, p, end, t.minLength, ctx, meta, result);
+    return true;
+  }
+}

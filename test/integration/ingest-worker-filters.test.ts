@@ -1,0 +1,87 @@
+/**
+ * Flow filters in the running ingest worker, across reloads. The worker writes IPFIX/v9
+ * records straight from their bytes into the spool (the fused path) only while the filters
+ * accept everything; a drop rule must switch that off at start-up and on reload, and removing
+ * the rules must switch it back on. A dropped record must never reach the spool.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IngestWorker } from '../../src/pipeline/ingest-channel.js';
+import type { IngestWorkerInit } from '../../src/pipeline/ingest-protocol.js';
+import { Spool } from '../../src/spool/spool.js';
+import { ipToString } from '../../src/flow/ip.js';
+import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from '../support/ipfix-builder.js';
+import { tempDir, testKek } from '../support/spool-fixtures.js';
+
+const KEK = testKek(3);
+const FIELDS: FieldDef[] = [
+  { id: 8, length: 4 },
+  { id: 12, length: 4 },
+  { id: 7, length: 2 },
+  { id: 11, length: 2 },
+  { id: 4, length: 1 },
+  { id: 1, length: 8 },
+  { id: 2, length: 4 },
+];
+const DROP_DNS = { default: 'accept', rules: [{ name: 'no-dns', action: 'drop', protocols: ['udp'], dstports: [53] }] };
+const ACCEPT_ALL = { default: 'accept', rules: [] };
+
+/** One IPFIX message (template + data) with a DNS and an HTTPS flow from 10.0.<phase>.x. */
+function phasePacket(phase: number, sequence: number): Uint8Array {
+  return ipfixMessage({ sequence, exportTime: 1_700_000_000 + phase }, [
+    ipfixTemplateSet([{ id: 256, fields: FIELDS }]),
+    dataSet(256, FIELDS, [
+      [`10.0.${phase}.1`, '192.0.2.53', 40000, 53, 17, 80n, 1],
+      [`10.0.${phase}.2`, '192.0.2.80', 40001, 443, 6, 1500n, 2],
+    ]),
+  ]);
+}
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  for (let waited = 0; !cond(); waited += 50) {
+    if (waited > ms) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('ingest worker: a drop rule keeps records off the spool at start-up and after each reload (fused path off and on again)', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  const init: IngestWorkerInit = {
+    logLevel: 'silent',
+    decode: { templateLifetimeMs: 1_800_000, maxTemplatesPerSession: 64, maxFieldsPerTemplate: 64, pendingHoldMs: 2000, maxPendingRecordsPerSession: 1000, maxSessions: 16 },
+    filters: DROP_DNS,
+    spool: { dir, keks: [KEK], quotaBytes: 1 << 30, fullPolicy: 'drop-oldest', synchronous: 'normal', epochMs: 3_600_000 },
+    batch: { maxRecords: 5000, maxBytes: 1 << 20, maxAgeMs: 100 },
+    stdoutRecords: false,
+    decoderStateIntervalMs: 60_000,
+  };
+  const worker = new IngestWorker(init);
+  try {
+    await worker.ready();
+    const decoded = (): number => worker.stats()?.records ?? 0;
+    // Phases: drop rule (from start-up) → no rules → drop rule again. Each phase's packet is
+    // decoded (the worker's statistics say so) before the next reload is posted.
+    const phases = [null, ACCEPT_ALL, DROP_DNS];
+    for (const [i, filters] of phases.entries()) {
+      if (filters !== null) worker.reload({ filters });
+      worker.channel.submit(exporterPacket(phasePacket(i, i * 2)));
+      worker.channel.flush();
+      await until(() => decoded() >= 2 * (i + 1), 10_000);
+    }
+    await worker.stop();
+    const final = worker.stats();
+    assert.ok(final !== null);
+    assert.equal(final.records, 6);
+    assert.equal(final.recordsFiltered, 2);
+  } finally {
+    await worker.terminate().catch(() => undefined);
+  }
+  const spool = await Spool.open({ dir, kek: KEK });
+  try {
+    const stored = [...spool.exportRecords()].map((r) => `${r.srcAddr === null ? '-' : ipToString(r.srcAddr)}:${String(r.dstPort)}`).sort();
+    assert.deepEqual(stored, ['10.0.0.2:443', '10.0.1.1:53', '10.0.1.2:443', '10.0.2.2:443']);
+  } finally {
+    spool.close();
+    cleanup();
+  }
+});
