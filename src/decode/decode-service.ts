@@ -146,7 +146,10 @@ export interface DecodeOutcome extends DecodeCounters {
 
 export interface DecodeServiceStats extends DecodeCounters {
   packets: number;
+  /** Every record decoded, both paths. */
   records: number;
+  /** Of `records`, those written by the DirectRecordSink (the ingest worker's fused path to the spool). */
+  directRecords: number;
   errorsByCode: Record<string, number>;
   templatesLive: number;
   sessions: number;
@@ -285,6 +288,7 @@ export class DecodeService {
     this.#stats = {
       packets: 0,
       records: 0,
+      directRecords: 0,
       errorsByCode: {},
       templatesLive: 0,
       sessions: 0,
@@ -811,6 +815,7 @@ export class DecodeService {
   #finish(out: DecodeOutcome): void {
     const s = this.#stats;
     s.records += out.records.length + out.directRecords;
+    s.directRecords += out.directRecords;
     // Unrolled (runs once per packet; a loop over the keys is a megamorphic keyed access).
     // UNROLLED_COUNTERS_COMPLETE fails to compile when a counter is added but not summed here.
     s.templatesLearned += out.templatesLearned;
