@@ -2,6 +2,7 @@ import type { DirectSetResult, SetMeta } from '../decode/decode-service.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
+import { SpoolError } from '../flow/errors.js';
 import type { FusedBatchTarget, FusedRecordWriter } from './fused-writer.js';
 import type { AppendResult, QueuedAppendDone } from './spool.js';
 
@@ -153,7 +154,9 @@ export class Batcher implements RecordSink, FusedBatchTarget {
       try {
         q = stream.addFused(w, view, buf, p, end, ctx, m);
       } catch (err) {
-        // Only a closed spool refuses here; the set's records are not decoded then, so one is counted.
+        // A decoding failure is the caller's (DecodeService counts it like a decoder's); a closed
+        // spool refuses the record, counted here (the rest of the set is not decoded then).
+        if (!(err instanceof SpoolError)) throw err;
         this.report(1, err, null);
         return;
       }

@@ -777,16 +777,20 @@ export class Spool {
   /**
    * addQueued() for a fused writer (fused-writer.ts): writes the data record at `p` of `buf`
    * straight into the open batch. Returns the offset after it, or -1 when its variable-length
-   * field runs past `end` (nothing added). A writer that throws fails the batch like a record
-   * that cannot be serialized; the rest of its set is then skipped (returns `end`).
+   * field runs past `end` (nothing added). A writer that throws before writing anything (while
+   * decoding) leaves the batch as it was and the error goes to the caller, as a decoder's
+   * would; one that throws part-way through the record fails the batch like a record that
+   * cannot be serialized, and the rest of its set is skipped (returns `end`).
    */
   addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
     this.openStream();
+    const before = this.streamEncoder.bytes;
     try {
       const q = w(view, buf, p, end, ctx, this.streamEncoder, m);
       if (q >= 0) this.streamRecords++;
       return q;
     } catch (err) {
+      if (this.streamEncoder.bytes === before) throw err;
       this.streamRecords++;
       this.streamFailure ??= err;
       return end;

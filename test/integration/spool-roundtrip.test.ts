@@ -4,10 +4,12 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { DecodeService } from '../../src/decode/decode-service.js';
+import { DecodeService, type SetMeta } from '../../src/decode/decode-service.js';
+import { RecordContext } from '../../src/decode/template/record-context.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
-import { FusedSetWriter } from '../../src/spool/fused-writer.js';
+import { FusedSetWriter, type FusedRecordWriter } from '../../src/spool/fused-writer.js';
+import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from '../support/ipfix-builder.js';
 import { Spool } from '../../src/spool/spool.js';
 import { Batcher, type BatcherOptions } from '../../src/spool/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
@@ -446,6 +448,49 @@ describe('spool round trip', () => {
       assert.equal(batcher.acceptsFused, false);
       const after = fused.decode(packets.find((p) => p.payload[1] === 10 && fused.decode(p).records.length > 0) ?? packets[0]!);
       assert.equal(after.directRecords, 0, 'a closed batcher takes no fused records: they come back as FlowRecords (and are counted as dropped there)');
+      spool.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('fused writers that throw: while decoding the batch is untouched and the error is the decoder\'s; part-way through a record the batch fails (counted)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      const results: number[] = [];
+      const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push(r.droppedRecords) });
+      const buf = new Uint8Array(64);
+      const view = new DataView(buf.buffer);
+      const meta: SetMeta = { version: 10, transport: 'udp', exporter: '192.0.2.1', identity: null, observationDomainId: 0, exportTimeS: 1_700_000_000, v9UptimeMs: -1 };
+      const ctx = new RecordContext();
+      const result = { records: 0, malformed: false, malformedAt: 0 };
+      batcher.accept(ipv4Records(3, 31));
+      const whileDecoding: FusedRecordWriter = () => {
+        throw new RangeError('offset is outside the bounds of the DataView');
+      };
+      assert.throws(() => batcher.writeFusedSet(whileDecoding, view, buf, 0, 64, 8, ctx, meta, result), RangeError);
+      assert.equal(spool.queuedBatchRecords, 3, 'nothing was added');
+      // Through a DecodeService the same failure is a counted decode error (its packet's records are lost, the batch is not).
+      const fields: FieldDef[] = [{ id: 8, length: 4 }];
+      const svc = new DecodeService({}, { rawRecords: false, direct: { writeSet: (t, v, b, p, end, c, m, r) => (batcher.writeFusedSet(whileDecoding, v, b, p, end, t.minLength, c, m, r), true) } });
+      const out = svc.decode(exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1']])])));
+      assert.deepEqual(out.errors.map((e) => e.code), ['ERR_DECODE_BAD_RECORD']);
+      batcher.flush();
+      await spool.settled();
+      assert.deepEqual(results, [0], 'the batch with the three good records is stored');
+
+      const partWay: FusedRecordWriter = (_v, _b, _p, end, _c, e) => {
+        e.writeHead(0, false, 'netflow', 10, 'udp', '192.0.2.1', null, 0, 1_700_000_000, 4, 1);
+        throw new Error('serializer failure');
+      };
+      batcher.accept(ipv4Records(2, 32));
+      batcher.writeFusedSet(partWay, view, buf, 0, 64, 8, ctx, meta, result);
+      assert.equal(result.records, 1, 'the failed record counts (dropped with its batch); the rest of the set is skipped');
+      batcher.flush();
+      await spool.settled();
+      assert.deepEqual(results, [0, 3], 'the batch the failure happened in is dropped whole and counted');
+      assert.equal(spool.verify().ok, true);
       spool.close();
     } finally {
       cleanup();
