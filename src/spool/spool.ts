@@ -92,6 +92,8 @@ export interface SpoolOptions {
   readonly maxDbBytes?: number;
   /** SQLite busy timeout for contention between instances. Default 5 s. */
   readonly busyTimeoutMs?: number;
+  /** Longest close(), append() and useCompressor() wait for batches out on the compressor thread before dropping them (counted). Default 10 s. */
+  readonly compressorWaitMs?: number;
   readonly clock?: () => number;
   /** Timer for the idle checkpoint tick (tests inject their own). Defaults to an unref'd setInterval. */
   readonly setInterval?: (fn: () => void, ms: number) => unknown;
@@ -221,7 +223,7 @@ const MAX_COMPRESSOR_JOBS = 4;
 /** While jobs are out, results are also polled on a timer this often (the appending thread may be idle). */
 const COMPRESSOR_POLL_MS = 1;
 /** close(), append() and useCompressor() wait at most this long for batches out on the compressor thread; later ones are dropped (counted). */
-const COMPRESSOR_WAIT_MS = 10_000;
+const DEFAULT_COMPRESSOR_WAIT_MS = 10_000;
 /** Atomics.wait target for 1 ms sleeps while waiting for the compressor thread (never notified). */
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
@@ -379,6 +381,7 @@ export class Spool {
   private readonly fullPolicy: FullPolicy;
   private readonly epochMs: number;
   private readonly checkpointIntervalMs: number;
+  private readonly compressorWaitMs: number;
   private readonly readOnly: boolean;
   private readonly synchronous: SynchronousMode;
   private readonly sealFormat: number;
@@ -442,6 +445,7 @@ export class Spool {
     this.fullPolicy = options.fullPolicy ?? 'drop-oldest';
     this.epochMs = options.epochMs ?? DEFAULT_EPOCH_MS;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    this.compressorWaitMs = options.compressorWaitMs ?? DEFAULT_COMPRESSOR_WAIT_MS;
     this.readOnly = options.readOnly ?? false;
     this.synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
     this.sealFormat = sealFormatOf(options.compression);
@@ -759,7 +763,7 @@ export class Spool {
    * this thread, from flushQueued(), pollQueued() or the poll timer. Not durable until then: on
    * a crash, what is open or queued is lost like the Batcher's pending records (milliseconds'
    * worth). close() and append() first commit what is queued (waiting, at most
-   * COMPRESSOR_WAIT_MS, for what the thread has not returned); settled() waits for the queue.
+   * the compressorWaitMs option, 10 s by default, for what the thread has not returned); settled() waits for the queue.
    * A record that cannot be serialized fails its whole batch, as in append() (dropped and
    * counted at flushQueued()).
    */
@@ -954,12 +958,12 @@ export class Spool {
 
   /**
    * Commits every queued batch now, in order. Batches out on the compressor thread are waited
-   * for (at most COMPRESSOR_WAIT_MS); any that do not come back are dropped and counted.
+   * for (at most the compressorWaitMs option, 10 s by default); any that do not come back are dropped and counted.
    */
   private commitAllQueued(): void {
     if (this.queue.length === 0) return;
     // Batches out on the compressor thread were transferred there: wait for them (bounded).
-    const deadline = Date.now() + COMPRESSOR_WAIT_MS;
+    const deadline = Date.now() + this.compressorWaitMs;
     while (this.jobs.size > 0 && Date.now() < deadline) {
       if (!this.takeResults()) Atomics.wait(SLEEP_CELL, 0, 0, 1);
     }

@@ -326,6 +326,37 @@ describe('spool round trip', () => {
     }
   });
 
+  test('close() waits for batches out on the compressor thread only up to compressorWaitMs; those not back are dropped and counted, the rest verifies', { timeout: 30_000 }, async () => {
+    const { dir, cleanup } = tempDir();
+    const compressor = await BatchCompressor.start();
+    try {
+      // A bound of 0: close() does not wait at all, so the batch just handed to the (live) thread cannot be back.
+      const spool = await Spool.open({ dir, kek: KEK, compressorWaitMs: 0 });
+      spool.useCompressor(null);
+      const results: { id: number | null; dropped: number }[] = [];
+      const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
+      batcher.accept(ipv4Records(100, 3)); // compressed inline: committed at once
+      spool.useCompressor(compressor);
+      batcher.accept(ipv4Records(100, 4));
+      assert.equal(batcher.counters().inFlightRecords, 100, 'the second batch is out on the thread');
+      const t0 = Date.now();
+      spool.close();
+      assert.ok(Date.now() - t0 < 2000, 'close() did not wait');
+      assert.deepEqual(results, [{ id: 1, dropped: 0 }, { id: null, dropped: 100 }]);
+      assert.deepEqual(batcher.counters(), { batches: 2, records: 100, droppedRecords: 100, inFlightRecords: 0 });
+      const again = await Spool.open({ dir, kek: KEK });
+      try {
+        assert.equal(again.verify().ok, true);
+        assert.equal(again.status().records, 100);
+      } finally {
+        again.close();
+      }
+    } finally {
+      await compressor.close();
+      cleanup();
+    }
+  });
+
   test('compression bypass (overload) and compression "none" store sealed, uncompressed batches that read back exactly', async () => {
     const { dir, cleanup } = tempDir();
     const compressor = await BatchCompressor.start();
