@@ -1,11 +1,16 @@
 /**
- * Flow filters in the running ingest worker, across reloads. The worker writes IPFIX/v9
- * records straight from their bytes into the spool (the fused path) only while the filters
- * accept everything; a drop rule must switch that off at start-up and on reload, and removing
- * the rules must switch it back on. A dropped record must never reach the spool.
+ * The running ingest worker thread (real worker, real SQLite spool in a temp dir):
+ * - Flow filters across reloads. The worker writes IPFIX/v9 records straight from their bytes
+ *   into the spool (the fused path) only while the filters accept everything; a drop rule must
+ *   switch that off at start-up and on reload, and removing the rules must switch it back on.
+ *   A dropped record must never reach the spool.
+ * - Overload: packets that waited long before reaching the worker switch batches to
+ *   uncompressed storage, fresh ones switch compression back on.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { IngestWorker } from '../../src/pipeline/ingest-channel.js';
 import type { IngestWorkerInit } from '../../src/pipeline/ingest-protocol.js';
 import { Spool } from '../../src/spool/spool.js';
@@ -44,17 +49,21 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
   }
 }
 
-test('ingest worker: a drop rule keeps records off the spool at start-up and after each reload (fused path off and on again)', { timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempDir();
-  const init: IngestWorkerInit = {
+function workerInit(dir: string, filters: unknown): IngestWorkerInit {
+  return {
     logLevel: 'silent',
     decode: { templateLifetimeMs: 1_800_000, maxTemplatesPerSession: 64, maxFieldsPerTemplate: 64, pendingHoldMs: 2000, maxPendingRecordsPerSession: 1000, maxSessions: 16 },
-    filters: DROP_DNS,
+    filters,
     spool: { dir, keks: [KEK], quotaBytes: 1 << 30, fullPolicy: 'drop-oldest', synchronous: 'normal', epochMs: 3_600_000 },
     batch: { maxRecords: 5000, maxBytes: 1 << 20, maxAgeMs: 100 },
     stdoutRecords: false,
     decoderStateIntervalMs: 60_000,
   };
+}
+
+test('ingest worker: a drop rule keeps records off the spool at start-up and after each reload (fused path off and on again)', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  const init = workerInit(dir, DROP_DNS);
   const worker = new IngestWorker(init);
   try {
     await worker.ready();
@@ -80,6 +89,50 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
   try {
     const stored = [...spool.exportRecords()].map((r) => `${r.srcAddr === null ? '-' : ipToString(r.srcAddr)}:${String(r.dstPort)}`).sort();
     assert.deepEqual(stored, ['10.0.0.2:443', '10.0.1.1:53', '10.0.1.2:443', '10.0.2.2:443']);
+  } finally {
+    spool.close();
+    cleanup();
+  }
+});
+
+test('ingest worker: packets that waited over 250 ms switch batches to uncompressed storage; fresh ones switch compression back on', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  const worker = new IngestWorker(workerInit(dir, ACCEPT_ALL));
+  interface Compression {
+    offThread: number;
+    inline: number;
+    bypassed: number;
+    overloaded: boolean;
+  }
+  const compression = (): Compression | null => (worker.stats()?.compression ?? null) as Compression | null;
+  try {
+    await worker.ready();
+    // receivedAtMs is when the receive path saw the packet: 2 s ago means it waited 2 s for the worker.
+    worker.channel.submit({ ...exporterPacket(phasePacket(0, 0)), receivedAtMs: Date.now() - 2000 });
+    worker.channel.flush();
+    await until(() => compression()?.overloaded === true && (compression()?.bypassed ?? 0) >= 1, 10_000);
+    worker.channel.submit({ ...exporterPacket(phasePacket(1, 2)), receivedAtMs: Date.now() });
+    worker.channel.flush();
+    await until(() => compression()?.overloaded === false && (worker.stats()?.records ?? 0) >= 4, 10_000);
+    await worker.stop();
+    const c = compression();
+    assert.ok(c !== null);
+    assert.equal(c.bypassed, 1);
+    assert.equal(c.offThread + c.inline, 1, 'the batch after the backlog cleared is compressed');
+  } finally {
+    await worker.terminate().catch(() => undefined);
+  }
+  const db = new Database(join(dir, 'spool.db'), { readonly: true });
+  try {
+    // Seal formats (compression.ts): 3 = stored uncompressed (still sealed), 2 = brotli.
+    assert.deepEqual((db.prepare('SELECT format, records FROM batches ORDER BY id').all() as { format: number; records: number }[]).map((r) => [r.format, r.records]), [[3, 2], [2, 2]]);
+  } finally {
+    db.close();
+  }
+  const spool = await Spool.open({ dir, kek: KEK });
+  try {
+    assert.equal(spool.verify().ok, true);
+    assert.deepEqual([...spool.exportRecords()].map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr))), ['10.0.0.1', '10.0.0.2', '10.0.1.1', '10.0.1.2']);
   } finally {
     spool.close();
     cleanup();
