@@ -74,7 +74,11 @@ export interface DecodeServiceOptions {
    * allocation per record and keeps the received datagram alive as long as the record.
    */
   readonly rawRecords?: boolean;
-  /** Takes the records of compiled templates instead of FlowRecords in the outcome (see DirectRecordSink); default none. */
+  /**
+   * Takes the records of compiled templates instead of FlowRecords in the outcome (see
+   * DirectRecordSink); default none. Used only with rawRecords false (a record with `raw`
+   * needs the FlowRecord path).
+   */
   readonly direct?: DirectRecordSink | null;
 }
 
@@ -104,7 +108,7 @@ export interface DirectRecordSink {
 export interface OptionsRecord {
   readonly templateId: number;
   readonly observationDomainId: number;
-  /** records.length when this options record was decoded: its position in the packet's record stream. */
+  /** records.length when this options record was decoded: its position in the packet's record stream (records taken by a DirectRecordSink are not in `records`). */
   readonly recordIndex: number;
   readonly raw: RawRecord;
 }
@@ -657,10 +661,16 @@ export class DecodeService {
     const direct = this.#direct;
     if (direct !== null && !this.#rawRecords) {
       const result = this.#directResult;
-      if (direct.writeSet(t, view, buf, p, end, ctx, meta, result)) {
+      result.records = 0;
+      result.malformed = false;
+      let taken: boolean;
+      try {
+        taken = direct.writeSet(t, view, buf, p, end, ctx, meta, result);
+      } finally {
+        // Records the sink took before a failure (reported by decode() as a decode error) are counted too.
         this.#out.directRecords += result.records;
-        return result.malformed ? this.#badVarLength(t, offsetBase + result.malformedAt) : result.records;
       }
+      if (taken) return result.malformed ? this.#badVarLength(t, offsetBase + result.malformedAt) : result.records;
     }
     const records = this.#out.records;
     const fields: readonly FieldSpec[] = t.fields;

@@ -368,7 +368,9 @@ export class BatchEncoder {
    * its bitmap when it differs from the previous record's and its context when any part
    * differs, exactly as record() does for a record with these values, then reserves room for
    * the fields; returns the position they start at (write them to `out`, then endRecord()).
-   * A changed context is kept as a small context-only record (about once per packet).
+   * The context is written into the head as record() does; what later records are compared
+   * with is kept as a small context-only FlowRecord, made only when the context changes
+   * (about once per packet).
    */
   writeHead(
     bits: number,
@@ -409,6 +411,9 @@ export class BatchEncoder {
     }
     return this.pos;
   }
+
+  /** Set by a fused writer before writeHead(): the packet offset where its record ends, so a record whose serialization fails can be skipped exactly. */
+  fusedRecordEnd = -1;
 
   /** The output buffer and its view, for a fused writer between writeHead() and endRecord(); valid until the next writeHead(). */
   get out(): Uint8Array {

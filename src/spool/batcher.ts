@@ -2,7 +2,6 @@ import type { DirectSetResult, SetMeta } from '../decode/decode-service.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
-import { SpoolError } from '../flow/errors.js';
 import type { FusedBatchTarget, FusedRecordWriter } from './fused-writer.js';
 import type { AppendResult, QueuedAppendDone } from './spool.js';
 
@@ -19,6 +18,8 @@ export interface BatchTarget {
 /** Spool's streaming batch (addQueued … flushQueued): records are serialized as they arrive. */
 export interface StreamingBatchTarget extends BatchTarget {
   addQueued(r: FlowRecord): void;
+  /** Whether addQueued/addFused would take a record now (open, writable). */
+  readonly acceptsQueued: boolean;
   /** Spool.addFused: one record by a fused writer; the offset after it, or -1 (malformed, not added). */
   addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number;
   readonly queuedBatchRecords: number;
@@ -134,9 +135,9 @@ export class Batcher implements RecordSink, FusedBatchTarget {
     if (this.pending.length > 0 && this.timer === null) this.armTimer();
   }
 
-  /** Fused records need the streaming batch; after close() they take the FlowRecord path (and are counted as dropped there). */
+  /** Fused records need an open streaming batch; otherwise (batcher or spool closed, read-only spool) they take the FlowRecord path and are counted as dropped there. */
   get acceptsFused(): boolean {
-    return this.stream !== null && !this.closed;
+    return this.stream !== null && !this.closed && this.stream.acceptsQueued;
   }
 
   /**
@@ -148,28 +149,24 @@ export class Batcher implements RecordSink, FusedBatchTarget {
     result.records = 0;
     result.malformed = false;
     const stream = this.stream;
-    if (stream === null || this.closed) throw new Error('Batcher.writeFusedSet needs an open streaming target (check acceptsFused)');
-    while (end - p >= minLength) {
-      let q: number;
-      try {
-        q = stream.addFused(w, view, buf, p, end, ctx, m);
-      } catch (err) {
-        // A decoding failure is the caller's (DecodeService counts it like a decoder's); a closed
-        // spool refuses the record, counted here (the rest of the set is not decoded then).
-        if (!(err instanceof SpoolError)) throw err;
-        this.report(1, err, null);
-        return;
+    if (stream === null || !this.acceptsFused) throw new Error('Batcher.writeFusedSet needs an open streaming target (check acceptsFused)');
+    // `result.records` counts each record as soon as it is in the batch, so a failure that
+    // escapes (DecodeService counts it as a decode error) leaves the records before it counted.
+    try {
+      while (end - p >= minLength) {
+        const q = stream.addFused(w, view, buf, p, end, ctx, m);
+        if (q < 0) {
+          result.malformed = true;
+          result.malformedAt = p;
+          break;
+        }
+        result.records++;
+        p = q;
+        if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
       }
-      if (q < 0) {
-        result.malformed = true;
-        result.malformedAt = p;
-        break;
-      }
-      result.records++;
-      p = q;
-      if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
+    } finally {
+      if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
     }
-    if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
   }
 
   private armTimer(): void {

@@ -103,6 +103,7 @@ export function fusedWriterSource(plans: readonly FieldPlan[]): string {
       ? `const td = x_startMs !== null && x_endMs !== null && Number.isSafeInteger(x_startMs) && Number.isSafeInteger(x_endMs) && Number.isSafeInteger(base) && Math.abs(x_startMs - base) < ${c.MAX_TIME_DELTA} && Math.abs(x_endMs - x_startMs) < ${c.MAX_TIME_DELTA} && !Object.is(x_startMs, -0) && !Object.is(x_endMs, -0);`
       : 'const td = false;',
   );
+  lines.push(`e.fusedRecordEnd = ${src.end};`);
   lines.push(`let o = e.writeHead(bits, td, 'netflow', m.version, m.transport, m.exporter, m.identity, m.observationDomainId, m.exportTimeS, ${local('ipVersion')}, ${local('samplingInterval')});`);
   lines.push('const ob = e.out, ov = e.outView;');
   // An address with one source is written in place: an IPv4 field's u32 (always a valid one,

@@ -784,7 +784,7 @@ export class Spool {
    * field runs past `end` (nothing added). A writer that throws before writing anything (while
    * decoding) leaves the batch as it was and the error goes to the caller, as a decoder's
    * would; one that throws part-way through the record fails the batch like a record that
-   * cannot be serialized, and the rest of its set is skipped (returns `end`).
+   * cannot be serialized (counted with it), and the set goes on with the next record.
    */
   addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
     this.openStream();
@@ -797,8 +797,15 @@ export class Spool {
       if (this.streamEncoder.bytes === before) throw err;
       this.streamRecords++;
       this.streamFailure ??= err;
-      return end;
+      // The writer noted where the record ends before it began writing (see fused-writer.ts).
+      const next = this.streamEncoder.fusedRecordEnd;
+      return next > p && next <= end ? next : end;
     }
+  }
+
+  /** Whether addQueued()/addFused() take a record now. */
+  get acceptsQueued(): boolean {
+    return !this.closed && !this.readOnly;
   }
 
   private openStream(): void {

@@ -511,18 +511,22 @@ describe('spool round trip', () => {
       await spool.settled();
       assert.deepEqual(results, [0], 'the batch with the three good records is stored');
 
-      const partWay: FusedRecordWriter = (_v, _b, _p, end, _c, e) => {
+      // Eight 8-byte records, each failing after its head (as a too-long exporter identity would).
+      const partWay: FusedRecordWriter = (_v, _b, p, _end, _c, e) => {
+        e.fusedRecordEnd = p + 8;
         e.writeHead(0, false, 'netflow', 10, 'udp', '192.0.2.1', null, 0, 1_700_000_000, 4, 1);
         throw new Error('serializer failure');
       };
       batcher.accept(ipv4Records(2, 32));
       batcher.writeFusedSet(partWay, view, buf, 0, 64, 8, ctx, meta, result);
-      assert.equal(result.records, 1, 'the failed record counts (dropped with its batch); the rest of the set is skipped');
+      assert.equal(result.records, 8, 'every record of the set is counted (dropped with their batch), as on the FlowRecord path');
       batcher.flush();
       await spool.settled();
-      assert.deepEqual(results, [0, 3], 'the batch the failure happened in is dropped whole and counted');
+      assert.deepEqual(results, [0, 10], 'the batch the failures happened in is dropped whole and counted');
       assert.equal(spool.verify().ok, true);
+      assert.equal(batcher.acceptsFused, true);
       spool.close();
+      assert.equal(batcher.acceptsFused, false, 'a closed spool takes no fused records: they take the FlowRecord path (counted as dropped there)');
     } finally {
       cleanup();
     }
