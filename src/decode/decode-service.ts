@@ -235,6 +235,13 @@ function newOutcome(): DecodeOutcome {
   };
 }
 
+/** `r` reset for the next data set (a function, so the caller's checks see the sink's writes, not these constants). */
+function clearedResult(r: DirectSetResult): DirectSetResult {
+  r.records = 0;
+  r.malformed = false;
+  return r;
+}
+
 /** Per-record metadata shared by all records of one data set. */
 export interface SetMeta {
   version: number;
@@ -660,9 +667,7 @@ export class DecodeService {
     }
     const direct = this.#direct;
     if (direct !== null && !this.#rawRecords) {
-      const result = this.#directResult;
-      result.records = 0;
-      result.malformed = false;
+      const result = clearedResult(this.#directResult);
       let taken: boolean;
       try {
         taken = direct.writeSet(t, view, buf, p, end, ctx, meta, result);
