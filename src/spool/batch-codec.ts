@@ -736,7 +736,7 @@ export const codecInternals = {
   SMALL_NUM_LIMIT,
   putAddr,
   putCounter,
-  putZigzag,
+  putVarint,
   PRESENT_SRC,
   V6_SRC,
   PRESENT_DST,

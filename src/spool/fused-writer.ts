@@ -117,20 +117,27 @@ export function fusedWriterSource(plans: readonly FieldPlan[]): string {
     else if (kind === 'ipv6') lines.push(`if (${x} !== null) { ob.set(${x}, o); o += 16; }`);
     else lines.push(`if (${x} !== null) o = putAddr(ob, ov, o, ${x});`);
   }
-  lines.push(`o = putCounter(ob, ov, o, ${has('octets') ? 'x_octets' : '0'});`);
-  lines.push(`o = putCounter(ob, ov, o, ${has('packets') ? 'x_packets' : '0'});`);
-  // putNum written out in place (V8 would not inline fifteen calls into a function this size):
-  // values known to be small unsigned integers go straight to the varint loop, others take
-  // putNum's own fast-path test and fall back to putNumOther, exactly as putNum does.
+  // putNum, putCounter and putZigzag are written out in place (V8 would not inline twenty calls
+  // into a function this size), each with the same tests as the function it stands for:
+  // varint(z) is putVarint's loop for 0 ≤ z < 2^28 (32-bit shifts stay exact there).
+  const varint = (z: string): string => `{ let z = ${z}; while (z >= 128) { ob[o++] = (z & 127) | 128; z >>>= 7; } ob[o++] = z; }`;
+  // putNum(x) for a number x: the fast path (0 < x < 2^29, an integer), else putNumOther.
+  const num = (x: string): string => `if ((${x} | 0) === ${x} && ${x} > 0 && ${x} < ${c.SMALL_NUM_LIMIT}) ${varint(`${x} * 2`)} else o = putNumOther(ob, ov, o, ${x});`;
+  for (const counter of ['octets', 'packets']) {
+    const x = local(counter);
+    // A counter the template does not carry is the number 0, which putNum writes as the byte 0.
+    lines.push(has(counter) ? `if (typeof ${x} === 'number') { ${num(x)} } else o = putCounter(ob, ov, o, ${x});` : 'ob[o++] = 0;');
+  }
+  // Values known to be small unsigned integers (< 2^24) skip putNum's test: 2·v is always in the loop's range.
   const small = smallUintProps(plans);
   for (const prop of OPTIONAL_NUMBERS) {
     if (!has(prop)) continue;
     const x = local(prop);
-    const varint = `{ let z = ${x} * 2; while (z >= 128) { ob[o++] = (z & 127) | 128; z >>>= 7; } ob[o++] = z; }`;
-    if (small.has(prop)) lines.push(`if (${x} !== null) ${varint}`);
-    else lines.push(`if (${x} !== null) { if ((${x} | 0) === ${x} && ${x} > 0 && ${x} < ${c.SMALL_NUM_LIMIT}) ${varint} else o = putNumOther(ob, ov, o, ${x}); }`);
+    lines.push(small.has(prop) ? `if (${x} !== null) ${varint(`${x} * 2`)}` : `if (${x} !== null) { ${num(x)} }`);
   }
-  if (timed) lines.push('if (td) { o = putZigzag(ob, o, x_startMs - base); o = putZigzag(ob, o, x_endMs - x_startMs); } else {');
+  // putZigzag(d) = putVarint(zz(d)); with td the deltas are safe integers below 2^50.
+  const zigzag = (d: string): string => `{ const d = ${d}; const zz = d >= 0 ? d * 2 : -d * 2 - 1; if (zz < ${2 ** 28}) ${varint('zz')} else o = putVarint(ob, o, zz); }`;
+  if (timed) lines.push(`if (td) { ${zigzag('x_startMs - base')} ${zigzag('x_endMs - x_startMs')} } else {`);
   if (has('startMs')) lines.push('if (x_startMs !== null) o = putNum(ob, ov, o, x_startMs);');
   if (has('endMs')) lines.push('if (x_endMs !== null) o = putNum(ob, ov, o, x_endMs);');
   if (timed) lines.push('}');
@@ -152,7 +159,7 @@ export function compileFusedWriter(plans: readonly FieldPlan[]): FusedRecordWrit
     'putNumOther',
     'putAddr',
     'putCounter',
-    'putZigzag',
+    'putVarint',
     `return function fusedRecord(view, buf, p, end, ctx, e, m) {\n  ${body}\n};`,
   ) as (
     rc: typeof readCounter64,
@@ -161,9 +168,9 @@ export function compileFusedWriter(plans: readonly FieldPlan[]): FusedRecordWrit
     pno: typeof c.putNumOther,
     pa: typeof c.putAddr,
     pc: typeof c.putCounter,
-    pz: typeof c.putZigzag,
+    pv: typeof c.putVarint,
   ) => FusedRecordWriter;
-  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putZigzag);
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint);
 }
 
 /** Bound on distinct layouts with a compiled writer (like the decoders' cache). */
