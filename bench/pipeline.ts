@@ -6,9 +6,9 @@
  * For each offered rate it runs `BENCH_SECONDS` (default 10 s), then compares the records the
  * generator sent with the records decoded and committed to the spool, and reads the kernel's
  * UDP drop counter for the port. The figure that matters is the highest offered rate with
- * loss under 0.1%. With Debian's nfcapd installed, the same ladder is run against it (counted
- * with `nfdump -I`) for a reference measured on the same machine in the same run
- * (`BENCH_NFCAPD=off` skips it, e.g. for A/B runs of the probe alone).
+ * loss under 0.1%. With Debian's nfcapd installed, each rate is also run against it right
+ * after sealflow's step (counted with `nfdump -I`), a reference measured on the same machine
+ * in the same minute (`BENCH_NFCAPD=off` skips it, e.g. for A/B runs of the probe alone).
  * Also reported: RSS of the probe process and spool bytes per record, with the share of batches
  * stored uncompressed because ingest was overloaded ("unc.", see README, Overload).
  */
@@ -164,8 +164,8 @@ async function probeStep(rate: number): Promise<Step> {
   }
 }
 
-/** nfcapd on the same ladder: flows counted by `nfdump -I` after it exits. */
-async function nfcapdStep(rate: number): Promise<{ sent: number; stored: number; loss: number; senderCpuPct: number } | null> {
+/** nfcapd at one rate of the ladder: flows counted by `nfdump -I` after it exits. */
+async function nfcapdStep(rate: number): Promise<{ sent: number; stored: number; loss: number; senderCpuPct: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-bench-nfcapd-'));
   try {
     const child = spawn('nfcapd', ['-w', dir, '-p', String(PORT + 1), '-b', '127.0.0.1', '-B', String(64 * 1024 * 1024), '-t', '3600'], { stdio: 'ignore' });
@@ -187,33 +187,42 @@ function pct(x: number): string {
   return `${(x * 100).toFixed(3)}%`;
 }
 
+/**
+ * The ladder. With nfcapd, each rate runs sealflow's step and then nfcapd's, so both see the
+ * machine in the same minute (a shared VM's speed drifts by tens of percent within minutes);
+ * each stops climbing at its own first step over the loss limit.
+ */
 export async function run(): Promise<void> {
   console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}`);
   console.log(`probe CPU: all threads / receive path (main thread${loadUdpReceiverAddon().addon === null ? '' : ' + native receiver thread'}), ns per record spooled (the rest is mostly the ingest worker)`);
+  let withNfcapd = process.env.BENCH_NFCAPD !== 'off';
+  if (withNfcapd && spawnSync('nfcapd', ['-V'], { stdio: 'ignore' }).error !== undefined) {
+    console.log('nfcapd not installed: no reference run (apt-get install nfdump)');
+    withNfcapd = false;
+  }
+  if (withNfcapd) console.log('nfcapd (Debian nfdump) runs each rate right after sealflow, on the same port setup, counted with nfdump -I');
   console.log('offered/s   sent        decoded     spooled     kernel-drops  chan-drops  loss      RSS MB  B/rec (unc.) sender CPU  probe CPU');
   let best = 0;
+  let nfBest = 0;
+  let probeClimbing = true;
+  let nfClimbing = withNfcapd;
   for (const rate of RATES) {
-    const s = await probeStep(rate);
-    console.log(
-      `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${`${s.spoolBytesPerRecord.toFixed(1)} (${(s.bypassedShare * 100).toFixed(0)}%)`.padEnd(12)} ${`${s.senderCpuPct.toFixed(0)}%`.padEnd(11)} ${s.probeNsPerRecord.toFixed(0)} / ${s.receiveNsPerRecord?.toFixed(0) ?? '-'} ns`,
-    );
-    if (s.loss >= LOSS_LIMIT) break;
-    best = rate;
+    if (!probeClimbing && !nfClimbing) break;
+    if (probeClimbing) {
+      const s = await probeStep(rate);
+      console.log(
+        `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${`${s.spoolBytesPerRecord.toFixed(1)} (${(s.bypassedShare * 100).toFixed(0)}%)`.padEnd(12)} ${`${s.senderCpuPct.toFixed(0)}%`.padEnd(11)} ${s.probeNsPerRecord.toFixed(0)} / ${s.receiveNsPerRecord?.toFixed(0) ?? '-'} ns`,
+      );
+      if (s.loss >= LOSS_LIMIT) probeClimbing = false;
+      else best = rate;
+    }
+    if (nfClimbing) {
+      const r = await nfcapdStep(rate);
+      console.log(`  nfcapd ${String(rate).padEnd(11)} sent ${r.sent} stored ${r.stored} loss ${pct(r.loss)} sender CPU ${r.senderCpuPct.toFixed(0)}%`);
+      if (r.loss >= LOSS_LIMIT) nfClimbing = false;
+      else nfBest = rate;
+    }
   }
   console.log(`sealflow: highest offered rate with loss < ${pct(LOSS_LIMIT)}: ${best} records/s`);
-
-  if (process.env.BENCH_NFCAPD === 'off') return;
-  if (spawnSync('nfcapd', ['-V'], { stdio: 'ignore' }).error !== undefined) {
-    console.log('nfcapd not installed: no reference run (apt-get install nfdump)');
-    return;
-  }
-  let nfBest = 0;
-  for (const rate of RATES) {
-    const r = await nfcapdStep(rate);
-    if (r === null) break;
-    console.log(`nfcapd ${String(rate).padEnd(11)} sent ${r.sent} stored ${r.stored} loss ${pct(r.loss)} sender CPU ${r.senderCpuPct.toFixed(0)}%`);
-    if (r.loss >= LOSS_LIMIT) break;
-    nfBest = rate;
-  }
-  console.log(`nfcapd: highest offered rate with loss < ${pct(LOSS_LIMIT)}: ${nfBest} records/s`);
+  if (withNfcapd) console.log(`nfcapd: highest offered rate with loss < ${pct(LOSS_LIMIT)}: ${nfBest} records/s`);
 }
