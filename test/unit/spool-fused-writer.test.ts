@@ -10,6 +10,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,5 +226,17 @@ describe('fused writers', () => {
     assert.equal(r.errorsFused.length, 1);
     assert.match(r.errorsFused[0] ?? '', /^ERR_DECODE_BAD_VARLEN@/);
     assert.deepEqual(r.errorsFused, r.errorsViaRecords);
+  });
+
+  test('without code generation (node --disallow-code-generation-from-strings) every record takes the FlowRecord path, same bytes', () => {
+    const child = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', path.join(repoRoot, 'test/support/fused-no-codegen-child.ts')], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(child.status, 0, child.stderr);
+    const out = JSON.parse(child.stdout) as { direct: number; records: number; errors: string[]; batch: string };
+    assert.deepEqual({ direct: out.direct, records: out.records, errors: out.errors }, { direct: 0, records: 2, errors: [] });
+    // The same message here, where code generation works, takes the fused path and leaves the same bytes.
+    const fields: FieldDef[] = [{ id: 8, length: 4 }, { id: 12, length: 4 }, { id: 7, length: 2 }, { id: 1, length: 8 }];
+    const r = bothWays([exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1', '192.0.2.1', 80, 1500n], ['10.0.0.2', '192.0.2.2', 443, 40n]])]))]);
+    assert.equal(r.directRecords, 2);
+    assert.equal(Buffer.from(r.fused).toString('hex'), out.batch);
   });
 });
