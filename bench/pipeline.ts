@@ -25,7 +25,7 @@ import type { SpoolStatus } from '../src/spool/spool.js';
 import { startUdpLoad } from './udp-load.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '10');
-const RATES = (process.env.BENCH_RATES ?? '250000,500000,1000000,1500000,2000000,2500000,3000000').split(',').map(Number);
+const RATES = (process.env.BENCH_RATES ?? '250000,500000,1000000,1250000,1500000,1750000,2000000,2250000,2500000,3000000').split(',').map(Number);
 const LOSS_LIMIT = 0.001;
 const PORT = 47391;
 /** listeners.udpReceiver for the probe: "auto" (default), "native" or "node" to compare the two. */
