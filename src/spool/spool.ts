@@ -762,8 +762,9 @@ export class Spool {
    * compression and every earlier batch's are done; `done` gets each result, in that order, on
    * this thread, from flushQueued(), pollQueued() or the poll timer. Not durable until then: on
    * a crash, what is open or queued is lost like the Batcher's pending records (milliseconds'
-   * worth). close() and append() first commit what is queued (waiting, at most
-   * the compressorWaitMs option, 10 s by default, for what the thread has not returned); settled() waits for the queue.
+   * worth). close() and append() first commit what is queued (waiting, at most the
+   * compressorWaitMs option, 10 s by default, for what the thread has not returned); settled()
+   * waits for the queue.
    * A record that cannot be serialized fails its whole batch, as in append() (dropped and
    * counted at flushQueued()).
    */
