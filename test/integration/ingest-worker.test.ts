@@ -105,34 +105,46 @@ test('ingest worker: packets that waited over 250 ms switch batches to uncompres
     overloaded: boolean;
   }
   const compression = (): Compression | null => (worker.stats()?.compression ?? null) as Compression | null;
+  let sent = 0;
+  const send = (receivedAtMs: number): void => {
+    worker.channel.submit({ ...exporterPacket(phasePacket(sent, sent * 2)), receivedAtMs });
+    worker.channel.flush();
+    sent++;
+  };
   try {
     await worker.ready();
     // receivedAtMs is when the receive path saw the packet: 2 s ago means it waited 2 s for the worker.
-    worker.channel.submit({ ...exporterPacket(phasePacket(0, 0)), receivedAtMs: Date.now() - 2000 });
-    worker.channel.flush();
+    send(Date.now() - 2000);
     await until(() => compression()?.overloaded === true && (compression()?.bypassed ?? 0) >= 1, 10_000);
-    worker.channel.submit({ ...exporterPacket(phasePacket(1, 2)), receivedAtMs: Date.now() });
-    worker.channel.flush();
-    await until(() => compression()?.overloaded === false && (worker.stats()?.records ?? 0) >= 4, 10_000);
+    // Fresh packets until the worker sees a lag under 50 ms (on a loaded machine one may not be enough; bounded).
+    for (let i = 0; i < 50 && compression()?.overloaded !== false; i++) {
+      send(Date.now());
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(compression()?.overloaded, false, 'overload cleared');
+    // One more batch after it cleared: compressed.
+    const before = compression();
+    send(Date.now());
+    await until(() => (worker.stats()?.records ?? 0) >= 2 * sent && (compression()?.offThread ?? 0) + (compression()?.inline ?? 0) > (before?.offThread ?? 0) + (before?.inline ?? 0), 10_000);
     await worker.stop();
-    const c = compression();
-    assert.ok(c !== null);
-    assert.equal(c.bypassed, 1);
-    assert.equal(c.offThread + c.inline, 1, 'the batch after the backlog cleared is compressed');
   } finally {
     await worker.terminate().catch(() => undefined);
   }
   const db = new Database(join(dir, 'spool.db'), { readonly: true });
   try {
     // Seal formats (compression.ts): 3 = stored uncompressed (still sealed), 2 = brotli.
-    assert.deepEqual((db.prepare('SELECT format, records FROM batches ORDER BY id').all() as { format: number; records: number }[]).map((r) => [r.format, r.records]), [[3, 2], [2, 2]]);
+    const rows = (db.prepare('SELECT format, records FROM batches ORDER BY id').all() as { format: number; records: number }[]).map((r) => [r.format, r.records]);
+    assert.deepEqual(rows[0], [3, 2], 'the backlogged packet\'s batch is stored uncompressed');
+    assert.equal(rows.at(-1)?.[0], 2, 'the last batch is compressed again');
   } finally {
     db.close();
   }
   const spool = await Spool.open({ dir, kek: KEK });
   try {
     assert.equal(spool.verify().ok, true);
-    assert.deepEqual([...spool.exportRecords()].map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr))), ['10.0.0.1', '10.0.0.2', '10.0.1.1', '10.0.1.2']);
+    const stored = [...spool.exportRecords()].map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr)));
+    assert.equal(stored.length, 2 * sent);
+    assert.deepEqual(stored.slice(0, 2), ['10.0.0.1', '10.0.0.2']);
   } finally {
     spool.close();
     cleanup();
