@@ -54,6 +54,9 @@ const BIGINT_OCTETS = 1 << 9;
 const BIGINT_PACKETS = 1 << 10;
 const PRESENT_START = 1 << 26;
 const PRESENT_END = 1 << 27;
+const PRESENT_UPTIME = 1 << 28;
+/** Bit of the first optional number (srcPort); see the list below. */
+const OPTIONAL_BASE_BIT = 11;
 
 // Record head bits.
 const HEAD_BITMAP = 1;
@@ -297,23 +300,11 @@ export class BatchEncoder {
     if (r.icmpCode !== null) bits |= 1 << 25;
     if (startMs !== null) bits |= PRESENT_START;
     if (endMs !== null) bits |= PRESENT_END;
-    if (r.uptimeMs !== null) bits |= 1 << 28;
+    if (r.uptimeMs !== null) bits |= PRESENT_UPTIME;
 
     let head = 0;
     if (bits !== this.prevBits || !this.hasPrev) head |= HEAD_BITMAP;
-    const prev = this.prev;
-    if (
-      !this.hasPrev ||
-      prev.exporter !== r.exporter ||
-      prev.flowtype !== r.flowtype ||
-      prev.transport !== r.transport ||
-      prev.exporterIdentity !== r.exporterIdentity ||
-      !Object.is(prev.flowversion, r.flowversion) ||
-      !Object.is(prev.ipVersion, r.ipVersion) ||
-      !Object.is(prev.samplingInterval, r.samplingInterval) ||
-      !Object.is(prev.exportTime, r.exportTime) ||
-      !Object.is(prev.observationDomainId, r.observationDomainId)
-    ) {
+    if (!this.sameContext(r.flowtype, r.flowversion, r.transport, r.exporter, r.exporterIdentity, r.observationDomainId, r.exportTime, r.ipVersion, r.samplingInterval)) {
       head |= HEAD_CONTEXT;
     }
     const base = r.exportTime * 1000;
@@ -345,6 +336,33 @@ export class BatchEncoder {
     }
     if (r.uptimeMs !== null) p = putNum(buf, view, p, r.uptimeMs);
     this.pos = p;
+  }
+
+  /** Whether a record with this context can share the previous record's (HEAD_CONTEXT unset); numbers compare bit-exactly (NaN, -0). */
+  private sameContext(
+    flowtype: FlowType,
+    flowversion: number,
+    transport: Transport,
+    exporter: string,
+    identity: string | null,
+    observationDomainId: number,
+    exportTime: number,
+    ipVersion: number,
+    samplingInterval: number,
+  ): boolean {
+    const prev = this.prev;
+    return (
+      this.hasPrev &&
+      prev.exporter === exporter &&
+      prev.flowtype === flowtype &&
+      prev.transport === transport &&
+      prev.exporterIdentity === identity &&
+      Object.is(prev.flowversion, flowversion) &&
+      Object.is(prev.ipVersion, ipVersion) &&
+      Object.is(prev.samplingInterval, samplingInterval) &&
+      Object.is(prev.exportTime, exportTime) &&
+      Object.is(prev.observationDomainId, observationDomainId)
+    );
   }
 
   /** Writes `r`'s context (see the format) and makes it the one later records are compared with. */
@@ -388,18 +406,7 @@ export class BatchEncoder {
     this.ensure(MAX_RECORD_FIXED_BYTES);
     let head = timeDelta ? HEAD_TIME_DELTA : 0;
     if (bits !== this.prevBits || !this.hasPrev) head |= HEAD_BITMAP;
-    const prev = this.prev;
-    const sameContext =
-      this.hasPrev &&
-      prev.exporter === exporter &&
-      prev.flowtype === flowtype &&
-      prev.transport === transport &&
-      prev.exporterIdentity === identity &&
-      Object.is(prev.flowversion, flowversion) &&
-      Object.is(prev.ipVersion, ipVersion) &&
-      Object.is(prev.samplingInterval, samplingInterval) &&
-      Object.is(prev.exportTime, exportTime) &&
-      Object.is(prev.observationDomainId, observationDomainId);
+    const sameContext = this.sameContext(flowtype, flowversion, transport, exporter, identity, observationDomainId, exportTime, ipVersion, samplingInterval);
     if (!sameContext) head |= HEAD_CONTEXT;
     this.buf[this.pos++] = head;
     if ((head & HEAD_BITMAP) !== 0) this.writeBits(bits);
@@ -670,7 +677,7 @@ export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
       startMs = (bits & PRESENT_START) !== 0 ? r.num() : null;
       endMs = (bits & PRESENT_END) !== 0 ? r.num() : null;
     }
-    const uptimeMs = (bits & (1 << 28)) !== 0 ? r.num() : null;
+    const uptimeMs = (bits & PRESENT_UPTIME) !== 0 ? r.num() : null;
     // Property order matches newFlowRecord() so decoded records share its hidden class.
     out[i] = {
       flowtype,
@@ -748,9 +755,9 @@ export const codecInternals = {
   PRESENT_IDENTITY,
   BIGINT_OCTETS,
   BIGINT_PACKETS,
-  OPTIONAL_BASE_BIT: 11,
+  OPTIONAL_BASE_BIT,
   PRESENT_START,
   PRESENT_END,
-  PRESENT_UPTIME: 1 << 28,
+  PRESENT_UPTIME,
   MAX_TIME_DELTA,
 } as const;
