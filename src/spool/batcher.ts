@@ -122,9 +122,9 @@ export class Batcher implements RecordSink, FusedBatchTarget {
           this.report(1, err, null);
           continue;
         }
-        if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
+        this.flushIfFull(stream);
       }
-      if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
+      this.armIfOpen(stream);
       return;
     }
     for (const r of records) {
@@ -162,11 +162,21 @@ export class Batcher implements RecordSink, FusedBatchTarget {
         }
         result.records++;
         p = q;
-        if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
+        this.flushIfFull(stream);
       }
     } finally {
-      if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
+      this.armIfOpen(stream);
     }
+  }
+
+  /** Closes the streaming batch once it holds maxRecords records or maxBytes serialized bytes. */
+  private flushIfFull(stream: StreamingBatchTarget): void {
+    if (stream.queuedBatchRecords >= this.maxRecords || stream.queuedBatchBytes >= this.maxBytes) this.flush();
+  }
+
+  /** Starts the age timer for an open streaming batch that has none. */
+  private armIfOpen(stream: StreamingBatchTarget): void {
+    if (stream.queuedBatchRecords > 0 && this.timer === null) this.armTimer();
   }
 
   private armTimer(): void {
