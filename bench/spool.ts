@@ -11,7 +11,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { BatchEncoder, decodeBatch } from '../src/spool/batch-codec.js';
-import { open, randomBytes, randomKey, seal, sodiumReady } from '../src/spool/spool-crypto.js';
+import { batchAeadEngine, open, randomBytes, randomKey, seal, sodiumReady, useBatchAeadEngine } from '../src/spool/spool-crypto.js';
 import { Spool, batchAd, type SynchronousMode } from '../src/spool/spool.js';
 import type { FlowRecord } from '../src/flow/flow-record.js';
 import { ipv4Records, tempDir, testKek } from '../test/support/spool-fixtures.js';
@@ -120,7 +120,13 @@ export async function run(): Promise<void> {
   console.log(`compress deflate-raw level 1    ${fmt(measure((i) => deflateRawSync(pick(plain, i), { level: 1 })))}`);
   console.log(`compress brotli quality 0 (used) ${fmt(measure((i) => brotliCompressSync(pick(plain, i), brotliParams(0))))}`);
   console.log(`compress brotli quality 1       ${fmt(measure((i) => brotliCompressSync(pick(plain, i), brotliParams(1))))}`);
-  console.log(`encrypt XChaCha20-Poly1305      ${fmt(measure((i) => seal(key, nonce, pick(brotli, i), batchAd(2, spoolId, i, 1, tag))))}`);
+  const engine = batchAeadEngine();
+  for (const e of engine === 'openssl' ? (['libsodium', 'openssl'] as const) : (['libsodium'] as const)) {
+    useBatchAeadEngine(e);
+    const label = `encrypt XChaCha20-Poly1305 (${e === 'openssl' ? 'OpenSSL' : 'libsodium.js'}${e === engine ? ', used' : ''})`;
+    console.log(`${label.padEnd(32)}${fmt(measure((i) => seal(key, nonce, pick(brotli, i), batchAd(2, spoolId, i, 1, tag))))}`);
+  }
+  useBatchAeadEngine(engine);
   console.log(
     `decrypt + brotli-dec + decode   ${fmt(
       measure((i) => {

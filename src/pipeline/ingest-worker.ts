@@ -26,6 +26,7 @@ import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { Batcher } from '../spool/batcher.js';
 import { FusedSetWriter } from '../spool/fused-writer.js';
 import { Spool } from '../spool/spool.js';
+import { batchAeadEngine } from '../spool/spool-crypto.js';
 import { WalCheckpointer } from '../spool/wal-checkpointer.js';
 import { BatchCompressor } from '../spool/batch-compressor.js';
 import { isSealflowError } from '../flow/errors.js';
@@ -103,6 +104,13 @@ async function main(): Promise<void> {
     });
     return;
   }
+
+  logger.info(
+    { event: 'spool.aead', engine: batchAeadEngine() },
+    batchAeadEngine() === 'openssl'
+      ? 'batches sealed with XChaCha20-Poly1305: HChaCha20 by libsodium, ChaCha20-Poly1305 by Node\'s OpenSSL (checked against libsodium at start-up)'
+      : 'batches sealed with XChaCha20-Poly1305 by libsodium (Node\'s OpenSSL lacks ChaCha20-Poly1305 or failed the check against libsodium)',
+  );
 
   // Keeps this thread's WAL short and its checkpoint copies and fsyncs off this thread (see
   // wal-checkpointer.ts). Optional: without it the spool checkpoints inline as before.

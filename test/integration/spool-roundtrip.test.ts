@@ -15,6 +15,7 @@ import { Batcher, type BatcherOptions } from '../../src/spool/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
 import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
 import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, SEAL_FORMAT_NONE } from '../../src/spool/compression.js';
+import { batchAeadEngine, useBatchAeadEngine, type BatchAeadEngine } from '../../src/spool/spool-crypto.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 
 const KEK = testKek(1);
@@ -54,6 +55,35 @@ describe('spool round trip', () => {
       assert.deepStrictEqual([...spool.exportRecords()], noRaw([...a, ...b]));
       spool.close();
     } finally {
+      cleanup();
+    }
+  });
+
+  test('a spool sealed by one AEAD engine verifies and reads with the other (libsodium ⇄ OpenSSL), across reopens', async () => {
+    const { dir, cleanup } = tempDir();
+    const initial = batchAeadEngine();
+    try {
+      const order: BatchAeadEngine[] = ['libsodium', 'openssl', 'libsodium'];
+      const written: FlowRecord[] = [];
+      for (const [i, e] of order.entries()) {
+        useBatchAeadEngine(e);
+        const spool = await Spool.open({ dir, kek: KEK });
+        useBatchAeadEngine(e); // open() picks the engine again (sodiumReady)
+        const records = i === 1 ? edgeRecords() : ipv4Records(300 + i, i);
+        spool.append(records);
+        written.push(...noRaw(records));
+        spool.close();
+      }
+      for (const e of ['openssl', 'libsodium'] as const) {
+        const spool = await Spool.open({ dir, kek: KEK });
+        useBatchAeadEngine(e);
+        assert.equal(spool.verify().ok, true, e);
+        assert.deepStrictEqual([...spool.exportRecords()], written, e);
+        assert.deepEqual(spool.lease(10).map((l) => l.id), [1, 2, 3], e);
+        spool.close();
+      }
+    } finally {
+      useBatchAeadEngine(initial);
       cleanup();
     }
   });
