@@ -49,6 +49,9 @@ const MATCH_FIELDS = ['protocols', 'dstports', 'srcports', 'srcnets', 'dstnets',
 const RULE_KEYS: ReadonlySet<string> = new Set(['name', 'action', ...MATCH_FIELDS]);
 const TOP_KEYS: ReadonlySet<string> = new Set(['default', 'rules']);
 
+/** What a rule can look at: these fields of a FlowRecord (or of a record a fused writer is about to write, spool/fused-writer.ts). */
+export type FilterFields = Pick<FlowRecord, 'protocol' | 'srcPort' | 'dstPort' | 'srcAddr' | 'dstAddr' | 'srcAs' | 'dstAs' | 'exporter'>;
+
 /** Upper bound on rules: far beyond any sane policy, low enough that a typo'd generator cannot stall ingest. */
 export const MAX_FILTER_RULES = 10_000;
 /** Upper bound on values in one field (prefix lists are scanned linearly per record). */
@@ -154,7 +157,7 @@ export class CompiledRule {
     private readonly exporters: ExporterMatcher | null,
   ) {}
 
-  matches(r: FlowRecord): boolean {
+  matches(r: FilterFields): boolean {
     if (this.protocols !== null && (r.protocol === null || this.protocols[r.protocol] !== 1)) return false;
     if (this.dstports !== null && (r.dstPort === null || !this.dstports.matches(r.dstPort))) return false;
     if (this.srcports !== null && (r.srcPort === null || !this.srcports.matches(r.srcPort))) return false;
@@ -175,14 +178,14 @@ export class CompiledFilters {
   ) {}
 
   /** Index of the first matching rule, or -1 when the default action applies. */
-  firstMatch(r: FlowRecord): number {
+  firstMatch(r: FilterFields): number {
     const rules = this.rules;
     for (let i = 0; i < rules.length; i++) if (rules[i]?.matches(r) === true) return i;
     return -1;
   }
 
   /** Whether the record is dropped. */
-  drops(r: FlowRecord): boolean {
+  drops(r: FilterFields): boolean {
     const i = this.firstMatch(r);
     return this.rules[i]?.drop ?? this.defaultDrop;
   }

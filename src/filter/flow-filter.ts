@@ -1,6 +1,8 @@
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
-import type { CompiledFilters, FilterAction } from './compile-filters.js';
+import type { CompiledFilters, FilterAction, FilterFields } from './compile-filters.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
  * The flow filter stage: a RecordSink that applies CompiledFilters to every record and hands
@@ -62,6 +64,28 @@ export class FlowFilter implements RecordSink {
     this.defaultMatched += n;
   }
 
+  /**
+   * A reusable object for admit(): the ingest worker's fused writers fill it with the fields
+   * of the record they are about to write (no FlowRecord exists on that path).
+   */
+  readonly fields: Mutable<FilterFields> = { protocol: null, srcPort: null, dstPort: null, srcAddr: null, dstAddr: null, srcAs: null, dstAs: null, exporter: '' };
+
+  /** Decides and counts one record (as accept() does for each of its records): true to keep it. */
+  admit(f: FilterFields): boolean {
+    const k = this.compiled.firstMatch(f);
+    let drop: boolean;
+    if (k < 0) {
+      this.defaultMatched++;
+      drop = this.compiled.defaultDrop;
+    } else {
+      this.matched[k] = (this.matched[k] ?? 0) + 1;
+      drop = this.compiled.rules[k]?.drop ?? this.compiled.defaultDrop;
+    }
+    if (drop) this.dropped++;
+    else this.accepted++;
+    return !drop;
+  }
+
   accept(records: readonly FlowRecord[]): void {
     const { rules, defaultDrop } = this.compiled;
     if (rules.length === 0 && !defaultDrop) {
@@ -70,28 +94,14 @@ export class FlowFilter implements RecordSink {
       if (records.length > 0) this.downstream.accept(records);
       return;
     }
-    const matched = this.matched;
     let out: FlowRecord[] | null = null;
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
       if (r === undefined) continue;
-      const k = this.compiled.firstMatch(r);
-      let drop: boolean;
-      if (k < 0) {
-        this.defaultMatched++;
-        drop = defaultDrop;
-      } else {
-        matched[k] = (matched[k] ?? 0) + 1;
-        drop = rules[k]?.drop ?? defaultDrop;
-      }
-      if (drop) {
+      if (!this.admit(r)) {
         // First drop in this batch: copy the accepted prefix, then append from here on.
         out ??= records.slice(0, i);
-        this.dropped++;
-      } else {
-        this.accepted++;
-        if (out !== null) out.push(r);
-      }
+      } else if (out !== null) out.push(r);
     }
     const result = out ?? records;
     if (result.length > 0) this.downstream.accept(result);

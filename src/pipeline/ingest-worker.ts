@@ -175,11 +175,16 @@ async function main(): Promise<void> {
   const afterFilter: RecordSink = init.stdoutRecords ? new StdoutRecordSink(batcher) : batcher;
   const filter = new FlowFilter(compileFilters(init.filters as FiltersConfig), afterFilter);
   // The fused path: IPFIX/v9 records of compiled templates go from the packet bytes straight
-  // into the spool's open batch, with no FlowRecord, whenever nothing needs one (no filter
-  // rules, no stdout copy); re-decided on every filter reload. Same bytes either way.
+  // into the spool's open batch, with no FlowRecord, unless the stdout copy needs them. Flow
+  // filter rules run inside the fused writers (on the values the FlowRecord would have, counted
+  // by the same FlowFilter); with none, the writers carry no filter code and the records are
+  // counted as passed. Re-decided on every filter reload. Same bytes and counts either way.
   const fused = new FusedSetWriter(batcher);
+  let fusedFiltered = false;
   const useFusedPath = (): void => {
-    service.setDirectSink(!init.stdoutRecords && filter.acceptsAll ? fused : null);
+    fusedFiltered = !filter.acceptsAll;
+    fused.setFilter(fusedFiltered ? filter : null);
+    service.setDirectSink(init.stdoutRecords ? null : fused);
   };
   useFusedPath();
 
@@ -218,7 +223,7 @@ async function main(): Promise<void> {
     if (outcome.directRecords > 0) {
       records += outcome.directRecords;
       if (who !== null) who.records += outcome.directRecords;
-      filter.passedUnseen(outcome.directRecords);
+      if (!fusedFiltered) filter.passedUnseen(outcome.directRecords); // else each was counted by filter.admit()
     }
     if (outcome.records.length > 0) {
       records += outcome.records.length;

@@ -20,7 +20,7 @@ export interface StreamingBatchTarget extends BatchTarget {
   addQueued(r: FlowRecord): void;
   /** Whether addQueued/addFused would take a record now (open, writable). */
   readonly acceptsQueued: boolean;
-  /** Spool.addFused: one record by a fused writer; the offset after it, or -1 (malformed, not added). */
+  /** Spool.addFused: one record by a fused writer; the offset after it (added, or dropped by the writer's filter), or -1 (malformed, not added). */
   addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number;
   readonly queuedBatchRecords: number;
   readonly queuedBatchBytes: number;

@@ -2,6 +2,7 @@ import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
 import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
 import { planTemplate, type FieldPlan } from '../decode/template/field-mapping.js';
 import type { RecordContext } from '../decode/template/record-context.js';
+import type { FilterFields } from '../filter/compile-filters.js';
 import { recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
 import { codecInternals, type BatchEncoder } from './batch-codec.js';
@@ -23,7 +24,12 @@ import { codecInternals, type BatchEncoder } from './batch-codec.js';
  * be a bigint). Tests compare both paths byte for byte (test/unit/spool-fused-writer.test.ts).
  */
 
-/** Writes one record at `p` (see RecordDecoder): returns the offset after it, or -1 when a variable-length field runs past `end` (nothing written then). */
+/**
+ * Writes one record at `p` (see RecordDecoder): returns the offset after it, or -1 when a
+ * variable-length field runs past `end` (nothing written then). A record its filter drops is
+ * passed over: the offset after it is returned and nothing is written (the encoder's byte
+ * count is unchanged, which is how callers tell).
+ */
 export type FusedRecordWriter = (view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, e: BatchEncoder, m: SetMeta) => number;
 
 /** Where fused records go: the Batcher (batch cuts) in front of Spool.addFused (the open streaming batch). */
@@ -33,6 +39,19 @@ export interface FusedBatchTarget {
   /** Writes the records of [p, end) with `w`; sets result.records and result.malformed (see DirectSetResult). */
   writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: DirectSetResult): void;
 }
+
+/**
+ * The flow filter as a fused writer sees it (the ingest worker's FlowFilter): the writer fills
+ * `fields` with the values the record's FlowRecord would have, then asks admit(), which
+ * decides and counts exactly as for a FlowRecord (filter/flow-filter.ts).
+ */
+export interface FusedRecordFilter {
+  readonly fields: { -readonly [K in keyof FilterFields]: FilterFields[K] };
+  admit(f: FilterFields): boolean;
+}
+
+/** The properties FilterFields reads, besides the exporter (from the set's metadata). */
+const FILTER_PROPS = ['protocol', 'srcPort', 'dstPort', 'srcAddr', 'dstAddr', 'srcAs', 'dstAs'] as const;
 
 /** Optional numeric properties in bitmap order (bits 11..25), as BatchEncoder.record() writes them. */
 const OPTIONAL_NUMBERS = ['srcPort', 'dstPort', 'protocol', 'tos', 'tcpFlags', 'inputIf', 'outputIf', 'srcMask', 'dstMask', 'srcAs', 'dstAs', 'srcVlan', 'dstVlan', 'icmpType', 'icmpCode'] as const;
@@ -73,8 +92,12 @@ function addressKinds(plans: readonly FieldPlan[]): Map<string, 'ipv4' | 'ipv6' 
   return kinds;
 }
 
-/** Generated source of a fused writer for `plans` (exported for tests that read it). */
-export function fusedWriterSource(plans: readonly FieldPlan[]): string {
+/**
+ * Generated source of a fused writer for `plans` (exported for tests that read it); with
+ * `filtered`, the writer consults the filter `flt` (a constant of the compiled function)
+ * between decoding the record into locals and writing it.
+ */
+export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false): string {
   const src = recordDecoderSource(plans, local);
   const has = (prop: string): boolean => src.assigned.has(prop);
   const c = codecInternals;
@@ -83,6 +106,13 @@ export function fusedWriterSource(plans: readonly FieldPlan[]): string {
   // epilogue reads srcAddr/dstAddr (to infer ipVersion) even when the template sets neither.
   for (const prop of new Set([...src.assigned, 'srcAddr', 'dstAddr', 'ipVersion'])) lines.push(`let ${local(prop)} = ${prop === 'octets' || prop === 'packets' || prop === 'ipVersion' ? '0' : 'null'};`);
   lines.push(...src.lines);
+  if (filtered) {
+    // The values FlowFilter would read from this record's FlowRecord: the template's locals, null for what it never sets.
+    lines.push('{ const fv = flt.fields;');
+    for (const prop of FILTER_PROPS) lines.push(`fv.${prop} = ${has(prop) ? local(prop) : 'null'};`);
+    lines.push('fv.exporter = m.exporter;');
+    lines.push(`if (!flt.admit(fv)) return ${src.end}; }`);
+  }
   // The bitmap, as record() computes it; properties this template never sets are null.
   lines.push('let bits = m.identity !== null ? ' + String(c.PRESENT_IDENTITY) + ' : 0;');
   for (const [prop, present, v6] of ADDRESSES) {
@@ -147,9 +177,9 @@ export function fusedWriterSource(plans: readonly FieldPlan[]): string {
   return lines.join('\n  ');
 }
 
-/** Compiles a fused writer for `plans` (the source is built from numbers and fixed property names only, never from packet text). */
-export function compileFusedWriter(plans: readonly FieldPlan[]): FusedRecordWriter {
-  const body = fusedWriterSource(plans);
+/** Compiles a fused writer for `plans`, consulting `filter` when given (the source is built from numbers and fixed property names only, never from packet text). */
+export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRecordFilter | null = null): FusedRecordWriter {
+  const body = fusedWriterSource(plans, filter !== null);
   const c = codecInternals;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised writer is the point (see above)
   const factory = new Function(
@@ -160,6 +190,7 @@ export function compileFusedWriter(plans: readonly FieldPlan[]): FusedRecordWrit
     'putAddr',
     'putCounter',
     'putVarint',
+    'flt',
     `return function fusedRecord(view, buf, p, end, ctx, e, m) {\n  ${body}\n};`,
   ) as (
     rc: typeof readCounter64,
@@ -169,29 +200,41 @@ export function compileFusedWriter(plans: readonly FieldPlan[]): FusedRecordWrit
     pa: typeof c.putAddr,
     pc: typeof c.putCounter,
     pv: typeof c.putVarint,
+    flt: FusedRecordFilter | null,
   ) => FusedRecordWriter;
-  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint);
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter);
 }
 
 /** Bound on distinct layouts with a compiled writer (like the decoders' cache). */
 const MAX_CACHED_WRITERS = 4096;
 
 /**
- * The DecodeService's direct sink on the ingest worker: compiles (once per template layout)
- * and runs fused writers into `target`. A template whose writer cannot be compiled, or any
- * set while the target refuses, takes the FlowRecord path instead.
+ * The DecodeService's direct sink on the ingest worker: compiles (once per template layout
+ * and filter) and runs fused writers into `target`. A template whose writer cannot be
+ * compiled, or any set while the target refuses, takes the FlowRecord path instead.
  */
 export class FusedSetWriter implements DirectRecordSink {
   readonly #writers = new Map<string, FusedRecordWriter | null>();
+  #filter: FusedRecordFilter | null;
 
-  constructor(private readonly target: FusedBatchTarget) {}
+  /** `filter`: null when every record is kept (no filter code in the writers at all). */
+  constructor(private readonly target: FusedBatchTarget, filter: FusedRecordFilter | null = null) {
+    this.#filter = filter;
+  }
+
+  /** Swaps the filter the writers consult (a reload); writers are compiled again as templates come. */
+  setFilter(filter: FusedRecordFilter | null): void {
+    if (filter === this.#filter) return;
+    this.#filter = filter;
+    this.#writers.clear();
+  }
 
   writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: DirectSetResult): boolean {
     if (!this.target.acceptsFused) return false;
     let w = this.#writers.get(t.signature);
     if (w === undefined) {
       try {
-        w = compileFusedWriter(planTemplate(t.fields, t.scopeFieldCount));
+        w = compileFusedWriter(planTemplate(t.fields, t.scopeFieldCount), this.#filter);
       } catch {
         w = null;
       }

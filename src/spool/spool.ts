@@ -792,7 +792,8 @@ export class Spool {
     const before = this.streamEncoder.bytes;
     try {
       const q = w(view, buf, p, end, ctx, this.streamEncoder, m);
-      if (q >= 0) this.streamRecords++;
+      // A record the writer's filter dropped leaves the batch as it was (see FusedRecordWriter).
+      if (q >= 0 && this.streamEncoder.bytes !== before) this.streamRecords++;
       return q;
     } catch (err) {
       if (this.streamEncoder.bytes === before) throw err;

@@ -1,9 +1,10 @@
 /**
  * The running ingest worker thread (real worker, real SQLite spool in a temp dir):
  * - Flow filters across reloads. The worker writes IPFIX/v9 records straight from their bytes
- *   into the spool (the fused path) only while the filters accept everything; a drop rule must
- *   switch that off at start-up and on reload, and removing the rules must switch it back on.
- *   A dropped record must never reach the spool.
+ *   into the spool (the fused path), with the filter rules evaluated inside the fused writers;
+ *   a drop rule must apply from start-up and after each reload, and removing the rules must
+ *   take it out. A dropped record must never reach the spool, and the batches' record counts
+ *   must count only what they hold.
  * - Overload: packets that waited long before reaching the worker switch batches to
  *   uncompressed storage, fresh ones switch compression back on.
  */
@@ -61,7 +62,7 @@ function workerInit(dir: string, filters: unknown): IngestWorkerInit {
   };
 }
 
-test('ingest worker: a drop rule keeps records off the spool at start-up and after each reload (fused path off and on again)', { timeout: 60_000 }, async () => {
+test('ingest worker: a drop rule keeps records off the spool at start-up and after each reload (inside the fused writers)', { timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempDir();
   const init = workerInit(dir, DROP_DNS);
   const worker = new IngestWorker(init);
@@ -82,8 +83,24 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
     assert.ok(final !== null);
     assert.equal(final.records, 6);
     assert.equal(final.recordsFiltered, 2);
+    assert.equal((final.decode as { directRecords: number }).directRecords, 6, 'every record took the fused path, rules or not');
+    // Counts of the last rule set (per-rule counts restart on reload; totals continue).
+    assert.deepEqual(final.filter, {
+      rules: [{ index: 0, label: 'no-dns', action: 'drop', matched: 1 }],
+      defaultAction: 'accept',
+      defaultMatched: 1,
+      accepted: 4,
+      dropped: 2,
+    });
   } finally {
     await worker.terminate().catch(() => undefined);
+  }
+  const db = new Database(join(dir, 'spool.db'), { readonly: true });
+  try {
+    const batches = db.prepare('SELECT COALESCE(SUM(records), 0) AS n FROM batches').get() as { n: number };
+    assert.equal(batches.n, 4, 'the batches\' record counts leave the dropped records out');
+  } finally {
+    db.close();
   }
   const spool = await Spool.open({ dir, kek: KEK });
   try {

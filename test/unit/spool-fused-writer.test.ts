@@ -24,6 +24,8 @@ import type { AppendResult } from '../../src/spool/spool.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { planTemplate } from '../../src/decode/template/field-mapping.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
+import { compileFilters, type FilterRuleConfig, type FiltersConfig } from '../../src/filter/compile-filters.js';
+import { FlowFilter, type FlowFilterStats } from '../../src/filter/flow-filter.js';
 import {
   VARLEN,
   dataSet,
@@ -57,8 +59,9 @@ class EncoderTarget implements StreamingBatchTarget {
     this.queuedBatchRecords++;
   }
   addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
+    const before = this.e.bytes;
     const q = w(view, buf, p, end, ctx, this.e, m);
-    if (q >= 0) this.queuedBatchRecords++;
+    if (q >= 0 && this.e.bytes !== before) this.queuedBatchRecords++; // as Spool.addFused: a filtered record writes nothing
     return q;
   }
   flushQueued(): void {
@@ -80,26 +83,37 @@ interface BothWays {
   readonly directRecords: number;
   readonly errorsViaRecords: string[];
   readonly errorsFused: string[];
+  /** The FlowFilter's counts each way (rules apply to FlowRecords on one side, inside the fused writers on the other). */
+  readonly filterViaRecords: FlowFilterStats;
+  readonly filterFused: FlowFilterStats;
 }
 
-/** Decodes `packets` (in order, one DecodeService each way) and serializes the records both ways. */
-function bothWays(packets: readonly ExporterPacket[]): BothWays {
+const ACCEPT_ALL: FiltersConfig = { default: 'accept', rules: [] };
+
+/**
+ * Decodes `packets` (in order, one DecodeService each way) and serializes the records both
+ * ways, through `filters` as the ingest worker applies them: FlowFilter.accept() on the
+ * FlowRecord path, FlowFilter.admit() inside the fused writers (none when it accepts all).
+ */
+function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = ACCEPT_ALL): BothWays {
   const plain = new DecodeService({}, { rawRecords: false });
   const a = new BatchEncoder(1 << 10);
   a.begin();
+  const filterA = new FlowFilter(compileFilters(filters), { accept: (rs) => { for (const r of rs) a.add(r); } });
   let records = 0;
   const errorsViaRecords: string[] = [];
   for (const p of packets) {
     const o = plain.decode(p);
     assert.equal(o.directRecords, 0);
-    for (const r of o.records) a.add(r);
+    filterA.accept(o.records);
     records += o.records.length;
     errorsViaRecords.push(...o.errors.map((e) => `${e.code}@${e.offset}`));
   }
   const b = new BatchEncoder(1 << 10);
   b.begin();
   const batcher = batcherOver(b);
-  const fused = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher) });
+  const filterB = new FlowFilter(compileFilters(filters), batcher);
+  const fused = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher, filterB.acceptsAll ? null : filterB) });
   let directRecords = 0;
   let total = 0;
   const errorsFused: string[] = [];
@@ -107,12 +121,16 @@ function bothWays(packets: readonly ExporterPacket[]): BothWays {
     const o = fused.decode(p);
     directRecords += o.directRecords;
     total += o.directRecords + o.records.length;
-    batcher.accept(o.records);
+    if (filterB.acceptsAll) filterB.passedUnseen(o.directRecords);
+    filterB.accept(o.records);
     errorsFused.push(...o.errors.map((e) => `${e.code}@${e.offset}`));
   }
   assert.equal(total, records, 'both ways decode the same number of records');
   assert.equal(fused.stats().records, plain.stats().records);
-  return { viaRecords: a.finish().slice(), fused: b.finish().slice(), records, directRecords, errorsViaRecords, errorsFused };
+  return {
+    viaRecords: a.finish().slice(), fused: b.finish().slice(), records, directRecords, errorsViaRecords, errorsFused,
+    filterViaRecords: filterA.stats(), filterFused: filterB.stats(),
+  };
 }
 
 function corpusPacket(payload: Uint8Array): ExporterPacket {
@@ -120,32 +138,58 @@ function corpusPacket(payload: Uint8Array): ExporterPacket {
 }
 
 describe('fused writers', () => {
-  test('every IPFIX / NetFlow v9 capture of the corpora: the same batch bytes as FlowRecord → BatchEncoder', () => {
+  /** Every IPFIX/v9 capture of the corpora as one session each, by name; the ipfixcol2 file (many IPFIX messages) and goflow2's v9 captures too. */
+  function corpusSessions(): Map<string, ExporterPacket[]> {
     const expected = JSON.parse(readFileSync(path.join(corpora, 'expected.json'), 'utf8')) as { captures: Record<string, { feed_in_order: string[] }> };
+    const sessions = new Map<string, ExporterPacket[]>();
+    for (const [name, capture] of Object.entries(expected.captures)) sessions.set(name, capture.feed_in_order.map((f) => corpusPacket(readFileSync(path.join(corpora, f)))));
+    const file = readFileSync(path.join(corpora, 'ipfixcol2/example_flows.ipfix'));
+    const messages: ExporterPacket[] = [];
+    for (let off = 0; off + 4 <= file.length; off += file.readUInt16BE(off + 2)) messages.push(corpusPacket(file.subarray(off, off + file.readUInt16BE(off + 2))));
+    sessions.set('ipfixcol2/example_flows.ipfix', messages);
+    sessions.set(
+      'goflow2',
+      readdirSync(path.join(corpora, 'goflow2'))
+        .sort()
+        .map((f) => corpusPacket(readFileSync(path.join(corpora, 'goflow2', f)))),
+    );
+    return sessions;
+  }
+
+  test('every IPFIX / NetFlow v9 capture of the corpora: the same batch bytes as FlowRecord → BatchEncoder', () => {
     let direct = 0;
-    let captures = 0;
-    for (const [name, capture] of Object.entries(expected.captures)) {
-      const packets = capture.feed_in_order.map((f) => corpusPacket(readFileSync(path.join(corpora, f))));
+    const sessions = corpusSessions();
+    for (const [name, packets] of sessions) {
       const r = bothWays(packets);
       assert.deepEqual(r.fused, r.viaRecords, `${name}: fused bytes differ`);
       assert.deepEqual(r.errorsFused, r.errorsViaRecords, `${name}: errors differ`);
       direct += r.directRecords;
-      captures++;
     }
-    // The ipfixcol2 file (many IPFIX messages) and goflow2's v9 captures, as one session each.
-    const file = readFileSync(path.join(corpora, 'ipfixcol2/example_flows.ipfix'));
-    const messages: ExporterPacket[] = [];
-    for (let off = 0; off + 4 <= file.length; off += file.readUInt16BE(off + 2)) messages.push(corpusPacket(file.subarray(off, off + file.readUInt16BE(off + 2))));
-    const goflow = readdirSync(path.join(corpora, 'goflow2'))
-      .sort()
-      .map((f) => corpusPacket(readFileSync(path.join(corpora, 'goflow2', f))));
-    for (const packets of [messages, goflow]) {
-      const r = bothWays(packets);
-      assert.deepEqual(r.fused, r.viaRecords);
-      direct += r.directRecords;
-    }
-    assert.ok(captures >= 20, `expected.json lists ${captures} captures`);
+    assert.ok(sessions.size >= 22, `${sessions.size} sessions`);
     assert.ok(direct > 1000, `the fused path took ${direct} records`);
+  });
+
+  test('flow filters inside the fused writers (corpora): the same bytes and the same per-rule counts as on FlowRecords', () => {
+    const configs: FiltersConfig[] = [
+      { default: 'accept', rules: [{ action: 'drop', protocols: ['udp'], dstports: [53] }, { action: 'drop', srcnets: ['10.0.0.0/8', '2001:db8::/32'] }] },
+      { default: 'drop', rules: [{ action: 'accept', protocols: ['tcp'] }, { action: 'accept', dstnets: ['192.168.0.0/16'], srcports: ['1024-65535'] }] },
+      { default: 'accept', rules: [{ name: 'as', action: 'drop', srcasns: [0] }, { action: 'drop', exporters: ['192.0.2.0/24'], dstasns: [0] }] },
+      { default: 'drop', rules: [] },
+    ];
+    let dropped = 0;
+    let kept = 0;
+    for (const filters of configs) {
+      for (const [name, packets] of corpusSessions()) {
+        const r = bothWays(packets, filters);
+        assert.deepEqual(r.fused, r.viaRecords, `${name} ${JSON.stringify(filters)}: bytes differ`);
+        assert.deepEqual(r.filterFused, r.filterViaRecords, `${name} ${JSON.stringify(filters)}: filter counts differ`);
+        assert.deepEqual(r.errorsFused, r.errorsViaRecords);
+        dropped += r.filterFused.dropped;
+        kept += r.filterFused.accepted;
+      }
+    }
+    // The configurations do keep some records and drop others (else the comparison proves little).
+    assert.ok(dropped > 1000 && kept > 1000, `dropped ${dropped}, kept ${kept}`);
   });
 
   /** Mapped elements with the lengths the mapping accepts (see field-mapping.ts), plus unmapped and enterprise ones. */
@@ -210,6 +254,70 @@ describe('fused writers', () => {
       ),
       { numRuns: 400, seed: 20261203 },
     );
+  });
+
+  // Each field constrained in one rule of four: rules that constrain many fields at once almost never match.
+  const pick = <T>(values: readonly T[]): fc.Arbitrary<T[] | undefined> =>
+    fc.oneof({ arbitrary: fc.constant(undefined), weight: 3 }, { arbitrary: fc.subarray([...values], { minLength: 1 }), weight: 1 });
+  const arbRule: fc.Arbitrary<FilterRuleConfig> = fc
+    .record({
+      action: fc.constantFrom('accept' as const, 'drop' as const),
+      protocols: pick<string | number>([0, 1, 'tcp', 17, 255]),
+      srcports: pick<string | number>([0, 80, 443, '1000-2000', '0-65535', 65535]),
+      dstports: pick<string | number>([0, 80, '1-1023', 65535]),
+      srcnets: pick(['10.0.0.0/8', '192.0.2.0/24', '0.0.0.0/0', '255.255.255.255/32', '2001:db8::/32', '::/0', '10.1.2.3/32']),
+      dstnets: pick(['0.0.0.0/32', '192.0.2.77/32', 'fe80::/10', '::ffff:0:0/96', '0.0.0.0/1']),
+      srcasns: pick([0, 1, 4294967295, 64512]),
+      dstasns: pick([0, 255, 65535]),
+      exporters: pick(['192.0.2.10', '192.0.2.99', '192.0.2.0/24', '2001:db8::1']),
+    })
+    .map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as unknown as FilterRuleConfig);
+
+  /** Fields the rules look at, at the lengths exporters use, so that most generated templates carry several of them. */
+  const FILTERED_FIELDS: readonly { def: FieldDef; kind: 'uint' | 'v4' | 'v6' }[] = [
+    { def: { id: 4, length: 1 }, kind: 'uint' },
+    { def: { id: 7, length: 2 }, kind: 'uint' },
+    { def: { id: 11, length: 2 }, kind: 'uint' },
+    { def: { id: 8, length: 4 }, kind: 'v4' },
+    { def: { id: 12, length: 4 }, kind: 'v4' },
+    { def: { id: 27, length: 16 }, kind: 'v6' },
+    { def: { id: 28, length: 16 }, kind: 'v6' },
+    { def: { id: 16, length: 4 }, kind: 'uint' },
+    { def: { id: 17, length: 2 }, kind: 'uint' },
+  ];
+
+  test('flow filters inside the fused writers (generated templates and rules): the same bytes and per-rule counts', () => {
+    let dropped = 0;
+    let kept = 0;
+    fc.assert(
+      fc.property(
+        fc.tuple(fc.subarray([...FILTERED_FIELDS], { minLength: 1 }), fc.array(arbField, { maxLength: 6 })).map(([a, b]) => [...a, ...b]).chain((fields) =>
+          fc.record({
+            fields: fc.constant(fields),
+            rows: fc.array(fc.tuple(...fields.map((f) => arbValue(f.def, f.kind))), { minLength: 1, maxLength: 6 }),
+            v9: fc.boolean(),
+            filters: fc.record({ default: fc.constantFrom('accept' as const, 'drop' as const), rules: fc.array(arbRule, { minLength: 1, maxLength: 4 }) }),
+          }),
+        ),
+        ({ fields, rows, v9, filters }) => {
+          const defs = fields.map((f) => f.def);
+          if (v9 && defs.some((d) => d.length === VARLEN || d.enterprise !== undefined)) return;
+          const data = dataSet(256, defs, rows);
+          const tmpl = v9 ? v9TemplateFlowSet([{ id: 256, fields: defs }]) : ipfixTemplateSet([{ id: 256, fields: defs }]);
+          const first = v9 ? v9Packet({ uptimeMs: 5000, unixSecs: 1_700_000_000 }, [tmpl, data]) : ipfixMessage({ sequence: 0, exportTime: 1_700_000_000 }, [tmpl, data]);
+          const second = v9 ? v9Packet({ uptimeMs: 6000, unixSecs: 1_700_000_001, sequence: 1 }, [data]) : ipfixMessage({ sequence: rows.length, exportTime: 1_700_000_001 }, [data]);
+          const r = bothWays([exporterPacket(first), exporterPacket(second, { exporter: '192.0.2.99' })], filters);
+          const source = fusedWriterSource(planTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: d.enterprise ?? 0 })), 0), true);
+          assert.deepEqual(r.fused, r.viaRecords, source);
+          assert.deepEqual(r.filterFused, r.filterViaRecords, source);
+          assert.equal(r.directRecords, r.records, 'every record took the fused path');
+          dropped += r.filterFused.dropped;
+          kept += r.filterFused.accepted;
+        },
+      ),
+      { numRuns: 300, seed: 20261204 },
+    );
+    assert.ok(dropped > 100 && kept > 100, `dropped ${dropped}, kept ${kept}`);
   });
 
   test('a variable-length field running past its set: records before it kept, the set counted as malformed, same bytes', () => {
