@@ -59,7 +59,7 @@ interface Step {
 interface Stats {
   compression: { offThread: number; inline: number; bypassed: number } | null;
   decode: { records: number } | null;
-  batcher: { records: number; inFlightRecords: number } | null;
+  batcher: { records: number; droppedRecords: number; inFlightRecords: number } | null;
   spool: SpoolStatus | null;
   listeners: { udp: { listeners: { kernelDrops: number | null }[] } | null; channel: { inFlightBytes: number; droppedPackets: number } | null };
 }
@@ -124,13 +124,15 @@ async function probeStep(rate: number): Promise<Step> {
     const load = await startUdpLoad({ host: '127.0.0.1', port: PORT, recordsPerSecond: rate, durationMs: SECONDS * 1000, recordsPerPacket: 20 });
     // Let the worker finish the queue and commit the last batch (batch age 1 s). A saturated
     // worker posts no statistics, so wait for a report with nothing left in flight (channel,
-    // compressor) whose spooled count then stays unchanged for a second (bounded: 60 s).
+    // compressor) and every decoded record committed or dropped (the open batch included),
+    // whose spooled count then stays unchanged for a second (bounded: 60 s).
     let last = -1;
     for (let i = 0; i < 60; i++) {
       await sleep(1000);
       const w = benchStats(app);
       const now = w.batcher?.records;
       if (now === undefined || (w.listeners.channel?.inFlightBytes ?? 0) > 0 || (w.batcher?.inFlightRecords ?? 0) > 0) continue;
+      if (now + (w.batcher?.droppedRecords ?? 0) < (w.decode?.records ?? 0)) continue;
       if (now === last) break;
       last = now;
     }
