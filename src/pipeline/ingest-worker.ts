@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   logger.info(
     { event: 'spool.aead', engine: batchAeadEngine() },
     batchAeadEngine() === 'openssl'
-      ? 'batches sealed with XChaCha20-Poly1305: HChaCha20 by libsodium, ChaCha20-Poly1305 by Node\'s OpenSSL (checked against libsodium at start-up)'
+      ? 'batches sealed with XChaCha20-Poly1305 (libsodium\'s construction): ChaCha20-Poly1305 by Node\'s OpenSSL, checked against libsodium at start-up'
       : 'batches sealed with XChaCha20-Poly1305 by libsodium (Node\'s OpenSSL lacks ChaCha20-Poly1305 or failed the check against libsodium)',
   );
 

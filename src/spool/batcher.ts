@@ -150,8 +150,9 @@ export class Batcher implements RecordSink, FusedBatchTarget {
     result.malformed = false;
     const stream = this.stream;
     if (stream === null || !this.acceptsFused) throw new Error('Batcher.writeFusedSet needs an open streaming target (check acceptsFused)');
-    // `result.records` counts each record as soon as it is in the batch, so a failure that
-    // escapes (DecodeService counts it as a decode error) leaves the records before it counted.
+    // `result.records` counts each record as soon as it is decoded — in the batch, or dropped
+    // by the writer's filter (counted there) — so a failure that escapes (DecodeService counts
+    // it as a decode error) leaves the records before it counted.
     try {
       while (end - p >= minLength) {
         const q = stream.addFused(w, view, buf, p, end, ctx, m);

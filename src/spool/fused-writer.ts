@@ -11,8 +11,8 @@ import { codecInternals, type BatchEncoder } from './batch-codec.js';
  * Fused writers: IPFIX / NetFlow v9 data records of a compiled template go from their wire
  * bytes straight into the open streaming batch's bytes, without a FlowRecord in between.
  * On the ingest worker this is the hot path (measured: decode + FlowRecord + record() was
- * about half of the worker's time); it is used only where nothing needs the record object
- * (no flow filter rules, no stdout copy; see the ingest worker).
+ * about half of the worker's time); it is used unless something needs the record object (the
+ * stdout copy; see the ingest worker). Flow filter rules run inside the writer (FusedRecordFilter).
  *
  * Equivalence is the invariant: a fused writer leaves exactly the bytes that decoding the
  * record into a FlowRecord (compileRecordDecoder) and serializing it (BatchEncoder.record)

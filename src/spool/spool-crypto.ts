@@ -134,6 +134,8 @@ function xchachaSubkey(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array
   return { subkey: sub, ietfNonce };
 }
 
+// The subkey's JavaScript copy is wiped after use; OpenSSL's copy in the cipher context is
+// cleansed when the context is freed, which Node does when the Cipher object is collected.
 function sealOpenssl(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): { ciphertext: Uint8Array; tag: Uint8Array } {
   const { subkey: sub, ietfNonce } = xchachaSubkey(key, nonce);
   try {
@@ -243,7 +245,7 @@ export class Kek {
 
 /** Seals with a detached tag: returns ciphertext (same length as the plaintext) and the 16-byte tag. */
 export function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): { ciphertext: Uint8Array; tag: Uint8Array } {
-  if (nonce.length !== NONCE_BYTES) throw new RangeError(`a batch nonce is ${NONCE_BYTES} bytes`);
+  if (key.length !== KEY_BYTES || nonce.length !== NONCE_BYTES) throw new RangeError(`a batch key is ${KEY_BYTES} bytes and its nonce ${NONCE_BYTES}`);
   if (engine === 'openssl') return sealOpenssl(key, nonce, plaintext, ad);
   const r = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt_detached(plaintext, ad, null, nonce, key);
   return { ciphertext: r.ciphertext, tag: r.mac };
@@ -251,7 +253,7 @@ export function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, 
 
 /** Opens a detached seal; null when authentication fails. */
 export function open(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, ad: Uint8Array): Uint8Array | null {
-  if (nonce.length !== NONCE_BYTES || tag.length !== TAG_BYTES) return null;
+  if (key.length !== KEY_BYTES || nonce.length !== NONCE_BYTES || tag.length !== TAG_BYTES) return null;
   if (engine === 'openssl') return openOpenssl(key, nonce, ciphertext, tag, ad);
   try {
     return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt_detached(null, ciphertext, tag, ad, nonce, key);

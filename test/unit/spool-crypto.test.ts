@@ -37,9 +37,8 @@ describe('batch AEAD (XChaCha20-Poly1305 IETF)', () => {
     useBatchAeadEngine(initial);
   });
 
-  test('sodiumReady() picks OpenSSL where Node provides ChaCha20-Poly1305 (it does here)', () => {
-    assert.ok(getCiphers().includes('chacha20-poly1305'));
-    assert.equal(initial, 'openssl');
+  test('sodiumReady() picks OpenSSL where Node provides ChaCha20-Poly1305, else libsodium', () => {
+    assert.equal(initial, getCiphers().includes('chacha20-poly1305') ? 'openssl' : 'libsodium');
   });
 
   test('HChaCha20: draft-irtf-cfrg-xchacha-03 §2.2.1 test vector; wrong sizes refused', () => {
@@ -123,10 +122,16 @@ describe('batch AEAD (XChaCha20-Poly1305 IETF)', () => {
     }
   });
 
-  test('a wrong nonce length is refused when sealing', () => {
+  test('a wrong key or nonce length: seal throws RangeError, open returns null, on both engines', () => {
+    const key = nodeRandomBytes(32);
+    const nonce = nodeRandomBytes(NONCE_BYTES);
+    const s = withEngine('libsodium', () => seal(key, nonce, new Uint8Array(5), new Uint8Array(0)));
     for (const e of ENGINES) {
       withEngine(e, () => {
-        assert.throws(() => seal(nodeRandomBytes(32), nodeRandomBytes(12), new Uint8Array(5), new Uint8Array(0)), RangeError);
+        assert.throws(() => seal(key, nodeRandomBytes(12), new Uint8Array(5), new Uint8Array(0)), RangeError, e);
+        assert.throws(() => seal(key.subarray(0, 16), nonce, new Uint8Array(5), new Uint8Array(0)), RangeError, e);
+        assert.equal(open(key.subarray(0, 16), nonce, s.ciphertext, s.tag, new Uint8Array(0)), null, e);
+        assert.equal(open(new Uint8Array(33), nonce, s.ciphertext, s.tag, new Uint8Array(0)), null, e);
       });
     }
   });
