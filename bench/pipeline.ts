@@ -35,6 +35,16 @@ const RECEIVER = ((): 'auto' | 'native' | 'node' => {
   return r;
 })();
 
+/**
+ * spool.synchronous for the probe: "normal" by default here, since nfcapd, the reference, does not
+ * fsync at all; "full" (the product's default) waits for the WAL's fsync on every commit.
+ */
+const SYNCHRONOUS = ((): 'normal' | 'full' => {
+  const s = process.env.BENCH_SYNCHRONOUS ?? 'normal';
+  if (s !== 'normal' && s !== 'full') throw new Error(`BENCH_SYNCHRONOUS must be normal or full, not ${s}`);
+  return s;
+})();
+
 interface Step {
   readonly offered: number;
   readonly sent: number;
@@ -109,7 +119,7 @@ async function probeStep(rate: number): Promise<Step> {
     overrides: {
       dataDir: dir,
       listeners: { allowlist: ['127.0.0.0/8'], udp: [{ name: 'bench', address: '127.0.0.1', port: PORT, receiveBufferBytes: 64 * 1024 * 1024 }], udpReceiver: RECEIVER },
-      spool: { synchronous: 'normal' },
+      spool: { synchronous: SYNCHRONOUS },
       drain: { enabled: false },
       admin: { enabled: false },
       stats: { intervalSeconds: 0 },
@@ -195,7 +205,7 @@ function pct(x: number): string {
  * each stops climbing at its own first step over the loss limit.
  */
 export async function run(): Promise<void> {
-  console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}`);
+  console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}; spool.synchronous ${SYNCHRONOUS}`);
   console.log(`probe CPU: all threads / receive path (main thread${loadUdpReceiverAddon().addon === null ? '' : ' + native receiver thread'}), ns per record spooled (the rest is mostly the ingest worker)`);
   let withNfcapd = process.env.BENCH_NFCAPD !== 'off';
   if (withNfcapd && spawnSync('nfcapd', ['-V'], { stdio: 'ignore' }).error !== undefined) {
