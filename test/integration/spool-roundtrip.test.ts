@@ -10,7 +10,7 @@ import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { FusedSetWriter, type FusedRecordWriter } from '../../src/spool/fused-writer.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from '../support/ipfix-builder.js';
-import { Spool } from '../../src/spool/spool.js';
+import { Spool, type AppendResult } from '../../src/spool/spool.js';
 import { Batcher, type BatcherOptions } from '../../src/spool/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
 import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
@@ -383,6 +383,102 @@ describe('spool round trip', () => {
       }
     } finally {
       await compressor.close();
+      cleanup();
+    }
+  });
+
+  /** Serializes `records` into the spool's open batch and closes it; the result lands in `results[slot]`. */
+  function queueBatch(spool: Spool, records: readonly FlowRecord[], results: (AppendResult | Error | undefined)[], slot: number): void {
+    for (const r of records) spool.addQueued(r);
+    spool.flushQueued((err, result) => {
+      results[slot] = err !== null && err !== undefined ? (err as Error) : (result ?? new Error('no result'));
+    });
+  }
+
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  test('overload (stored uncompressed): ready batches commit as a group — within 20 ms, or at once when 8 are ready — reported in order after the commit', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK });
+      spool.setCompressionBypass(true);
+      const written: FlowRecord[] = [];
+      const results: (AppendResult | Error | undefined)[] = [];
+      const committed = (): number => {
+        const db = new Database(join(dir, 'spool.db'), { readonly: true });
+        try {
+          return (db.prepare('SELECT COUNT(*) AS n FROM batches').get() as { n: number }).n;
+        } finally {
+          db.close();
+        }
+      };
+      // Three batches: none is committed or reported before the group's deadline.
+      for (let i = 0; i < 3; i++) {
+        const records = ipv4Records(100, i);
+        written.push(...noRaw(records));
+        queueBatch(spool, records, results, i);
+      }
+      assert.equal(results.filter((r) => r !== undefined).length, 0, 'reported before the commit');
+      assert.equal(committed(), 0);
+      for (let waited = 0; results[2] === undefined && waited < 2000; waited += 5) await sleep(5);
+      assert.deepEqual(results.map((r) => (r instanceof Error ? r.message : r?.id)), [1, 2, 3]);
+      assert.equal(committed(), 3);
+      // Eight ready batches commit at once, inside the eighth flushQueued().
+      for (let i = 3; i < 11; i++) {
+        const records = ipv4Records(100, i);
+        written.push(...noRaw(records));
+        queueBatch(spool, records, results, i);
+        if (i < 10) assert.equal(results[3], undefined, `reported with ${i - 2} ready`);
+      }
+      assert.deepEqual(results.slice(3).map((r) => (r instanceof Error ? r.message : r?.id)), [4, 5, 6, 7, 8, 9, 10, 11]);
+      // Two more, then close(): it commits them rather than leaving them to the timer.
+      for (let i = 11; i < 13; i++) {
+        const records = ipv4Records(100, i);
+        written.push(...noRaw(records));
+        queueBatch(spool, records, results, i);
+      }
+      spool.close();
+      assert.deepEqual(results.slice(11).map((r) => (r instanceof Error ? r.message : r?.id)), [12, 13]);
+      const again = await Spool.open({ dir, kek: KEK });
+      try {
+        assert.equal(again.verify().ok, true);
+        assert.deepStrictEqual([...again.exportRecords()], written);
+      } finally {
+        again.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a group that hits disk full rolls back as a whole and each batch is stored on its own (drop-oldest evicts and retries); counts exact', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await Spool.open({ dir, kek: KEK, maxDbBytes: 300_000, fullPolicy: 'drop-oldest' });
+      spool.setCompressionBypass(true);
+      const results: (AppendResult | Error | undefined)[] = [];
+      for (let i = 0; i < 60; i++) {
+        queueBatch(spool, ipv4Records(300, i), results, i);
+        if (i % 6 === 5) await sleep(40); // groups of six, committed by the timer
+      }
+      await spool.settled();
+      assert.equal(results.length, 60);
+      let ok = 0;
+      let evicted = 0;
+      for (const r of results) {
+        assert.ok(r !== undefined && !(r instanceof Error), String(r));
+        if (r.id !== null) ok++;
+        else assert.equal(r.dropReason, 'io');
+        evicted += r.evictedBatches;
+      }
+      // Disk-full eviction happens only on the single-batch retry path, so the groups fell back to it.
+      assert.ok(evicted > 0, 'never hit the cap');
+      const st = spool.status();
+      assert.equal(st.batches, ok - evicted);
+      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.integrityCheck(), 'ok');
+      spool.close();
+    } finally {
       cleanup();
     }
   });
