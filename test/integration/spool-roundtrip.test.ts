@@ -466,7 +466,7 @@ describe('spool round trip', () => {
       let ok = 0;
       let evicted = 0;
       for (const r of results) {
-        assert.ok(r !== undefined && !(r instanceof Error), String(r));
+        assert.ok(r !== undefined && !(r instanceof Error), r instanceof Error ? r.message : 'no result');
         if (r.id !== null) ok++;
         else assert.equal(r.dropReason, 'io');
         evicted += r.evictedBatches;
