@@ -255,6 +255,8 @@ interface QueuedAppend {
   readonly format: number;
   compressed: Uint8Array | null;
   failed: Error | null;
+  /** Set when its group has committed (see commitGroup); reported by commitQueued's loop. */
+  committed?: AppendResult;
   readonly done: QueuedAppendDone;
 }
 
@@ -963,11 +965,11 @@ export class Spool {
     return new Promise((resolve) => this.queueWaiters.push(resolve));
   }
 
-  /** Ready batches at the front of the queue (compressed, or failed and only to be reported). */
+  /** Ready batches at the front of the queue not yet committed by a group (compressed, or failed and only to be reported). */
   private readyAtFront(): number {
     let k = 0;
     for (const e of this.queue) {
-      if (e.compressed === null && e.failed === null) break;
+      if ((e.compressed === null && e.failed === null) || e.committed !== undefined) break;
       k++;
     }
     return k;
@@ -979,6 +981,10 @@ export class Spool {
       this.commitQueued();
       return;
     }
+    this.armGroupTimer();
+  }
+
+  private armGroupTimer(): void {
     this.groupTimer ??= setTimeout(() => {
       this.groupTimer = null;
       if (!this.closed) this.commitQueued();
@@ -986,10 +992,12 @@ export class Spool {
   }
 
   /**
-   * Commits ready batches in one transaction (see GROUP_COMMIT_MS), then reports each, in order.
-   * Should anything in it throw, the transaction has rolled back as a whole and each batch is
-   * stored on its own instead, with the single-batch handling of storage errors (disk full:
-   * evict and retry; I/O: drop and count) and of anything else (reported to its `done`).
+   * Commits `group` (ready batches at the front of the queue) in one transaction and marks
+   * each with its result; commitQueued's loop then reports them in order, exactly as it
+   * reports batches committed one by one (so a `done` that throws leaves the rest queued and
+   * reported on the next call). Should anything in the group throw, the transaction has rolled
+   * back as a whole, nothing is marked, and the loop stores each batch on its own, with the
+   * single-batch handling of storage errors (disk full: evict and retry; I/O: drop and count).
    */
   private commitGroup(group: readonly QueuedAppend[]): void {
     const results: AppendResult[] = [];
@@ -999,21 +1007,16 @@ export class Spool {
           for (const e of group) results.push(e.compressed !== null ? this.commit(e.compressed, e.records, e.format) : this.encodeFailed(e.failed, e.records));
         })
         .immediate();
-    } catch {
-      for (const e of group) this.settle(e.done, () => (e.compressed !== null ? this.store(e.compressed, e.records, e.format) : this.encodeFailed(e.failed, e.records)));
+    } catch (err) {
+      this.forgetRolledBackEpoch();
+      this.rateLog.log('warn', 'group', { event: 'spool.group_commit_failed', code: sqliteCode(err) ?? 'unknown', batches: group.length }, 'group commit failed and rolled back; storing its batches one by one');
       return;
     }
-    this.maintenance(false);
-    // Every batch is reported even if a `done` throws; the first exception is rethrown after.
-    const thrown: unknown[] = [];
     for (const [i, e] of group.entries()) {
-      try {
-        e.done(null, results[i] ?? null);
-      } catch (err) {
-        thrown.push(err);
-      }
+      const r = results[i];
+      if (r !== undefined) e.committed = r;
     }
-    if (thrown.length > 0) throw thrown[0];
+    this.maintenance(false);
   }
 
   /** Appends (or drops) at the front of the queue while their compression is done; wakes settled() when it empties. */
@@ -1023,13 +1026,19 @@ export class Spool {
       this.groupTimer = null;
     }
     const ready = this.readyAtFront();
-    if (ready >= 2 && !this.readOnly) this.commitGroup(this.queue.splice(0, ready));
+    if (ready >= 2 && !this.readOnly) this.commitGroup(this.queue.slice(0, ready));
     let head = this.queue[0];
-    while (head !== undefined && (head.compressed !== null || head.failed !== null)) {
-      this.queue.shift();
-      const { compressed, failed, records: n, format } = head;
-      this.settle(head.done, () => (compressed !== null ? this.store(compressed, n, format) : this.encodeFailed(failed, n)));
+    try {
+      while (head !== undefined && (head.compressed !== null || head.failed !== null)) {
+        this.queue.shift();
+        const { compressed, failed, records: n, format, committed } = head;
+        this.settle(head.done, () => committed ?? (compressed !== null ? this.store(compressed, n, format) : this.encodeFailed(failed, n)));
+        head = this.queue[0];
+      }
+    } finally {
+      // A `done` threw (it propagates to the caller): what is ready behind it is committed and reported soon, not left waiting for the next batch.
       head = this.queue[0];
+      if (head !== undefined && (head.compressed !== null || head.failed !== null)) this.armGroupTimer();
     }
     if (this.queue.length === 0 && this.queueWaiters.length > 0) {
       const waiters = this.queueWaiters;
@@ -1097,6 +1106,7 @@ export class Spool {
   }
 
   private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number, format: number): AppendResult {
+    this.forgetRolledBackEpoch();
     const code = sqliteCode(err) ?? 'unknown';
     // Disk full with drop-oldest: free what the batch needs (twice, for page slack) and retry once.
     if (code.startsWith('SQLITE_FULL') && this.fullPolicy === 'drop-oldest') {
@@ -1156,6 +1166,28 @@ export class Spool {
       this.q('INSERT INTO payloads (id, data) VALUES (?, ?)').run(id, sealed.ciphertext);
       return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, dropReason: null };
     }).immediate();
+  }
+
+  /**
+   * After a rolled-back append: an epoch created inside it no longer exists, so its cached key
+   * is forgotten (and wiped) and the next append makes and wraps a new one. Otherwise another
+   * spool instance could create an epoch with the same id and its own key, and this one would
+   * seal with the stale key. If the check itself fails, only the current-epoch cache is dropped.
+   */
+  private forgetRolledBackEpoch(): void {
+    const cur = this.current;
+    if (cur === null) return;
+    let gone: boolean;
+    try {
+      gone = this.q('SELECT 1 FROM epochs WHERE id = ?').get(cur.id) === undefined;
+    } catch {
+      this.current = null;
+      return;
+    }
+    if (!gone) return;
+    this.current = null;
+    this.epochKeys.delete(cur.id);
+    wipe(cur.key);
   }
 
   /** The epoch to seal with now: the current one while it lasts and its key row exists, else a new one. Runs inside the append transaction. */

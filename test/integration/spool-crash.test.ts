@@ -30,3 +30,30 @@ test(`SIGKILL at random moments (${ROUNDS} rounds): every committed batch surviv
   assert.ok(committed >= ROUNDS, `only ${committed} batches committed over ${ROUNDS} rounds`);
   t.diagnostic(`${committed} batches committed across ${ROUNDS} kills`);
 });
+
+test('SIGKILL at random moments, queued appends under overload (group commits), synchronous full and normal: every reported batch survives', async (t) => {
+  const seed = Number(process.env.SEALFLOW_SPOOL_CRASH_SEED ?? Date.now() % 1_000_000);
+  t.diagnostic(`seed ${seed} (rerun with SEALFLOW_SPOOL_CRASH_SEED=${seed})`);
+  for (const synchronous of ['full', 'normal']) {
+    const { dir, cleanup } = tempDir();
+    let committed = 0;
+    let rounds = 0;
+    try {
+      await runCrashRounds({
+        dir,
+        rounds: 6,
+        seed: seed + (synchronous === 'full' ? 1 : 0),
+        childArgs: ['--queued-bypass', '--synchronous', synchronous],
+        onRound: (r) => {
+          rounds++;
+          committed = r.totalCommitted;
+        },
+      });
+    } finally {
+      cleanup();
+    }
+    assert.equal(rounds, 6);
+    assert.ok(committed >= 6, `${synchronous}: only ${committed} batches committed over 6 rounds`);
+    t.diagnostic(`${synchronous}: ${committed} batches committed across 6 kills`);
+  }
+});

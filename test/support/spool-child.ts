@@ -6,7 +6,10 @@
  * The crash test SIGKILLs it at random moments and checks that every reported batch survived.
  *
  * Usage: node --import tsx test/support/spool-child.ts --dir DIR [--canary] [--ack-every N]
- *          [--quota BYTES] [--max-batches N] [--batch-records N]
+ *          [--quota BYTES] [--max-batches N] [--batch-records N] [--synchronous full|normal]
+ *          [--queued-bypass]
+ * --queued-bypass appends as the ingest worker does under overload (addQueued/flushQueued with
+ * compression bypassed), so batches commit in groups; it reports from each batch's `done`.
  * The KEK comes from SEALFLOW_SPOOL_KEK (base64).
  */
 import { writeSync } from 'node:fs';
@@ -30,6 +33,7 @@ async function runChild(): Promise<void> {
       'max-batches': { type: 'string' },
       'batch-records': { type: 'string' },
       synchronous: { type: 'string' },
+      'queued-bypass': { type: 'boolean' },
     },
   });
   const kek = parseKekText(process.env.SEALFLOW_SPOOL_KEK ?? '');
@@ -46,6 +50,23 @@ async function runChild(): Promise<void> {
     ...(values.quota !== undefined ? { quotaBytes: Number(values.quota) } : {}),
   });
   report(`opened ${spool.status().lastBatchId}`);
+  if (values['queued-bypass'] === true) {
+    spool.setCompressionBypass(true);
+    for (let i = 0; i < maxBatches; i++) {
+      const records = ipv4Records(batchRecords - (i % 50), i + process.pid);
+      for (const r of records) spool.addQueued(r);
+      spool.flushQueued((err, r) => {
+        if (err === null && r !== null && r.id !== null) report(`committed ${r.id} ${records.length}`);
+      });
+      // Groups form both ways: eight ready at once, and the 20 ms timer.
+      if (i % 5 === 4) await new Promise((r) => setImmediate(r));
+      if (i % 13 === 12) await new Promise((r) => setTimeout(r, 25));
+    }
+    await spool.settled();
+    spool.close();
+    report('done');
+    return;
+  }
   for (let i = 0; i < maxBatches; i++) {
     const records: FlowRecord[] = values.canary === true ? canaryRecords(batchRecords) : ipv4Records(batchRecords - (i % 50), i + process.pid);
     const r = spool.append(records);
