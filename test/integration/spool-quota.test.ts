@@ -143,4 +143,36 @@ describe('spool quota', () => {
       }
     }
   });
+  test('a rolled-back append forgets the epoch it created: a second spool instance on the file cannot make it seal with a stale key', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const opts = { dir, kek: KEK, maxDbBytes: 300_000, fullPolicy: 'drop-newest' as const };
+      const filler = await Spool.open(opts);
+      for (let i = 0; i < 1000; i++) if (filler.append(ipv4Records(300, i)).dropReason !== null) break;
+      filler.close(); // ends its epoch: the next append must create one
+      const a = await Spool.open(opts);
+      const b = await Spool.open(opts);
+      try {
+        // A's appends fail on the full disk (rolled back, new epoch included), as a group under overload.
+        a.setCompressionBypass(true);
+        const results: (string | null)[] = [];
+        for (let k = 0; k < 3; k++) {
+          for (const r of ipv4Records(300, 50 + k)) a.addQueued(r);
+          a.flushQueued((err, r) => results.push(err !== null && err !== undefined ? 'error' : (r?.dropReason ?? null)));
+        }
+        await a.settled();
+        assert.deepEqual(results, ['io', 'io', 'io']);
+        // B then creates the next epoch id with its own key; A, appending after it, must not reuse a key for that id.
+        assert.ok(b.append(ipv4Records(1, 900)).id !== null);
+        assert.ok(a.append(ipv4Records(1, 901)).id !== null);
+        const report = b.verify();
+        assert.equal(report.ok, true, JSON.stringify(report.failures));
+      } finally {
+        a.close();
+        b.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
 });
