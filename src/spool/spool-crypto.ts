@@ -22,7 +22,7 @@ import sodium from 'libsodium-wrappers';
  * under that subkey with the nonce 0x00000000 ‖ nonce[16..24]. Where the OpenSSL that Node
  * links provides ChaCha20-Poly1305 and passes the known-answer check against libsodium in
  * sodiumReady(), the first step is hchacha20() below (one 64-byte block per batch) and the
- * second, all of the per-byte work, is OpenSSL's (≈5× libsodium.js's WebAssembly here:
+ * second, all of the per-byte work, is OpenSSL's (≈4–5× libsodium.js's WebAssembly here:
  * ~1.3 GB/s against ~250 MB/s); else libsodium does both. The bytes are the same either
  * way (tests compare both engines and the draft's test vector), so a spool written by one is
  * read by the other. Small blobs (wrapped keys, decoder state) always use libsodium.
