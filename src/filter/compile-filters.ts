@@ -51,6 +51,8 @@ const TOP_KEYS: ReadonlySet<string> = new Set(['default', 'rules']);
 
 /** What a rule can look at: these fields of a FlowRecord (or of a record a fused writer is about to write, spool/fused-writer.ts). */
 export type FilterFields = Pick<FlowRecord, 'protocol' | 'srcPort' | 'dstPort' | 'srcAddr' | 'dstAddr' | 'srcAs' | 'dstAs' | 'exporter'>;
+/** FilterFields as a reusable object a fused writer fills per record. */
+export type WritableFilterFields = { -readonly [K in keyof FilterFields]: FilterFields[K] };
 
 /** Upper bound on rules: far beyond any sane policy, low enough that a typo'd generator cannot stall ingest. */
 export const MAX_FILTER_RULES = 10_000;

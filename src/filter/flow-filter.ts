@@ -1,8 +1,6 @@
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
-import type { CompiledFilters, FilterAction, FilterFields } from './compile-filters.js';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+import type { CompiledFilters, FilterAction, FilterFields, WritableFilterFields } from './compile-filters.js';
 
 /**
  * The flow filter stage: a RecordSink that applies CompiledFilters to every record and hands
@@ -68,7 +66,7 @@ export class FlowFilter implements RecordSink {
    * A reusable object for admit(): the ingest worker's fused writers fill it with the fields
    * of the record they are about to write (no FlowRecord exists on that path).
    */
-  readonly fields: Mutable<FilterFields> = { protocol: null, srcPort: null, dstPort: null, srcAddr: null, dstAddr: null, srcAs: null, dstAs: null, exporter: '' };
+  readonly fields: WritableFilterFields = { protocol: null, srcPort: null, dstPort: null, srcAddr: null, dstAddr: null, srcAs: null, dstAs: null, exporter: '' };
 
   /** Decides and counts one record (as accept() does for each of its records): true to keep it. */
   admit(f: FilterFields): boolean {

@@ -2,7 +2,7 @@ import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
 import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
 import { planTemplate, type FieldPlan } from '../decode/template/field-mapping.js';
 import type { RecordContext } from '../decode/template/record-context.js';
-import type { FilterFields } from '../filter/compile-filters.js';
+import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
 import { recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
 import { codecInternals, type BatchEncoder } from './batch-codec.js';
@@ -46,7 +46,7 @@ export interface FusedBatchTarget {
  * decides and counts exactly as for a FlowRecord (filter/flow-filter.ts).
  */
 export interface FusedRecordFilter {
-  readonly fields: { -readonly [K in keyof FilterFields]: FilterFields[K] };
+  readonly fields: WritableFilterFields;
   admit(f: FilterFields): boolean;
 }
 
