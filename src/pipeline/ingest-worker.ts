@@ -180,10 +180,8 @@ async function main(): Promise<void> {
   // by the same FlowFilter); with none, the writers carry no filter code and the records are
   // counted as passed. Re-decided on every filter reload. Same bytes and counts either way.
   const fused = new FusedSetWriter(batcher);
-  let fusedFiltered = false;
   const useFusedPath = (): void => {
-    fusedFiltered = !filter.acceptsAll;
-    fused.setFilter(fusedFiltered ? filter : null);
+    fused.setFilter(filter.acceptsAll ? null : filter);
     service.setDirectSink(init.stdoutRecords ? null : fused);
   };
   useFusedPath();
@@ -223,7 +221,8 @@ async function main(): Promise<void> {
     if (outcome.directRecords > 0) {
       records += outcome.directRecords;
       if (who !== null) who.records += outcome.directRecords;
-      if (!fusedFiltered) filter.passedUnseen(outcome.directRecords); // else each was counted by filter.admit()
+      // With rules loaded the fused writers called filter.admit() for each (filters reload only between frames).
+      if (filter.acceptsAll) filter.passedUnseen(outcome.directRecords);
     }
     if (outcome.records.length > 0) {
       records += outcome.records.length;
