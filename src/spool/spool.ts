@@ -260,6 +260,11 @@ interface QueuedAppend {
   readonly done: QueuedAppendDone;
 }
 
+/** A queued batch is ready to commit (compressed) or to report (failed). */
+function isReady(e: QueuedAppend): boolean {
+  return e.compressed !== null || e.failed !== null;
+}
+
 /** Park reasons are metadata shown by `spool status`; long strings are cut. */
 const MAX_PARK_REASON_LENGTH = 200;
 export const PARK_REASON_INTEGRITY = 'integrity';
@@ -965,11 +970,11 @@ export class Spool {
     return new Promise((resolve) => this.queueWaiters.push(resolve));
   }
 
-  /** Ready batches at the front of the queue not yet committed by a group (compressed, or failed and only to be reported). */
+  /** Ready batches at the front of the queue not yet committed by a group. */
   private readyAtFront(): number {
     let k = 0;
     for (const e of this.queue) {
-      if ((e.compressed === null && e.failed === null) || e.committed !== undefined) break;
+      if (!isReady(e) || e.committed !== undefined) break;
       k++;
     }
     return k;
@@ -1029,7 +1034,7 @@ export class Spool {
     if (ready >= 2 && !this.readOnly) this.commitGroup(this.queue.slice(0, ready));
     let head = this.queue[0];
     try {
-      while (head !== undefined && (head.compressed !== null || head.failed !== null)) {
+      while (head !== undefined && isReady(head)) {
         this.queue.shift();
         const { compressed, failed, records: n, format, committed } = head;
         this.settle(head.done, () => committed ?? (compressed !== null ? this.store(compressed, n, format) : this.encodeFailed(failed, n)));
@@ -1038,7 +1043,7 @@ export class Spool {
     } finally {
       // A `done` threw (it propagates to the caller): what is ready behind it is committed and reported soon, not left waiting for the next batch.
       head = this.queue[0];
-      if (head !== undefined && (head.compressed !== null || head.failed !== null)) this.armGroupTimer();
+      if (head !== undefined && isReady(head)) this.armGroupTimer();
     }
     if (this.queue.length === 0 && this.queueWaiters.length > 0) {
       const waiters = this.queueWaiters;
