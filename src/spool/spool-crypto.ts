@@ -47,10 +47,13 @@ const OPENSSL_CIPHER = 'chacha20-poly1305';
 /** What computes the batches' ChaCha20-Poly1305 step (see the header). */
 export type BatchAeadEngine = 'openssl' | 'libsodium';
 let engine: BatchAeadEngine = 'libsodium';
+/** The known-answer check's verdict, made once per thread (every Spool.open calls sodiumReady()). */
+let opensslChecked: boolean | null = null;
 
 export async function sodiumReady(): Promise<typeof sodium> {
   await sodium.ready;
-  engine = opensslMatchesLibsodium() ? 'openssl' : 'libsodium';
+  opensslChecked ??= opensslMatchesLibsodium();
+  engine = opensslChecked ? 'openssl' : 'libsodium';
   return sodium;
 }
 
@@ -61,7 +64,7 @@ export function batchAeadEngine(): BatchAeadEngine {
 
 /** For tests: forces an engine ('openssl' only where the check passed). */
 export function useBatchAeadEngine(e: BatchAeadEngine): void {
-  if (e === 'openssl' && !opensslMatchesLibsodium()) throw new Error('OpenSSL ChaCha20-Poly1305 is not available or does not match libsodium');
+  if (e === 'openssl' && !(opensslChecked ??= opensslMatchesLibsodium())) throw new Error('OpenSSL ChaCha20-Poly1305 is not available or does not match libsodium');
   engine = e;
 }
 
