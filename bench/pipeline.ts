@@ -64,13 +64,16 @@ interface Step {
   readonly spoolBytesPerRecord: number;
   /** Share of batches stored uncompressed because ingest was overloaded (see README, Overload). */
   readonly bypassedShare: number;
+  /** WAL checkpoints: by the background checkpointer (of which partial) and on the ingest worker's thread. */
+  readonly checkpoints: { readonly background: number; readonly partial: number; readonly inline: number };
 }
 
 interface Stats {
   compression: { offThread: number; inline: number; bypassed: number } | null;
   decode: { records: number } | null;
   batcher: { records: number; droppedRecords: number; inFlightRecords: number } | null;
-  spool: SpoolStatus | null;
+  spool: (SpoolStatus & { inlineCheckpoints: number }) | null;
+  walCheckpointer: { checkpoints: number; partial: number } | null;
   listeners: { udp: { listeners: { kernelDrops: number | null }[] } | null; channel: { inFlightBytes: number; droppedPackets: number } | null };
 }
 
@@ -168,6 +171,7 @@ async function probeStep(rate: number): Promise<Step> {
       loss: load.sentRecords === 0 ? 1 : 1 - spooled / load.sentRecords,
       rssMb,
       spoolBytesPerRecord: spooled === 0 ? 0 : spoolBytes / spooled,
+      checkpoints: { background: s.walCheckpointer?.checkpoints ?? 0, partial: s.walCheckpointer?.partial ?? 0, inline: s.spool?.inlineCheckpoints ?? 0 },
       bypassedShare: ((c) => (c === null || c.offThread + c.inline + c.bypassed === 0 ? 0 : c.bypassed / (c.offThread + c.inline + c.bypassed)))(s.compression),
     };
   } finally {
@@ -225,6 +229,7 @@ export async function run(): Promise<void> {
       console.log(
         `${String(rate).padEnd(11)} ${String(s.sent).padEnd(11)} ${String(s.decoded).padEnd(11)} ${String(s.spooled).padEnd(11)} ${String(s.kernelDrops).padEnd(13)} ${String(s.channelDrops).padEnd(11)} ${pct(s.loss).padEnd(9)} ${s.rssMb.toFixed(0).padEnd(7)} ${`${s.spoolBytesPerRecord.toFixed(1)} (${(s.bypassedShare * 100).toFixed(0)}%)`.padEnd(12)} ${`${s.senderCpuPct.toFixed(0)}%`.padEnd(11)} ${s.probeNsPerRecord.toFixed(0)} / ${s.receiveNsPerRecord?.toFixed(0) ?? '-'} ns`,
       );
+      console.log(`  WAL checkpoints: ${s.checkpoints.background} background (${s.checkpoints.partial} partial), ${s.checkpoints.inline} on the ingest thread`);
       if (s.loss >= LOSS_LIMIT) probeClimbing = false;
       else best = rate;
     }

@@ -119,6 +119,7 @@ async function main(): Promise<void> {
     walCheckpointer = await WalCheckpointer.start(spool.path, (message, code) => {
       spoolLog.log('warn', `wal-checkpoint:${code ?? 'unknown'}`, { event: 'spool.wal_checkpoint_failed', code, err: message }, 'background WAL checkpoint failed');
     });
+    spool.useBackgroundCheckpoints(walCheckpointer);
   } catch (err) {
     logger.warn({ event: 'spool.wal_checkpointer_unavailable', err: (err as Error).message }, 'background WAL checkpointer did not start; the spool checkpoints on the ingest thread');
   }
@@ -253,7 +254,7 @@ async function main(): Promise<void> {
       decode: service.stats(),
       filter: fstats,
       batcher: batcher.counters(),
-      spool: spool.status(),
+      spool: { ...spool.status(), inlineCheckpoints: spool.checkpointStats().inline },
       walCheckpointer: walCheckpointer?.stats() ?? null,
       compression: { ...spool.compressionStats(), overloaded: overload.overloaded },
       exporters: list,
@@ -339,6 +340,7 @@ async function main(): Promise<void> {
             final = snapshot();
             spool.useCompressor(null);
             await compressor?.close();
+            spool.useBackgroundCheckpoints(null);
             await walCheckpointer?.stop();
           } catch (err) {
             logger.error({ err: (err as Error).message }, 'ingest worker stop: a helper thread did not stop cleanly');

@@ -11,6 +11,7 @@ import { silentLogger } from '../observability/logger.js';
 import { BatchEncoder, batchRecordCount, decodeBatch } from './batch-codec.js';
 import type { BatchCompressor } from './batch-compressor.js';
 import type { FusedRecordWriter } from './fused-writer.js';
+import type { DurableMark } from './wal-checkpointer.js';
 import { compressBatch, decompressBatch, isSealFormat, SEAL_FORMAT_NONE, sealFormatOf, type Compression } from './compression.js';
 import { HighWaterMarkFile } from './high-water-mark.js';
 import {
@@ -167,6 +168,11 @@ export interface SpoolStatus {
   readonly synchronous: SynchronousMode;
 }
 
+/** The source of durable marks for useBackgroundCheckpoints() (WalCheckpointer). */
+export interface BackgroundCheckpoints {
+  durableMark(): DurableMark | null;
+}
+
 export interface VerifyFailure {
   readonly id: number;
   readonly reason: string;
@@ -209,6 +215,8 @@ const DEFAULT_CHECKPOINT_INTERVAL_MS = 1_000;
 /** 16 KiB pages: a ~130 KiB sealed batch spans 8 overflow pages instead of 32 (less CPU per append, measured). */
 const PAGE_SIZE_BYTES = 16_384;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+/** SQLite's default wal_autocheckpoint (pages). */
+const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 1000;
 /** WAL file is truncated back to at most this after a checkpoint. */
 const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Times stored in columns are minutes (coarse, non-identifying). */
@@ -426,6 +434,11 @@ export class Spool {
   private shredPending = false;
   /** Commits since the last checkpoint (the idle tick checkpoints them). */
   private dirty = false;
+  /** See useBackgroundCheckpoints(). */
+  private background: BackgroundCheckpoints | null = null;
+  private lastHwmWriteMs = 0;
+  /** Checkpoints run on this thread (close, shredding, and when the background checkpointer is behind or absent). */
+  private inlineCheckpoints = 0;
   private tickHandle: unknown = null;
   private readonly setTick: (fn: () => void, ms: number) => unknown;
   private readonly clearTick: (handle: unknown) => void;
@@ -957,6 +970,34 @@ export class Spool {
    */
   setCompressionBypass(on: boolean): void {
     this.bypassCompression = on;
+  }
+
+  /**
+   * Hands the periodic checkpoint to a background checkpointer (WalCheckpointer, whose own
+   * connection checkpoints every ~100 ms; null: this thread checkpoints again, as without one).
+   * With one, this thread no longer runs the TRUNCATE checkpoint every checkpointIntervalMs —
+   * its copies and fsyncs (tens of ms on a loaded disk) were the ingest worker's largest wait —
+   * and SQLite's automatic checkpoint on this connection only fires once the WAL reaches the
+   * journal size limit (64 MiB), as a safety valve. Instead:
+   * - the high-water mark is written (at most once per checkpointIntervalMs) with the batch id
+   *   the checkpointer's last complete checkpoint made durable (see DurableMark);
+   * - the power-cut window is unchanged: when no complete background checkpoint covers a commit
+   *   older than checkpointIntervalMs, this thread checkpoints (TRUNCATE) as before;
+   * - shredding a key and close() still checkpoint (TRUNCATE) here, so a shredded key's old
+   *   pages leave the WAL at once.
+   * The mark's time must be on this spool's clock (Date.now by default).
+   */
+  useBackgroundCheckpoints(source: BackgroundCheckpoints | null): void {
+    this.assertOpen();
+    if (this.readOnly) return;
+    this.background = source;
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    this.db.pragma(`wal_autocheckpoint = ${source === null ? SQLITE_WAL_AUTOCHECKPOINT_PAGES : Math.max(SQLITE_WAL_AUTOCHECKPOINT_PAGES, Math.floor(JOURNAL_SIZE_LIMIT_BYTES / pageSize))}`);
+  }
+
+  /** Checkpoints this spool ran on its own thread (see useBackgroundCheckpoints). */
+  checkpointStats(): { readonly inline: number } {
+    return { inline: this.inlineCheckpoints };
   }
 
   /** Queued batches by where they were compressed: on the compressor thread, on this thread, or not at all (bypass). */
@@ -1638,18 +1679,52 @@ export class Spool {
   private maintenance(force: boolean): void {
     this.dirty = true;
     const now = this.clock();
-    if (!force && !this.shredPending && now - this.lastCheckpointMs < this.checkpointIntervalMs) return;
+    if (!force && !this.shredPending) {
+      if (this.background !== null) this.followBackground(now);
+      if (now - this.lastCheckpointMs < this.checkpointIntervalMs) return;
+    }
     this.checkpoint(force);
+  }
+
+  /**
+   * Takes in the background checkpointer's durable mark: commits before its time count as
+   * checkpointed (lastCheckpointMs), and its batch id goes into the high-water mark. Returns the
+   * batch id it covers (-1: none yet).
+   */
+  private followBackground(now: number): number {
+    const mark = this.background?.durableMark() ?? null;
+    if (mark === null) return -1;
+    const at = Math.min(mark.atMs, now);
+    if (at > this.lastCheckpointMs) this.lastCheckpointMs = at;
+    if (mark.seq > this.hwmWritten && now - this.lastHwmWriteMs >= this.checkpointIntervalMs) {
+      this.lastHwmWriteMs = now;
+      this.writeHwm(mark.seq);
+    }
+    return mark.seq;
   }
 
   /** The idle tick: checkpoints commits made since the last checkpoint even when no further write comes. */
   private tick(): void {
     if (this.closed || !this.dirty) return;
-    if (this.clock() - this.lastCheckpointMs >= this.checkpointIntervalMs) this.checkpoint(false);
+    const now = this.clock();
+    if (this.background !== null) {
+      const covered = this.followBackground(now);
+      try {
+        // Everything committed is covered by a complete background checkpoint: nothing left to do until the next write.
+        if (covered >= this.sequence('batches') && covered <= this.hwmWritten) {
+          this.dirty = false;
+          return;
+        }
+      } catch {
+        // The checkpoint below reports a failing database.
+      }
+    }
+    if (now - this.lastCheckpointMs >= this.checkpointIntervalMs) this.checkpoint(false);
   }
 
   private checkpoint(_force: boolean): void {
     if (this.readOnly) return;
+    this.inlineCheckpoints++;
     this.lastCheckpointMs = this.clock();
     this.shredPending = false;
     this.dirty = false;

@@ -1,11 +1,12 @@
 /**
  * The WAL checkpointer thread (see wal-checkpointer.ts): its own connection to the spool
- * database, `PRAGMA wal_checkpoint(PASSIVE)` every interval, until 'stop'.
+ * database, `PRAGMA wal_checkpoint(PASSIVE)` every interval, until 'stop', publishing the
+ * durable mark after each complete one.
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
-import { COUNTER_CHECKPOINTS, COUNTER_FAILURES, COUNTER_PARTIAL, type WalCheckpointerInit, type WalCheckpointerMessage } from './wal-checkpointer.js';
+import { COUNTER_CHECKPOINTS, COUNTER_DURABLE_AT_MS, COUNTER_DURABLE_SEQ, COUNTER_FAILURES, COUNTER_PARTIAL, type WalCheckpointerInit, type WalCheckpointerMessage } from './wal-checkpointer.js';
 
 const init = workerData as WalCheckpointerInit;
 const counters = new BigInt64Array(init.counters);
@@ -21,10 +22,13 @@ function codeOf(err: unknown): string | null {
 
 lowerThreadPriority('wal-checkpointer');
 let db: Database.Database;
+let sequence: Database.Statement;
 try {
   // fileMustExist: the spool created it; this thread must never create a database.
   db = new Database(init.dbPath, { fileMustExist: true });
   db.pragma(`busy_timeout = ${String(Math.trunc(init.busyTimeoutMs))}`);
+  // The batch id sequence (AUTOINCREMENT): no row content.
+  sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").pluck();
 } catch (err) {
   post({ type: 'error', message: (err as Error).message, code: codeOf(err), fatal: true });
   process.exit(1);
@@ -32,11 +36,20 @@ try {
 
 function checkpoint(): void {
   try {
+    // T, then S, then the checkpoint: a commit before T has an id ≤ S and its frames are in the WAL the checkpoint sees.
+    const atMs = Date.now();
+    const seq = (sequence.get() as number | undefined) ?? 0;
     // One row: busy (1 if another checkpoint held the lock), log (WAL frames), checkpointed (frames copied).
     const rows = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
     const r = rows[0];
     Atomics.add(counters, COUNTER_CHECKPOINTS, 1n);
-    if (r !== undefined && (r.busy !== 0 || r.checkpointed < r.log)) Atomics.add(counters, COUNTER_PARTIAL, 1n);
+    if (r !== undefined && (r.busy !== 0 || r.checkpointed < r.log)) {
+      Atomics.add(counters, COUNTER_PARTIAL, 1n);
+    } else if (r !== undefined) {
+      // S before T (the reader loads T before S).
+      Atomics.store(counters, COUNTER_DURABLE_SEQ, BigInt(seq));
+      Atomics.store(counters, COUNTER_DURABLE_AT_MS, BigInt(atMs));
+    }
   } catch (err) {
     Atomics.add(counters, COUNTER_FAILURES, 1n);
     post({ type: 'error', message: (err as Error).message, code: codeOf(err), fatal: false });

@@ -15,10 +15,24 @@ import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
  * Invariants:
  * - PASSIVE never waits for or blocks writers and readers and never truncates: it only copies
  *   committed frames into the database file and syncs it. Durability (a batch is durable once
- *   its commit returns, per the synchronous mode), the spool's own TRUNCATE checkpoint, the
- *   high-water mark and crypto-shredding are unchanged; the WAL only stays shorter.
- * - The connection reads and writes no rows, so it never sees or holds plaintext (there is none
- *   in the database) or keys; it gets only the database path.
+ *   its commit returns, per the synchronous mode, and with NORMAL at the latest after the
+ *   spool's checkpoint interval) and crypto-shredding (the spool checkpoints with TRUNCATE on
+ *   its own thread after a key is destroyed) are unchanged.
+ * - The WAL restarts from its beginning only after a checkpoint copied every frame and before
+ *   the next commit: under continuous appends that is the appender's own checkpoint, which the
+ *   spool keeps rare (see Spool.useBackgroundCheckpoints), so the WAL grows up to the journal
+ *   size limit between restarts.
+ * - The connection writes nothing and reads one number, the batch id sequence (non-identifying
+ *   metadata), so it never sees or holds plaintext (there is none in the database) or keys; it
+ *   gets only the database path.
+ * - Durable mark: before each checkpoint it notes the time T and then reads the batch id
+ *   sequence S; when the checkpoint copied every WAL frame (busy 0, checkpointed = log), every
+ *   batch with id ≤ S — and every commit before T — is in the database file, synced (a complete
+ *   checkpoint syncs the WAL before copying and the database after, on any synchronous mode
+ *   but OFF). It publishes (S, T) in shared memory, S first, so that a reader that loads T then
+ *   S never pairs a newer T with an older S. The appending spool uses it for its high-water
+ *   mark and its power-cut window instead of checkpointing on its own thread
+ *   (Spool.useBackgroundCheckpoints).
  * - The writer resets the WAL to its start (truncated to journal_size_limit) on its first commit
  *   after a checkpoint that copied every frame, so the WAL's size stays near what is written
  *   between two checkpoints.
@@ -44,7 +58,10 @@ export const COUNTER_CHECKPOINTS = 0;
 /** Checkpoints that could not copy every frame (a reader held an older snapshot, or another checkpoint ran). */
 export const COUNTER_PARTIAL = 1;
 export const COUNTER_FAILURES = 2;
-const COUNTERS = 3;
+/** The durable mark (see the invariants): batch id sequence, and the Date.now() before it was read; -1 until the first complete checkpoint. */
+export const COUNTER_DURABLE_SEQ = 3;
+export const COUNTER_DURABLE_AT_MS = 4;
+const COUNTERS = 5;
 /** stop() terminates the thread if it has not ended by then. */
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -52,6 +69,14 @@ export interface WalCheckpointerStats {
   readonly checkpoints: number;
   readonly partial: number;
   readonly failures: number;
+}
+
+/** What a complete checkpoint made durable (see the invariants). */
+export interface DurableMark {
+  /** Every batch with an id up to this is durable. */
+  readonly seq: number;
+  /** Every commit before this time (Date.now() clock) is durable. */
+  readonly atMs: number;
 }
 
 export class WalCheckpointer {
@@ -81,6 +106,9 @@ export class WalCheckpointer {
     options: { readonly intervalMs?: number; readonly busyTimeoutMs?: number } = {},
   ): Promise<WalCheckpointer> {
     const shared = new SharedArrayBuffer(COUNTERS * BigInt64Array.BYTES_PER_ELEMENT);
+    const counters = new BigInt64Array(shared);
+    counters[COUNTER_DURABLE_SEQ] = -1n;
+    counters[COUNTER_DURABLE_AT_MS] = -1n;
     const init: WalCheckpointerInit = {
       dbPath,
       intervalMs: options.intervalMs ?? DEFAULT_WAL_CHECKPOINT_INTERVAL_MS,
@@ -99,6 +127,15 @@ export class WalCheckpointer {
       return msg.fatal ? new Error(`the WAL checkpointer could not open ${dbPath}: ${msg.message}`) : undefined;
     });
     return cp;
+  }
+
+  /** The mark of the last complete checkpoint, or null before the first. */
+  durableMark(): DurableMark | null {
+    // T before S: the thread stores S before T (see the invariants).
+    const atMs = Atomics.load(this.counters, COUNTER_DURABLE_AT_MS);
+    const seq = Atomics.load(this.counters, COUNTER_DURABLE_SEQ);
+    if (atMs < 0n || seq < 0n) return null;
+    return { seq: Number(seq), atMs: Number(atMs) };
   }
 
   stats(): WalCheckpointerStats {

@@ -1,11 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { Spool } from '../../src/spool/spool.js';
-import { WalCheckpointer } from '../../src/spool/wal-checkpointer.js';
+import { Spool, type BackgroundCheckpoints } from '../../src/spool/spool.js';
+import { WalCheckpointer, type DurableMark } from '../../src/spool/wal-checkpointer.js';
 import { ipv4Records, tempDir, testKek } from '../support/spool-fixtures.js';
 
 const KEK = testKek(3);
@@ -25,6 +25,13 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
  */
 async function quietSpool(dir: string): Promise<Spool> {
   return Spool.open({ dir, kek: KEK, checkpointIntervalMs: 86_400_000, synchronous: 'normal', setInterval: () => null, clearInterval: () => undefined });
+}
+
+/** The batch id in spool.hwm (layout in high-water-mark.ts: "SFHW1" ‖ spool id (16) ‖ u64 BE ‖ MAC), or null without one. */
+function hwmSeq(dir: string): number | null {
+  const path = join(dir, 'spool.hwm');
+  if (!existsSync(path)) return null;
+  return Number(readFileSync(path).readBigUInt64BE(5 + 16));
 }
 
 describe('background WAL checkpointer', () => {
@@ -91,6 +98,124 @@ describe('background WAL checkpointer', () => {
         return true;
       });
       assert.equal(existsSync(missing), false);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('publishes a durable mark only after a checkpoint that copied every frame', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const spool = await quietSpool(dir);
+      const dbPath = join(dir, 'spool.db');
+      for (let i = 0; i < 3; i++) spool.append(ipv4Records(500, i + 1));
+      const cp = await WalCheckpointer.start(dbPath, () => undefined, { intervalMs: 20 });
+      const reader = new Database(dbPath, { readonly: true });
+      try {
+        await until(() => (cp.durableMark()?.seq ?? -1) >= 3, 'a mark covering batch 3');
+        const first = cp.durableMark();
+        assert.ok(first !== null && first.atMs <= Date.now(), JSON.stringify(first));
+
+        // A reader holding an old snapshot keeps the checkpoint from copying the new frames:
+        // checkpoints go on, partial, and the mark must not claim the new batches.
+        reader.exec('BEGIN');
+        reader.prepare('SELECT count(*) FROM batches').get();
+        for (let i = 0; i < 3; i++) spool.append(ipv4Records(500, 10 + i));
+        const partialBefore = cp.stats().partial;
+        await until(() => cp.stats().partial >= partialBefore + 3, 'three partial checkpoints');
+        assert.ok((cp.durableMark()?.seq ?? -1) < 6, `mark while a reader pins the WAL: ${JSON.stringify(cp.durableMark())}`);
+
+        reader.exec('COMMIT');
+        await until(() => (cp.durableMark()?.seq ?? -1) >= 6, 'the mark once the reader let go');
+        assert.ok((cp.durableMark()?.atMs ?? 0) >= first.atMs);
+      } finally {
+        reader.close();
+        await cp.stop();
+        spool.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a spool following a background checkpointer: high-water mark from its mark, own checkpoint only when it falls behind', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let now = 1_000_000;
+      const ticks: (() => void)[] = [];
+      const tick = (): void => {
+        for (const t of ticks) t();
+      };
+      const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, clock: () => now, setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined });
+      // A source under the test's control (the real one's mark is tested above): the test decides what is durable and when.
+      let mark: DurableMark | null = null;
+      const source: BackgroundCheckpoints = { durableMark: () => mark };
+      try {
+        spool.useBackgroundCheckpoints(source);
+        const inline = (): number => spool.checkpointStats().inline;
+        const base = inline();
+
+        // No mark yet: appends within the interval do not checkpoint; past it, this thread does.
+        spool.append(ipv4Records(10, 1));
+        now += 500;
+        spool.append(ipv4Records(10, 2));
+        assert.equal(inline(), base, 'no checkpoint inside the interval');
+        now += 600;
+        spool.append(ipv4Records(10, 3));
+        assert.equal(inline(), base + 1, 'no durable mark for over the interval: checkpointed here');
+        const hwmAfterInline = hwmSeq(dir);
+        assert.equal(hwmAfterInline, 3);
+
+        // The checkpointer keeps up: its mark moves the checkpoint time, so no own checkpoint,
+        // and the high-water mark follows the mark's batch id (not the spool's last id).
+        spool.append(ipv4Records(10, 4));
+        mark = { seq: 4, atMs: now + 900 };
+        now += 1100;
+        spool.append(ipv4Records(10, 5));
+        assert.equal(inline(), base + 1, 'a fresh mark: no checkpoint on this thread');
+        assert.equal(hwmSeq(dir), 4, 'high-water mark = the batch the background made durable');
+
+        // A mark that stops moving: after the interval the spool checkpoints on its own again.
+        now += 1100;
+        spool.append(ipv4Records(10, 6));
+        assert.equal(inline(), base + 2, 'a stale mark: checkpointed here');
+        assert.equal(hwmSeq(dir), 6);
+
+        // Idle: the tick does nothing while the mark covers every batch ...
+        mark = { seq: 6, atMs: now + 10 };
+        now += 1100;
+        tick();
+        now += 5000;
+        tick();
+        assert.equal(inline(), base + 2, 'covered by the mark: the idle tick does not checkpoint');
+        // ... and checkpoints when one is not covered for over the interval (the checkpointer ran
+        // just before the append, so the append itself does not).
+        mark = { seq: 6, atMs: now - 50 };
+        spool.append(ipv4Records(10, 7));
+        assert.equal(inline(), base + 2, 'a fresh mark: the append does not checkpoint');
+        now += 1100;
+        tick();
+        assert.equal(inline(), base + 3, 'an uncovered batch: the idle tick checkpoints');
+        assert.equal(hwmSeq(dir), 7);
+
+        // Detached: the spool checkpoints on its own interval again.
+        spool.useBackgroundCheckpoints(null);
+        mark = { seq: 8, atMs: now + 5000 };
+        spool.append(ipv4Records(10, 8));
+        now += 1100;
+        spool.append(ipv4Records(10, 9));
+        assert.equal(inline(), base + 4);
+      } finally {
+        spool.close();
+      }
+      const again = await Spool.open({ dir, kek: KEK });
+      try {
+        const v = again.verify();
+        assert.equal(v.ok, true, JSON.stringify(v));
+        assert.equal(v.batches, 9);
+      } finally {
+        again.close();
+      }
     } finally {
       cleanup();
     }
