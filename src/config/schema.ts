@@ -256,7 +256,7 @@ const SpoolSchema = z
     fullPolicy: z.enum(['drop-oldest', 'drop-newest']).default('drop-oldest').describe('At the quota: evict the oldest batches, or refuse new records (both counted).'),
     batch: z
       .strictObject({
-        maxRecords: z.number().int().min(1).max(1_000_000).default(5000).describe('Records per spooled batch.'),
+        maxRecords: z.number().int().min(1).max(1_000_000).default(20000).describe('Records per spooled batch (one SQLite commit each; also capped by maxBytes).'),
         maxBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024).describe('Encoded bytes per spooled batch.'),
         maxAgeMs: z.number().int().min(1).max(600_000).default(1000).describe('A non-empty batch is committed after this long even if not full (bounds loss on a crash).'),
       })

@@ -32,7 +32,7 @@ function isStreaming(t: BatchTarget): t is StreamingBatchTarget {
 }
 
 export interface BatcherOptions {
-  /** Default 5000 records. */
+  /** Default 20 000 records. */
   readonly maxRecords?: number;
   /** Estimated serialized bytes (before compression). Default 1 MiB. */
   readonly maxBytes?: number;
@@ -53,7 +53,7 @@ export interface BatcherOptions {
   readonly onError?: (err: unknown, records: number) => void;
 }
 
-export const DEFAULT_BATCH_MAX_RECORDS = 5000;
+export const DEFAULT_BATCH_MAX_RECORDS = 20_000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
 export const DEFAULT_BATCH_MAX_AGE_MS = 1000;
 
