@@ -1,6 +1,6 @@
 import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
 import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
-import { planTemplate, type FieldPlan } from '../decode/template/field-mapping.js';
+import { planTemplate, type FieldPlan, type ReadKind } from '../decode/template/field-mapping.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
 import { recordDecoderSource } from '../decode/template/record-decoder.js';
@@ -80,6 +80,31 @@ function smallUintProps(plans: readonly FieldPlan[]): Set<string> {
   return small;
 }
 
+/**
+ * The read kind of each time property (startMs, endMs) the template maps. Per valueExpr
+ * (record-decoder.ts): 'seconds' (u32 × 1000) and 'ntp' ((u32 − const) × 1000 + ⌊u32 / c⌋) are
+ * always safe integers and never −0; 'millis' (u32 × 2^32 + u32) is a non-negative integer,
+ * never −0, and safe exactly when ≤ 2^53 − 1. Other kinds (sysUpTime, deltaMicros) depend on
+ * the context and get the full test.
+ */
+function timeKinds(plans: readonly FieldPlan[]): Map<string, ReadKind> {
+  const kinds = new Map<string, ReadKind>();
+  for (const plan of plans) {
+    for (const t of plan.targets) if ((t.prop === 'startMs' || t.prop === 'endMs') && !t.fallback) kinds.set(t.prop, t.kind);
+  }
+  return kinds;
+}
+
+/**
+ * `Number.isSafeInteger(x) && !Object.is(x, -0)` for a time local, reduced to what its read
+ * kind leaves open (see timeKinds); the result is the same for every value the kind can take.
+ */
+function safeTimeTest(x: string, kind: ReadKind | undefined): string {
+  if (kind === 'seconds' || kind === 'ntp') return 'true';
+  if (kind === 'millis') return `${x} <= ${Number.MAX_SAFE_INTEGER}`;
+  return `Number.isSafeInteger(${x}) && !Object.is(${x}, -0)`;
+}
+
 /** 'ipv4' or 'ipv6' for an address property filled by exactly one field of that kind; 'mixed' when it has an IPv6 fallback. */
 function addressKinds(plans: readonly FieldPlan[]): Map<string, 'ipv4' | 'ipv6' | 'mixed'> {
   const kinds = new Map<string, 'ipv4' | 'ipv6' | 'mixed'>();
@@ -128,9 +153,11 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
   if (has('uptimeMs')) lines.push(`if (x_uptimeMs !== null) bits |= ${c.PRESENT_UPTIME};`);
   const timed = has('startMs') && has('endMs');
   lines.push('const base = m.exportTimeS * 1000;');
+  // record()'s test, with the parts each time's read kind settles left out (see timeKinds).
+  const tk = timeKinds(plans);
   lines.push(
     timed
-      ? `const td = x_startMs !== null && x_endMs !== null && Number.isSafeInteger(x_startMs) && Number.isSafeInteger(x_endMs) && Number.isSafeInteger(base) && Math.abs(x_startMs - base) < ${c.MAX_TIME_DELTA} && Math.abs(x_endMs - x_startMs) < ${c.MAX_TIME_DELTA} && !Object.is(x_startMs, -0) && !Object.is(x_endMs, -0);`
+      ? `const td = x_startMs !== null && x_endMs !== null && ${safeTimeTest('x_startMs', tk.get('startMs'))} && ${safeTimeTest('x_endMs', tk.get('endMs'))} && Number.isSafeInteger(base) && Math.abs(x_startMs - base) < ${c.MAX_TIME_DELTA} && Math.abs(x_endMs - x_startMs) < ${c.MAX_TIME_DELTA};`
       : 'const td = false;',
   );
   lines.push(`e.fusedRecordEnd = ${src.end};`);
