@@ -31,10 +31,10 @@ test(`SIGKILL at random moments (${ROUNDS} rounds): every committed batch surviv
   t.diagnostic(`${committed} batches committed across ${ROUNDS} kills`);
 });
 
-test('SIGKILL at random moments, queued appends under overload (group commits), synchronous full and normal: every reported batch survives', async (t) => {
+test('SIGKILL at random moments, queued appends (group commits: under overload, and compressed with synchronous full): every reported batch survives', async (t) => {
   const seed = Number(process.env.SEALFLOW_SPOOL_CRASH_SEED ?? Date.now() % 1_000_000);
   t.diagnostic(`seed ${seed} (rerun with SEALFLOW_SPOOL_CRASH_SEED=${seed})`);
-  for (const synchronous of ['full', 'normal']) {
+  for (const [mode, synchronous] of [['--queued-bypass', 'full'], ['--queued-bypass', 'normal'], ['--queued-compressed', 'full']] as const) {
     const { dir, cleanup } = tempDir();
     let committed = 0;
     let rounds = 0;
@@ -42,8 +42,9 @@ test('SIGKILL at random moments, queued appends under overload (group commits), 
       await runCrashRounds({
         dir,
         rounds: 6,
-        seed: seed + (synchronous === 'full' ? 1 : 0),
-        childArgs: ['--queued-bypass', '--synchronous', synchronous],
+        seed: seed + (synchronous === 'full' ? 1 : 0) + (mode === '--queued-compressed' ? 2 : 0),
+        childArgs: [mode],
+        synchronous,
         onRound: (r) => {
           rounds++;
           committed = r.totalCommitted;
@@ -53,7 +54,7 @@ test('SIGKILL at random moments, queued appends under overload (group commits), 
       cleanup();
     }
     assert.equal(rounds, 6);
-    assert.ok(committed >= 6, `${synchronous}: only ${committed} batches committed over 6 rounds`);
-    t.diagnostic(`${synchronous}: ${committed} batches committed across 6 kills`);
+    assert.ok(committed >= 6, `${mode} ${synchronous}: only ${committed} batches committed over 6 rounds`);
+    t.diagnostic(`${mode} ${synchronous}: ${committed} batches committed across 6 kills`);
   }
 });

@@ -7,14 +7,17 @@
  *
  * Usage: node --import tsx test/support/spool-child.ts --dir DIR [--canary] [--ack-every N]
  *          [--quota BYTES] [--max-batches N] [--batch-records N] [--synchronous full|normal]
- *          [--queued-bypass]
+ *          [--queued-bypass | --queued-compressed]
  * --queued-bypass appends as the ingest worker does under overload (addQueued/flushQueued with
  * compression bypassed), so batches commit in groups; it reports from each batch's `done`.
+ * --queued-compressed does the same with a compressor thread (as the ingest worker normally
+ * does): with synchronous full its batches commit in groups too.
  * The KEK comes from SEALFLOW_SPOOL_KEK (base64).
  */
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
+import { BatchCompressor } from '../../src/spool/batch-compressor.js';
 import { Spool } from '../../src/spool/spool.js';
 import { parseKekText } from '../../src/spool/kek-source.js';
 import { canaryRecords, ipv4Records, testKek } from './spool-fixtures.js';
@@ -34,6 +37,7 @@ async function runChild(): Promise<void> {
       'batch-records': { type: 'string' },
       synchronous: { type: 'string' },
       'queued-bypass': { type: 'boolean' },
+      'queued-compressed': { type: 'boolean' },
     },
   });
   const kek = parseKekText(process.env.SEALFLOW_SPOOL_KEK ?? '');
@@ -42,6 +46,8 @@ async function runChild(): Promise<void> {
   const maxBatches = Number(values['max-batches'] ?? '100000');
   const batchRecords = Number(values['batch-records'] ?? '200');
   const sync = values.synchronous === 'full' ? 'full' : 'normal';
+  // Started before the spool opens: the harness's kill timer starts at "opened".
+  const compressor = values['queued-compressed'] === true ? await BatchCompressor.start() : null;
   const spool = await Spool.open({
     dir: values.dir,
     kek,
@@ -50,8 +56,9 @@ async function runChild(): Promise<void> {
     ...(values.quota !== undefined ? { quotaBytes: Number(values.quota) } : {}),
   });
   report(`opened ${spool.status().lastBatchId}`);
-  if (values['queued-bypass'] === true) {
-    spool.setCompressionBypass(true);
+  if (values['queued-bypass'] === true || values['queued-compressed'] === true) {
+    if (values['queued-bypass'] === true) spool.setCompressionBypass(true);
+    else spool.useCompressor(compressor);
     for (let i = 0; i < maxBatches; i++) {
       const records = ipv4Records(batchRecords - (i % 50), i + process.pid);
       for (const r of records) spool.addQueued(r);

@@ -29,7 +29,10 @@ export interface CrashOptions {
   /** Kill between min and max ms after the child reported it opened the spool. */
   readonly minKillMs?: number;
   readonly maxKillMs?: number;
+  /** Child arguments besides --dir and --synchronous. */
   readonly childArgs?: readonly string[];
+  /** The child's synchronous mode in every round; default: alternating normal and full. */
+  readonly synchronous?: 'full' | 'normal';
   readonly onRound?: (r: CrashRoundResult) => void;
 }
 
@@ -78,8 +81,8 @@ export async function runCrashRounds(options: CrashOptions): Promise<void> {
   let maxId = 0;
   for (let round = 1; round <= options.rounds; round++) {
     const killAfterMs = Math.floor(minKill + rand() * (maxKill - minKill));
-    // Alternate the two synchronous modes: both must keep every commit across a process crash.
-    const sync = round % 2 === 0 ? 'full' : 'normal';
+    // Unless one is asked for, alternate the two synchronous modes: both must keep every commit across a process crash.
+    const sync = options.synchronous ?? (round % 2 === 0 ? 'full' : 'normal');
     const run = await runAndKill(options.dir, killAfterMs, [...(options.childArgs ?? ['--ack-every', '5']), '--synchronous', sync]);
     if (run.exitSignal !== 'SIGKILL') throw new Error(`round ${round}: child ended without being killed (${String(run.exitSignal)}): ${run.stderr}`);
     let thisRound = 0;
