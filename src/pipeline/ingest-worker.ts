@@ -254,7 +254,7 @@ async function main(): Promise<void> {
       decode: service.stats(),
       filter: fstats,
       batcher: batcher.counters(),
-      spool: { ...spool.status(), inlineCheckpoints: spool.checkpointStats().inline },
+      spool: { ...spool.status(), inlineCheckpoints: spool.checkpointStats().inline, busyCheckpoints: spool.checkpointStats().busy },
       walCheckpointer: walCheckpointer?.stats() ?? null,
       compression: { ...spool.compressionStats(), overloaded: overload.overloaded },
       exporters: list,

@@ -28,11 +28,13 @@ import { BATCH_STATE_ACKED, SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-sch
  *    spool-schema.ts); plaintext batches exist only in memory.
  * 2. A batch is durable once `append` returns its id (its transaction committed) against a
  *    process crash (SIGKILL, OOM, panic) in every mode. Against a power cut or kernel crash:
- *    with synchronous=FULL (default) none; with NORMAL commits since the last checkpoint (at
- *    most `checkpointIntervalMs`, 1 s) can be lost. Records still in the Batcher
- *    (≤ its max age, 1 s by default) are not yet committed in either mode. So the power-cut
- *    window is ≤ batch age with FULL (1 s by default), ≤ batch age + checkpoint interval
- *    (2 s) with NORMAL.
+ *    with synchronous=FULL (default) none; with NORMAL commits since the last completed
+ *    checkpoint (this thread's, or a complete one of a background checkpointer, see
+ *    useBackgroundCheckpoints) can be lost: one is due `checkpointIntervalMs` (1 s) after the
+ *    last, checked at each commit and by an idle tick every interval, so ≤ 2 intervals. Records
+ *    still in the Batcher (≤ its max age, 1 s by default) or queued for a group commit (≤ 20 ms)
+ *    are not yet committed in either mode. So the power-cut window is ≤ batch age with FULL
+ *    (1 s by default), ≤ batch age + 2 checkpoint intervals (3 s) with NORMAL.
  * 3. Batches leave storage only by `ack` (delivered), quota eviction (counted) or never.
  *    Leases live in this instance's memory: after a crash every unacked batch is leasable.
  * 4. Batch ids come from AUTOINCREMENT and are never reused (also after a detected rollback,
@@ -51,10 +53,12 @@ import { BATCH_STATE_ACKED, SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-sch
  *    authentication; batches deleted from the front without the key fail the anchor; a forged
  *    tombstone fails its ack MAC; the newest batches deleted leave the chain short of the
  *    sequence; and an older database file restored is caught by the high-water mark file
- *    (spool.hwm, MAC'd, written after each checkpoint; see high-water-mark.ts).
+ *    (spool.hwm, MAC'd, written after a completed checkpoint — at most once per interval from a
+ *    background checkpointer's durable mark; see high-water-mark.ts).
  * 6. Each epoch (default 1 h) has a random data key stored only wrapped by the KEK. When an
  *    epoch has ended and holds no live batch its key row is deleted (secure_delete zeroes it,
- *    and a checkpoint follows) so its batches are unrecoverable from any disk remnant.
+ *    and a TRUNCATE checkpoint follows, retried until it completes, which removes the row's
+ *    older copies from the WAL) so its batches are unrecoverable from any disk remnant.
  * 7. Several instances on the same file (an appending worker thread and a draining main
  *    thread) are supported: every mutation is one short IMMEDIATE transaction, and an append
  *    reads the chain's end inside its transaction, so even concurrent appenders stay chained.
@@ -212,9 +216,11 @@ const DEFAULT_SYNCHRONOUS: SynchronousMode = 'full';
  * can take (commits since the last WAL sync), and it keeps the WAL small.
  */
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 1_000;
-/** 16 KiB pages: a ~130 KiB sealed batch spans 8 overflow pages instead of 32 (less CPU per append, measured). */
+/** 16 KiB pages: a sealed batch spans a quarter of the overflow pages it would with 4 KiB ones (less CPU per append, measured). */
 const PAGE_SIZE_BYTES = 16_384;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+/** A checkpoint that could not complete is tried again after this long (see Spool.checkpoint). */
+const CHECKPOINT_RETRY_MS = 50;
 /** SQLite's default wal_autocheckpoint (pages). */
 const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 1000;
 /** WAL file is truncated back to at most this after a checkpoint. */
@@ -440,6 +446,9 @@ export class Spool {
   private lastHwmWriteMs = 0;
   /** Checkpoints run on this thread (close, shredding, and when the background checkpointer is behind or absent). */
   private inlineCheckpoints = 0;
+  /** Of those, the ones that could not complete (busy), and when the next try is due (see checkpoint()). */
+  private busyCheckpoints = 0;
+  private checkpointRetryAtMs = 0;
   private tickHandle: unknown = null;
   private readonly setTick: (fn: () => void, ms: number) => unknown;
   private readonly clearTick: (handle: unknown) => void;
@@ -795,7 +804,7 @@ export class Spool {
    * and commits. Batches commit strictly in flush order (the hash chain), each once its
    * compression and every earlier batch's are done; `done` gets each result, in that order, on
    * this thread, from flushQueued(), pollQueued() or the poll and group-commit timers
-   * (uncompressed batches commit in groups, see GROUP_COMMIT_MS). Not durable until then: on
+   * (uncompressed batches, and with synchronous full all batches, commit in groups, see GROUP_COMMIT_MS). Not durable until then: on
    * a crash, what is open or queued is lost like the Batcher's pending records (milliseconds'
    * worth). close() and append() first commit what is queued (waiting, at most the
    * compressorWaitMs option, 10 s by default, for what the thread has not returned); settled()
@@ -925,14 +934,14 @@ export class Spool {
   }
 
   /**
-   * Commits what is ready at the front of the queue. With synchronous=full a commit costs a WAL
-   * fsync (~10 ms on a busy disk, measured ~14% of the ingest worker's wall time at 1.75 M
-   * records/s), so compressed batches also wait for a group like uncompressed ones (see
-   * GROUP_COMMIT_MS): at most 20 ms more before they are durable and reported. With normal a
-   * commit does not sync, and they commit at once.
+   * Commits what is ready at the front of the queue. With synchronous=full (or extra) a commit
+   * costs a WAL fsync (~10 ms on a busy disk, measured ~14% of the ingest worker's wall time at
+   * 1.75 M records/s), so compressed batches also wait for a group like uncompressed ones (see
+   * GROUP_COMMIT_MS): 20 ms more (a timer on this thread, later while it is busy) before they
+   * are durable and reported. With normal a commit does not sync, and they commit at once.
    */
   private commitReady(): void {
-    if (this.synchronous !== 'full') {
+    if (this.synchronous === 'normal') {
       this.commitQueued();
       return;
     }
@@ -1011,9 +1020,9 @@ export class Spool {
     this.db.pragma(`wal_autocheckpoint = ${source === null ? SQLITE_WAL_AUTOCHECKPOINT_PAGES : Math.max(SQLITE_WAL_AUTOCHECKPOINT_PAGES, Math.floor(JOURNAL_SIZE_LIMIT_BYTES / pageSize))}`);
   }
 
-  /** Checkpoints this spool ran on its own thread (see useBackgroundCheckpoints). */
-  checkpointStats(): { readonly inline: number } {
-    return { inline: this.inlineCheckpoints };
+  /** Checkpoints this spool ran on its own thread (see useBackgroundCheckpoints), and how many of them found the WAL busy (retried). */
+  checkpointStats(): { readonly inline: number; readonly busy: number } {
+    return { inline: this.inlineCheckpoints, busy: this.busyCheckpoints };
   }
 
   /** Queued batches by where they were compressed: on the compressor thread, on this thread, or not at all (bypass). */
@@ -1695,11 +1704,21 @@ export class Spool {
   private maintenance(force: boolean): void {
     this.dirty = true;
     const now = this.clock();
-    if (!force && !this.shredPending) {
-      if (this.background !== null) this.followBackground(now);
-      if (now - this.lastCheckpointMs < this.checkpointIntervalMs) return;
+    if (!force) {
+      if (this.background !== null && !this.shredPending) this.followBackground(now);
+      if (!this.checkpointDue(now)) return;
     }
     this.checkpoint(force);
+  }
+
+  /**
+   * Whether this thread should checkpoint now: a key was shredded, or commits are not known
+   * checkpointed for checkpointIntervalMs — but not before a checkpoint that could not complete
+   * is due for its retry (see checkpoint()).
+   */
+  private checkpointDue(now: number): boolean {
+    if (now < this.checkpointRetryAtMs) return false;
+    return this.shredPending || now - this.lastCheckpointMs >= this.checkpointIntervalMs;
   }
 
   /**
@@ -1721,9 +1740,9 @@ export class Spool {
 
   /** The idle tick: checkpoints commits made since the last checkpoint even when no further write comes. */
   private tick(): void {
-    if (this.closed || !this.dirty) return;
+    if (this.closed || (!this.dirty && !this.shredPending)) return;
     const now = this.clock();
-    if (this.background !== null) {
+    if (this.background !== null && !this.shredPending) {
       const covered = this.followBackground(now);
       try {
         // Everything committed is covered by a complete background checkpoint: nothing left to do until the next write.
@@ -1735,23 +1754,39 @@ export class Spool {
         // The checkpoint below reports a failing database.
       }
     }
-    if (now - this.lastCheckpointMs >= this.checkpointIntervalMs) this.checkpoint(false);
+    if (this.checkpointDue(now)) this.checkpoint(false);
   }
 
+  /**
+   * TRUNCATE checkpoint: copies the whole WAL into the database file, syncs it and truncates the
+   * WAL to zero bytes (so a shredded key's old pages leave it), then records the high-water
+   * mark. Only a completed one (busy 0) counts: SQLite answers busy at once while another
+   * connection checkpoints (the background checkpointer), and after busy_timeout while a reader
+   * holds an older snapshot. Then — or on an error — the reasons stay (a pending shred,
+   * commits not checkpointed) and it is tried again CHECKPOINT_RETRY_MS later, from the next
+   * commit or idle tick.
+   */
   private checkpoint(_force: boolean): void {
     if (this.readOnly) return;
     this.inlineCheckpoints++;
-    this.lastCheckpointMs = this.clock();
-    this.shredPending = false;
-    this.dirty = false;
+    const now = this.clock();
     try {
       const seq = this.sequence('batches');
       const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-      // The database file is synced by a completed checkpoint, so `seq` is durable before the mark is written.
-      if (r[0]?.busy === 0) this.writeHwm(seq);
+      if (r[0]?.busy === 0) {
+        this.lastCheckpointMs = now;
+        this.checkpointRetryAtMs = 0;
+        this.shredPending = false;
+        this.dirty = false;
+        // The database file is synced by a completed checkpoint, so `seq` is durable before the mark is written.
+        this.writeHwm(seq);
+        return;
+      }
+      this.busyCheckpoints++;
     } catch (err) {
       this.rateLog.log('warn', 'checkpoint', { event: 'spool.checkpoint_failed', code: sqliteCode(err) }, 'spool WAL checkpoint failed');
     }
+    this.checkpointRetryAtMs = now + CHECKPOINT_RETRY_MS;
   }
 
   private assertOpen(): void {

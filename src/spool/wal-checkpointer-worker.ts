@@ -45,7 +45,8 @@ function checkpoint(): void {
     Atomics.add(counters, COUNTER_CHECKPOINTS, 1n);
     if (r !== undefined && (r.busy !== 0 || r.checkpointed < r.log)) {
       Atomics.add(counters, COUNTER_PARTIAL, 1n);
-    } else if (r !== undefined) {
+    } else if (r !== undefined && r.log >= 0) {
+      // (log −1: the database is not in WAL mode, and this was no checkpoint at all.)
       // S before T (the reader loads T before S).
       Atomics.store(counters, COUNTER_DURABLE_SEQ, BigInt(seq));
       Atomics.store(counters, COUNTER_DURABLE_AT_MS, BigInt(atMs));

@@ -18,10 +18,11 @@ import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
  *   its commit returns, per the synchronous mode, and with NORMAL at the latest after the
  *   spool's checkpoint interval) and crypto-shredding (the spool checkpoints with TRUNCATE on
  *   its own thread after a key is destroyed) are unchanged.
- * - The WAL restarts from its beginning only after a checkpoint copied every frame and before
- *   the next commit: under continuous appends that is the appender's own checkpoint, which the
- *   spool keeps rare (see Spool.useBackgroundCheckpoints), so the WAL grows up to the journal
- *   size limit between restarts.
+ * - The appender's next commit restarts the WAL from its beginning (writing over old frames; the
+ *   file is not truncated) only when a checkpoint copied every frame and no commit came in
+ *   between. Idle or lightly loaded, this checkpointer's checkpoints do that; under continuous
+ *   appends commits land during each of them, and it is the appender's own (automatic, at the
+ *   journal size limit) checkpoint that does, so the WAL grows up to that limit.
  * - The connection writes nothing and reads one number, the batch id sequence (non-identifying
  *   metadata), so it never sees or holds plaintext (there is none in the database) or keys; it
  *   gets only the database path.

@@ -34,6 +34,17 @@ function hwmSeq(dir: string): number | null {
   return Number(readFileSync(path).readBigUInt64BE(5 + 16));
 }
 
+/** The spool's idle tick under the test's control: `tick()` runs it; spread `timers` into the spool options. */
+function manualTick(): { tick: () => void; timers: { setInterval: (fn: () => void) => unknown; clearInterval: () => void } } {
+  const ticks: (() => void)[] = [];
+  return {
+    tick: () => {
+      for (const t of ticks) t();
+    },
+    timers: { setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined },
+  };
+}
+
 describe('background WAL checkpointer', () => {
   test('copies committed batches into the database file while the appender keeps its connection; stop() ends it for good', async () => {
     const { dir, cleanup } = tempDir();
@@ -142,11 +153,8 @@ describe('background WAL checkpointer', () => {
     const { dir, cleanup } = tempDir();
     try {
       let now = 1_000_000;
-      const ticks: (() => void)[] = [];
-      const tick = (): void => {
-        for (const t of ticks) t();
-      };
-      const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, clock: () => now, setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined });
+      const { tick, timers } = manualTick();
+      const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, clock: () => now, ...timers });
       // A source under the test's control (the real one's mark is tested above): the test decides what is durable and when.
       let mark: DurableMark | null = null;
       const source: BackgroundCheckpoints = { durableMark: () => mark };
@@ -215,6 +223,54 @@ describe('background WAL checkpointer', () => {
         assert.equal(v.batches, 9);
       } finally {
         again.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a checkpoint that finds the WAL busy keeps its reasons and is retried until it completes', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let now = 1_000_000;
+      const { tick, timers } = manualTick();
+      // busy_timeout 20 ms: a TRUNCATE checkpoint waiting for a reader gives up (busy) quickly.
+      const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, busyTimeoutMs: 20, clock: () => now, ...timers });
+      const walBytes = (): number => statSync(join(dir, 'spool.db-wal')).size;
+      const reader = new Database(join(dir, 'spool.db'), { readonly: true });
+      try {
+        spool.append(ipv4Records(10, 1));
+        // A first checkpoint completes (and records that the spool has a high-water mark, a write of its own).
+        now += 1100;
+        tick();
+        assert.equal(hwmSeq(dir), 1);
+        // A reader on the snapshot after batch 1 keeps a TRUNCATE checkpoint from completing.
+        reader.exec('BEGIN');
+        reader.prepare('SELECT count(*) FROM batches').get();
+        spool.append(ipv4Records(10, 2));
+        const before = spool.checkpointStats();
+        now += 1100;
+        tick();
+        assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 1, busy: before.busy + 1 }, 'tried, busy');
+        assert.ok(walBytes() > 0, 'the WAL is not truncated');
+        now += 10;
+        tick();
+        assert.equal(spool.checkpointStats().inline, before.inline + 1, 'not again before the retry delay');
+        now += 60;
+        spool.append(ipv4Records(10, 3));
+        assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 2, busy: before.busy + 2 }, 'retried from the next commit, still busy');
+        reader.exec('COMMIT');
+        now += 60;
+        tick();
+        assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 3, busy: before.busy + 2 }, 'retried from the idle tick: completed');
+        assert.equal(walBytes(), 0, 'the WAL is truncated');
+        assert.equal(hwmSeq(dir), 3, 'the high-water mark follows the completed checkpoint');
+        now += 5000;
+        tick();
+        assert.equal(spool.checkpointStats().inline, before.inline + 3, 'nothing left to checkpoint');
+      } finally {
+        reader.close();
+        spool.close();
       }
     } finally {
       cleanup();

@@ -10,8 +10,9 @@
  *          [--queued-bypass | --queued-compressed]
  * --queued-bypass appends as the ingest worker does under overload (addQueued/flushQueued with
  * compression bypassed), so batches commit in groups; it reports from each batch's `done`.
- * --queued-compressed does the same with a compressor thread (as the ingest worker normally
- * does): with synchronous full its batches commit in groups too.
+ * --queued-compressed does the same with a compressor thread and a background WAL
+ * checkpointer whose durable mark the spool follows (as the ingest worker normally does): with
+ * synchronous full its batches commit in groups too.
  * The KEK comes from SEALFLOW_SPOOL_KEK (base64).
  */
 import { writeSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { parseArgs } from 'node:util';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
 import { Spool } from '../../src/spool/spool.js';
+import { WalCheckpointer } from '../../src/spool/wal-checkpointer.js';
 import { parseKekText } from '../../src/spool/kek-source.js';
 import { canaryRecords, ipv4Records, testKek } from './spool-fixtures.js';
 
@@ -46,7 +48,6 @@ async function runChild(): Promise<void> {
   const maxBatches = Number(values['max-batches'] ?? '100000');
   const batchRecords = Number(values['batch-records'] ?? '200');
   const sync = values.synchronous === 'full' ? 'full' : 'normal';
-  // Started before the spool opens: the harness's kill timer starts at "opened".
   const compressor = values['queued-compressed'] === true ? await BatchCompressor.start() : null;
   const spool = await Spool.open({
     dir: values.dir,
@@ -55,10 +56,14 @@ async function runChild(): Promise<void> {
     checkpointIntervalMs: 100,
     ...(values.quota !== undefined ? { quotaBytes: Number(values.quota) } : {}),
   });
+  if (compressor !== null) {
+    spool.useCompressor(compressor);
+    spool.useBackgroundCheckpoints(await WalCheckpointer.start(spool.path, (m) => process.stderr.write(`checkpointer: ${m}\n`), { intervalMs: 20 }));
+  }
+  // After the helper threads started: the harness's kill timer starts here.
   report(`opened ${spool.status().lastBatchId}`);
   if (values['queued-bypass'] === true || values['queued-compressed'] === true) {
     if (values['queued-bypass'] === true) spool.setCompressionBypass(true);
-    else spool.useCompressor(compressor);
     for (let i = 0; i < maxBatches; i++) {
       const records = ipv4Records(batchRecords - (i % 50), i + process.pid);
       for (const r of records) spool.addQueued(r);
