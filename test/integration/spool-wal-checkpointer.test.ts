@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -268,6 +268,49 @@ describe('background WAL checkpointer', () => {
         now += 5000;
         tick();
         assert.equal(spool.checkpointStats().inline, before.inline + 3, 'nothing left to checkpoint');
+      } finally {
+        reader.close();
+        spool.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a shred whose checkpoint finds the WAL busy is finished by the retry: the destroyed wrapped key leaves every file', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let now = 1_763_800_000_000;
+      const { tick, timers } = manualTick();
+      const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', epochMs: 60_000, checkpointIntervalMs: 1000, busyTimeoutMs: 20, clock: () => now, ...timers });
+      const filesHolding = (bytes: Buffer): string[] => readdirSync(dir).filter((f) => readFileSync(join(dir, f)).includes(bytes));
+      const reader = new Database(join(dir, 'spool.db'), { readonly: true });
+      try {
+        spool.append(ipv4Records(10, 1)); // epoch 1
+        now += 61_000;
+        spool.append(ipv4Records(10, 2)); // epoch 2: epoch 1 has ended
+        now += 3 * 60_000; // past the shred grace
+        tick();
+        const wrapped = (reader.prepare('SELECT wrapped FROM epochs ORDER BY id LIMIT 1').get() as { wrapped: Buffer }).wrapped;
+        assert.ok(filesHolding(wrapped).length > 0, 'the first epoch\'s wrapped key is on disk');
+
+        // A reader pins an old snapshot; delivering epoch 1's only batch shreds its key, and the checkpoint that must follow is busy.
+        reader.exec('BEGIN');
+        reader.prepare('SELECT count(*) FROM epochs').get();
+        const before = spool.checkpointStats();
+        const [first] = spool.lease(1);
+        assert.ok(first !== undefined);
+        spool.ack(first.id);
+        assert.equal(spool.status().epochs, 1, 'epoch 1 shredded');
+        assert.equal(spool.checkpointStats().busy, before.busy + 1, 'its checkpoint found the WAL busy');
+        assert.ok(filesHolding(wrapped).length > 0, 'so an older copy of the key row is still on disk');
+
+        reader.exec('COMMIT');
+        now += 60;
+        tick(); // no new commit: only the pending shred asks for the retry
+        assert.equal(spool.checkpointStats().busy, before.busy + 1);
+        assert.deepEqual(filesHolding(wrapped), [], 'the retried checkpoint completed: no file holds the destroyed key');
+        assert.equal(statSync(join(dir, 'spool.db-wal')).size, 0);
       } finally {
         reader.close();
         spool.close();
