@@ -219,8 +219,17 @@ const DEFAULT_CHECKPOINT_INTERVAL_MS = 1_000;
 /** 16 KiB pages: a sealed batch spans a quarter of the overflow pages it would with 4 KiB ones (less CPU per append, measured). */
 const PAGE_SIZE_BYTES = 16_384;
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
-/** A checkpoint that could not complete is tried again after this long (see Spool.checkpoint). */
+/**
+ * A checkpoint of this thread's own that could not complete is tried again after this long,
+ * doubling with each further failure up to the checkpoint interval (see Spool.checkpoint).
+ */
 const CHECKPOINT_RETRY_MS = 50;
+/**
+ * How long such a checkpoint waits for readers and writers (busy_timeout) before answering
+ * busy, except at close(): a reader holding an old snapshot for seconds (a `spool export` of a
+ * live spool) must not stall the ingest thread for the full busy timeout on every try.
+ */
+const CHECKPOINT_BUSY_TIMEOUT_MS = 100;
 /** SQLite's default wal_autocheckpoint (pages). */
 const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 1000;
 /** WAL file is truncated back to at most this after a checkpoint. */
@@ -449,6 +458,8 @@ export class Spool {
   /** Of those, the ones that could not complete (busy), and when the next try is due (see checkpoint()). */
   private busyCheckpoints = 0;
   private checkpointRetryAtMs = 0;
+  private checkpointFailuresInRow = 0;
+  private readonly busyTimeoutMs: number;
   private tickHandle: unknown = null;
   private readonly setTick: (fn: () => void, ms: number) => unknown;
   private readonly clearTick: (handle: unknown) => void;
@@ -488,6 +499,7 @@ export class Spool {
     this.fullPolicy = options.fullPolicy ?? 'drop-oldest';
     this.epochMs = options.epochMs ?? DEFAULT_EPOCH_MS;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    this.busyTimeoutMs = Math.trunc(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
     this.compressorWaitMs = options.compressorWaitMs ?? DEFAULT_COMPRESSOR_WAIT_MS;
     this.readOnly = options.readOnly ?? false;
     this.synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
@@ -1762,20 +1774,29 @@ export class Spool {
    * WAL to zero bytes (so a shredded key's old pages leave it), then records the high-water
    * mark. Only a completed one (busy 0) counts: SQLite answers busy at once while another
    * connection checkpoints (the background checkpointer), and after busy_timeout while a reader
-   * holds an older snapshot. Then — or on an error — the reasons stay (a pending shred,
-   * commits not checkpointed) and it is tried again CHECKPOINT_RETRY_MS later, from the next
-   * commit or idle tick.
+   * holds an older snapshot (waiting at most CHECKPOINT_BUSY_TIMEOUT_MS, except when forced).
+   * Then — or on an error — the reasons stay (a pending shred, commits not checkpointed) and it
+   * is tried again from the next commit or idle tick, CHECKPOINT_RETRY_MS later, doubling up to
+   * the checkpoint interval while it keeps failing.
    */
-  private checkpoint(_force: boolean): void {
+  private checkpoint(force: boolean): void {
     if (this.readOnly) return;
     this.inlineCheckpoints++;
     const now = this.clock();
+    const shortWait = !force && this.busyTimeoutMs > CHECKPOINT_BUSY_TIMEOUT_MS;
     try {
       const seq = this.sequence('batches');
-      const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      if (shortWait) this.db.pragma(`busy_timeout = ${CHECKPOINT_BUSY_TIMEOUT_MS}`);
+      let r: { busy: number; log: number; checkpointed: number }[];
+      try {
+        r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      } finally {
+        if (shortWait) this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      }
       if (r[0]?.busy === 0) {
         this.lastCheckpointMs = now;
         this.checkpointRetryAtMs = 0;
+        this.checkpointFailuresInRow = 0;
         this.shredPending = false;
         this.dirty = false;
         // The database file is synced by a completed checkpoint, so `seq` is durable before the mark is written.
@@ -1786,7 +1807,8 @@ export class Spool {
     } catch (err) {
       this.rateLog.log('warn', 'checkpoint', { event: 'spool.checkpoint_failed', code: sqliteCode(err) }, 'spool WAL checkpoint failed');
     }
-    this.checkpointRetryAtMs = now + CHECKPOINT_RETRY_MS;
+    this.checkpointRetryAtMs = now + Math.min(CHECKPOINT_RETRY_MS * 2 ** this.checkpointFailuresInRow, this.checkpointIntervalMs);
+    this.checkpointFailuresInRow = Math.min(this.checkpointFailuresInRow + 1, 30);
   }
 
   private assertOpen(): void {
