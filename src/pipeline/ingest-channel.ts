@@ -156,12 +156,13 @@ export class IngestChannel implements PacketSink {
 }
 
 /**
- * The ingest worker's young generation: the records of a batch stay alive until the batch is
- * spooled (5000 records, a few MB), and with V8's default (16 MiB semi-spaces) scavenges copy
- * each live batch again and promote it to the old generation, which then has to be collected
- * too. 96 MiB gives 32 MiB semi-spaces, so most batches die young, for up to ~32 MiB more
- * resident memory. Measured in one thread on the 2-core bench machine: decode → batch 490 →
- * 360 ns CPU per record; decode → SQLite ~6% less (within the pipeline bench's noise).
+ * The ingest worker's young generation. On the FlowRecord path (sFlow, v5, the stdout copy)
+ * records live while their frame is decoded and serialized; with V8's default 16 MiB
+ * semi-spaces, scavenges copy what is still live and promote it to the old generation, which
+ * then has to be collected too. 96 MiB gives 32 MiB semi-spaces, so nearly all of it dies
+ * young, for up to ~32 MiB more resident memory. Measured in one thread on the 2-core bench
+ * machine when records still waited for a whole batch: decode → batch 490 → 360 ns CPU per
+ * record; decode → SQLite ~6% less (within the pipeline bench's noise).
  */
 const WORKER_YOUNG_GENERATION_MB = 96;
 
