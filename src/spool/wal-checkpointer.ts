@@ -15,9 +15,9 @@ import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
  * Invariants:
  * - PASSIVE never waits for or blocks writers and readers and never truncates: it only copies
  *   committed frames into the database file and syncs it. Durability (a batch is durable once
- *   its commit returns, per the synchronous mode, and with NORMAL at the latest after the
- *   spool's checkpoint interval) and crypto-shredding (the spool checkpoints with TRUNCATE on
- *   its own thread after a key is destroyed) are unchanged.
+ *   its commit returns, per the synchronous mode, and with NORMAL within the spool's power-cut
+ *   window, see spool.ts invariant 2) and crypto-shredding (the spool checkpoints with TRUNCATE
+ *   on its own thread after a key is destroyed) are unchanged.
  * - The appender's next commit restarts the WAL from its beginning (writing over old frames; the
  *   file is not truncated) only when a checkpoint copied every frame and no commit came in
  *   between. Idle or lightly loaded, this checkpointer's checkpoints do that; under continuous
