@@ -245,6 +245,7 @@ async function main(): Promise<void> {
   const snapshot = (): IngestWorkerStats => {
     const list: ExporterStats[] = [...exporters.values()].map((c) => ({ ...c }));
     const fstats = filter.stats();
+    const checkpoints = spool.checkpointStats();
     return {
       atMs: Date.now(),
       packets,
@@ -254,7 +255,7 @@ async function main(): Promise<void> {
       decode: service.stats(),
       filter: fstats,
       batcher: batcher.counters(),
-      spool: { ...spool.status(), inlineCheckpoints: spool.checkpointStats().inline, busyCheckpoints: spool.checkpointStats().busy },
+      spool: { ...spool.status(), inlineCheckpoints: checkpoints.inline, busyCheckpoints: checkpoints.busy },
       walCheckpointer: walCheckpointer?.stats() ?? null,
       compression: { ...spool.compressionStats(), overloaded: overload.overloaded },
       exporters: list,
