@@ -45,6 +45,17 @@ function manualTick(): { tick: () => void; timers: { setInterval: (fn: () => voi
   };
 }
 
+/** Starts a read transaction on `reader` and reads, so it holds the current snapshot until COMMIT (a checkpoint cannot copy past it). */
+function pinSnapshot(reader: Database.Database): void {
+  reader.exec('BEGIN');
+  reader.prepare('SELECT count(*) FROM batches').get();
+}
+
+/** Size of the spool's WAL file in `dir`. */
+function walBytes(dir: string): number {
+  return statSync(join(dir, 'spool.db-wal')).size;
+}
+
 describe('background WAL checkpointer', () => {
   test('copies committed batches into the database file while the appender keeps its connection; stop() ends it for good', async () => {
     const { dir, cleanup } = tempDir();
@@ -129,8 +140,7 @@ describe('background WAL checkpointer', () => {
 
         // A reader holding an old snapshot keeps the checkpoint from copying the new frames:
         // checkpoints go on, partial, and the mark must not claim the new batches.
-        reader.exec('BEGIN');
-        reader.prepare('SELECT count(*) FROM batches').get();
+        pinSnapshot(reader);
         for (let i = 0; i < 3; i++) spool.append(ipv4Records(500, 10 + i));
         const partialBefore = cp.stats().partial;
         await until(() => cp.stats().partial >= partialBefore + 3, 'three partial checkpoints');
@@ -236,7 +246,6 @@ describe('background WAL checkpointer', () => {
       const { tick, timers } = manualTick();
       // busy_timeout 20 ms: a TRUNCATE checkpoint waiting for a reader gives up (busy) quickly.
       const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, busyTimeoutMs: 20, clock: () => now, ...timers });
-      const walBytes = (): number => statSync(join(dir, 'spool.db-wal')).size;
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
         spool.append(ipv4Records(10, 1));
@@ -245,14 +254,13 @@ describe('background WAL checkpointer', () => {
         tick();
         assert.equal(hwmSeq(dir), 1);
         // A reader on the snapshot after batch 1 keeps a TRUNCATE checkpoint from completing.
-        reader.exec('BEGIN');
-        reader.prepare('SELECT count(*) FROM batches').get();
+        pinSnapshot(reader);
         spool.append(ipv4Records(10, 2));
         const before = spool.checkpointStats();
         now += 1100;
         tick();
         assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 1, busy: before.busy + 1 }, 'tried, busy');
-        assert.ok(walBytes() > 0, 'the WAL is not truncated');
+        assert.ok(walBytes(dir) > 0, 'the WAL is not truncated');
         now += 10;
         tick();
         assert.equal(spool.checkpointStats().inline, before.inline + 1, 'not again before the retry delay');
@@ -266,7 +274,7 @@ describe('background WAL checkpointer', () => {
         now += 50;
         tick();
         assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 3, busy: before.busy + 2 }, 'retried from the idle tick: completed');
-        assert.equal(walBytes(), 0, 'the WAL is truncated');
+        assert.equal(walBytes(dir), 0, 'the WAL is truncated');
         assert.equal(hwmSeq(dir), 3, 'the high-water mark follows the completed checkpoint');
         now += 5000;
         tick();
@@ -298,8 +306,7 @@ describe('background WAL checkpointer', () => {
         assert.ok(filesHolding(wrapped).length > 0, 'the first epoch\'s wrapped key is on disk');
 
         // A reader pins an old snapshot; delivering epoch 1's only batch shreds its key, and the checkpoint that must follow is busy.
-        reader.exec('BEGIN');
-        reader.prepare('SELECT count(*) FROM epochs').get();
+        pinSnapshot(reader);
         const before = spool.checkpointStats();
         const [first] = spool.lease(1);
         assert.ok(first !== undefined);
@@ -313,7 +320,7 @@ describe('background WAL checkpointer', () => {
         tick(); // no new commit: only the pending shred asks for the retry
         assert.equal(spool.checkpointStats().busy, before.busy + 1);
         assert.deepEqual(filesHolding(wrapped), [], 'the retried checkpoint completed: no file holds the destroyed key');
-        assert.equal(statSync(join(dir, 'spool.db-wal')).size, 0);
+        assert.equal(walBytes(dir), 0);
       } finally {
         reader.close();
         spool.close();
@@ -323,7 +330,7 @@ describe('background WAL checkpointer', () => {
     }
   });
 
-  test('its own checkpoint gives a reader holding an old snapshot a short wait, not the 5 s busy timeout, and close() still waits', async () => {
+  test('its own checkpoint gives a reader holding an old snapshot a short wait, not the 5 s busy timeout', async () => {
     const { dir, cleanup } = tempDir();
     try {
       let now = 1_000_000;
@@ -332,8 +339,7 @@ describe('background WAL checkpointer', () => {
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
         spool.append(ipv4Records(10, 1));
-        reader.exec('BEGIN');
-        reader.prepare('SELECT count(*) FROM batches').get();
+        pinSnapshot(reader);
         spool.append(ipv4Records(10, 2));
         now += 1100;
         const t0 = Date.now();
