@@ -357,4 +357,26 @@ describe('background WAL checkpointer', () => {
       cleanup();
     }
   });
+
+  test('a database not in WAL mode gets no durable mark (SQLite reports such a checkpoint as log −1, checkpointed −1)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const dbPath = join(dir, 'rollback-journal.db');
+      const db = new Database(dbPath);
+      db.pragma('journal_mode = DELETE');
+      db.exec('CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT, x INTEGER)');
+      db.prepare('INSERT INTO batches (x) VALUES (1)').run();
+      db.close();
+      const cp = await WalCheckpointer.start(dbPath, () => undefined, { intervalMs: 20 });
+      try {
+        await until(() => cp.stats().checkpoints >= 3, 'three checkpoint attempts');
+        assert.equal(cp.stats().failures, 0);
+        assert.equal(cp.durableMark(), null);
+      } finally {
+        await cp.stop();
+      }
+    } finally {
+      cleanup();
+    }
+  });
 });
