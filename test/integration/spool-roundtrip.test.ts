@@ -220,6 +220,59 @@ describe('spool round trip', () => {
     }
   });
 
+  test('synchronous normal: an idle spool checkpoints a commit within 1.25 checkpoint intervals, whatever the idle tick\'s phase', async () => {
+    const interval = 1_000;
+    for (const phase of [0.01, 0.5, 0.99]) {
+      const { dir, cleanup } = tempDir();
+      try {
+        const t0 = 1_763_800_000_000;
+        let now = t0;
+        let tick: () => void = () => undefined;
+        let period = 0;
+        const spool = await Spool.open({
+          dir,
+          kek: KEK,
+          synchronous: 'normal',
+          checkpointIntervalMs: interval,
+          clock: () => now,
+          setInterval: (fn, ms) => {
+            tick = fn;
+            period = ms;
+          },
+          clearInterval: () => undefined,
+        });
+        const walBytes = (): number => statSync(join(dir, 'spool.db-wal')).size;
+        // A commit an interval after the last checkpoint is checkpointed at once (checked at each
+        // commit). The first one also records in the database that high-water marks exist, so a
+        // second one, with the WAL then empty, fixes the last checkpoint at t0 + 2 intervals.
+        now = t0 + interval;
+        spool.append(ipv4Records(10));
+        now += interval;
+        spool.append(ipv4Records(10));
+        assert.equal(walBytes(), 0, 'the due checkpoint ran with the commit');
+        const checkpointAt = now;
+        now += 1;
+        spool.append(ipv4Records(10));
+        const committedAt = now;
+        assert.ok(walBytes() > 0);
+        // No further traffic: only the idle tick, firing every `period` at this phase, can checkpoint it.
+        let coveredAt = -1;
+        for (let k = 0; k < 20 && coveredAt < 0; k++) {
+          const at = checkpointAt + (phase + k) * period;
+          if (at <= committedAt) continue;
+          now = at;
+          tick();
+          if (walBytes() === 0) coveredAt = now;
+        }
+        assert.ok(coveredAt > 0, `phase ${phase}: the idle tick checkpointed the commit`);
+        assert.ok(coveredAt - committedAt <= 1.25 * interval, `phase ${phase}: checkpointed ${coveredAt - committedAt} ms after the commit (tick every ${period} ms)`);
+        spool.close();
+      } finally {
+        cleanup();
+      }
+    }
+  });
+
   test('leases are in memory: after reopening, unacked batches are leasable again', async () => {
     const { dir, cleanup } = tempDir();
     try {
