@@ -123,13 +123,23 @@ function addressKinds(plans: readonly FieldPlan[]): Map<string, 'ipv4' | 'ipv6' 
  * between decoding the record into locals and writing it.
  */
 export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false): string {
-  const src = recordDecoderSource(plans, local);
+  // IPv6 addresses are not copied out of the packet (buf.slice allocates a buffer each: measured
+  // at well over 100 ns per address). For a property with one source, its local holds the
+  // constant V6 (a Uint8Array, so the bitmap and ipVersion tests see an IPv6 address) and
+  // v6at_<prop> its offset, and the writer moves the 16 bytes from the packet to the batch as
+  // four u32s. With a filter, whose rules read the bytes, the local is a view of the packet
+  // instead: like every local it lives only for this call (the filter's fields object is
+  // refilled for each record, and admit() keeps nothing).
+  const kinds = addressKinds(plans);
+  const inPlace = (prop: string): boolean => !filtered && kinds.get(prop) === 'ipv6';
+  const src = recordDecoderSource(plans, local, (prop, at) => (inPlace(prop) ? `(v6at_${prop} = ${at}, V6)` : `buf.subarray(${at}, ${at} + 16)`));
   const has = (prop: string): boolean => src.assigned.has(prop);
   const c = codecInternals;
   const lines: string[] = [];
   // FlowRecord defaults (newFlowRecord): counters and ipVersion 0, everything else null. The
   // epilogue reads srcAddr/dstAddr (to infer ipVersion) even when the template sets neither.
   for (const prop of new Set([...src.assigned, 'srcAddr', 'dstAddr', 'ipVersion'])) lines.push(`let ${local(prop)} = ${prop === 'octets' || prop === 'packets' || prop === 'ipVersion' ? '0' : 'null'};`);
+  for (const [prop] of ADDRESSES) if (has(prop) && inPlace(prop)) lines.push(`let v6at_${prop} = 0;`);
   lines.push(...src.lines);
   if (filtered) {
     // The values FlowFilter would read from this record's FlowRecord: the template's locals, null for what it never sets.
@@ -164,14 +174,17 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
   lines.push(`let o = e.writeHead(bits, td, 'netflow', m.version, m.transport, m.exporter, m.identity, m.observationDomainId, m.exportTimeS, ${local('ipVersion')}, ${local('samplingInterval')});`);
   lines.push('const ob = e.out, ov = e.outView;');
   // An address with one source is written in place: an IPv4 field's u32 (always a valid one,
-  // read by getUint32) or an IPv6 field's 16-byte copy; one with an IPv6 fallback can be either.
-  const kinds = addressKinds(plans);
+  // read by getUint32) or an IPv6 field's 16 bytes, from the packet (see inPlace) or from its
+  // copy; one with an IPv6 fallback can be either.
   for (const [prop] of ADDRESSES) {
     if (!has(prop)) continue;
     const x = local(prop);
     const kind = kinds.get(prop);
     if (kind === 'ipv4') lines.push(`if (${x} !== null) { ov.setUint32(o, ${x}, false); o += 4; }`);
-    else if (kind === 'ipv6') lines.push(`if (${x} !== null) { ob.set(${x}, o); o += 16; }`);
+    else if (inPlace(prop)) {
+      const a = `v6at_${prop}`;
+      lines.push(`if (${x} !== null) { ov.setUint32(o, view.getUint32(${a})); ov.setUint32(o + 4, view.getUint32(${a} + 4)); ov.setUint32(o + 8, view.getUint32(${a} + 8)); ov.setUint32(o + 12, view.getUint32(${a} + 12)); o += 16; }`);
+    } else if (kind === 'ipv6') lines.push(`if (${x} !== null) { ob.set(${x}, o); o += 16; }`);
     else lines.push(`if (${x} !== null) o = putAddr(ob, ov, o, ${x});`);
   }
   // putNum, putCounter and putZigzag are written out in place (V8 would not inline twenty calls
@@ -218,6 +231,7 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     'putCounter',
     'putVarint',
     'flt',
+    'V6',
     `return function fusedRecord(view, buf, p, end, ctx, e, m) {\n  ${body}\n};`,
   ) as (
     rc: typeof readCounter64,
@@ -228,9 +242,13 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     pc: typeof c.putCounter,
     pv: typeof c.putVarint,
     flt: FusedRecordFilter | null,
+    v6: Uint8Array,
   ) => FusedRecordWriter;
-  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter);
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, V6_IN_PACKET);
 }
+
+/** The value of an IPv6 address local whose bytes stay in the packet (see fusedWriterSource); never read or written. */
+const V6_IN_PACKET = new Uint8Array(16);
 
 /** Bound on distinct layouts with a compiled writer (like the decoders' cache). */
 const MAX_CACHED_WRITERS = 4096;

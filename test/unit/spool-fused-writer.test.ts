@@ -320,6 +320,13 @@ describe('fused writers', () => {
     assert.ok(dropped > 100 && kept > 100, `dropped ${dropped}, kept ${kept}`);
   });
 
+  test('IPv6 addresses are not copied out of the packet (no buffer allocated per address), with or without a filter; only a fallback for 0.0.0.0 copies', () => {
+    const plans = (defs: FieldDef[]) => planTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: 0 })), 0);
+    const v6: FieldDef[] = [{ id: 27, length: 16 }, { id: 28, length: 16 }, { id: 62, length: 16 }, { id: 7, length: 2 }, { id: 82, length: VARLEN }, { id: 63, length: 16 }];
+    for (const filtered of [false, true]) assert.doesNotMatch(fusedWriterSource(plans(v6), filtered), /\.slice\(/, `filtered: ${String(filtered)}`);
+    assert.match(fusedWriterSource(plans([{ id: 8, length: 4 }, { id: 27, length: 16 }])), /buf\.slice\(fb_srcAddr/);
+  });
+
   test('a variable-length field running past its set: records before it kept, the set counted as malformed, same bytes', () => {
     const fields: FieldDef[] = [{ id: 8, length: 4 }, { id: 82, length: VARLEN }, { id: 7, length: 2 }];
     const good = dataSet(256, fields, [['10.0.0.1', Uint8Array.of(1, 2, 3), 80], ['10.0.0.2', Uint8Array.of(4), 443]]);

@@ -104,7 +104,12 @@ export interface DecoderSource {
   readonly assigned: ReadonlySet<string>;
 }
 
-export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: string) => string): DecoderSource {
+/**
+ * `ipv6`, when given, replaces the expression that reads a (non-fallback) IPv6 field — by
+ * default a 16-byte copy, `buf.slice(at, at + 16)` — for code generators that take the bytes
+ * from the packet themselves; `at` is the field's offset expression, valid where it is read.
+ */
+export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: string) => string, ipv6?: (prop: string, at: string) => string): DecoderSource {
   const lines: string[] = [];
   const assigned = new Set<string>();
   const set = (prop: string, expr: string): string => {
@@ -137,7 +142,7 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
     restMin -= len;
     const at = dynamic ? 'q' : `p + ${offset}`;
     for (const t of plan.targets) {
-      const expr = valueExpr(t.kind, at, len);
+      const expr = t.kind === 'ipv6' && ipv6 !== undefined ? ipv6(t.prop, at) : valueExpr(t.kind, at, len);
       if (t.kind === 'icmpTypeCode') {
         lines.push(`t = ${expr};`);
         lines.push(t.prop === 'icmpType' ? set('icmpType', 't >>> 8') : set('icmpCode', 't & 255'));
