@@ -269,6 +269,22 @@ describe('DecodeService: malformed input is counted, never thrown', () => {
     });
   }
 
+  test('v9 zero padding after the last FlowSet (any length) is not an error; a non-zero byte anywhere in it is', () => {
+    const v9 = v9Packet({}, [v9TemplateFlowSet([{ id: 256, fields: V4 }]), dataSet(256, V4, [v4rec(1)])]);
+    for (const pad of [1, 3, 4, 7, 1301]) {
+      const padded = new Uint8Array(v9.length + pad);
+      padded.set(v9);
+      const o = send(new DecodeService(), padded);
+      assert.deepEqual(codes(o), [], `${pad} zero bytes`);
+      assert.equal(o.records.length, 1);
+      for (const at of new Set([0, pad - 1, pad >> 1])) {
+        const dirty = padded.slice();
+        dirty[v9.length + at] = 1;
+        assert.deepEqual(codes(send(new DecodeService(), dirty)), [DecodeErrorCode.BadSetLength], `${pad} bytes of padding, non-zero at ${at}`);
+      }
+    }
+  });
+
   test('template without usable fields (v9, all lengths 0) is refused', () => {
     const o = send(new DecodeService(), v9Packet({}, [v9TemplateFlowSet([{ id: 256, fields: [{ id: 8, length: 0 }, { id: 12, length: 0 }] }])]));
     assert.deepEqual(codes(o), [DecodeErrorCode.BadTemplate]);

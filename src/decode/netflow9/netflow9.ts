@@ -31,9 +31,16 @@ export interface Netflow9PacketInfo {
   readonly count: number;
 }
 
-/** Whether every byte of the reader's remaining window is zero (padding some exporters append). */
+/**
+ * Whether every byte of the reader's remaining window is zero (padding some exporters append:
+ * Palo Alto fills packets to a fixed size, over a kilobyte after one short FlowSet). Four
+ * bytes at a time, then the tail.
+ */
 function restIsZero(r: ByteReader): boolean {
-  for (let i = r.pos; i < r.end; i++) if (r.buf[i] !== 0) return false;
+  const { buf, view, end } = r;
+  let i = r.pos;
+  for (; i + 4 <= end; i += 4) if (view.getUint32(i) !== 0) return false;
+  for (; i < end; i++) if (buf[i] !== 0) return false;
   return true;
 }
 
