@@ -61,8 +61,9 @@ export function parseNetflow9Packet(buf: Uint8Array, view: DataView, start: numb
   sink.begin({ version: NETFLOW9_VERSION, exportTimeS, sequence, observationDomainId, uptimeMs });
   while (r.remaining > 0) {
     const setOffset = r.offset;
-    if (r.remaining < FLOWSET_HEADER_BYTES || restIsZero(r)) {
-      if (!restIsZero(r)) sink.error(new DecodeError(DecodeErrorCode.BadSetLength, `${r.remaining} stray bytes after the last FlowSet`, setOffset));
+    const short = r.remaining < FLOWSET_HEADER_BYTES;
+    if (short || restIsZero(r)) {
+      if (short && !restIsZero(r)) sink.error(new DecodeError(DecodeErrorCode.BadSetLength, `${r.remaining} stray bytes after the last FlowSet`, setOffset));
       break;
     }
     const setId = r.u16();
