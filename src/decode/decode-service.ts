@@ -17,7 +17,7 @@ import {
   SequenceTracker,
 } from './template/sequence-tracker.js';
 import type { DomainState, PendingSet, Template } from './template/template-cache.js';
-import { DecoderFactory, isReliable, SessionState, templateSignature } from './template/template-cache.js';
+import { DecoderFactory, isReliable, sameLayout, SessionState, templateSignature } from './template/template-cache.js';
 import type { MessageHeader, SetSink, TemplateDefinition, WithdrawalScope } from './template/template.js';
 import { MIN_DATA_SET_ID } from './template/template.js';
 
@@ -561,12 +561,12 @@ export class DecodeService {
     const session = this.#session;
     const d = this.#domain;
     if (session === null || d === null) return;
-    const signature = templateSignature(def);
     const existing = d.templates.get(def.templateId);
     const expiresAtMs = isReliable(session.transport) ? Infinity : this.#nowMs + this.#limits.templateLifetimeMs;
-    if (existing?.signature === signature) {
+    if (existing !== undefined && sameLayout(existing, def)) {
       existing.expiresAtMs = expiresAtMs;
     } else {
+      const signature = templateSignature(def);
       if (existing === undefined && session.templateCount >= this.#limits.maxTemplatesPerSession) {
         this.#error(
           new DecodeError(DecodeErrorCode.TemplateLimit, `session already has ${session.templateCount} templates (limit ${this.#limits.maxTemplatesPerSession})`, def.offset, {

@@ -356,6 +356,28 @@ describe('DecodeService: template state', () => {
     assert.equal(svc.stats().templatesLive, 1);
   });
 
+  test('a template sent again unchanged is a refresh; any change of a field (id, length, enterprise) or of the scope makes it a replacement', () => {
+    const base: FieldDef[] = [{ id: 8, length: 4 }, { id: 7, length: 2 }, { id: 1, length: 8 }];
+    const variants: [string, Uint8Array][] = [
+      ['field id', ipfixTemplateSet([{ id: 256, fields: [base[0]!, { id: 11, length: 2 }, base[2]!] }])],
+      ['field length', ipfixTemplateSet([{ id: 256, fields: [base[0]!, base[1]!, { id: 1, length: 4 }] }])],
+      ['enterprise', ipfixTemplateSet([{ id: 256, fields: [base[0]!, { id: 7, length: 2, enterprise: 9 }, base[2]!] }])],
+      ['one field fewer', ipfixTemplateSet([{ id: 256, fields: base.slice(0, 2) }])],
+      ['an options template (scope 1)', ipfixOptionsTemplateSet([{ id: 256, fields: base, scopeCount: 1 }])],
+    ];
+    for (const [what, changed] of variants) {
+      const svc = new DecodeService();
+      send(svc, ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: base }])]));
+      const again = send(svc, ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: base }])]));
+      assert.deepEqual([again.templatesLearned, again.templatesReplaced], [0, 0], 'unchanged: a refresh');
+      const o = send(svc, ipfixMessage({}, [changed]));
+      assert.deepEqual([o.templatesLearned, o.templatesReplaced], [0, 1], what);
+    }
+    const svc = new DecodeService();
+    send(svc, ipfixMessage({}, [ipfixOptionsTemplateSet([{ id: 256, fields: base, scopeCount: 1 }])]));
+    assert.equal(send(svc, ipfixMessage({}, [ipfixOptionsTemplateSet([{ id: 256, fields: base, scopeCount: 2 }])])).templatesReplaced, 1, 'scope field count');
+  });
+
   test('templates are scoped by session and observation domain', () => {
     const svc = new DecodeService({ pendingHoldMs: 0 });
     send(svc, ipfixMessage({ domain: 1 }, [ipfixTemplateSet([{ id: 256, fields: V4 }])]), { sessionKey: 'a' });

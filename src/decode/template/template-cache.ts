@@ -118,6 +118,23 @@ export function templateSignature(def: Pick<TemplateDefinition, 'fields' | 'scop
 }
 
 /**
+ * Whether `def` has the layout of the learned template `t` (what equal signatures mean),
+ * compared field by field: a template refresh, which some exporters send in every packet,
+ * then costs no signature string.
+ */
+export function sameLayout(t: Template, def: Pick<TemplateDefinition, 'fields' | 'scopeFieldCount' | 'isOptions'>): boolean {
+  const a = t.fields;
+  const b = def.fields;
+  if (t.isOptions !== def.isOptions || t.scopeFieldCount !== def.scopeFieldCount || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x?.id !== y?.id || x?.length !== y?.length || x?.enterprise !== y?.enterprise) return false;
+  }
+  return true;
+}
+
+/**
  * The specialised decoder, or the per-field loop where code generation is not allowed
  * (node --disallow-code-generation-from-strings makes `new Function` throw).
  */
