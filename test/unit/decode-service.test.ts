@@ -452,6 +452,26 @@ describe('DecodeService: data before its template (RFC 7011 §9.3)', () => {
     assert.equal(svc2.stats().pendingSets, 0);
   });
 
+  test('each packet expires held data from the front (oldest first), with exact counts; after a clock step back expire() still finds what is stuck behind', () => {
+    const svc = new DecodeService({ pendingHoldMs: 2000 });
+    const data = (t: number): Uint8Array => ipfixMessage({}, [dataSet(t, V4, [v4rec(1)])]);
+    for (const [i, at] of [0, 100, 200, 300].entries()) send(svc, data(300 + i), { receivedAtMs: T0 + at });
+    const setBytes = svc.stats().pendingBytes / 4;
+    // Held at T0 and T0 + 100 are past the hold at T0 + 2150; this packet's own set is held.
+    const o = send(svc, data(400), { receivedAtMs: T0 + 2150 });
+    assert.equal(o.pendingExpired, 2);
+    assert.deepEqual(codes(o), [DecodeErrorCode.PendingExpired, DecodeErrorCode.PendingExpired]);
+    assert.deepEqual([svc.stats().pendingSets, svc.stats().pendingBytes], [3, 3 * setBytes]);
+    // The wall clock steps back: a set held at T0 - 500 sits behind younger ones.
+    send(svc, data(401), { receivedAtMs: T0 - 500 });
+    const later = send(svc, data(402), { receivedAtMs: T0 + 2260 });
+    assert.equal(later.pendingExpired, 1, 'T0 + 200 is past the hold, T0 + 300 is not: the scan stops there');
+    assert.equal(svc.stats().pendingSets, 4);
+    const e = svc.expire(T0 + 2260);
+    assert.equal(e.pendingExpired, 1, 'the set held at T0 - 500, behind younger ones');
+    assert.deepEqual([svc.stats().pendingSets, svc.stats().pendingBytes], [3, 3 * setBytes]);
+  });
+
   test('flushPending() counts held data at shutdown and keeps templates for exportState()', () => {
     const svc = new DecodeService();
     send(svc, ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V4 }]), dataSet(257, V4, [v4rec(1)])]));
