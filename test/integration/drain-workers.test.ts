@@ -117,15 +117,24 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one raises it ag
       const drain = drainFor(env, t.spool, { uploadWorkers: workers, concurrency: 1, encoder: { gzipLevel: 9 } }, { random: half });
       drain.start();
       try {
-        fillSpool(t.spool, 10, 2000);
+        // The lowest level seen over the whole backlog: on a machine busy with other tests the
+        // stand-in's answers can lag behind the compression for a few batches, so one reading
+        // at the end is not enough (30 batches give the control plenty of observations).
+        fillSpool(t.spool, 30, 2000);
         drain.notify();
-        assert.ok(await waitFor(() => t.spool.status().batches === 0, 60_000), 'fast batches delivered');
-        const fast = drain.stats().gzipLevel;
-        assert.ok(fast !== null && fast < 9, `${workers} workers: level ${fast} after compression-bound batches`);
+        let fast = 9;
+        assert.ok(
+          await waitFor(() => {
+            fast = Math.min(fast, drain.stats().gzipLevel ?? 9);
+            return t.spool.status().batches === 0;
+          }, 60_000),
+          'fast batches delivered',
+        );
+        assert.ok(fast < 9, `${workers} workers: level ${fast} at the lowest over compression-bound batches`);
         // Now every upload waits 1 s at the stand-in: the network dominates (small batches
         // keep compression at a few ms of CPU).
         await env.sim.setFault({ kind: 'slow', delayMs: 1000, scope: 'upload' });
-        fillSpool(t.spool, 8, 500, 20_000);
+        fillSpool(t.spool, 8, 500, 100_000);
         drain.notify();
         assert.ok(await waitFor(() => t.spool.status().batches === 0, 60_000), 'slow batches delivered');
         const slow = drain.stats().gzipLevel ?? 0;
