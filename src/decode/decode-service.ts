@@ -736,6 +736,8 @@ export class DecodeService {
     const packet = this.#packet;
     const h = this.#header;
     if (packet === null || h === null) return;
+    const last = session.pending[session.pending.length - 1];
+    if (last !== undefined && this.#nowMs < last.receivedAtMs) session.pendingUnordered = true;
     session.pending.push({
       domain: d,
       templateId,
@@ -789,16 +791,17 @@ export class DecodeService {
   }
 
   /**
-   * Drops held data past pendingHoldMs. `pending` is in arrival order, so receive times ascend
-   * and, for each packet (decode), only its front is looked at: the cost is the number expired,
-   * not the number held (a full hold buffer scanned for every packet cost ~60 µs a packet at
-   * 3000 sets). A wall-clock step back can leave an entry behind a younger one; the periodic
-   * expire() looks at every entry (`all`).
+   * Drops held data past pendingHoldMs. `pending` is in arrival order, so receive times
+   * normally ascend and, for each packet (decode), only its front is looked at: the cost is the
+   * number expired, not the number held (a full hold buffer scanned for every packet cost
+   * ~60 µs a packet at 3000 sets). Once a set was held with an earlier time than the one before
+   * it (a wall-clock step back; `sealflow decode` of captures out of time order), every entry
+   * is looked at until the buffer empties, as by the periodic expire() (`all`).
    */
   #expirePending(session: SessionState, nowMs: number, all = false): void {
     const pending = session.pending;
     const hold = this.#limits.pendingHoldMs;
-    if (all) {
+    if (all || session.pendingUnordered) {
       const keep: PendingSet[] = [];
       for (const p of pending) {
         if (nowMs - p.receivedAtMs > hold) this.#pendingExpired(p);
@@ -815,6 +818,7 @@ export class DecodeService {
     }
     if (n === 0) return;
     pending.splice(0, n);
+    if (pending.length === 0) session.pendingUnordered = false;
     session.pendingBytes -= bytes;
     this.#stats.pendingSets -= n;
     this.#stats.pendingBytes -= bytes;
@@ -828,6 +832,7 @@ export class DecodeService {
     session.pendingBytes = bytes;
     session.pending.length = 0;
     for (const p of keep) session.pending.push(p);
+    if (keep.length === 0) session.pendingUnordered = false;
   }
 
   #pendingExpired(p: PendingSet): void {

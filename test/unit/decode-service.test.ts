@@ -452,7 +452,7 @@ describe('DecodeService: data before its template (RFC 7011 §9.3)', () => {
     assert.equal(svc2.stats().pendingSets, 0);
   });
 
-  test('each packet expires held data from the front (oldest first), with exact counts; after a clock step back expire() still finds what is stuck behind', () => {
+  test('each packet expires held data from the front (oldest first), with exact counts; once a set is held out of time order, every held set is looked at', () => {
     const svc = new DecodeService({ pendingHoldMs: 2000 });
     const data = (t: number): Uint8Array => ipfixMessage({}, [dataSet(t, V4, [v4rec(1)])]);
     for (const [i, at] of [0, 100, 200, 300].entries()) send(svc, data(300 + i), { receivedAtMs: T0 + at });
@@ -462,14 +462,15 @@ describe('DecodeService: data before its template (RFC 7011 §9.3)', () => {
     assert.equal(o.pendingExpired, 2);
     assert.deepEqual(codes(o), [DecodeErrorCode.PendingExpired, DecodeErrorCode.PendingExpired]);
     assert.deepEqual([svc.stats().pendingSets, svc.stats().pendingBytes], [3, 3 * setBytes]);
-    // The wall clock steps back: a set held at T0 - 500 sits behind younger ones.
+    // The wall clock steps back (or captures replay out of order): a set held at T0 - 500 sits
+    // behind younger ones, yet expires with the first packet past its hold.
     send(svc, data(401), { receivedAtMs: T0 - 500 });
     const later = send(svc, data(402), { receivedAtMs: T0 + 2260 });
-    assert.equal(later.pendingExpired, 1, 'T0 + 200 is past the hold, T0 + 300 is not: the scan stops there');
-    assert.equal(svc.stats().pendingSets, 4);
-    const e = svc.expire(T0 + 2260);
-    assert.equal(e.pendingExpired, 1, 'the set held at T0 - 500, behind younger ones');
+    assert.equal(later.pendingExpired, 2, 'T0 + 200, and T0 - 500 behind the younger T0 + 300 and T0 + 2150');
     assert.deepEqual([svc.stats().pendingSets, svc.stats().pendingBytes], [3, 3 * setBytes]);
+    assert.equal(svc.expire(T0 + 2260).pendingExpired, 0);
+    assert.equal(svc.expire(T0 + 4270).pendingExpired, 3);
+    assert.deepEqual([svc.stats().pendingSets, svc.stats().pendingBytes], [0, 0]);
   });
 
   test('flushPending() counts held data at shutdown and keeps templates for exportState()', () => {

@@ -88,6 +88,8 @@ export class SessionState {
   templateCount = 0;
   readonly pending: PendingSet[] = [];
   pendingBytes = 0;
+  /** A set was held with an earlier receive time than the one before it (a clock step back, or replayed captures out of order): `pending` is not in time order until it empties. */
+  pendingUnordered = false;
   lastSeenMs = 0;
 
   constructor(key: string, transport: Transport) {
