@@ -123,15 +123,17 @@ function addressKinds(plans: readonly FieldPlan[]): Map<string, 'ipv4' | 'ipv6' 
  * between decoding the record into locals and writing it.
  */
 export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false): string {
-  // IPv6 addresses are not copied out of the packet (buf.slice allocates a buffer each: measured
-  // at well over 100 ns per address). For a property with one source, its local holds the
+  // IPv6 addresses are not copied out of the packet (buf.slice allocates a buffer each, about
+  // 100 ns per address, measured). For a property with one source, its local holds the
   // constant V6 (a Uint8Array, so the bitmap and ipVersion tests see an IPv6 address) and
   // v6at_<prop> its offset, and the writer moves the 16 bytes from the packet to the batch as
-  // four u32s. With a filter, whose rules read the bytes, the local is a view of the packet
-  // instead: like every local it lives only for this call (the filter's fields object is
-  // refilled for each record, and admit() keeps nothing).
+  // four u32s. An address the filter rules read (srcAddr, dstAddr) is a view of the packet
+  // instead; it stays in the filter's fields object until the next record overwrites it, but
+  // admit() keeps nothing and nothing else reads it (on the ingest worker the frame's buffer
+  // is handed back after the frame, which empties such a view).
   const kinds = addressKinds(plans);
-  const inPlace = (prop: string): boolean => !filtered && kinds.get(prop) === 'ipv6';
+  const filterReads = (prop: string): boolean => filtered && (FILTER_PROPS as readonly string[]).includes(prop);
+  const inPlace = (prop: string): boolean => !filterReads(prop) && kinds.get(prop) === 'ipv6';
   const src = recordDecoderSource(plans, local, (prop, at) => (inPlace(prop) ? `(v6at_${prop} = ${at}, V6)` : `buf.subarray(${at}, ${at} + 16)`));
   const has = (prop: string): boolean => src.assigned.has(prop);
   const c = codecInternals;
