@@ -88,7 +88,8 @@ export class DecodeError extends SealflowError {
     // No stack trace: a DecodeError describes input, not a bug (its stack would only name the
     // decoder), and capturing one is most of the cost of an error (≈ 12 µs against ≈ 1 µs,
     // measured) — malformed or held-over data can make one per data set, so a stream of bad
-    // packets would otherwise cost far more CPU than good ones.
+    // packets would otherwise cost far more CPU than good ones. A decoder bug that surfaces as
+    // a DecodeError (a reader running past its end) is located by its message and offset.
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
