@@ -7,13 +7,11 @@
  * fused path (record bytes → the open batch's bytes, no FlowRecord; src/spool/fused-writer.ts)
  * on the same template and on its IPv6 twin (IPv6 addresses and next hop).
  */
-import { DecodeService, type SetMeta } from '../src/decode/decode-service.js';
-import type { RecordContext } from '../src/decode/template/record-context.js';
-import type { FlowRecord } from '../src/flow/flow-record.js';
+import { DecodeService } from '../src/decode/decode-service.js';
 import { BatchEncoder } from '../src/spool/batch-codec.js';
-import { Batcher, type StreamingBatchTarget } from '../src/spool/batcher.js';
-import { FusedSetWriter, type FusedRecordWriter } from '../src/spool/fused-writer.js';
-import type { AppendResult } from '../src/spool/spool.js';
+import { Batcher } from '../src/spool/batcher.js';
+import { FusedSetWriter } from '../src/spool/fused-writer.js';
+import { EncoderTarget } from '../test/support/encoder-target.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet } from '../test/support/ipfix-builder.js';
 import type { FieldDef, FieldValue } from '../test/support/ipfix-builder.js';
 
@@ -83,44 +81,15 @@ interface Measurement {
   records: number;
 }
 
-/**
- * The spool's streaming batch without the spool (Spool.addFused's success path): records go
- * into one BatchEncoder, started afresh whenever ~1 MiB is written, as a batch cut would.
- */
-class EncoderTarget implements StreamingBatchTarget {
-  readonly acceptsQueued = true;
-  queuedBatchRecords = 0;
-  private readonly e = new BatchEncoder();
-  constructor() {
-    this.e.begin();
-  }
-  get queuedBatchBytes(): number {
-    return this.e.bytes;
-  }
-  addQueued(r: FlowRecord): void {
-    this.e.add(r);
-    this.restartIfFull();
-  }
-  addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
-    const q = w(view, buf, p, end, ctx, this.e, m);
-    this.restartIfFull();
-    return q;
-  }
-  private restartIfFull(): void {
-    if (this.e.bytes < 1 << 20) return;
-    this.e.finish();
-    this.e.begin();
-  }
-  flushQueued(): void {
-    throw new Error('not reached: the batcher limits are never hit');
-  }
-  append(): AppendResult {
-    throw new Error('not reached: the batcher is queued');
-  }
+/** A BatchEncoder with its batch begun. */
+function startedEncoder(): BatchEncoder {
+  const e = new BatchEncoder();
+  e.begin();
+  return e;
 }
 
 function measure(compiled: boolean, stream: readonly Uint8Array[], fused = false): Measurement {
-  const fusedSink = fused ? new FusedSetWriter(new Batcher(new EncoderTarget(), { queued: true, maxRecords: 1e12, maxBytes: 1e15, setTimer: () => null, clearTimer: () => undefined })) : null;
+  const fusedSink = fused ? new FusedSetWriter(new Batcher(new EncoderTarget(startedEncoder(), 1 << 20), { queued: true, maxRecords: 1e12, maxBytes: 1e15, setTimer: () => null, clearTimer: () => undefined })) : null;
   const svc = new DecodeService({}, { compiledDecoders: compiled, direct: fusedSink, rawRecords: !fused });
   const packets = stream.map((p) => exporterPacket(p));
   const [first, ...data] = packets;

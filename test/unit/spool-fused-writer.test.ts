@@ -15,13 +15,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { DecodeService, type SetMeta } from '../../src/decode/decode-service.js';
-import type { RecordContext } from '../../src/decode/template/record-context.js';
+import { DecodeService } from '../../src/decode/decode-service.js';
 import { BatchEncoder } from '../../src/spool/batch-codec.js';
-import { Batcher, type StreamingBatchTarget } from '../../src/spool/batcher.js';
-import { fusedWriterSource, FusedSetWriter, type FusedRecordWriter } from '../../src/spool/fused-writer.js';
-import type { AppendResult } from '../../src/spool/spool.js';
-import type { FlowRecord } from '../../src/flow/flow-record.js';
+import { Batcher } from '../../src/spool/batcher.js';
+import { fusedWriterSource, FusedSetWriter } from '../../src/spool/fused-writer.js';
+import { EncoderTarget } from '../support/encoder-target.js';
 import { planTemplate } from '../../src/decode/template/field-mapping.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import { compileFilters, type FilterRuleConfig, type FiltersConfig } from '../../src/filter/compile-filters.js';
@@ -42,35 +40,6 @@ import {
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const corpora = path.resolve(repoRoot, '../shared/corpora');
-
-/**
- * A streaming target over one BatchEncoder, behind the real Batcher (whose fused loop is under
- * test too); its limits are never reached, so everything lands in one batch.
- */
-class EncoderTarget implements StreamingBatchTarget {
-  readonly acceptsQueued = true;
-  queuedBatchRecords = 0;
-  constructor(private readonly e: BatchEncoder) {}
-  get queuedBatchBytes(): number {
-    return this.e.bytes;
-  }
-  addQueued(r: FlowRecord): void {
-    this.e.add(r);
-    this.queuedBatchRecords++;
-  }
-  addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
-    const before = this.e.bytes;
-    const q = w(view, buf, p, end, ctx, this.e, m);
-    if (q >= 0 && this.e.bytes !== before) this.queuedBatchRecords++; // as Spool.addFused: a filtered record writes nothing
-    return q;
-  }
-  flushQueued(): void {
-    throw new Error('not reached: the batch limits are never hit here');
-  }
-  append(): AppendResult {
-    throw new Error('not reached: the Batcher is queued');
-  }
-}
 
 function batcherOver(e: BatchEncoder): Batcher {
   return new Batcher(new EncoderTarget(e), { queued: true, maxRecords: 1e9, maxBytes: 1e12, setTimer: () => null, clearTimer: () => undefined });
