@@ -1,6 +1,6 @@
 /**
  * Generates src/decode/ie/ie-table.generated.ts from the libfds Information Element XML files
- * in ../shared/information-elements/ (IANA registry plus Cisco, NetScaler, VMware and CERT
+ * in scripts/information-elements/ (IANA registry plus Cisco, NetScaler, VMware and CERT
  * enterprise elements, plus the NetFlow v9 field types that IPFIX does not define).
  *
  * The product never reads the XML at run time: the generated file is committed. Re-run with
@@ -13,7 +13,7 @@ import { resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const sourceDir = resolve(process.argv[2] ?? resolve(repoRoot, '../shared/information-elements'));
+const sourceDir = resolve(process.argv[2] ?? resolve(repoRoot, 'scripts/information-elements'));
 const outFile = resolve(process.argv[3] ?? resolve(repoRoot, 'src/decode/ie/ie-table.generated.ts'));
 
 /** The abstract data types of RFC 7012 §3.1 and RFC 6313; anything else in the XML is an error. */

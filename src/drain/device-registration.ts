@@ -2,7 +2,7 @@ import { parsePrefix } from '../flow/cidr.js';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
 /**
- * Exporter registration (../shared/FUSION.md, "Devices"): POST {base}/api/v1/device with
+ * Exporter registration (docs/FUSION.md, "Devices"): POST {base}/api/v1/device with
  * {name, ips, samplerate} (+ optional tags, site). Fusion matches flows to devices by exporter
  * IP, so a probe may register each exporter it sees. Off by default: Fusion admins often
  * manage devices themselves, and registration needs a key with device write rights.

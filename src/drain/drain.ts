@@ -35,7 +35,7 @@ import type { FusionCredentials } from './netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncodeTimings, type EncoderSettings } from './upload-encoder.js';
 
 /**
- * Default upload URL. Fusion's ingest path is not public (../shared/FUSION.md): the host is
+ * Default upload URL. Fusion's ingest path is not public (docs/FUSION.md): the host is
  * NetoFlow's `apihost` default and the path is this project's choice, matched by the
  * stand-in. Set `drain.fusion.uploadUrl` to what Netography gives you.
  */

@@ -5,7 +5,7 @@ import type { FusionCredentials } from './netosecret.js';
 import { signRequestJwt } from './request-jwt.js';
 
 /**
- * Bearer tokens for the Fusion API (../shared/FUSION.md, "Getting a bearer token"): mint a
+ * Bearer tokens for the Fusion API (docs/FUSION.md, "Getting a bearer token"): mint a
  * request JWT, POST it to {base}/api/v1/auth/token, keep the access token until
  * `renewFraction` of its `expires_in` has passed (or an upload answers 401), then mint a new
  * one. The refresh endpoint is not used, as FUSION.md advises.

@@ -3,7 +3,7 @@ import { inspect } from 'node:util';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
 /**
- * The Fusion API key ("netosecret", ../shared/FUSION.md): base64 — often without `=` padding,
+ * The Fusion API key ("netosecret", docs/FUSION.md): base64 — often without `=` padding,
  * sometimes base64url — of the JSON object {url, shortname, appname, sharedsecret, appkey}.
  * It is encoded, not encrypted, so the whole string is a secret.
  *

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 
 /**
- * The request JWT of Fusion's auth flow (../shared/FUSION.md, "Getting a bearer token"):
+ * The request JWT of Fusion's auth flow (docs/FUSION.md, "Getting a bearer token"):
  * RFC 7519 compact form, header {"alg":"HS256","typ":"JWT"}, payload
  * {iat, jti, appname, appkey, shortname} with `iat` in Unix seconds and a random `jti`, no
  * `exp`; signature HMAC-SHA256 (RFC 7518 §3.2) keyed by the netosecret's `sharedsecret`.

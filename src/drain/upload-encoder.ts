@@ -8,7 +8,7 @@ import { CompressionLevel } from './compression-level.js';
 
 /**
  * Turns one leased spool batch into upload request bodies ("chunks"). Fusion's upload
- * framing is not public (../shared/FUSION.md), so the framing and compression are settings:
+ * framing is not public (docs/FUSION.md), so the framing and compression are settings:
  *
  * - framing `ndjson`: one Fusion flow record JSON object per line, each line ending "\n"
  *   (Content-Type application/x-ndjson); `json-array`: one JSON array (application/json).
@@ -35,7 +35,7 @@ export interface EncoderSettings {
   readonly maxBytesPerRequest: number;
 }
 
-/** NetoFlow's flush size (../shared/FUSION.md). */
+/** NetoFlow's flush size (docs/FUSION.md). */
 export const DEFAULT_MAX_RECORDS_PER_REQUEST = 2000;
 /** Uncompressed body cap: 2000 records × ~600 B ≈ 1.2 MB, so 4 MiB only bites on unusual records. */
 export const DEFAULT_MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024;

@@ -4,7 +4,7 @@ import { ipToString, ipv6ToString } from './ip.js';
 import { protocolName } from './protocols.js';
 
 /**
- * The Fusion flow record (../shared/FUSION.md, "The flow record"): the JSON object the drain
+ * The Fusion flow record (docs/FUSION.md, "The flow record"): the JSON object the drain
  * uploads and `--stdout` / `sealflow decode` print. Enrichment fields that Fusion adds on its
  * side (owner AS, geo, reputation, interface names) are not sent.
  *

@@ -1,5 +1,5 @@
 /**
- * A local stand-in for Fusion's API (../shared/FUSION.md), for tests, demos and the daemon's
+ * A local stand-in for Fusion's API (docs/FUSION.md), for tests, demos and the daemon's
  * embedded default. Development only: it holds everything in memory and trusts loopback.
  *
  * - POST /api/v1/auth/token {"jwt"}: verifies the HS256 request JWT against its netosecret

@@ -12,7 +12,6 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { DecodeService } from '../../src/decode/decode-service.js';
 import type { DecodeOutcome } from '../../src/decode/decode-service.js';
@@ -31,9 +30,8 @@ import {
   v9TemplateFlowSet,
 } from '../support/ipfix-builder.js';
 import type { FieldDef } from '../support/ipfix-builder.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 const SEED = Number(process.env.SEALFLOW_FUZZ_SEED ?? 20261122);
 const CASES = Number(process.env.SEALFLOW_FUZZ_CASES ?? 120_000);
 const FC_RUNS = 20_000;

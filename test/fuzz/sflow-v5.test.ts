@@ -20,10 +20,9 @@ import { ipToString } from '../../src/flow/ip.js';
 import { readCaptureFile } from '../../src/ingest/file/capture-file.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import * as sf from '../support/sflow-builder.js';
+import { corpora } from '../support/corpora.js';
 
 const CASES = 30_000;
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 
 function corpusFiles(dir: string, prefix: string): Uint8Array[] {
   return readdirSync(path.join(corpora, dir))

@@ -1,8 +1,8 @@
 /**
- * `sealflow decode` as a user runs it: the real CLI in a child process on the shared corpora
+ * `sealflow decode` as a user runs it: the real CLI in a child process on the corpora
  * (template file then data file, glued v5, sFlow, RFC 5655, malformed files, usage errors),
  * and on pcaps of what softflowd really exported (IPFIX, v9, v5) for
- * ../shared/corpora/synthetic/traffic.pcap, compared with traffic_truth.json and with
+ * test/fixtures/corpora/synthetic/traffic.pcap, compared with traffic_truth.json and with
  * Wireshark's decoding of the same pcap.
  */
 import { describe, test } from 'node:test';
@@ -17,9 +17,9 @@ import { buildPcap } from '../support/pcap-builder.js';
 import type { PcapDatagram } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
 import { loadTrafficTruth } from '../support/traffic-truth.js';
+import { corpora } from '../support/corpora.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 const C = (rel: string): string => path.join(corpora, rel);
 
 interface CliResult {

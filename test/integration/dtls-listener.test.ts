@@ -15,6 +15,7 @@ import { IngestError } from '../../src/flow/errors.js';
 import { DtlsHandshakeError, DtlsTestClient } from '../support/dtls-client.js';
 import { createTestPki, type TestCertificate, type TestPki } from '../support/test-pki.js';
 import { bindUdp, sendUdp, testLogger, until, type LogLine } from '../support/udp-harness.js';
+import { corpora } from '../support/corpora.js';
 
 /*
  * The DTLS listener against real clients on loopback: `openssl s_client -dtls1_2` (an
@@ -22,8 +23,6 @@ import { bindUdp, sendUdp, testLogger, until, type LogLine } from '../support/ud
  * in a temp dir by test/support/test-pki.ts.
  */
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const corpora = resolve(repoRoot, '../shared/corpora');
 const TPL = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat'));
 const DATA = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'));
 const PFLOW_DOMAIN = TPL.readUInt32BE(12);

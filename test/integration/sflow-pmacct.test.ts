@@ -1,6 +1,6 @@
 /**
  * sFlow v5 from a real agent: pmacctd's sfprobe plugin (Debian pmacct) samples
- * ../shared/corpora/synthetic/traffic.pcap at 1 in 1 and exports sFlow v5 to a UDP socket of
+ * test/fixtures/corpora/synthetic/traffic.pcap at 1 in 1 and exports sFlow v5 to a UDP socket of
  * ours; decodeSflow's records, aggregated per flow, must match traffic_truth.json (packets,
  * bytes, addresses, ports, protocol, VLAN, TOS), and the raw datagrams must agree with
  * Wireshark's sFlow dissector.
@@ -20,9 +20,9 @@ import { ipToString } from '../../src/flow/ip.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
 import { loadTrafficTruth } from '../support/traffic-truth.js';
+import { corpora } from '../support/corpora.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 
 const truth = loadTrafficTruth(corpora);
 

@@ -17,6 +17,7 @@ import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
 import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, SEAL_FORMAT_NONE } from '../../src/spool/compression.js';
 import { batchAeadEngine, useBatchAeadEngine, type BatchAeadEngine } from '../../src/spool/spool-crypto.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
+import { corpora } from '../support/corpora.js';
 
 const KEK = testKek(1);
 
@@ -625,7 +626,6 @@ describe('spool round trip', () => {
   test('fused path (IPFIX/v9 bytes → open batch, no FlowRecord): cut inside sets at exact counts, same records out as the FlowRecord path, closed batcher falls back', async () => {
     const { dir, cleanup } = tempDir();
     try {
-      const corpora = join(repoRoot, '..', 'shared', 'corpora');
       const expected = JSON.parse(readFileSync(join(corpora, 'expected.json'), 'utf8')) as { captures: Record<string, { feed_in_order: string[] }> };
       const packets: ExporterPacket[] = [];
       for (const [name, c] of Object.entries(expected.captures)) {

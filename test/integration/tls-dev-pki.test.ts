@@ -16,9 +16,10 @@ import { TlsListener } from '../../src/ingest/tls/tls-listener.js';
 import { createDevPki, type DevPkiPaths } from '../../src/ingest/trust/dev-pki.js';
 import { SessionSink, haveTool } from '../support/tls-harness.js';
 import { testLogger, until } from '../support/udp-harness.js';
+import { corpora } from '../support/corpora.js';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-const TPL = readFileSync(resolve(repoRoot, '../shared/corpora/logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat'));
+const TPL = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat'));
 
 /** Starts a listener on the PKI, connects as each exporter, sends a template; returns identities seen. */
 async function exercise(p: DevPkiPaths): Promise<string[]> {

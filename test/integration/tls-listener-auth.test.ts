@@ -15,9 +15,8 @@ import type { AuthFailureReason } from '../../src/ingest/trust/auth-failure.js';
 import { createTestPki, type TestCertificate, type TestPki } from '../support/test-pki.js';
 import { closed, haveTool, nodeClient, sClient, socatClient, startListener, tcpConnect, write, type Harness } from '../support/tls-harness.js';
 import { until } from '../support/udp-harness.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const corpora = resolve(repoRoot, '../shared/corpora');
 const TPL = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat'));
 const DATA = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'));
 const STREAM = Buffer.concat([TPL, DATA]);

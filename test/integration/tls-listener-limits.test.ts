@@ -11,8 +11,8 @@ import { ConfigError } from '../../src/flow/errors.js';
 import { createTestPki, type TestPki } from '../support/test-pki.js';
 import { closed, nodeClient, startListener, tcpConnect, testExporters, write, type Harness } from '../support/tls-harness.js';
 import { until } from '../support/udp-harness.js';
+import { corpora } from '../support/corpora.js';
 
-const corpora = resolve(import.meta.dirname, '../../../shared/corpora');
 const TPL = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat'));
 const DATA = readFileSync(resolve(corpora, 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'));
 

@@ -7,7 +7,7 @@ import { corpora, haveSoftflowd, requireTool, softflowdReplay } from '../support
 import { loadTrafficTruth } from '../support/traffic-truth.js';
 
 /*
- * A real exporter (Debian softflowd) replaying ../shared/corpora/synthetic/traffic.pcap to the
+ * A real exporter (Debian softflowd) replaying test/fixtures/corpora/synthetic/traffic.pcap to the
  * UDP listener: every datagram arrives, from 127.0.0.1, unchanged. For NetFlow v5 the fixed
  * 48-byte records are read here directly and matched against traffic_truth.json (v5 carries
  * IPv4 only), so this checks the ingest path without depending on the decoders.

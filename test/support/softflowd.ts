@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { corpora } from './corpora.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const corpora = path.resolve(repoRoot, '../shared/corpora');
+export { corpora };
 
 export type { TruthFlow } from './traffic-truth.js';
 

@@ -1,4 +1,4 @@
-/** ../shared/corpora/synthetic/traffic_truth.json: the 12 flows of traffic.pcap, per 5-tuple. */
+/** test/fixtures/corpora/synthetic/traffic_truth.json: the 12 flows of traffic.pcap, per 5-tuple. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 

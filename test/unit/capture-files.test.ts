@@ -16,9 +16,8 @@ import { DecodeError, DecodeErrorCode } from '../../src/flow/errors.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import type { PcapDatagram, PcapLinkType } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 const NOW = 1_750_000_000_000;
 
 const opts: CaptureReadOptions = { exporterOverride: null, defaultExporter: '0.0.0.0', defaultReceivedAtMs: NOW, sessionKeyFor: (e) => `file|${e}` };

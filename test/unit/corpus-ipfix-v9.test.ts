@@ -1,5 +1,5 @@
 /**
- * Every IPFIX and NetFlow v9 capture in ../shared/corpora/expected.json, fed in the listed
+ * Every IPFIX and NetFlow v9 capture in test/fixtures/corpora/expected.json, fed in the listed
  * order as one exporter session, checked against the values the peer decoder (logstash-codec-
  * netflow) asserts, mapped to sealflow's names. Options data records count as events in
  * logstash's stream, so the stream here is flows and options records interleaved in wire order.
@@ -11,16 +11,14 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DecodeService } from '../../src/decode/decode-service.js';
 import type { DecodeOutcome } from '../../src/decode/decode-service.js';
 import { decodeElements } from '../../src/decode/decode-elements.js';
 import type { DecodedElement } from '../../src/decode/decode-elements.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
 import { ipToString } from '../../src/flow/ip.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 
 interface Capture {
   feed_in_order: string[];

@@ -2,7 +2,6 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DecodeService, DEFAULT_DECODE_LIMITS } from '../../src/decode/decode-service.js';
 import type { DecodeOutcome } from '../../src/decode/decode-service.js';
 import { decodeElements } from '../../src/decode/decode-elements.js';
@@ -23,10 +22,9 @@ import {
   v9TemplateFlowSet,
 } from '../support/ipfix-builder.js';
 import type { FieldDef, FieldValue, PacketOptions } from '../support/ipfix-builder.js';
+import { corpora } from '../support/corpora.js';
 
 const T0 = 1_700_000_000_000;
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 
 /** A small IPv4 template: src, dst, ports, protocol, octets (u64), packets (u64). */
 const V4: FieldDef[] = [

@@ -1,6 +1,6 @@
 /**
  * Decoding a real exporter's NetFlow v9 and IPFIX: Debian softflowd replays
- * ../shared/corpora/synthetic/traffic.pcap to a UDP socket on 127.0.0.1, and the datagrams go
+ * test/fixtures/corpora/synthetic/traffic.pcap to a UDP socket on 127.0.0.1, and the datagrams go
  * through DecodeService. Every flow of traffic_truth.json must come out with its 5-tuple,
  * packets, octets, TCP flags, ToS, ICMP type/code and IP version, and the start/end times
  * turned absolute (v9: header sysUpTime and unix_secs; IPFIX: systemInitTimeMilliseconds

@@ -1,6 +1,6 @@
 /**
  * NetFlow v5 decoding against real exporter bytes: every v5 capture in
- * ../shared/corpora/expected.json (logstash-codec-netflow's assertions), goflow2's v5 vector,
+ * test/fixtures/corpora/expected.json (logstash-codec-netflow's assertions), goflow2's v5 vector,
  * and a field-by-field cross-check of every v5 record against Wireshark's cflow dissector.
  */
 import { describe, test } from 'node:test';
@@ -16,9 +16,8 @@ import { ipToString } from '../../src/flow/ip.js';
 import { splitRawPayload } from '../../src/ingest/file/raw-payload-reader.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 
 interface ExpectedCapture {
   feed_in_order: string[];

@@ -21,9 +21,8 @@ import { toFusionRecord } from '../../src/flow/fusion-record.js';
 import { buildPcap } from '../support/pcap-builder.js';
 import { haveTshark, tsharkFields } from '../support/tshark-fields.js';
 import * as sf from '../support/sflow-builder.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 const RECEIVED_AT = 1_700_000_000_123;
 
 function packetOf(payload: Uint8Array, exporter = '198.51.100.7'): ExporterPacket {

@@ -2,7 +2,7 @@
  * The fused writers' invariant (src/spool/fused-writer.ts): writing IPFIX / NetFlow v9 records
  * straight from their bytes leaves exactly the batch bytes that decoding them into
  * FlowRecords and serializing those (BatchEncoder) would. Checked byte for byte on every
- * IPFIX/v9 capture of ../shared/corpora and on generated templates (every mapped element at
+ * IPFIX/v9 capture of test/fixtures/corpora and on generated templates (every mapped element at
  * every length the mapping accepts, reduced-size encodings, variable-length and enterprise
  * fields, IPv4 0.0.0.0 with an IPv6 fallback, sysUpTime times with and without an uptime
  * anchor, samplers from options data, bigint counters), with NetFlow v5 / sFlow records of
@@ -37,9 +37,9 @@ import {
   type FieldDef,
   type FieldValue,
 } from '../support/ipfix-builder.js';
+import { corpora } from '../support/corpora.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpora = path.resolve(repoRoot, '../shared/corpora');
 
 function batcherOver(e: BatchEncoder): Batcher {
   return new Batcher(new EncoderTarget(e), { queued: true, maxRecords: 1e9, maxBytes: 1e12, setTimer: () => null, clearTimer: () => undefined });

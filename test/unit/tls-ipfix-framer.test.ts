@@ -4,9 +4,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { IpfixFramer, type FramingError } from '../../src/ingest/tls/ipfix-framer.js';
+import { corpora } from '../support/corpora.js';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
-const corpora = resolve(repoRoot, '../shared/corpora');
 
 /** An IPFIX message (RFC 7011 §3.1) with one data set of `body` bytes under set ID 256. */
 function message(odid: number, seq: number, bodyLength: number): Buffer {
