@@ -4,14 +4,13 @@
  * next hop, masks), 30 records per message — about what a router puts in a 1500-byte MTU.
  * Packets are built once and decoded repeatedly for a few seconds, with compiled per-template
  * decoders and with the generic per-field loop for comparison. Then the ingest worker's
- * fused path (record bytes → the open batch's bytes, no FlowRecord; src/spool/fused-writer.ts)
+ * fused path (record bytes → the open batch's bytes, no FlowRecord; src/ingest-worker/fused-writer.ts)
  * on the same template and on its IPv6 twin (IPv6 addresses and next hop).
  */
 import { DecodeService } from '../src/decode/decode-service.js';
-import { BatchEncoder } from '../src/spool/batch-codec.js';
-import { Batcher } from '../src/spool/batcher.js';
-import { FusedSetWriter } from '../src/spool/fused-writer.js';
-import { EncoderTarget } from '../test/support/encoder-target.js';
+import { Batcher } from '../src/ingest-worker/batcher.js';
+import { FusedSetWriter } from '../src/ingest-worker/fused-writer.js';
+import { CapturedBatches } from '../test/support/batch-capture.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet } from '../test/support/ipfix-builder.js';
 import type { FieldDef, FieldValue } from '../test/support/ipfix-builder.js';
 
@@ -81,15 +80,9 @@ interface Measurement {
   records: number;
 }
 
-/** A BatchEncoder with its batch begun. */
-function startedEncoder(): BatchEncoder {
-  const e = new BatchEncoder();
-  e.begin();
-  return e;
-}
 
 function measure(compiled: boolean, stream: readonly Uint8Array[], fused = false): Measurement {
-  const fusedSink = fused ? new FusedSetWriter(new Batcher(new EncoderTarget(startedEncoder(), 1 << 20), { queued: true, maxRecords: 1e12, maxBytes: 1e15, setTimer: () => null, clearTimer: () => undefined })) : null;
+  const fusedSink = fused ? new FusedSetWriter(new Batcher(new CapturedBatches(false), { queued: true, maxRecords: 1e12, maxBytes: 1 << 20, setTimer: () => null, clearTimer: () => undefined })) : null;
   const svc = new DecodeService({}, { compiledDecoders: compiled, direct: fusedSink, rawRecords: !fused });
   const packets = stream.map((p) => exporterPacket(p));
   const [first, ...data] = packets;

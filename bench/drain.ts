@@ -31,7 +31,8 @@ import { FusionHttp } from '../src/drain/fusion-http.js';
 import { parseNetosecret } from '../src/drain/netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, UploadEncoder } from '../src/drain/upload-encoder.js';
 import { FusionJsonWriter, toFusionRecord } from '../src/flow/fusion-record.js';
-import { decodeBatch, encodeBatch } from '../src/spool/batch-codec.js';
+import { decodeBatch } from '../src/batch/decoder.js';
+import { encodeBatch } from '../src/batch/encoder.js';
 import { Spool } from '../src/spool/spool.js';
 import { ipv4Records } from '../test/support/spool-fixtures.js';
 
@@ -90,9 +91,10 @@ async function startSimProcess(dir: string): Promise<{ netosecret: string; uploa
 async function fillSpool(dir: string, kek: Uint8Array, total: number): Promise<Spool> {
   const spool = await Spool.open({ dir, kek, synchronous: 'normal', quotaBytes: 8 * 1024 * 1024 * 1024 });
   const template = ipv4Records(PER_BATCH, 7);
+  const batch = encodeBatch(template);
   for (let done = 0; done < total; done += PER_BATCH) {
     const n = Math.min(PER_BATCH, total - done);
-    const res = spool.append(n === PER_BATCH ? template : template.slice(0, n));
+    const res = spool.append(n === PER_BATCH ? batch : encodeBatch(template.slice(0, n)), n);
     if (res.id === null) throw new Error(`spool dropped a batch: ${String(res.dropReason)}`);
   }
   return spool;
@@ -173,7 +175,7 @@ export async function run(): Promise<void> {
       const fillMs = performance.now() - t0;
       // Spool lease cost (decrypt + verify + decompress), measured on its own then released.
       const leaseUs = cpuUs(() => {
-        const leased = spool.leaseEncoded(Math.ceil(total / PER_BATCH));
+        const leased = spool.lease(Math.ceil(total / PER_BATCH));
         for (const b of leased) spool.release(b.id);
       });
       spool.close();

@@ -28,8 +28,8 @@ import { UdpListener } from './ingest/udp/udp-listener.js';
 import { AdminServer, type Readiness } from './observability/admin-server.js';
 import { Metrics } from './observability/metrics.js';
 import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
-import { IngestWorker } from './pipeline/ingest-channel.js';
-import type { IngestWorkerInit, IngestWorkerStats } from './pipeline/ingest-protocol.js';
+import { IngestWorker } from './ingest-worker/ingest-channel.js';
+import type { IngestWorkerInit, IngestWorkerStats } from './ingest-worker/ingest-protocol.js';
 import { Spool, type SpoolStatus } from './spool/spool.js';
 
 export interface AppOptions {

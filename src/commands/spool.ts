@@ -1,6 +1,8 @@
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
+import { decodeBatch } from '../batch/decoder.js';
 import { isSealflowError } from '../flow/errors.js';
+import type { FlowRecord } from '../flow/flow-record.js';
 import { toFusionRecord } from '../flow/fusion-record.js';
 import { KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
 import { DATA_DIR_ENV, DEFAULT_DATA_DIR, SPOOL_DIR_ENV, resolveSpoolDir } from '../spool/spool-location.js';
@@ -148,9 +150,18 @@ export const main: CommandMain = async (argv, io) => {
     const out = new LineWriter(io.stdout);
     const failures: VerifyFailure[] = [];
     let n = 0;
-    for (const record of spool.exportRecords((f) => failures.push(f))) {
-      await out.line(JSON.stringify(toFusionRecord(record), jsonReplacer));
-      n++;
+    for (const { id, batch } of spool.exportBatches((f) => failures.push(f))) {
+      let records: FlowRecord[];
+      try {
+        records = decodeBatch(batch);
+      } catch (err) {
+        failures.push({ id, reason: `authenticated but undecodable: ${(err as Error).message}` });
+        continue;
+      }
+      for (const record of records) {
+        await out.line(JSON.stringify(toFusionRecord(record), jsonReplacer));
+        n++;
+      }
     }
     await out.flush();
     for (const f of failures) io.stderr.write(`sealflow spool export: batch ${f.id} skipped: ${f.reason}\n`);

@@ -95,7 +95,7 @@ export interface DirectSetResult {
 /**
  * Takes IPFIX / NetFlow v9 data records of a (non-options) template straight from their
  * bytes, instead of DecodeService making FlowRecords for them: the ingest worker's fused path
- * to the spool (src/spool/fused-writer.ts). Such records are counted in
+ * to the spool (src/ingest-worker/fused-writer.ts). Such records are counted in
  * DecodeOutcome.directRecords and stats, not listed in DecodeOutcome.records. It must leave
  * no view of `buf` behind (the packet buffer is reused after decode()).
  */

@@ -24,13 +24,12 @@ import { silentLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { fullJitterMs, RateMeter, TokenBucket, type BackoffSettings } from './backoff.js';
 import { deviceBody, type DeviceRegistration } from './device-registration.js';
-import type { DrainSource, DrainSourceStatus, LeasedBatch, LeasedEncodedBatch } from './drain-source.js';
+import type { BatchSource, BatchSourceStatus, LeasedBatch } from '../flow/pipeline.js';
 import { DEFAULT_AUTH_SETTINGS, errorText, FusionAuth, serverMessage, type AuthSettings, type AuthStats } from './fusion-auth.js';
 import { DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
 import { uploadChunk, USER_AGENT, type ChunkResult, type RetryReason, type UploadTarget } from './chunk-upload.js';
 import { UploadPool } from './upload-pool.js';
-// The spool's batch codec moves records to upload workers (see upload-worker.ts).
-import { decodeBatch, encodeBatch } from '../spool/batch-codec.js';
+import { decodeBatch } from '../batch/decoder.js';
 import type { FusionCredentials } from './netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncodeTimings, type EncoderSettings } from './upload-encoder.js';
 
@@ -192,7 +191,7 @@ export interface DrainStats {
   /** EWMA (τ = 10 s) of delivered records and compressed bytes per second. */
   readonly recordsPerSec: number;
   readonly bytesPerSec: number;
-  readonly spool: DrainSourceStatus | null;
+  readonly spool: BatchSourceStatus | null;
   /** Spool records / recordsPerSec; null when nothing is being delivered. */
   readonly etaMs: number | null;
   readonly devicesRegistered: number;
@@ -215,7 +214,7 @@ export interface DrainOnceResult {
 }
 
 export interface DrainOptions {
-  readonly source: DrainSource;
+  readonly source: BatchSource;
   readonly credentials: FusionCredentials;
   readonly settings?: DeepPartial<DrainSettings> | DrainSettings;
   readonly logger?: Logger;
@@ -226,12 +225,9 @@ export interface DrainOptions {
 
 type BatchOutcome = ChunkResult;
 
-/** A batch as records (in-thread encoding) or as batch-codec bytes (for upload workers). */
-type Leased = LeasedBatch | LeasedEncodedBatch;
-
 export class Drain {
   readonly settings: DrainSettings;
-  private readonly source: DrainSource;
+  private readonly source: BatchSource;
   private readonly credentials: FusionCredentials;
   private readonly http: FusionHttp;
   private readonly auth: FusionAuth;
@@ -371,7 +367,7 @@ export class Drain {
 
   stats(): DrainStats {
     const now = this.clock.now();
-    let spool: DrainSourceStatus | null = null;
+    let spool: BatchSourceStatus | null = null;
     try {
       spool = this.source.status();
     } catch {
@@ -466,11 +462,9 @@ export class Drain {
         await Promise.race(running.values());
         continue;
       }
-      let leased: Leased[];
+      let leased: LeasedBatch[];
       try {
-        // Upload workers take batch-codec bytes: lease them as such when the source can.
-        const n = concurrency - running.size;
-        leased = this.pool !== null && this.source.leaseEncoded !== undefined ? this.source.leaseEncoded(n) : this.source.lease(n);
+        leased = this.source.lease(concurrency - running.size);
       } catch (err) {
         this.recordFailure({ kind: 'retry', reason: 'source', message: `spool lease failed: ${errorText(err)}`, retryAfterMs: null });
         continue;
@@ -503,7 +497,7 @@ export class Drain {
   }
 
   /** Delivers one batch and settles it in the spool: exactly one of ack / park / release. */
-  private async handle(batch: Leased): Promise<void> {
+  private async handle(batch: LeasedBatch): Promise<void> {
     let outcome: BatchOutcome;
     try {
       outcome = await this.deliver(batch);
@@ -551,7 +545,7 @@ export class Drain {
     this.noisy.log('warn', f.reason, { event: 'drain.retry', reason: f.reason, delayMs: delay, consecutiveFailures: this.consecutiveFailures }, `drain: ${f.message}; retrying in ${delay} ms`);
   }
 
-  private async deliver(batch: Leased): Promise<BatchOutcome> {
+  private async deliver(batch: LeasedBatch): Promise<BatchOutcome> {
     if (this.keyScope === null) {
       let spoolId = '';
       try {
@@ -564,7 +558,7 @@ export class Drain {
     const scope = this.keyScope;
     if (this.pool !== null) return this.deliverViaPool(this.pool, batch, scope);
     const timings: EncodeTimings = { compressMs: 0 };
-    const chunks = await this.encoder.encode('records' in batch ? batch.records : decodeBatch(batch.batch), timings);
+    const chunks = await this.encoder.encode(decodeBatch(batch.batch), timings);
     const done = this.partial.get(batch.id);
     // Network time for the gzip level control: requests plus byte-cap waits (real time).
     let networkMs = 0;
@@ -632,7 +626,7 @@ export class Drain {
   }
 
   /** Pool mode: one job per batch; 401 → new token and the job again (delivered chunks skipped). */
-  private async deliverViaPool(pool: UploadPool, batch: Leased, scope: string): Promise<BatchOutcome> {
+  private async deliverViaPool(pool: UploadPool, batch: LeasedBatch, scope: string): Promise<BatchOutcome> {
     const now = this.clock.now();
     const pacedMs = await this.sleepForCaps(this.paceUntilMs - now, this.recordBucket?.take(batch.recordCount, now) ?? 0);
     let lastMessage = '';
@@ -699,15 +693,15 @@ export class Drain {
 }
 
 /**
- * The batch-codec bytes of a leased batch in a buffer of their own: the job transfers the
+ * The batch-format bytes of a leased batch in a buffer of their own: the job transfers the
  * buffer to the worker, which detaches it here, so it must not be shared with anything else
  * (the leased bytes are a Node Buffer: a view into zlib's output or the shared allocation
  * pool). Each attempt gets its own copy; the leased batch stays intact for a retry.
  */
-function transferableBatch(batch: Leased): Uint8Array {
+function transferableBatch(batch: LeasedBatch): Uint8Array {
   // new Uint8Array(view) copies into a fresh ArrayBuffer of exactly the view's length (a
   // Buffer's slice() would share the memory).
-  return 'records' in batch ? encodeBatch(batch.records) : new Uint8Array(batch.batch);
+  return new Uint8Array(batch.batch);
 }
 
 function realSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -19,7 +19,7 @@ export interface UploadWorkerInit {
 
 export interface UploadJob {
   readonly id: number;
-  /** The batch in the spool codec's binary form (transferred to the worker). */
+  /** The batch in the batch format (src/batch), transferred to the worker. */
   readonly batch: Uint8Array;
   readonly batchId: number;
   readonly createdAtMs: number;

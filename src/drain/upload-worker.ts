@@ -1,17 +1,14 @@
 /**
- * Upload worker thread: takes one spool batch in the spool's compact binary form (transferred,
+ * Upload worker thread: takes one leased batch in the batch format (src/batch; transferred,
  * not cloned), turns it into request bodies (Fusion JSON + compression) and uploads them with
  * its own keep-alive HTTPS pool. The drain's main thread keeps the spool, the token, pacing
  * and the ack/park/release decision; the worker only reports which chunks got 2xx and how the
- * batch ended.
- *
- * The batch codec is the spool's (src/spool/batch-codec.ts, a pure module over src/flow): it
- * is the cheapest faithful way to move FlowRecords between threads (~0.2 µs/record each way,
- * against ~2 µs/record for a structured clone).
+ * batch ended. Decoding here rather than on the drain's thread keeps that thread to leasing,
+ * pacing and acks (the format decodes at ~0.2 µs/record).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
-import { decodeBatch } from '../spool/batch-codec.js';
+import { decodeBatch } from '../batch/decoder.js';
 import { uploadChunk, type UploadAnswer } from './chunk-upload.js';
 import { FusionHttp } from './fusion-http.js';
 import { idempotencyKey, UploadEncoder, type EncodeTimings } from './upload-encoder.js';

@@ -49,7 +49,7 @@ const MATCH_FIELDS = ['protocols', 'dstports', 'srcports', 'srcnets', 'dstnets',
 const RULE_KEYS: ReadonlySet<string> = new Set(['name', 'action', ...MATCH_FIELDS]);
 const TOP_KEYS: ReadonlySet<string> = new Set(['default', 'rules']);
 
-/** What a rule can look at: these fields of a FlowRecord (or of a record a fused writer is about to write, spool/fused-writer.ts). */
+/** What a rule can look at: these fields of a FlowRecord (or of a record a fused writer is about to write, ingest-worker/fused-writer.ts). */
 export type FilterFields = Pick<FlowRecord, 'protocol' | 'srcPort' | 'dstPort' | 'srcAddr' | 'dstAddr' | 'srcAs' | 'dstAs' | 'exporter'>;
 /** FilterFields as a reusable object a fused writer fills per record. */
 export type WritableFilterFields = { -readonly [K in keyof FilterFields]: FilterFields[K] };

@@ -2,9 +2,12 @@ import type { ExporterPacket } from './exporter-packet.js';
 import type { FlowRecord } from './flow-record.js';
 
 /**
- * The seams between stages. Ingest listeners hand packets to a PacketSink; the decode stage
- * hands records to a RecordSink (flow filters → batcher → encrypted spool). The composition
- * root (src/app.ts) wires them, possibly across a worker thread, so no stage imports another.
+ * The ports between stages. Ingest listeners hand packets to a PacketSink; the decode stage
+ * hands records to a RecordSink (flow filters → batcher); the batcher hands batch-format bytes
+ * (src/batch) to a BatchSink (the spool's writer); the drain takes sealed batches back from a
+ * BatchSource (the spool's reader). The composition roots (src/app.ts on the main thread,
+ * src/ingest-worker/ingest-worker.ts on the ingest worker) wire them, across a worker thread
+ * where one is in between, so no stage imports another.
  */
 export interface PacketSink {
   /**
@@ -21,4 +24,84 @@ export interface PacketSink {
 export interface RecordSink {
   /** Takes ownership of the records. */
   accept(records: readonly FlowRecord[]): void;
+}
+
+/** How the store took one batch. Every record of it is in exactly one of: committed, droppedRecords. */
+export interface AppendResult {
+  /** The committed batch id, or null when the batch was dropped. */
+  readonly id: number | null;
+  readonly records: number;
+  /** Records of this batch that were dropped (quota with drop-newest, oversize batch, I/O error, unserializable). */
+  readonly droppedRecords: number;
+  /** Batches/records evicted (drop-oldest) to make room for this one. */
+  readonly evictedBatches: number;
+  readonly evictedRecords: number;
+  /** Why the batch was dropped, when it was. */
+  readonly dropReason: 'quota' | 'oversize' | 'io' | 'encode' | null;
+}
+
+/** Outcome of a queued append: exactly one of the two is set. */
+export type AppendDone = (err: unknown, result: AppendResult | null) => void;
+
+/**
+ * Where closed batches go (the spool's writer). A batch is its batch-format bytes and record
+ * count; the sink compresses, seals and commits it without reading it. Storage problems never
+ * throw: they come back as a dropped result (counted by the sink).
+ */
+export interface BatchSink {
+  /** Commits one batch now (after any queued ones, in order). */
+  append(batch: Uint8Array, recordCount: number): AppendResult;
+  /**
+   * Queues one batch, which owns its whole ArrayBuffer (it may be transferred to a compressor
+   * thread): committed in queue order, `done` called once with its result, on this thread.
+   */
+  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void;
+  /** A batch whose records could not be serialized: dropped and counted ('encode'), reported in queue order. */
+  reject(recordCount: number, err: unknown, done: AppendDone): void;
+  /** Whether it takes batches now (false once closed, or opened read-only). */
+  readonly writable: boolean;
+}
+
+/** A sealed batch leased for delivery, decrypted and verified: batch-format bytes (src/batch). */
+export interface LeasedBatch {
+  readonly id: number;
+  /** Batch-format bytes; `decodeBatch(batch)` gives the records. */
+  readonly batch: Uint8Array;
+  readonly recordCount: number;
+  /** Minute resolution (only coarse times are stored). */
+  readonly createdAtMs: number;
+  /** Times this batch has been leased, this lease included. */
+  readonly attempts: number;
+  /** Stored size (ciphertext + nonce + tag). */
+  readonly bytes: number;
+}
+
+export interface BatchSourceStatus {
+  readonly batches: number;
+  readonly records: number;
+  readonly bytes: number;
+  readonly oldestAgeMs?: number | null | undefined;
+  /** A stable id of the store, when it has one (mixed into idempotency keys). */
+  readonly spoolId?: string | undefined;
+}
+
+/**
+ * Where the drain takes batches from (the spool's reader).
+ *
+ * Contract:
+ * - `lease(n)` returns up to n batches that are not already leased, oldest first. A leased
+ *   batch stays in the store (encrypted) until `ack`, `release` or `park`.
+ * - `ack(id)` deletes (crypto-shreds) the batch: called only after Fusion answered 2xx for
+ *   every chunk of it.
+ * - `release(id)` returns the batch to the queue unchanged (it will be leased again, still
+ *   oldest first); the store counts the attempt.
+ * - `park(id, reason)` sets the batch aside, still encrypted, because Fusion rejected it
+ *   permanently; it is never leased again and shows in `spool status`.
+ */
+export interface BatchSource {
+  lease(maxBatches: number): LeasedBatch[];
+  ack(id: number): void;
+  release(id: number): void;
+  park(id: number, reason: string): void;
+  status(): BatchSourceStatus;
 }

@@ -2,15 +2,12 @@ import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { SetMeta } from '../decode/decode-service.js';
-import type { RecordContext } from '../decode/template/record-context.js';
-import type { FlowRecord } from '../flow/flow-record.js';
+import { batchRecordCount } from '../batch/decoder.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
+import type { AppendDone, AppendResult, BatchSink, BatchSource, LeasedBatch } from '../flow/pipeline.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { silentLogger } from '../observability/logger.js';
-import { BatchEncoder, batchRecordCount, decodeBatch } from './batch-codec.js';
 import type { BatchCompressor } from './batch-compressor.js';
-import type { FusedRecordWriter } from './fused-writer.js';
 import type { DurableMark } from './wal-checkpointer.js';
 import { compressBatch, decompressBatch, isSealFormat, SEAL_FORMAT_NONE, sealFormatOf, type Compression } from './compression.js';
 import { HighWaterMarkFile } from './high-water-mark.js';
@@ -107,39 +104,13 @@ export interface SpoolOptions {
   readonly logger?: Logger;
 }
 
-export interface LeasedBatch {
-  readonly id: number;
-  readonly records: FlowRecord[];
-  readonly recordCount: number;
-  /** Minute resolution (only coarse times are stored). */
-  readonly createdAtMs: number;
-  /** Times this batch has been leased, this lease included. */
-  readonly attempts: number;
-  /** Stored size (ciphertext + nonce + tag). */
-  readonly bytes: number;
-}
+export type { AppendDone, AppendResult, LeasedBatch } from '../flow/pipeline.js';
 
-/** A leased batch as verified batch-codec bytes (see leaseEncoded); `decodeBatch(batch)` gives the records. */
-export interface LeasedEncodedBatch {
+/** A batch as `spool export` reads it: verified batch-format bytes, in chain order. */
+export interface ExportedBatch {
   readonly id: number;
   readonly batch: Uint8Array;
   readonly recordCount: number;
-  readonly createdAtMs: number;
-  readonly attempts: number;
-  readonly bytes: number;
-}
-
-export interface AppendResult {
-  /** The committed batch id, or null when the batch was dropped. */
-  readonly id: number | null;
-  readonly records: number;
-  /** Records of this call that were dropped (quota with drop-newest, oversize batch, I/O error). */
-  readonly droppedRecords: number;
-  /** Batches/records evicted (drop-oldest) to make room for this one. */
-  readonly evictedBatches: number;
-  readonly evictedRecords: number;
-  /** Why the batch was dropped, when it was. */
-  readonly dropReason: 'quota' | 'oversize' | 'io' | 'encode' | null;
 }
 
 export interface SpoolStatus {
@@ -277,10 +248,7 @@ export interface CompressionStats {
   readonly bypassed: number;
 }
 
-/** Outcome of a queued append: exactly one of the two is set. */
-export type QueuedAppendDone = (err: unknown, result: AppendResult | null) => void;
-
-/** One queued batch (flushQueued) between serialization and commit. */
+/** One queued batch (enqueue) between its arrival and its commit. */
 interface QueuedAppend {
   readonly seq: number;
   readonly records: number;
@@ -290,7 +258,7 @@ interface QueuedAppend {
   failed: Error | null;
   /** Set when its group has committed (see commitGroup); reported by commitQueued's loop. */
   committed?: AppendResult;
-  readonly done: QueuedAppendDone;
+  readonly done: AppendDone;
 }
 
 /** A queued batch is ready to commit (compressed) or to report (failed). */
@@ -422,7 +390,7 @@ function isStorageError(err: unknown): boolean {
   return c !== null && (c.startsWith('SQLITE_FULL') || c.startsWith('SQLITE_IOERR') || c.startsWith('SQLITE_BUSY') || c.startsWith('SQLITE_CANTOPEN') || c.startsWith('SQLITE_READONLY') || c.startsWith('SQLITE_LOCKED'));
 }
 
-export class Spool {
+export class Spool implements BatchSink, BatchSource {
   readonly path: string;
   private readonly hwm: HighWaterMarkFile;
   private readonly clock: () => number;
@@ -436,12 +404,6 @@ export class Spool {
   private readonly readOnly: boolean;
   private readonly synchronous: SynchronousMode;
   private readonly sealFormat: number;
-  private readonly encoder = new BatchEncoder();
-  /** addQueued()'s serializer: its open batch lives across calls, so it is not shared with append(). */
-  private readonly streamEncoder = new BatchEncoder();
-  private streamOpen = false;
-  private streamRecords = 0;
-  private streamFailure: unknown = null;
   /** queued batches in flush order; committed strictly from the front (the hash chain's order). */
   private readonly queue: QueuedAppend[] = [];
   private queueWaiters: (() => void)[] = [];
@@ -789,23 +751,22 @@ export class Spool {
   // ---------------------------------------------------------------- append
 
   /**
-   * Seals `records` as one batch and commits it. Never throws for storage problems: quota,
-   * disk-full and I/O errors drop the batch and are counted in the result and in status().
+   * Compresses, seals and commits one batch (batch-format bytes, never read here) after any
+   * queued ones. Never throws for storage problems: quota, disk-full and I/O errors drop the
+   * batch and are counted in the result and in status().
    */
-  append(records: readonly FlowRecord[]): AppendResult {
-    this.assertOpen();
-    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
-    const n = records.length;
-    if (n === 0) return { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null };
-    // Queued batches (already flushed) commit first, so the chain follows the order batches were closed in.
+  append(batch: Uint8Array, recordCount: number): AppendResult {
+    this.assertWritable();
+    if (recordCount === 0) return { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null };
+    // Queued batches commit first, so the chain follows the order batches were closed in.
     this.commitAllQueued();
     let compressed: Uint8Array;
     try {
-      compressed = compressBatch(this.sealFormat, this.encoder.encode(records));
+      compressed = compressBatch(this.sealFormat, batch);
     } catch (err) {
-      return this.encodeFailed(err, n);
+      return this.encodeFailed(err, recordCount);
     }
-    return this.store(compressed, n, this.sealFormat);
+    return this.store(compressed, recordCount, this.sealFormat);
   }
 
   /**
@@ -818,116 +779,46 @@ export class Spool {
   }
 
   /**
-   * Queued appends, for the ingest worker: addQueued() serializes each record as it arrives into
-   * an open batch (the caller keeps no records until the batch is full: they die young, and each
-   * is read while still in cache); flushQueued() closes the batch and queues it for compression
-   * on the compressor thread (see batch-compressor.ts), so this thread only serializes, seals
-   * and commits. Batches commit strictly in flush order (the hash chain), each once its
-   * compression and every earlier batch's are done; `done` gets each result, in that order, on
-   * this thread, from flushQueued(), pollQueued() or the poll and group-commit timers
-   * (uncompressed batches, and with synchronous full all batches, commit in groups, see GROUP_COMMIT_MS). Not durable until then: on
-   * a crash, what is open or queued is lost like the Batcher's pending records (milliseconds'
+   * Queued appends, for the ingest worker: the batch is compressed on the compressor thread
+   * (see batch-compressor.ts), so this thread only seals and commits. Batches commit strictly
+   * in queue order (the hash chain), each once its compression and every earlier batch's are
+   * done; `done` gets each result, in that order, on this thread, from enqueue(),
+   * pollQueued() or the poll and group-commit timers (uncompressed batches, and with
+   * synchronous full all batches, commit in groups, see GROUP_COMMIT_MS). Not durable until
+   * then: on a crash, what is queued is lost like the Batcher's open batch (milliseconds'
    * worth). close() and append() first commit what is queued (waiting, at most the
-   * compressorWaitMs option, 10 s by default, for what the thread has not returned); settled()
-   * waits for the queue.
-   * A record that cannot be serialized fails its whole batch, as in append() (dropped and
-   * counted at flushQueued()).
+   * compressorWaitMs option, 10 s by default, for what the thread has not returned);
+   * settled() waits for the queue. `batch` must own its whole ArrayBuffer (it is transferred).
    */
-  addQueued(r: FlowRecord): void {
-    this.openStream();
-    this.streamRecords++;
-    if (this.streamFailure !== null) return;
-    try {
-      this.streamEncoder.add(r);
-    } catch (err) {
-      this.streamFailure = err;
-    }
-  }
-
-  /**
-   * addQueued() for a fused writer (fused-writer.ts): writes the data record at `p` of `buf`
-   * straight into the open batch. Returns the offset after it, or -1 when its variable-length
-   * field runs past `end` (nothing added). A writer that throws before writing anything (while
-   * decoding) leaves the batch as it was and the error goes to the caller, as a decoder's
-   * would; one that throws part-way through the record fails the batch like a record that
-   * cannot be serialized (counted with it), and the set goes on with the next record.
-   */
-  addFused(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, m: SetMeta): number {
-    this.openStream();
-    const before = this.streamEncoder.bytes;
-    try {
-      const q = w(view, buf, p, end, ctx, this.streamEncoder, m);
-      // A record the writer's filter dropped leaves the batch as it was (see FusedRecordWriter).
-      if (q >= 0 && this.streamEncoder.bytes !== before) this.streamRecords++;
-      return q;
-    } catch (err) {
-      if (this.streamEncoder.bytes === before) throw err;
-      this.streamRecords++;
-      this.streamFailure ??= err;
-      // The writer noted where the record ends before it began writing (see fused-writer.ts).
-      const next = this.streamEncoder.fusedRecordEnd;
-      return next > p && next <= end ? next : end;
-    }
-  }
-
-  /** Whether addQueued()/addFused() take a record now. */
-  get acceptsQueued(): boolean {
-    return !this.closed && !this.readOnly;
-  }
-
-  private openStream(): void {
-    this.assertOpen();
-    if (this.streamOpen) return;
-    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
-    this.streamEncoder.begin();
-    this.streamOpen = true;
-    this.streamRecords = 0;
-    this.streamFailure = null;
-  }
-
-  /** Records in the open streaming batch. */
-  get queuedBatchRecords(): number {
-    return this.streamOpen ? this.streamRecords : 0;
-  }
-
-  /** Serialized bytes of the open streaming batch (exact, before compression). */
-  get queuedBatchBytes(): number {
-    return this.streamOpen ? this.streamEncoder.bytes : 0;
-  }
-
-  /** Closes the open batch and queues it; `done` gets its result (see addQueued). */
-  flushQueued(done: QueuedAppendDone): void {
-    this.assertOpen();
-    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
+  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void {
+    this.assertWritable();
     this.pollQueued();
-    const n = this.queuedBatchRecords;
-    this.streamOpen = false;
-    if (n === 0) {
+    if (recordCount === 0) {
       done(null, { id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null });
       return;
     }
-    if (this.streamFailure !== null) {
-      this.enqueueFailed(this.streamFailure, n, done);
-      return;
-    }
-    let plain: Uint8Array;
-    try {
-      plain = this.streamEncoder.finish().slice();
-    } catch (err) {
-      this.enqueueFailed(err, n, done);
-      return;
-    }
-    this.enqueuePlain(plain, n, done);
+    this.enqueuePlain(batch, recordCount, done);
   }
 
-  /** Queues a batch that could not be serialized: earlier queued batches keep their place, it is reported (dropped, counted) after them. */
-  private enqueueFailed(err: unknown, n: number, done: QueuedAppendDone): void {
-    this.queue.push({ seq: this.nextSeq++, records: n, format: this.sealFormat, compressed: null, failed: err as Error, done });
+  /** A batch that could not be serialized: earlier queued batches keep their place, it is reported (dropped, counted) after them. */
+  reject(recordCount: number, err: unknown, done: AppendDone): void {
+    this.assertWritable();
+    this.queue.push({ seq: this.nextSeq++, records: recordCount, format: this.sealFormat, compressed: null, failed: err as Error, done });
     this.commitQueued();
   }
 
+  /** Whether append/enqueue take batches now (open and not read-only). */
+  get writable(): boolean {
+    return !this.closed && !this.readOnly;
+  }
+
+  private assertWritable(): void {
+    this.assertOpen();
+    if (this.readOnly) throw new SpoolError(SpoolErrorCode.Io, 'the spool was opened read-only');
+  }
+
   /** Queues a serialized batch (owning its buffer): stored as is under overload, else compressed on the thread or here. */
-  private enqueuePlain(plain: Uint8Array, n: number, done: QueuedAppendDone): void {
+  private enqueuePlain(plain: Uint8Array, n: number, done: AppendDone): void {
     if (this.bypassCompression || this.sealFormat === SEAL_FORMAT_NONE) {
       // Overloaded (or compression 'none'): store it as is rather than spend CPU the ingest path lacks.
       this.queue.push({ seq: this.nextSeq++, records: n, format: SEAL_FORMAT_NONE, compressed: plain, failed: null, done });
@@ -1167,7 +1058,7 @@ export class Spool {
   }
 
   /** Runs `step` and reports its result or exception to `done`; an exception thrown by `done` itself is not caught. */
-  private settle(done: QueuedAppendDone, step: () => AppendResult): void {
+  private settle(done: AppendDone, step: () => AppendResult): void {
     let result: AppendResult;
     try {
       result = step();
@@ -1338,26 +1229,11 @@ export class Spool {
 
   /**
    * Leases up to `maxBatches` of the oldest ready batches not leased by this instance,
-   * decrypted and verified. A batch that fails verification is parked as 'integrity'
-   * (quarantined, counted) and not returned.
+   * decrypted, decompressed and verified (authentication and record count): their
+   * batch-format bytes, which this module never decodes. A batch that fails verification is
+   * parked as 'integrity' (quarantined, counted) and not returned.
    */
   lease(maxBatches: number): LeasedBatch[] {
-    return this.leaseWith(maxBatches, (row, prevTag) => this.openBatch(row, prevTag), (row, records) => ({
-      id: row.id,
-      records,
-      recordCount: row.records,
-      createdAtMs: row.created_min * MINUTE_MS,
-      attempts: row.attempts + 1,
-      bytes: row.bytes,
-    }));
-  }
-
-  /**
-   * Like lease(), but each batch comes as its verified batch-codec bytes (decrypted and
-   * decompressed, not decoded): for a drain that decodes in a worker thread (transfer the
-   * bytes, `decodeBatch` there) instead of decoding, re-encoding and copying on this thread.
-   */
-  leaseEncoded(maxBatches: number): LeasedEncodedBatch[] {
     return this.leaseWith(maxBatches, (row, prevTag) => this.openPlain(row, prevTag), (row, batch) => ({
       id: row.id,
       batch,
@@ -1426,18 +1302,7 @@ export class Spool {
     }
   }
 
-  /** Decrypts and decodes one batch; a string says why it failed. */
-  private openBatch(row: BatchRow, prevTag: Uint8Array): FlowRecord[] | string {
-    const plain = this.openPlain(row, prevTag);
-    if (typeof plain === 'string') return plain;
-    try {
-      return decodeBatch(plain);
-    } catch (err) {
-      return `authenticated but undecodable: ${(err as Error).message}`;
-    }
-  }
-
-  /** Decrypts and decompresses one batch to its batch-codec bytes; a string says why it failed. */
+  /** Decrypts and decompresses one batch to its batch-format bytes; a string says why it failed. */
   private openPlain(row: BatchRow, prevTag: Uint8Array): Uint8Array | string {
     if (!isSealFormat(row.format)) return `unknown batch format ${row.format}`;
     if (row.payload === null) return 'sealed payload is missing';
@@ -1453,7 +1318,7 @@ export class Spool {
     } catch (err) {
       return `authenticated but undecodable: ${(err as Error).message}`;
     }
-    // decodeBatch checks that exactly `count` records fill the batch.
+    // The header's count against the stored one; decodeBatch checks that exactly `count` records fill the batch.
     if (count !== row.records) return `record count ${count} differs from the stored ${row.records}`;
     return bytes;
   }
@@ -1672,10 +1537,10 @@ export class Spool {
   }
 
   /**
-   * Decrypts every verifiable batch in chain order (for `spool export`); batches that fail
-   * verification are reported to `onFailure` and skipped.
+   * Every verifiable batch in chain order, as verified batch-format bytes (for `spool
+   * export`); batches that fail verification are reported to `onFailure` and skipped.
    */
-  *exportRecords(onFailure?: (failure: VerifyFailure) => void): Iterable<FlowRecord> {
+  *exportBatches(onFailure?: (failure: VerifyFailure) => void): Iterable<ExportedBatch> {
     this.assertOpen();
     const meta = this.meta();
     let prevTag: Uint8Array = meta.anchor_tag;
@@ -1687,9 +1552,9 @@ export class Spool {
       for (const row of rows) {
         after = row.id;
         if (row.state !== BATCH_STATE_ACKED) {
-          const opened = this.openBatch(row, prevTag);
+          const opened = this.openPlain(row, prevTag);
           if (typeof opened === 'string') onFailure?.({ id: row.id, reason: opened });
-          else yield* opened;
+          else yield { id: row.id, batch: opened, recordCount: row.records };
         }
         prevTag = row.tag;
       }
@@ -1827,12 +1692,6 @@ export class Spool {
   /** Checkpoints, writes the high-water mark, closes the database and wipes keys. Idempotent. */
   close(): void {
     if (this.closed) return;
-    // An open streaming batch is committed too (its caller should have flushed it).
-    if (this.streamOpen && !this.readOnly) {
-      this.flushQueued((err) => {
-        if (err !== null) this.rateLog.log('error', 'close-flush', { event: 'spool.close_flush_failed', err: (err as Error).message }, 'spool close: the open batch could not be stored');
-      });
-    }
     this.commitAllQueued();
     if (this.pollTimer !== null) clearTimeout(this.pollTimer);
     if (this.groupTimer !== null) clearTimeout(this.groupTimer);

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { drainFor, fillSpool, openTempSpool, receivedSeq, startTestSim, waitFor, type SimEnv, type TempSpool } from '../support/drain-fixtures.js';
 import type { Drain } from '../../src/drain/drain.js';
+import { appendRecords } from '../support/spool-records.js';
 
 const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const half = (): number => 0.5;
@@ -175,7 +176,7 @@ test('a batch with a record Fusion rejects (schema) is parked with the reason', 
     const victim = bad[2];
     assert.ok(victim !== undefined);
     victim.srcPort = 70_000; // not a port: the stand-in's schema says 0–65535
-    t.spool.append(bad);
+    appendRecords(t.spool, bad);
     fillSpool(t.spool, 1, 10, 15);
     const res = await drainFor(env, t.spool, { concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.stats.parkedBatches, 1);

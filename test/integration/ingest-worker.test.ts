@@ -12,12 +12,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { IngestWorker } from '../../src/pipeline/ingest-channel.js';
-import type { IngestWorkerInit } from '../../src/pipeline/ingest-protocol.js';
+import { IngestWorker } from '../../src/ingest-worker/ingest-channel.js';
+import type { IngestWorkerInit } from '../../src/ingest-worker/ingest-protocol.js';
 import { Spool } from '../../src/spool/spool.js';
 import { ipToString } from '../../src/flow/ip.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from '../support/ipfix-builder.js';
 import { tempDir, testKek } from '../support/spool-fixtures.js';
+import { exportRecords } from '../support/spool-records.js';
 
 const KEK = testKek(3);
 const FIELDS: FieldDef[] = [
@@ -104,7 +105,7 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
   }
   const spool = await Spool.open({ dir, kek: KEK });
   try {
-    const stored = [...spool.exportRecords()].map((r) => `${r.srcAddr === null ? '-' : ipToString(r.srcAddr)}:${String(r.dstPort)}`).sort();
+    const stored = exportRecords(spool).map((r) => `${r.srcAddr === null ? '-' : ipToString(r.srcAddr)}:${String(r.dstPort)}`).sort();
     assert.deepEqual(stored, ['10.0.0.2:443', '10.0.1.1:53', '10.0.1.2:443', '10.0.2.2:443']);
   } finally {
     spool.close();
@@ -159,7 +160,7 @@ test('ingest worker: packets that waited over 250 ms switch batches to uncompres
   const spool = await Spool.open({ dir, kek: KEK });
   try {
     assert.equal(spool.verify().ok, true);
-    const stored = [...spool.exportRecords()].map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr)));
+    const stored = exportRecords(spool).map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr)));
     assert.equal(stored.length, 2 * sent);
     assert.deepEqual(stored.slice(0, 2), ['10.0.0.1', '10.0.0.2']);
   } finally {

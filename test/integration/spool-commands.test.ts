@@ -6,6 +6,7 @@ import { toFusionRecord } from '../../src/flow/fusion-record.js';
 import { Spool } from '../../src/spool/spool.js';
 import { parseKekText } from '../../src/spool/kek-source.js';
 import { edgeRecords, ipv4Records, kekBase64, runSealflow, tempDir } from '../support/spool-fixtures.js';
+import { appendRecords } from '../support/spool-records.js';
 
 describe('spool commands (child processes)', () => {
   test('keygen prints a fresh 32-byte base64 KEK on stdout and advice on stderr', () => {
@@ -28,8 +29,8 @@ describe('spool commands (child processes)', () => {
       const kek = parseKekText(kekText)!;
       const records = [...ipv4Records(300, 5), ...edgeRecords()];
       const spool = await Spool.open({ dir, kek });
-      spool.append(records.slice(0, 100));
-      spool.append(records.slice(100));
+      appendRecords(spool, records.slice(0, 100));
+      appendRecords(spool, records.slice(100));
       spool.park(1, 'rejected: 400 bad record');
       spool.close();
       const env = { SEALFLOW_SPOOL_KEK: kekText };

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { Spool } from '../../src/spool/spool.js';
 import { SpoolError } from '../../src/flow/errors.js';
 import { ipv4Records, kekBase64, runSealflow, tempDir, testKek } from '../support/spool-fixtures.js';
+import { appendRecords } from '../support/spool-records.js';
 
 const KEK = testKek(5);
 const OTHER = testKek(6);
@@ -22,7 +23,7 @@ async function makeSpool(dir: string, epochs: number): Promise<number> {
   const spool = await Spool.open({ dir, kek: KEK, epochMs: 60_000, clock: () => now });
   let records = 0;
   for (let e = 0; e < epochs; e++) {
-    spool.append(ipv4Records(30 + e, e));
+    appendRecords(spool, ipv4Records(30 + e, e));
     records += 30 + e;
     now += 61_000;
   }
@@ -121,7 +122,7 @@ describe('spool keys', () => {
       const records = await makeSpool(dir, 3);
       // The daemon runs with the new KEK as current and the old as previous: both old and new epochs work.
       let spool = await Spool.open({ dir, kek: OTHER, previousKeks: [KEK] });
-      spool.append(ipv4Records(7));
+      appendRecords(spool, ipv4Records(7));
       assert.equal(spool.lease(10).length, 4);
       spool.close();
       // Without the previous KEK the old epochs cannot be unwrapped: refused, naming the fix.

@@ -7,8 +7,9 @@ import { Writable } from 'node:stream';
 import { deflateRawSync } from 'node:zlib';
 import { pino } from 'pino';
 import { Spool } from '../../src/spool/spool.js';
-import { encodeBatch } from '../../src/spool/batch-codec.js';
+import { encodeBatch } from '../../src/batch/encoder.js';
 import { CANARY, canaryRecords, kekBase64, repoRoot, runSealflow, tempDir, testKek } from '../support/spool-fixtures.js';
+import { appendRecords } from '../support/spool-records.js';
 
 const KEK = testKek(21);
 const BATCH = 400;
@@ -91,7 +92,7 @@ describe('no plaintext at rest', () => {
     try {
       const { logger, lines } = captureLogger();
       const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 60_000, logger, checkpointIntervalMs: 3_600_000 });
-      for (let i = 0; i < 40; i++) spool.append(canaryRecords(BATCH));
+      for (let i = 0; i < 40; i++) appendRecords(spool, canaryRecords(BATCH));
       const st = spool.status();
       assert.ok(st.evictedBatches > 0, 'quota eviction did not happen');
       const leased = spool.lease(4);

@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Spool } from '../../src/spool/spool.js';
 import { ipv4Records, tempDir, testKek } from '../support/spool-fixtures.js';
+import { appendRecords, enqueueRecords, leaseRecords } from '../support/spool-records.js';
 
 const KEK = testKek(11);
 
@@ -17,7 +18,7 @@ describe('spool quota', () => {
       const ids: number[] = [];
       for (let i = 0; i < 60; i++) {
         const n = 100 + (i % 7) * 30;
-        const r = spool.append(ipv4Records(n, i));
+        const r = appendRecords(spool, ipv4Records(n, i));
         assert.notEqual(r.id, null);
         ids.push(r.id!);
         appended += n;
@@ -33,7 +34,7 @@ describe('spool quota', () => {
       assert.equal(st.records + st.evictedRecords, appended);
       assert.equal(st.batches + st.evictedBatches, 60);
       // What remains are exactly the newest batches, and they still verify.
-      const leased = spool.lease(1000);
+      const leased = leaseRecords(spool, 1000);
       assert.deepEqual(leased.map((l) => l.id), ids.slice(60 - st.batches));
       assert.equal(leased.reduce((s, l) => s + l.records.length, 0), st.records);
       const v = spool.verify();
@@ -48,12 +49,12 @@ describe('spool quota', () => {
     const { dir, cleanup } = tempDir();
     try {
       const appender = await Spool.open({ dir, kek: KEK, quotaBytes: 30_000 });
-      appender.append(ipv4Records(300, 1));
+      appendRecords(appender, ipv4Records(300, 1));
       const drain = await Spool.open({ dir, kek: KEK, create: false });
       const [leased] = drain.lease(1);
       assert.equal(leased?.id, 1);
       let evicted = 0;
-      for (let i = 0; i < 20 && evicted === 0; i++) evicted += appender.append(ipv4Records(300, i + 2)).evictedBatches;
+      for (let i = 0; i < 20 && evicted === 0; i++) evicted += appendRecords(appender, ipv4Records(300, i + 2)).evictedBatches;
       assert.ok(evicted > 0);
       drain.ack(1);
       assert.equal(drain.status().ackMisses, 1);
@@ -75,7 +76,7 @@ describe('spool quota', () => {
       let kept = 0;
       let dropped = 0;
       for (let i = 0; i < 30; i++) {
-        const r = spool.append(ipv4Records(200, i));
+        const r = appendRecords(spool, ipv4Records(200, i));
         if (r.id === null) {
           assert.equal(r.dropReason, 'quota');
           dropped += r.droppedRecords;
@@ -88,7 +89,7 @@ describe('spool quota', () => {
       assert.equal(st.evictedBatches, 0);
       // Once space frees up, appends succeed again.
       for (const b of spool.lease(3)) spool.ack(b.id);
-      assert.notEqual(spool.append(ipv4Records(200, 99)).id, null);
+      assert.notEqual(appendRecords(spool, ipv4Records(200, 99)).id, null);
       spool.close();
     } finally {
       cleanup();
@@ -99,7 +100,7 @@ describe('spool quota', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 5_000 });
-      const r = spool.append(ipv4Records(2000));
+      const r = appendRecords(spool, ipv4Records(2000));
       assert.equal(r.id, null);
       assert.equal(r.dropReason, 'oversize');
       assert.equal(spool.status().droppedRecords, 2000);
@@ -118,7 +119,7 @@ describe('spool quota', () => {
         let failed = 0;
         let evicted = 0;
         for (let i = 0; i < 60; i++) {
-          const r = spool.append(ipv4Records(300, i));
+          const r = appendRecords(spool, ipv4Records(300, i));
           if (r.id !== null) ok++;
           else {
             assert.equal(r.dropReason, 'io');
@@ -148,7 +149,7 @@ describe('spool quota', () => {
     try {
       const opts = { dir, kek: KEK, maxDbBytes: 300_000, fullPolicy: 'drop-newest' as const };
       const filler = await Spool.open(opts);
-      for (let i = 0; i < 1000; i++) if (filler.append(ipv4Records(300, i)).dropReason !== null) break;
+      for (let i = 0; i < 1000; i++) if (appendRecords(filler, ipv4Records(300, i)).dropReason !== null) break;
       filler.close(); // ends its epoch: the next append must create one
       const a = await Spool.open(opts);
       const b = await Spool.open(opts);
@@ -157,14 +158,13 @@ describe('spool quota', () => {
         a.setCompressionBypass(true);
         const results: (string | null)[] = [];
         for (let k = 0; k < 3; k++) {
-          for (const r of ipv4Records(300, 50 + k)) a.addQueued(r);
-          a.flushQueued((err, r) => results.push(err !== null && err !== undefined ? 'error' : (r?.dropReason ?? null)));
+          enqueueRecords(a, ipv4Records(300, 50 + k), (err, r) => results.push(err !== null && err !== undefined ? 'error' : (r?.dropReason ?? null)));
         }
         await a.settled();
         assert.deepEqual(results, ['io', 'io', 'io']);
         // B then creates the next epoch id with its own key; A, appending after it, must not reuse a key for that id.
-        assert.ok(b.append(ipv4Records(1, 900)).id !== null);
-        assert.ok(a.append(ipv4Records(1, 901)).id !== null);
+        assert.ok(appendRecords(b, ipv4Records(1, 900)).id !== null);
+        assert.ok(appendRecords(a, ipv4Records(1, 901)).id !== null);
         const report = b.verify();
         assert.equal(report.ok, true, JSON.stringify(report.failures));
       } finally {

@@ -8,16 +8,18 @@ import { DecodeService, type SetMeta } from '../../src/decode/decode-service.js'
 import { RecordContext } from '../../src/decode/template/record-context.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
-import { FusedSetWriter, type FusedRecordWriter } from '../../src/spool/fused-writer.js';
+import { FusedSetWriter, type FusedRecordWriter } from '../../src/ingest-worker/fused-writer.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from '../support/ipfix-builder.js';
 import { Spool, type AppendResult } from '../../src/spool/spool.js';
-import { Batcher, type BatcherOptions } from '../../src/spool/batcher.js';
+import { Batcher, type BatcherOptions } from '../../src/ingest-worker/batcher.js';
 import { BatchCompressor } from '../../src/spool/batch-compressor.js';
-import { BatchEncoder, decodeBatch } from '../../src/spool/batch-codec.js';
+import { BatchEncoder } from '../../src/batch/encoder.js';
+import { decodeBatch } from '../../src/batch/decoder.js';
 import { decompressBatch, SEAL_FORMAT_BROTLI, SEAL_FORMAT_DEFLATE, SEAL_FORMAT_NONE } from '../../src/spool/compression.js';
 import { batchAeadEngine, useBatchAeadEngine, type BatchAeadEngine } from '../../src/spool/spool-crypto.js';
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 import { corpora } from '../support/corpora.js';
+import { appendRecords, enqueueRecords, exportRecords, leaseRecords } from '../support/spool-records.js';
 
 const KEK = testKek(1);
 
@@ -37,15 +39,15 @@ describe('spool round trip', () => {
       const a = ipv4Records(1234, 7);
       const b = edgeRecords();
       let spool = await Spool.open({ dir, kek: KEK });
-      const ra = spool.append(a);
-      const rb = spool.append(b);
+      const ra = appendRecords(spool, a);
+      const rb = appendRecords(spool, b);
       assert.equal(ra.id, 1);
       assert.equal(rb.id, 2);
       assert.equal(ra.droppedRecords + rb.droppedRecords, 0);
       spool.close();
       spool.close(); // idempotent
       spool = await Spool.open({ dir, kek: KEK });
-      const leased = spool.lease(10);
+      const leased = leaseRecords(spool, 10);
       assert.deepEqual(leased.map((l) => l.id), [1, 2]);
       assert.deepStrictEqual(leased[0]!.records, noRaw(a));
       assert.deepStrictEqual(leased[1]!.records, noRaw(b));
@@ -53,7 +55,7 @@ describe('spool round trip', () => {
       assert.equal(leased[0]!.recordCount, 1234);
       assert.equal(leased[0]!.attempts, 1);
       assert.ok(leased[0]!.bytes > 0);
-      assert.deepStrictEqual([...spool.exportRecords()], noRaw([...a, ...b]));
+      assert.deepStrictEqual(exportRecords(spool), noRaw([...a, ...b]));
       spool.close();
     } finally {
       cleanup();
@@ -71,7 +73,7 @@ describe('spool round trip', () => {
         const spool = await Spool.open({ dir, kek: KEK });
         useBatchAeadEngine(e); // open() picks the engine again (sodiumReady)
         const records = i === 1 ? edgeRecords() : ipv4Records(300 + i, i);
-        spool.append(records);
+        appendRecords(spool, records);
         written.push(...noRaw(records));
         spool.close();
       }
@@ -79,7 +81,7 @@ describe('spool round trip', () => {
         const spool = await Spool.open({ dir, kek: KEK });
         useBatchAeadEngine(e);
         assert.equal(spool.verify().ok, true, e);
-        assert.deepStrictEqual([...spool.exportRecords()], written, e);
+        assert.deepStrictEqual(exportRecords(spool), written, e);
         assert.deepEqual(spool.lease(10).map((l) => l.id), [1, 2, 3], e);
         spool.close();
       }
@@ -95,14 +97,14 @@ describe('spool round trip', () => {
       const a = ipv4Records(500, 1);
       const b = ipv4Records(500, 2);
       let spool = await Spool.open({ dir, kek: KEK, compression: 'deflate' });
-      spool.append(a);
+      appendRecords(spool, a);
       spool.close();
       spool = await Spool.open({ dir, kek: KEK });
-      spool.append(b);
+      appendRecords(spool, b);
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
       assert.deepEqual((db.prepare('SELECT format FROM batches ORDER BY id').all() as { format: number }[]).map((r) => r.format), [1, 2]);
       db.close();
-      assert.deepStrictEqual(spool.lease(2).map((l) => l.records), [noRaw(a), noRaw(b)]);
+      assert.deepStrictEqual(leaseRecords(spool, 2).map((l) => l.records), [noRaw(a), noRaw(b)]);
       assert.equal(spool.verify().ok, true);
       spool.close();
     } finally {
@@ -114,7 +116,7 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      for (let i = 0; i < 6; i++) spool.append(ipv4Records(10 + i, i));
+      for (let i = 0; i < 6; i++) appendRecords(spool, ipv4Records(10 + i, i));
       assert.deepEqual(spool.lease(2).map((l) => l.id), [1, 2]);
       assert.deepEqual(spool.lease(2).map((l) => l.id), [3, 4]);
       spool.release(1);
@@ -148,7 +150,7 @@ describe('spool round trip', () => {
       assert.equal(st.tombstones, 0);
       assert.equal(spool.verify().ok, true);
       // Ids are never reused.
-      assert.equal(spool.append(ipv4Records(1)).id, 7);
+      assert.equal(appendRecords(spool, ipv4Records(1)).id, 7);
       assert.equal(spool.verify().ok, true);
       spool.close();
     } finally {
@@ -156,22 +158,22 @@ describe('spool round trip', () => {
     }
   });
 
-  test('leaseEncoded hands out verified batch-codec bytes (for decoding in a worker thread)', async () => {
+  test('lease hands out verified batch-format bytes (decoded by the drain, or in its upload workers), each batch once', async () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
       const a = ipv4Records(40, 1);
       const b = edgeRecords();
-      spool.append(a);
-      spool.append(b);
-      const [first] = spool.leaseEncoded(1);
+      appendRecords(spool, a);
+      appendRecords(spool, b);
+      const [first] = spool.lease(1);
       assert.equal(first?.id, 1);
       assert.equal(first.recordCount, 40);
       assert.deepStrictEqual(decodeBatch(first.batch), noRaw(a));
-      // Leases are shared between both forms.
+      // A leased batch is not leased again.
       const rest = spool.lease(5);
       assert.deepEqual(rest.map((l) => l.id), [2]);
-      assert.deepStrictEqual(rest[0]!.records, noRaw(b));
+      assert.deepStrictEqual(decodeBatch(rest[0]!.batch), noRaw(b));
       spool.ack(1);
       spool.ack(2);
       assert.equal(spool.status().batches, 0);
@@ -185,7 +187,7 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      for (let i = 0; i < 300; i++) spool.append(ipv4Records(1, i));
+      for (let i = 0; i < 300; i++) appendRecords(spool, ipv4Records(1, i));
       assert.deepEqual(spool.lease(280).map((l) => l.id), Array.from({ length: 280 }, (_, i) => i + 1));
       spool.release(3);
       assert.deepEqual(spool.lease(30).map((l) => l.id), [3, ...Array.from({ length: 20 }, (_, i) => 281 + i)]);
@@ -204,11 +206,11 @@ describe('spool round trip', () => {
       const ticks: (() => void)[] = [];
       const spool = await Spool.open({ dir, kek: KEK, clock: () => now, setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined });
       assert.equal(ticks.length, 1);
-      spool.append(ipv4Records(100));
+      appendRecords(spool, ipv4Records(100));
       now += 1_000;
       ticks[0]!(); // the first mark also records (in the database) that marks exist
       assert.ok(existsSync(join(dir, 'spool.hwm')));
-      spool.append(ipv4Records(100));
+      appendRecords(spool, ipv4Records(100));
       assert.ok(statSync(join(dir, 'spool.db-wal')).size > 0);
       ticks[0]!(); // not due yet
       assert.ok(statSync(join(dir, 'spool.db-wal')).size > 0);
@@ -247,13 +249,13 @@ describe('spool round trip', () => {
         // commit). The first one also records in the database that high-water marks exist, so a
         // second one, with the WAL then empty, fixes the last checkpoint at t0 + 2 intervals.
         now = t0 + interval;
-        spool.append(ipv4Records(10));
+        appendRecords(spool, ipv4Records(10));
         now += interval;
-        spool.append(ipv4Records(10));
+        appendRecords(spool, ipv4Records(10));
         assert.equal(walBytes(), 0, 'the due checkpoint ran with the commit');
         const checkpointAt = now;
         now += 1;
-        spool.append(ipv4Records(10));
+        appendRecords(spool, ipv4Records(10));
         const committedAt = now;
         assert.ok(walBytes() > 0);
         // No further traffic: only the idle tick, firing every `period` at this phase, can checkpoint it.
@@ -278,8 +280,8 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       let spool = await Spool.open({ dir, kek: KEK });
-      spool.append(ipv4Records(5));
-      spool.append(ipv4Records(5));
+      appendRecords(spool, ipv4Records(5));
+      appendRecords(spool, ipv4Records(5));
       assert.equal(spool.lease(5).length, 2);
       spool.close();
       spool = await Spool.open({ dir, kek: KEK });
@@ -321,9 +323,9 @@ describe('spool round trip', () => {
     try {
       let now = 1_763_800_000_000;
       const spool = await Spool.open({ dir, kek: KEK, epochMs: 60_000, clock: () => now });
-      spool.append(ipv4Records(3)); // epoch 1
+      appendRecords(spool, ipv4Records(3)); // epoch 1
       now += 61_000;
-      spool.append(ipv4Records(3)); // epoch 2
+      appendRecords(spool, ipv4Records(3)); // epoch 2
       assert.equal(spool.status().epochs, 2);
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
       assert.deepEqual((db.prepare('SELECT epoch FROM batches ORDER BY id').all() as { epoch: number }[]).map((r) => r.epoch), [1, 2]);
@@ -445,8 +447,7 @@ describe('spool round trip', () => {
 
   /** Serializes `records` into the spool's open batch and closes it; the result lands in `results[slot]`. */
   function queueBatch(spool: Spool, records: readonly FlowRecord[], results: (AppendResult | Error | undefined)[], slot: number): void {
-    for (const r of records) spool.addQueued(r);
-    spool.flushQueued((err, result) => {
+    enqueueRecords(spool, records, (err, result) => {
       results[slot] = err !== null && err !== undefined ? (err as Error) : (result ?? new Error('no result'));
     });
   }
@@ -498,7 +499,7 @@ describe('spool round trip', () => {
       const again = await Spool.open({ dir, kek: KEK });
       try {
         assert.equal(again.verify().ok, true);
-        assert.deepStrictEqual([...again.exportRecords()], written);
+        assert.deepStrictEqual(exportRecords(again), written);
       } finally {
         again.close();
       }
@@ -558,7 +559,7 @@ describe('spool round trip', () => {
       assert.deepEqual(spool.compressionStats(), { offThread: 2, inline: 0, bypassed: 1 });
       spool.close();
       let again = await Spool.open({ dir, kek: KEK, compression: 'none' });
-      again.append(edgeRecords());
+      appendRecords(again, edgeRecords());
       again.close();
 
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
@@ -571,7 +572,7 @@ describe('spool round trip', () => {
       try {
         const report = again.verify();
         assert.equal(report.ok, true, JSON.stringify(report.failures));
-        assert.deepStrictEqual([...again.exportRecords()], noRaw([...a, ...b, ...c, ...edgeRecords()]));
+        assert.deepStrictEqual(exportRecords(again), noRaw([...a, ...b, ...c, ...edgeRecords()]));
       } finally {
         again.close();
       }
@@ -581,7 +582,7 @@ describe('spool round trip', () => {
     }
   });
 
-  test('streaming batches: cut at the exact serialized size; a record that cannot be serialized fails only its batch; close() commits an open batch', async () => {
+  test('streaming batches: cut at the exact serialized size; a record that cannot be serialized fails only its batch; closing the batcher commits its open batch', async () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
@@ -596,7 +597,7 @@ describe('spool round trip', () => {
       // ~30–45 bytes per record: 4000-byte batches hold about a hundred; all but the open one are full.
       assert.ok(counts.length >= 3 && counts.every((c) => c > 60 && c < 160), JSON.stringify(counts));
       const open = batcher.counters();
-      assert.equal(open.records + open.inFlightRecords + spool.queuedBatchRecords, 400);
+      assert.equal(open.records + open.inFlightRecords + batcher.openRecords, 400);
 
       const bad = ipv4Records(3, 22);
       bad[1]!.srcAddr = 2 ** 33; // not an IPv4 address: the serializer refuses it
@@ -610,6 +611,7 @@ describe('spool round trip', () => {
       assert.equal(batcher.counters().droppedRecords, 3);
 
       batcher.accept(ipv4Records(7, 24)); // left open: close() must still store it
+      batcher.close();
       spool.close();
       const again = await Spool.open({ dir, kek: KEK });
       try {
@@ -650,7 +652,7 @@ describe('spool round trip', () => {
       assert.ok(direct > 100, `fused records: ${direct}`);
       assert.ok(counts.slice(0, -1).every((n) => n === 7), `every batch but the last has exactly maxRecords: ${JSON.stringify(counts)}`);
       assert.equal(counts.reduce((a, b) => a + b, 0), reference.length);
-      const out = [...spool.exportRecords()];
+      const out = exportRecords(spool);
       assert.equal(out.length, reference.length);
       // Same records; the order can differ only where one packet mixes both paths (none in the corpora).
       assert.deepStrictEqual(out, noRaw(reference));
@@ -682,7 +684,7 @@ describe('spool round trip', () => {
         throw new RangeError('offset is outside the bounds of the DataView');
       };
       assert.throws(() => batcher.writeFusedSet(whileDecoding, view, buf, 0, 64, 8, ctx, meta, result), RangeError);
-      assert.equal(spool.queuedBatchRecords, 3, 'nothing was added');
+      assert.equal(batcher.openRecords, 3, 'nothing was added');
       // Through a DecodeService the same failure is a counted decode error (its packet's records are lost, the batch is not).
       const fields: FieldDef[] = [{ id: 8, length: 4 }];
       const svc = new DecodeService({}, { rawRecords: false, direct: { writeSet: (t, v, b, p, end, c, m, r) => (batcher.writeFusedSet(whileDecoding, v, b, p, end, t.minLength, c, m, r), true) } });
@@ -734,12 +736,12 @@ describe('spool round trip', () => {
         await spool.settled();
         assert.deepEqual(batcher.counters(), { batches: 12, records: 1200, droppedRecords: 0, inFlightRecords: 0 });
         assert.deepEqual(results, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-        assert.deepStrictEqual([...spool.exportRecords()], noRaw(input));
+        assert.deepStrictEqual(exportRecords(spool), noRaw(input));
 
         // A synchronous append() behind queued ones commits after them; close() commits what is still queued.
         const more = ipv4Records(300, 6);
         batcher.accept(more.slice(0, 200));
-        const direct = spool.append(more.slice(200, 250));
+        const direct = appendRecords(spool, more.slice(200, 250));
         assert.equal(direct.id, 15);
         batcher.accept(more.slice(250));
         batcher.flush();
@@ -750,7 +752,7 @@ describe('spool round trip', () => {
           const report = again.verify();
           assert.equal(report.ok, true, JSON.stringify(report.failures));
           assert.equal(report.batches, 16);
-          assert.deepStrictEqual([...again.exportRecords()], noRaw([...input, ...more]));
+          assert.deepStrictEqual(exportRecords(again), noRaw([...input, ...more]));
         } finally {
           again.close();
         }
@@ -785,7 +787,7 @@ describe('spool round trip', () => {
             continue;
           }
         }
-        for (const b of main.lease(8)) {
+        for (const b of leaseRecords(main, 8)) {
           got.add(b.id);
           records += b.records.length;
           main.ack(b.id);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Spool } from '../../src/spool/spool.js';
 import { ipv4Records, kekBase64, runSealflow, tempDir, testKek } from '../support/spool-fixtures.js';
+import { appendRecords } from '../support/spool-records.js';
 
 const KEK = testKek(3);
 const ENV = { SEALFLOW_SPOOL_KEK: kekBase64(KEK) };
@@ -12,7 +13,7 @@ const ENV = { SEALFLOW_SPOOL_KEK: kekBase64(KEK) };
 /** A closed spool with `n` batches (ids 1..n, 20 + i records each). */
 async function makeSpool(dir: string, n: number): Promise<void> {
   const spool = await Spool.open({ dir, kek: KEK });
-  for (let i = 0; i < n; i++) assert.equal(spool.append(ipv4Records(20 + i, i)).id, i + 1);
+  for (let i = 0; i < n; i++) assert.equal(appendRecords(spool, ipv4Records(20 + i, i)).id, i + 1);
   spool.close();
 }
 
@@ -201,7 +202,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
       assert.match(cli.stdout, /high-water mark: missing/);
       // The daemon rewrites it at its next checkpoint, after which verify passes again.
       const spool = await Spool.open({ dir, kek: KEK });
-      spool.append(ipv4Records(3));
+      appendRecords(spool, ipv4Records(3));
       spool.close();
       assert.equal(runSealflow(['spool', 'verify', '--spool-dir', dir], ENV).code, 0);
     } finally {
@@ -215,8 +216,8 @@ describe('spool tampering is detected by verify and by the reader', () => {
       await makeSpool(dir, 3);
       copyFileSync(join(dir, 'spool.db'), join(dir, 'old.db.bak'));
       let spool = await Spool.open({ dir, kek: KEK });
-      spool.append(ipv4Records(5));
-      spool.append(ipv4Records(6));
+      appendRecords(spool, ipv4Records(5));
+      appendRecords(spool, ipv4Records(6));
       for (const b of spool.lease(2)) spool.ack(b.id);
       spool.close();
       // Restore the older file (closed cleanly: no WAL) in place.
@@ -231,7 +232,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
       // The reader (read-write open) reports it, records it, and never reuses the lost ids.
       spool = await Spool.open({ dir, kek: KEK });
       assert.deepEqual(spool.status().rollback, { expectedAtLeast: 5, found: 3 });
-      assert.equal(spool.append(ipv4Records(2)).id, 6);
+      assert.equal(appendRecords(spool, ipv4Records(2)).id, 6);
       spool.close();
       spool = await Spool.open({ dir, kek: KEK });
       assert.deepEqual(spool.status().rollback, { expectedAtLeast: 5, found: 3 });

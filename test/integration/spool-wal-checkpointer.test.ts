@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { Spool, type BackgroundCheckpoints } from '../../src/spool/spool.js';
 import { WalCheckpointer, type DurableMark } from '../../src/spool/wal-checkpointer.js';
 import { ipv4Records, tempDir, testKek } from '../support/spool-fixtures.js';
+import { appendRecords } from '../support/spool-records.js';
 
 const KEK = testKek(3);
 
@@ -63,7 +64,7 @@ describe('background WAL checkpointer', () => {
       const spool = await quietSpool(dir);
       const dbPath = join(dir, 'spool.db');
       const before = statSync(dbPath).size;
-      for (let i = 0; i < 10; i++) assert.equal(spool.append(ipv4Records(2000, i + 1)).droppedRecords, 0);
+      for (let i = 0; i < 10; i++) assert.equal(appendRecords(spool, ipv4Records(2000, i + 1)).droppedRecords, 0);
       const batchBytes = spool.status().bytes;
       assert.ok(batchBytes > 100_000, `batches hold ${batchBytes} bytes`);
 
@@ -81,7 +82,7 @@ describe('background WAL checkpointer', () => {
 
       // Appending goes on alongside it; a later checkpoint takes the new batches too.
       const grown = statSync(dbPath).size;
-      spool.append(ipv4Records(2000, 99));
+      appendRecords(spool, ipv4Records(2000, 99));
       await until(() => statSync(dbPath).size > grown, 'the new batch in the database file');
 
       await cp.stop();
@@ -91,7 +92,7 @@ describe('background WAL checkpointer', () => {
       assert.equal(cp.stats().checkpoints, after, 'no checkpoint after stop()');
 
       // The spool's own connection is untouched: it still appends, verifies and reopens.
-      spool.append(ipv4Records(10, 100));
+      appendRecords(spool, ipv4Records(10, 100));
       assert.equal(spool.status().batches, 12);
       spool.close();
       const again = await Spool.open({ dir, kek: KEK });
@@ -130,7 +131,7 @@ describe('background WAL checkpointer', () => {
     try {
       const spool = await quietSpool(dir);
       const dbPath = join(dir, 'spool.db');
-      for (let i = 0; i < 3; i++) spool.append(ipv4Records(500, i + 1));
+      for (let i = 0; i < 3; i++) appendRecords(spool, ipv4Records(500, i + 1));
       const cp = await WalCheckpointer.start(dbPath, () => undefined, { intervalMs: 20 });
       const reader = new Database(dbPath, { readonly: true });
       try {
@@ -141,7 +142,7 @@ describe('background WAL checkpointer', () => {
         // A reader holding an old snapshot keeps the checkpoint from copying the new frames:
         // checkpoints go on, partial, and the mark must not claim the new batches.
         pinSnapshot(reader);
-        for (let i = 0; i < 3; i++) spool.append(ipv4Records(500, 10 + i));
+        for (let i = 0; i < 3; i++) appendRecords(spool, ipv4Records(500, 10 + i));
         const partialBefore = cp.stats().partial;
         await until(() => cp.stats().partial >= partialBefore + 3, 'three partial checkpoints');
         assert.ok((cp.durableMark()?.seq ?? -1) < 6, `mark while a reader pins the WAL: ${JSON.stringify(cp.durableMark())}`);
@@ -174,28 +175,28 @@ describe('background WAL checkpointer', () => {
         const base = inline();
 
         // No mark yet: appends within the interval do not checkpoint; past it, this thread does.
-        spool.append(ipv4Records(10, 1));
+        appendRecords(spool, ipv4Records(10, 1));
         now += 500;
-        spool.append(ipv4Records(10, 2));
+        appendRecords(spool, ipv4Records(10, 2));
         assert.equal(inline(), base, 'no checkpoint inside the interval');
         now += 600;
-        spool.append(ipv4Records(10, 3));
+        appendRecords(spool, ipv4Records(10, 3));
         assert.equal(inline(), base + 1, 'no durable mark for over the interval: checkpointed here');
         const hwmAfterInline = hwmSeq(dir);
         assert.equal(hwmAfterInline, 3);
 
         // The checkpointer keeps up: its mark moves the checkpoint time, so no own checkpoint,
         // and the high-water mark follows the mark's batch id (not the spool's last id).
-        spool.append(ipv4Records(10, 4));
+        appendRecords(spool, ipv4Records(10, 4));
         mark = { seq: 4, atMs: now + 900 };
         now += 1100;
-        spool.append(ipv4Records(10, 5));
+        appendRecords(spool, ipv4Records(10, 5));
         assert.equal(inline(), base + 1, 'a fresh mark: no checkpoint on this thread');
         assert.equal(hwmSeq(dir), 4, 'high-water mark = the batch the background made durable');
 
         // A mark that stops moving: after the interval the spool checkpoints on its own again.
         now += 1100;
-        spool.append(ipv4Records(10, 6));
+        appendRecords(spool, ipv4Records(10, 6));
         assert.equal(inline(), base + 2, 'a stale mark: checkpointed here');
         assert.equal(hwmSeq(dir), 6);
 
@@ -209,7 +210,7 @@ describe('background WAL checkpointer', () => {
         // ... and checkpoints when one is not covered for over the interval (the checkpointer ran
         // just before the append, so the append itself does not).
         mark = { seq: 6, atMs: now - 50 };
-        spool.append(ipv4Records(10, 7));
+        appendRecords(spool, ipv4Records(10, 7));
         assert.equal(inline(), base + 2, 'a fresh mark: the append does not checkpoint');
         now += 1100;
         tick();
@@ -219,9 +220,9 @@ describe('background WAL checkpointer', () => {
         // Detached: the spool checkpoints on its own interval again.
         spool.useBackgroundCheckpoints(null);
         mark = { seq: 8, atMs: now + 5000 };
-        spool.append(ipv4Records(10, 8));
+        appendRecords(spool, ipv4Records(10, 8));
         now += 1100;
-        spool.append(ipv4Records(10, 9));
+        appendRecords(spool, ipv4Records(10, 9));
         assert.equal(inline(), base + 4);
       } finally {
         spool.close();
@@ -248,14 +249,14 @@ describe('background WAL checkpointer', () => {
       const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, busyTimeoutMs: 20, clock: () => now, ...timers });
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
-        spool.append(ipv4Records(10, 1));
+        appendRecords(spool, ipv4Records(10, 1));
         // A first checkpoint completes (and records that the spool has a high-water mark, a write of its own).
         now += 1100;
         tick();
         assert.equal(hwmSeq(dir), 1);
         // A reader on the snapshot after batch 1 keeps a TRUNCATE checkpoint from completing.
         pinSnapshot(reader);
-        spool.append(ipv4Records(10, 2));
+        appendRecords(spool, ipv4Records(10, 2));
         const before = spool.checkpointStats();
         now += 1100;
         tick();
@@ -265,7 +266,7 @@ describe('background WAL checkpointer', () => {
         tick();
         assert.equal(spool.checkpointStats().inline, before.inline + 1, 'not again before the retry delay');
         now += 60;
-        spool.append(ipv4Records(10, 3));
+        appendRecords(spool, ipv4Records(10, 3));
         assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 2, busy: before.busy + 2 }, 'retried from the next commit, still busy');
         reader.exec('COMMIT');
         now += 60;
@@ -297,9 +298,9 @@ describe('background WAL checkpointer', () => {
       const filesHolding = (bytes: Buffer): string[] => readdirSync(dir).filter((f) => readFileSync(join(dir, f)).includes(bytes));
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
-        spool.append(ipv4Records(10, 1)); // epoch 1
+        appendRecords(spool, ipv4Records(10, 1)); // epoch 1
         now += 61_000;
-        spool.append(ipv4Records(10, 2)); // epoch 2: epoch 1 has ended
+        appendRecords(spool, ipv4Records(10, 2)); // epoch 2: epoch 1 has ended
         now += 3 * 60_000; // past the shred grace
         tick();
         const wrapped = (reader.prepare('SELECT wrapped FROM epochs ORDER BY id LIMIT 1').get() as { wrapped: Buffer }).wrapped;
@@ -338,9 +339,9 @@ describe('background WAL checkpointer', () => {
       const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, clock: () => now, ...timers });
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
-        spool.append(ipv4Records(10, 1));
+        appendRecords(spool, ipv4Records(10, 1));
         pinSnapshot(reader);
-        spool.append(ipv4Records(10, 2));
+        appendRecords(spool, ipv4Records(10, 2));
         now += 1100;
         const t0 = Date.now();
         tick();

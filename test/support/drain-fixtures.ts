@@ -15,6 +15,7 @@ import { Drain, resolveDrainSettings, type DeepPartial, type DrainOptions, type 
 import { ipv4Records } from './spool-fixtures.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { createTestPki, type TestPki } from './test-pki.js';
+import { appendRecords } from './spool-records.js';
 
 /** `n` records whose `inputIf` is start, start+1, …: the Fusion record's `input` carries it. */
 export function numberedRecords(start: number, n: number, seed = start + 1): FlowRecord[] {
@@ -64,7 +65,7 @@ export async function openTempSpool(): Promise<TempSpool> {
 /** Appends `batches` batches of `perBatch` numbered records; returns the total. */
 export function fillSpool(spool: Spool, batches: number, perBatch: number, start = 0): number {
   for (let b = 0; b < batches; b++) {
-    const res = spool.append(numberedRecords(start + b * perBatch, perBatch));
+    const res = appendRecords(spool, numberedRecords(start + b * perBatch, perBatch));
     if (res.id === null) throw new Error(`append dropped a batch: ${String(res.dropReason)}`);
   }
   return batches * perBatch;

@@ -1,44 +1,19 @@
 /**
- * Child for spool-fused-writer.test.ts, run with `node --disallow-code-generation-from-strings`:
+ * Child for fused-writer.test.ts, run with `node --disallow-code-generation-from-strings`:
  * decodes one IPFIX message with a fused-path sink over a real Batcher and prints how the
  * records went (JSON). Without code generation neither the specialised decoder nor the fused
  * writer can be built, so every record must take the FlowRecord path.
  */
 import { DecodeService } from '../../src/decode/decode-service.js';
-import { BatchEncoder } from '../../src/spool/batch-codec.js';
-import { Batcher, type StreamingBatchTarget } from '../../src/spool/batcher.js';
-import { FusedSetWriter } from '../../src/spool/fused-writer.js';
-import type { FlowRecord } from '../../src/flow/flow-record.js';
+import { Batcher } from '../../src/ingest-worker/batcher.js';
+import { FusedSetWriter } from '../../src/ingest-worker/fused-writer.js';
+import { CapturedBatches } from './batch-capture.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from './ipfix-builder.js';
 
 const fields: FieldDef[] = [{ id: 8, length: 4 }, { id: 12, length: 4 }, { id: 7, length: 2 }, { id: 1, length: 8 }];
-const e = new BatchEncoder(1024);
-e.begin();
-let queued = 0;
-const target: StreamingBatchTarget = {
-  acceptsQueued: true,
-  get queuedBatchRecords() {
-    return queued;
-  },
-  get queuedBatchBytes() {
-    return e.bytes;
-  },
-  addQueued(r: FlowRecord) {
-    e.add(r);
-    queued++;
-  },
-  addFused() {
-    throw new Error('the fused path must not run without code generation');
-  },
-  flushQueued() {
-    throw new Error('not reached');
-  },
-  append() {
-    throw new Error('not reached');
-  },
-};
-const batcher = new Batcher(target, { queued: true, setTimer: () => null, clearTimer: () => undefined });
+const sink = new CapturedBatches();
+const batcher = new Batcher(sink, { queued: true, setTimer: () => null, clearTimer: () => undefined });
 const svc = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher) });
 const o = svc.decode(exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1', '192.0.2.1', 80, 1500n], ['10.0.0.2', '192.0.2.2', 443, 40n]])])));
 batcher.accept(o.records);
-process.stdout.write(JSON.stringify({ direct: o.directRecords, records: o.records.length, errors: o.errors.map((x) => x.code), batch: Buffer.from(e.finish()).toString('hex') }));
+process.stdout.write(JSON.stringify({ direct: o.directRecords, records: o.records.length, errors: o.errors.map((x) => x.code), batch: (batcher.flush(), Buffer.from(sink.single()).toString('hex')) }));

@@ -23,6 +23,7 @@ import { Spool } from '../../src/spool/spool.js';
 import { WalCheckpointer } from '../../src/spool/wal-checkpointer.js';
 import { parseKekText } from '../../src/spool/kek-source.js';
 import { canaryRecords, ipv4Records, testKek } from './spool-fixtures.js';
+import { appendRecords, enqueueRecords } from './spool-records.js';
 
 function report(line: string): void {
   writeSync(1, `${line}\n`);
@@ -66,8 +67,7 @@ async function runChild(): Promise<void> {
     if (values['queued-bypass'] === true) spool.setCompressionBypass(true);
     for (let i = 0; i < maxBatches; i++) {
       const records = ipv4Records(batchRecords - (i % 50), i + process.pid);
-      for (const r of records) spool.addQueued(r);
-      spool.flushQueued((err, r) => {
+      enqueueRecords(spool, records, (err, r) => {
         if (err === null && r !== null && r.id !== null) report(`committed ${r.id} ${records.length}`);
       });
       // Groups form both ways: eight ready at once, and the 20 ms timer.
@@ -81,7 +81,7 @@ async function runChild(): Promise<void> {
   }
   for (let i = 0; i < maxBatches; i++) {
     const records: FlowRecord[] = values.canary === true ? canaryRecords(batchRecords) : ipv4Records(batchRecords - (i % 50), i + process.pid);
-    const r = spool.append(records);
+    const r = appendRecords(spool, records);
     if (r.id !== null) report(`committed ${r.id} ${records.length}`);
     if (ackEvery > 0 && i % ackEvery === ackEvery - 1) {
       for (const b of spool.lease(1)) {
@@ -101,7 +101,7 @@ async function runChild(): Promise<void> {
 export async function appendInWorker(dir: string, total: number): Promise<void> {
   const spool = await Spool.open({ dir, kek: testKek(9) });
   for (let i = 0; i < total; i++) {
-    spool.append(ipv4Records(50, i));
+    appendRecords(spool, ipv4Records(50, i));
     await new Promise((r) => setTimeout(r, 2));
   }
   spool.close();

@@ -2,17 +2,18 @@
  * The drain loop's pacing with a virtual clock: against an unreachable Fusion (a closed
  * loopback port) every attempt is preceded by a wait that doubles up to the cap, so a long
  * outage costs a bounded number of attempts; the batch is released each time, never lost.
- * The source is an in-memory DrainSource (the loop is under test here, not the spool).
+ * The source is an in-memory BatchSource (the loop is under test here, not the spool).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { Drain, resolveDrainSettings, type DrainClock } from '../../src/drain/drain.js';
-import type { DrainSource, LeasedBatch } from '../../src/drain/drain-source.js';
+import type { BatchSource, LeasedBatch } from '../../src/flow/pipeline.js';
 import { encodeNetosecret, parseNetosecret } from '../../src/drain/netosecret.js';
 import { numberedRecords } from '../support/drain-fixtures.js';
+import { encodeBatch } from '../../src/batch/encoder.js';
 
-class MemorySource implements DrainSource {
+class MemorySource implements BatchSource {
   readonly leased = new Set<number>();
   readonly log: string[] = [];
   constructor(private readonly batches: LeasedBatch[]) {}
@@ -61,7 +62,7 @@ test('unreachable Fusion: waits double to the cap (virtual clock), bounded attem
       return Promise.resolve();
     },
   };
-  const source = new MemorySource([{ id: 1, records: numberedRecords(0, 10), recordCount: 10, createdAtMs: 0, attempts: 0, bytes: 0 }]);
+  const source = new MemorySource([{ id: 1, batch: encodeBatch(numberedRecords(0, 10)), recordCount: 10, createdAtMs: 0, attempts: 0, bytes: 0 }]);
   // Production defaults: uploads 1 s → 5 min, auth 10 s → 30 min; jitter fixed at 0.5.
   const drain = new Drain({ source, credentials, settings: resolveDrainSettings({ uploadUrl: `${url}/api/v1/flows` }), clock, random: () => 0.5 });
   const res = await drain.drainOnce({ maxConsecutiveFailures: 12 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OverloadGauge } from '../../src/pipeline/overload.js';
+import { OverloadGauge } from '../../src/ingest-worker/overload.js';
 
 test('overload gauge: enters above the high threshold, leaves below the low one, reports transitions only', () => {
   const changes: [boolean, number][] = [];

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
-import { PacketFrameBuilder, unpackFrame } from '../../src/pipeline/packet-frame.js';
-import { IngestChannel, type IngestChannelOptions } from '../../src/pipeline/ingest-channel.js';
-import type { MainToWorker } from '../../src/pipeline/ingest-protocol.js';
+import { PacketFrameBuilder, unpackFrame } from '../../src/ingest-worker/packet-frame.js';
+import { IngestChannel, type IngestChannelOptions } from '../../src/ingest-worker/ingest-channel.js';
+import type { MainToWorker } from '../../src/ingest-worker/ingest-protocol.js';
 
 function packet(i: number, overrides: Partial<ExporterPacket> = {}): ExporterPacket {
   const payload = new Uint8Array(20 + (i % 7));

@@ -1,5 +1,5 @@
 /**
- * The fused writers' invariant (src/spool/fused-writer.ts): writing IPFIX / NetFlow v9 records
+ * The fused writers' invariant (src/ingest-worker/fused-writer.ts): writing IPFIX / NetFlow v9 records
  * straight from their bytes leaves exactly the batch bytes that decoding them into
  * FlowRecords and serializing those (BatchEncoder) would. Checked byte for byte on every
  * IPFIX/v9 capture of test/fixtures/corpora and on generated templates (every mapped element at
@@ -16,10 +16,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { DecodeService } from '../../src/decode/decode-service.js';
-import { BatchEncoder } from '../../src/spool/batch-codec.js';
-import { Batcher } from '../../src/spool/batcher.js';
-import { fusedWriterSource, FusedSetWriter } from '../../src/spool/fused-writer.js';
-import { EncoderTarget } from '../support/encoder-target.js';
+import { BatchEncoder } from '../../src/batch/encoder.js';
+import { Batcher } from '../../src/ingest-worker/batcher.js';
+import { fusedWriterSource, FusedSetWriter } from '../../src/ingest-worker/fused-writer.js';
+import { CapturedBatches } from '../support/batch-capture.js';
 import { planTemplate } from '../../src/decode/template/field-mapping.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import { compileFilters, type FilterRuleConfig, type FiltersConfig } from '../../src/filter/compile-filters.js';
@@ -41,8 +41,9 @@ import { corpora } from '../support/corpora.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-function batcherOver(e: BatchEncoder): Batcher {
-  return new Batcher(new EncoderTarget(e), { queued: true, maxRecords: 1e9, maxBytes: 1e12, setTimer: () => null, clearTimer: () => undefined });
+/** The ingest worker's Batcher with limits never reached: everything lands in one batch, taken by `sink` at flush(). */
+function batcherOver(sink: CapturedBatches): Batcher {
+  return new Batcher(sink, { queued: true, maxRecords: 1e9, maxBytes: 1e12, setTimer: () => null, clearTimer: () => undefined });
 }
 
 interface BothWays {
@@ -78,8 +79,7 @@ function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = A
     records += o.records.length;
     errorsViaRecords.push(...o.errors.map((e) => `${e.code}@${e.offset}`));
   }
-  const b = new BatchEncoder(1 << 10);
-  b.begin();
+  const b = new CapturedBatches();
   const batcher = batcherOver(b);
   const filterB = new FlowFilter(compileFilters(filters), batcher);
   const fused = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher, filterB.acceptsAll ? null : filterB) });
@@ -97,7 +97,7 @@ function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = A
   assert.equal(total, records, 'both ways decode the same number of records');
   assert.equal(fused.stats().records, plain.stats().records);
   return {
-    viaRecords: a.finish().slice(), fused: b.finish().slice(), records, directRecords, errorsViaRecords, errorsFused,
+    viaRecords: a.finish().slice(), fused: (batcher.flush(), b.single()), records, directRecords, errorsViaRecords, errorsFused,
     filterViaRecords: filterA.stats(), filterFused: filterB.stats(),
   };
 }

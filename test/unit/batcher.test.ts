@@ -1,18 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FlowRecord } from '../../src/flow/flow-record.js';
-import { Batcher, type BatchTarget } from '../../src/spool/batcher.js';
-import type { AppendResult } from '../../src/spool/spool.js';
+import { Batcher } from '../../src/ingest-worker/batcher.js';
+import type { AppendDone, AppendResult, BatchSink } from '../../src/flow/pipeline.js';
 import { ipv4Records } from '../support/spool-fixtures.js';
 
-class Target implements BatchTarget {
+class Target implements BatchSink {
   readonly batches: number[] = [];
+  readonly writable = true;
   dropNext = false;
-  append(records: readonly FlowRecord[]): AppendResult {
-    this.batches.push(records.length);
-    const dropped = this.dropNext ? records.length : 0;
+  append(_batch: Uint8Array, recordCount: number): AppendResult {
+    this.batches.push(recordCount);
+    const dropped = this.dropNext ? recordCount : 0;
     this.dropNext = false;
-    return { id: dropped ? null : this.batches.length, records: records.length, droppedRecords: dropped, evictedBatches: 0, evictedRecords: 0, dropReason: dropped ? 'io' : null };
+    return { id: dropped ? null : this.batches.length, records: recordCount, droppedRecords: dropped, evictedBatches: 0, evictedRecords: 0, dropReason: dropped ? 'io' : null };
+  }
+  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void {
+    done(null, this.append(batch, recordCount));
+  }
+  reject(): void {
+    throw new Error('not reached: every record here serializes');
   }
 }
 
@@ -83,7 +89,10 @@ test('counts appended and dropped records; close flushes, is idempotent, and lat
   b.accept(ipv4Records(2));
   assert.deepEqual(t.batches, [10, 5]);
   assert.deepEqual(b.counters(), { batches: 2, records: 5, droppedRecords: 12, inFlightRecords: 0 });
-  const throwing = new Batcher({ append: () => { throw new Error('closed'); } }, { maxRecords: 3, setTimer: timers.set, clearTimer: timers.clear, onError: (_e, n) => errors.push(n) });
+  const closed = (): never => {
+    throw new Error('closed');
+  };
+  const throwing = new Batcher({ append: closed, enqueue: closed, reject: closed, writable: true }, { maxRecords: 3, setTimer: timers.set, clearTimer: timers.clear, onError: (_e, n) => errors.push(n) });
   throwing.accept(ipv4Records(3));
   assert.deepEqual(errors, [3]);
   assert.equal(throwing.counters().droppedRecords, 3);

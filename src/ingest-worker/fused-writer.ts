@@ -1,3 +1,5 @@
+import type { BatchEncoder } from '../batch/encoder.js';
+import * as format from '../batch/format.js';
 import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
 import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
 import { planTemplate, type FieldPlan, type ReadKind } from '../decode/template/field-mapping.js';
@@ -5,7 +7,6 @@ import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
 import { recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
-import { codecInternals, type BatchEncoder } from './batch-codec.js';
 
 /**
  * Fused writers: IPFIX / NetFlow v9 data records of a compiled template go from their wire
@@ -21,7 +22,7 @@ import { codecInternals, type BatchEncoder } from './batch-codec.js';
  * followed by a straight-line copy of record() in which the properties the template never
  * sets are left out; presence of the ones it sets is still tested per record (a sysUpTime
  * time is null without an uptime anchor, an IPv4 address may fall back to IPv6, a counter may
- * be a bigint). Tests compare both paths byte for byte (test/unit/spool-fused-writer.test.ts).
+ * be a bigint). Tests compare both paths byte for byte (test/unit/fused-writer.test.ts).
  */
 
 /**
@@ -32,7 +33,7 @@ import { codecInternals, type BatchEncoder } from './batch-codec.js';
  */
 export type FusedRecordWriter = (view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, e: BatchEncoder, m: SetMeta) => number;
 
-/** Where fused records go: the Batcher (batch cuts) in front of Spool.addFused (the open streaming batch). */
+/** Where fused records go: the Batcher's open batch (with its cuts). */
 export interface FusedBatchTarget {
   /** Whether it takes fused records now (false once closed: records then take the FlowRecord path and are counted there). */
   readonly acceptsFused: boolean;
@@ -54,12 +55,12 @@ export interface FusedRecordFilter {
 const FILTER_PROPS = ['protocol', 'srcPort', 'dstPort', 'srcAddr', 'dstAddr', 'srcAs', 'dstAs'] as const;
 
 /** Optional numeric properties in bitmap order (bits 11..25), as BatchEncoder.record() writes them. */
-const OPTIONAL_NUMBERS = ['srcPort', 'dstPort', 'protocol', 'tos', 'tcpFlags', 'inputIf', 'outputIf', 'srcMask', 'dstMask', 'srcAs', 'dstAs', 'srcVlan', 'dstVlan', 'icmpType', 'icmpCode'] as const;
+const OPTIONAL_NUMBERS = format.OPTIONAL_NUMBERS;
 const ADDRESSES = [
-  ['srcAddr', codecInternals.PRESENT_SRC, codecInternals.V6_SRC],
-  ['dstAddr', codecInternals.PRESENT_DST, codecInternals.V6_DST],
-  ['nextHop', codecInternals.PRESENT_NH, codecInternals.V6_NH],
-  ['bgpNextHop', codecInternals.PRESENT_BGPNH, codecInternals.V6_BGPNH],
+  ['srcAddr', format.PRESENT_SRC, format.V6_SRC],
+  ['dstAddr', format.PRESENT_DST, format.V6_DST],
+  ['nextHop', format.PRESENT_NH, format.V6_NH],
+  ['bgpNextHop', format.PRESENT_BGPNH, format.V6_BGPNH],
 ] as const;
 
 const local = (prop: string): string => `x_${prop}`;
@@ -136,7 +137,7 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
   const inPlace = (prop: string): boolean => !filterReads(prop) && kinds.get(prop) === 'ipv6';
   const src = recordDecoderSource(plans, local, (prop, at) => (inPlace(prop) ? `(v6at_${prop} = ${at}, V6)` : `buf.subarray(${at}, ${at} + 16)`));
   const has = (prop: string): boolean => src.assigned.has(prop);
-  const c = codecInternals;
+  const c = format;
   const lines: string[] = [];
   // FlowRecord defaults (newFlowRecord): counters and ipVersion 0, everything else null. The
   // epilogue reads srcAddr/dstAddr (to infer ipVersion) even when the template sets neither.
@@ -222,7 +223,7 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
 /** Compiles a fused writer for `plans`, consulting `filter` when given (the source is built from numbers and fixed property names only, never from packet text). */
 export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRecordFilter | null = null): FusedRecordWriter {
   const body = fusedWriterSource(plans, filter !== null);
-  const c = codecInternals;
+  const c = format;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised writer is the point (see above)
   const factory = new Function(
     'readCounter64',
