@@ -305,6 +305,8 @@ export class App {
         pendingHoldMs: c.decode.pendingHoldMs,
         maxPendingRecordsPerSession: c.decode.maxPendingRecordsPerSession,
         maxSessions: c.decode.maxSessions,
+        tunnelLayer: c.decode.tunnelLayer,
+        sflowOctets: c.decode.sflowOctets,
       },
       filters: c.filters,
       spool: {

@@ -17,7 +17,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DecodeService } from '../decode/decode-service.js';
-import type { DecodeOutcome } from '../decode/decode-service.js';
+import type { DecodeOutcome, DecodeServiceOptions } from '../decode/decode-service.js';
 import { DecodeErrorCode } from '../flow/errors.js';
 import type { DecodeError } from '../flow/errors.js';
 import { FusionJsonWriter } from '../flow/fusion-record.js';
@@ -44,6 +44,12 @@ decodes. Problems go to stderr with the file name and byte offset.
 options:
   --exporter ADDR   exporter address for every record (flowsrcip) and session; default:
                     the pcap's IP source, 0.0.0.0 for files that carry no address
+  --tunnel-layer inner|outer
+                    which IP header of a tunnelled flow fills a record (default inner;
+                    the decode.tunnelLayer setting, docs/decoding.md)
+  --sflow-octets ip|frame
+                    sFlow byte count: IP packet length (default) or sampled frame length
+                    (the decode.sflowOctets setting, docs/decoding.md)
   -h, --help        this help
 
 exit status: 0 all decoded, 1 something failed, 66 a file could not be read, 64 usage error
@@ -72,7 +78,7 @@ function writeChunk(stream: NodeJS.WritableStream, text: string): Promise<void> 
 
 class DecodeRun {
   readonly #io: CommandIo;
-  readonly #service = new DecodeService();
+  readonly #service: DecodeService;
   readonly #held: HeldPacket[] = [];
   #out = '';
   readonly #json = new FusionJsonWriter();
@@ -82,8 +88,9 @@ class DecodeRun {
   /** pcap frames that were not UDP over IPv4/IPv6 (ARP, TCP, ...): normal in captures, not failures. */
   nonUdpSkipped = 0;
 
-  constructor(io: CommandIo) {
+  constructor(io: CommandIo, options: DecodeServiceOptions) {
     this.#io = io;
+    this.#service = new DecodeService({}, options);
   }
 
   #listedInFile = 0;
@@ -181,7 +188,14 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Uint8Array> {
 }
 
 export const main: CommandMain = async (argv, io) => {
-  const parsed = parseCommandArgs('decode', USAGE, argv, io, { exporter: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+  const parsed = parseCommandArgs(
+    'decode',
+    USAGE,
+    argv,
+    io,
+    { exporter: { type: 'string' }, 'tunnel-layer': { type: 'string' }, 'sflow-octets': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    true,
+  );
   if (typeof parsed === 'number') return parsed;
   const { values, positionals: files } = parsed;
   if (files.length === 0) {
@@ -198,7 +212,13 @@ export const main: CommandMain = async (argv, io) => {
     exporterOverride = text;
   }
 
-  const run = new DecodeRun(io);
+  const layer = values['tunnel-layer'] ?? 'inner';
+  const octets = values['sflow-octets'] ?? 'ip';
+  if ((layer !== 'inner' && layer !== 'outer') || (octets !== 'ip' && octets !== 'frame')) {
+    io.stderr.write(`sealflow decode: --tunnel-layer takes inner or outer, --sflow-octets ip or frame\n\n${USAGE}`);
+    return ExitCode.Usage;
+  }
+  const run = new DecodeRun(io, { layerPolicy: layer, sflowOctets: octets });
   const nowMs = Date.now();
   let unreadable = false;
   const fromStdin = files.filter((f) => f === '-').length;

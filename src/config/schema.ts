@@ -245,6 +245,8 @@ const DecodeSchema = z
     pendingHoldMs: z.number().int().min(0).max(600_000).default(2000).describe('Data sets that arrive before their template are held this long waiting for it.'),
     maxPendingRecordsPerSession: z.number().int().min(0).max(10_000_000).default(10_000).describe('Cap on held (template-less) data per session; beyond it they are dropped and counted.'),
     maxSessions: z.number().int().min(1).max(10_000_000).default(10_000).describe('Transport sessions (exporter × port × transport) with template state; least recently seen are evicted.'),
+    tunnelLayer: z.enum(['inner', 'outer']).default('inner').describe('Which IP header of a tunnelled flow fills a record (addresses, protocol, ports, ToS, flags, ICMP all from that one header): a template repeating the IP header elements, or a packet section / sampled header with IP-in-IP, GRE or VXLAN. See docs/decoding.md.'),
+    sflowOctets: z.enum(['ip', 'frame']).default('ip').describe('sFlow byte count: ip = the IP packet length (IP header + payload, as NetFlow/IPFIX octets count), frame = the sampled L2 frame length (goflow2). See docs/decoding.md.'),
   })
   .prefault({})
   .describe('Decoder limits.');

@@ -6,7 +6,7 @@ import type { ByteReader } from './byte-reader.js';
 import { IPFIX_HEADER_BYTES, IPFIX_VERSION, parseIpfixMessage } from './ipfix/ipfix.js';
 import { decodeNetflow5 } from './netflow5/netflow5.js';
 import { NETFLOW9_VERSION, parseNetflow9Packet } from './netflow9/netflow9.js';
-import { decodeSflow } from './sflow/sflow.js';
+import { decodeSflow, type SflowDecodeOptions, type SflowOctets } from './sflow/sflow.js';
 import { newOptionsValues, readOptionsRecord } from './template/options-record.js';
 import { RawRecordView } from './template/raw-record-view.js';
 import { RecordContext } from './template/record-context.js';
@@ -19,6 +19,8 @@ import {
 import type { DomainState, PendingSet, Template } from './template/template-cache.js';
 import { DecoderFactory, isReliable, sameLayout, SessionState, templateSignature } from './template/template-cache.js';
 import type { MessageHeader, SetSink, TemplateDefinition, WithdrawalScope } from './template/template.js';
+import { decodeBiflowSet } from './template/biflow-set.js';
+import type { LayerPolicy } from './template/layer-policy.js';
 import { MIN_DATA_SET_ID } from './template/template.js';
 
 /**
@@ -80,6 +82,10 @@ export interface DecodeServiceOptions {
    * needs the FlowRecord path).
    */
   readonly direct?: DirectRecordSink | null;
+  /** Which header of a tunnelled flow's template fills a record (layer-policy.ts); default inner. */
+  readonly layerPolicy?: LayerPolicy;
+  /** sFlow byte convention (docs/decoding.md): 'ip' (default) the IP packet length, 'frame' the sampled frame length. */
+  readonly sflowOctets?: SflowOctets;
 }
 
 /** How a DirectRecordSink's data set went. */
@@ -269,6 +275,7 @@ export class DecodeService {
   readonly #ctx = new RecordContext();
   readonly #pendingCtx = new RecordContext();
   readonly #options = newOptionsValues();
+  readonly #sflowOptions: SflowDecodeOptions;
 
   // State of the message being decoded (valid during decode()).
   #out: DecodeOutcome = newOutcome();
@@ -293,9 +300,10 @@ export class DecodeService {
       merged[key] = v;
     }
     this.#limits = Object.freeze(merged);
-    this.#factory = new DecoderFactory(options.compiledDecoders ?? true);
+    this.#factory = new DecoderFactory(options.compiledDecoders ?? true, options.layerPolicy);
     this.#rawRecords = options.rawRecords ?? true;
     this.#direct = options.direct ?? null;
+    this.#sflowOptions = Object.freeze({ octets: options.sflowOctets ?? 'ip', layer: options.layerPolicy ?? 'inner' });
     this.#stats = {
       packets: 0,
       records: 0,
@@ -468,7 +476,7 @@ export class DecodeService {
   }
 
   #decodeSflow(packet: ExporterPacket, session: SessionState): void {
-    const h = decodeSflow(packet, this.#out.records);
+    const h = decodeSflow(packet, this.#out.records, undefined, this.#sflowOptions);
     this.#out.version = SFLOW_VERSION_WORD;
     this.#out.observationDomainId = h.subAgentId;
     const d = session.domain(SFLOW_DOMAIN_VERSION, h.subAgentId);
@@ -668,7 +676,8 @@ export class DecodeService {
       return count;
     }
     const direct = this.#direct;
-    if (direct !== null && !this.#rawRecords) {
+    // Biflow templates make two records of one wire record: they take the FlowRecord path.
+    if (direct !== null && !this.#rawRecords && t.reverse === null) {
       const result = clearedResult(this.#directResult);
       let taken: boolean;
       try {
@@ -685,6 +694,25 @@ export class DecodeService {
     const { version, transport, exporter, identity, observationDomainId, exportTimeS } = meta;
     const fixed = t.fixedLength;
     const raw = this.#rawRecords;
+    if (t.reverse !== null) {
+      const n = decodeBiflowSet(
+        t, t.reverse, view, buf, p, end, ctx,
+        () => newFlowRecord('netflow', version, transport, exporter, identity, observationDomainId, exportTimeS),
+        (forward, reverse, start, stop) => {
+          // Both directions share the wire record's raw view.
+          const view = raw ? new RawRecordView(fields, buf, start, stop) : null;
+          if (forward !== null) {
+            forward.raw = view;
+            records.push(forward);
+          }
+          if (reverse !== null) {
+            reverse.raw = view;
+            records.push(reverse);
+          }
+        },
+      );
+      return n >= 0 ? n : this.#badVarLength(t, offsetBase - 1 - n);
+    }
     if (fixed > 0) {
       while (p + fixed <= end) {
         const r = newFlowRecord('netflow', version, transport, exporter, identity, observationDomainId, exportTimeS);

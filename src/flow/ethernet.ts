@@ -1,5 +1,5 @@
 /**
- * Ethernet II framing facts shared by the sFlow sampled-header parser (src/decode/sflow) and
+ * Ethernet II framing facts shared by the packet header parser (src/decode/packet) and
  * the pcap reader (src/ingest/file): EtherType values (IEEE Registration Authority) and the
  * VLAN tag stack of IEEE 802.1Q / 802.1ad.
  */

@@ -2,10 +2,10 @@ import type { BatchEncoder } from '../batch/encoder.js';
 import * as format from '../batch/format.js';
 import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
 import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
-import { planTemplate, type FieldPlan, type ReadKind } from '../decode/template/field-mapping.js';
+import type { FieldPlan, ReadKind } from '../decode/template/field-mapping.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
-import { recordDecoderSource } from '../decode/template/record-decoder.js';
+import { absoluteFromSysInit, recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
 
 /**
@@ -235,6 +235,7 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     'putVarint',
     'flt',
     'V6',
+    'absoluteFromSysInit',
     `return function fusedRecord(view, buf, p, end, ctx, e, m) {\n  ${body}\n};`,
   ) as (
     rc: typeof readCounter64,
@@ -246,8 +247,9 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     pv: typeof c.putVarint,
     flt: FusedRecordFilter | null,
     v6: Uint8Array,
+    af: typeof absoluteFromSysInit,
   ) => FusedRecordWriter;
-  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, V6_IN_PACKET);
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, V6_IN_PACKET, absoluteFromSysInit);
 }
 
 /** The value of an IPv6 address local whose bytes stay in the packet (see fusedWriterSource); never read or written. */
@@ -282,7 +284,7 @@ export class FusedSetWriter implements DirectRecordSink {
     let w = this.#writers.get(t.signature);
     if (w === undefined) {
       try {
-        w = compileFusedWriter(planTemplate(t.fields, t.scopeFieldCount), this.#filter);
+        w = compileFusedWriter(t.plans, this.#filter);
       } catch {
         w = null;
       }

@@ -12,6 +12,8 @@ export interface IngestWorkerInit {
     readonly pendingHoldMs: number;
     readonly maxPendingRecordsPerSession: number;
     readonly maxSessions: number;
+    readonly tunnelLayer: 'inner' | 'outer';
+    readonly sflowOctets: 'ip' | 'frame';
   };
   /** Flow filter configuration (plain data, compiled in the worker). */
   readonly filters: unknown;

@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     },
     // Nothing after decoding here reads `raw` (filters, the batch codec and stdout use the decoded
     // fields), and it must stay off: frame buffers are handed back to the main thread after each frame.
-    { rawRecords: false },
+    { rawRecords: false, layerPolicy: init.decode.tunnelLayer, sflowOctets: init.decode.sflowOctets },
   );
   const saved = spool.loadDecoderState();
   if (saved !== null) {

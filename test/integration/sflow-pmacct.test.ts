@@ -121,8 +121,10 @@ test('pmacctd sfprobe exporting traffic.pcap: sFlow samples add up to traffic_tr
       const k = keyOf(ipToString(r.srcAddr!), ipToString(r.dstAddr!), r.protocol!, icmp ? 0 : r.srcPort!, icmp ? 0 : r.dstPort!);
       const a = agg.get(k) ?? { packets: 0, ipBytes: 0, frameBytes: 0, tcpFlags: 0, vlan: r.srcVlan, tos: r.tos, icmp: null, ipVersion: r.ipVersion };
       a.packets += 1;
-      a.ipBytes += h.ipLength!;
-      a.frameBytes += r.octets as number;
+      // The byte convention (docs/decoding.md): octets are the IP packet's length, as NetFlow counts.
+      assert.equal(r.octets, h.ipLength);
+      a.ipBytes += r.octets;
+      a.frameBytes += details[i]!.frameLength!;
       a.tcpFlags |= r.tcpFlags ?? 0;
       if (icmp && a.icmp === null) a.icmp = r.icmpType! * 256 + r.icmpCode!;
       agg.set(k, a);
@@ -133,10 +135,10 @@ test('pmacctd sfprobe exporting traffic.pcap: sFlow samples add up to traffic_tr
       const a = agg.get(k);
       assert.ok(a !== undefined, `flow ${k}`);
       assert.equal(a.packets, f.packets, k);
-      // truth bytes are IP total lengths (L3), as NetFlow counts them; sFlow's octets are the
-      // frame_length, "the total number of octets of data received on the network (excluding
-      // framing bits but including FCS octets)" (sFlow v5 §5.2, sampled_header): Ethernet
-      // header 14 + FCS 4 + 802.1Q tag 4 when tagged, on top of every IP packet.
+      // truth bytes are IP total lengths (L3), as NetFlow counts them, and so are sealflow's
+      // sFlow octets; the sample's frame_length is "the total number of octets of data received
+      // on the network (excluding framing bits but including FCS octets)" (sFlow v5 §5.2,
+      // sampled_header): Ethernet header 14 + FCS 4 + 802.1Q tag 4 when tagged, on top of every IP packet.
       assert.equal(a.ipBytes, f.bytes, k);
       assert.equal(a.frameBytes - a.ipBytes, a.packets * (ETHERNET_HEADER + ETHERNET_FCS + (f.vlan === null ? 0 : VLAN_TAG)), `${k} L2 overhead per packet`);
       assert.equal(a.vlan, f.vlan, k);

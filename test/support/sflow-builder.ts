@@ -228,3 +228,23 @@ export function ethernetFrame(ethertype: number, payload: Uint8Array, tags: read
   b.set(payload, pos + 2);
   return b;
 }
+
+/** GRE header (RFC 2784 / RFC 2890): flags word with the C/K/S bits for the options given, then the protocol type. */
+export function greHeader(protocolType: number, o: { key?: number; sequence?: number; checksum?: boolean } = {}): Uint8Array {
+  const flags = (o.checksum === true ? 0x8000 : 0) | (o.key !== undefined ? 0x2000 : 0) | (o.sequence !== undefined ? 0x1000 : 0);
+  const words: number[] = [];
+  if (o.checksum === true) words.push(0);
+  if (o.key !== undefined) words.push(o.key);
+  if (o.sequence !== undefined) words.push(o.sequence);
+  return concat([Uint8Array.of(flags >> 8, flags & 0xff, protocolType >> 8, protocolType & 0xff), ...(words.length > 0 ? [u32(...words)] : [])]);
+}
+
+/** VXLAN header (RFC 7348 §5): the I flag and a 24-bit VNI. */
+export function vxlanHeader(vni: number): Uint8Array {
+  return Uint8Array.of(0x08, 0, 0, 0, (vni >>> 16) & 0xff, (vni >>> 8) & 0xff, vni & 0xff, 0);
+}
+
+/** An MPLS label stack (RFC 3032), bottom-of-stack bit on the last entry, TTL 64. */
+export function mplsStack(labels: readonly number[]): Uint8Array {
+  return concat(labels.map((l, i) => u32(((l << 12) | (i === labels.length - 1 ? 0x100 : 0) | 64) >>> 0)));
+}

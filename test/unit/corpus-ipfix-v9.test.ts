@@ -40,6 +40,8 @@ function feed(files: readonly string[]): { events: Event[]; outcomes: DecodeOutc
     let oi = 0;
     o.records.forEach((record, i) => {
       while (oi < o.options.length && (o.options[oi]?.recordIndex ?? Infinity) <= i) events.push({ kind: 'options', elements: decodeElements(o.options[oi++]!.raw) });
+      // The reverse half of a biflow (RFC 5103) shares its wire record's raw view: logstash makes one event of both.
+      if (i > 0 && record.raw !== null && record.raw === o.records[i - 1]?.raw) return;
       events.push({ kind: 'flow', record, elements: record.raw === null ? [] : decodeElements(record.raw) });
     });
     while (oi < o.options.length) events.push({ kind: 'options', elements: decodeElements(o.options[oi++]!.raw) });

@@ -21,6 +21,8 @@ import { Batcher } from '../../src/ingest-worker/batcher.js';
 import { fusedWriterSource, FusedSetWriter } from '../../src/ingest-worker/fused-writer.js';
 import { CapturedBatches } from '../support/batch-capture.js';
 import { planTemplate } from '../../src/decode/template/field-mapping.js';
+import { isBiflowTemplate, REVERSE_ENTERPRISE } from '../../src/decode/template/biflow.js';
+import type { LayerPolicy } from '../../src/decode/template/layer-policy.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import { compileFilters, type FilterRuleConfig, type FiltersConfig } from '../../src/filter/compile-filters.js';
 import { FlowFilter, type FlowFilterStats } from '../../src/filter/flow-filter.js';
@@ -65,8 +67,8 @@ const ACCEPT_ALL: FiltersConfig = { default: 'accept', rules: [] };
  * ways, through `filters` as the ingest worker applies them: FlowFilter.accept() on the
  * FlowRecord path, FlowFilter.admit() inside the fused writers (none when it accepts all).
  */
-function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = ACCEPT_ALL): BothWays {
-  const plain = new DecodeService({}, { rawRecords: false });
+function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = ACCEPT_ALL, layerPolicy: LayerPolicy = 'inner'): BothWays {
+  const plain = new DecodeService({}, { rawRecords: false, layerPolicy });
   const a = new BatchEncoder(1 << 10);
   a.begin();
   const filterA = new FlowFilter(compileFilters(filters), { accept: (rs) => { for (const r of rs) a.add(r); } });
@@ -82,7 +84,7 @@ function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = A
   const b = new CapturedBatches();
   const batcher = batcherOver(b);
   const filterB = new FlowFilter(compileFilters(filters), batcher);
-  const fused = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher, filterB.acceptsAll ? null : filterB) });
+  const fused = new DecodeService({}, { rawRecords: false, layerPolicy, direct: new FusedSetWriter(batcher, filterB.acceptsAll ? null : filterB) });
   let directRecords = 0;
   let total = 0;
   const errorsFused: string[] = [];
@@ -168,15 +170,18 @@ describe('fused writers', () => {
     ...[8, 12, 15, 18].map((id) => ({ id, lengths: [4], kind: 'v4' as const })),
     ...[27, 28, 62, 63].map((id) => ({ id, lengths: [16], kind: 'v6' as const })),
     ...[32, 139].map((id) => ({ id, lengths: [2], kind: 'uint' as const })),
-    ...[152, 153, 154, 155, 156, 157].map((id) => ({ id, lengths: [8], kind: 'uint' as const })),
+    ...[152, 153, 154, 155, 156, 157, 160].map((id) => ({ id, lengths: [8], kind: 'uint' as const })),
     ...[150, 151, 22, 21, 158, 159].map((id) => ({ id, lengths: [4], kind: 'uint' as const })),
     { id: 82, lengths: [VARLEN, 4], kind: 'opaque' },
     { id: 95, lengths: [VARLEN], kind: 'opaque' },
   ];
 
   const arbField = fc
-    .record({ e: fc.constantFrom(...ELEMENTS), li: fc.nat(), enterprise: fc.boolean() })
-    .map(({ e, li, enterprise }) => ({ def: { id: e.id, length: e.lengths[li % e.lengths.length] ?? 4, ...(enterprise && e.kind === 'uint' ? { enterprise: 9 } : {}) }, kind: e.kind }));
+    .record({ e: fc.constantFrom(...ELEMENTS), li: fc.nat(), enterprise: fc.constantFrom(0, 0, 9, REVERSE_ENTERPRISE) })
+    .map(({ e, li, enterprise }) => ({ def: { id: e.id, length: e.lengths[li % e.lengths.length] ?? 4, ...(enterprise !== 0 && e.kind === 'uint' ? { enterprise } : {}) }, kind: e.kind }));
+
+  /** Biflow templates (RFC 5103: a reverse counter) make two records of one wire record and take the FlowRecord path. */
+  const isBiflow = (defs: readonly FieldDef[]): boolean => isBiflowTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: d.enterprise ?? 0 })), 0);
 
   /** A value for `f`: often an edge (0, all ones, 0.0.0.0), so fallbacks, bigints and overflows are exercised. */
   function arbValue(f: FieldDef, kind: string): fc.Arbitrary<FieldValue> {
@@ -218,11 +223,63 @@ describe('fused writers', () => {
           const r = bothWays(packets);
           assert.deepEqual(r.fused, r.viaRecords, fusedWriterSource(planTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: d.enterprise ?? 0 })), 0)));
           assert.deepEqual(r.errorsFused, r.errorsViaRecords);
-          assert.equal(r.directRecords, r.records, 'every record took the fused path');
+          assert.equal(r.directRecords, isBiflow(defs) ? 0 : r.records, 'every record of a one-direction template took the fused path');
         },
       ),
       { numRuns: 400, seed: 20261203 },
     );
+  });
+
+  /** IP header elements as exporters repeat them per layer of a tunnelled flow (layer-policy.ts). */
+  const HEADER_FIELDS: readonly { def: FieldDef; kind: 'uint' | 'v4' | 'v6' }[] = [
+    { def: { id: 8, length: 4 }, kind: 'v4' },
+    { def: { id: 12, length: 4 }, kind: 'v4' },
+    { def: { id: 27, length: 16 }, kind: 'v6' },
+    { def: { id: 28, length: 16 }, kind: 'v6' },
+    { def: { id: 4, length: 1 }, kind: 'uint' },
+    { def: { id: 5, length: 1 }, kind: 'uint' },
+    { def: { id: 6, length: 2 }, kind: 'uint' },
+    { def: { id: 7, length: 2 }, kind: 'uint' },
+    { def: { id: 11, length: 2 }, kind: 'uint' },
+    { def: { id: 32, length: 2 }, kind: 'uint' },
+    { def: { id: 60, length: 1 }, kind: 'uint' },
+  ];
+  /** Directional values with their RFC 5103 reverse counterparts, and in-record boot time with sysUpTime times. */
+  const BIFLOW_FIELDS: readonly { def: FieldDef; kind: 'uint' }[] = [
+    ...[1, 2, 6, 152, 153].flatMap((id) => [0, REVERSE_ENTERPRISE].map((enterprise) => ({ def: { id, length: id >= 152 ? 8 : 4, ...(enterprise === 0 ? {} : { enterprise }) }, kind: 'uint' as const }))),
+    ...[10, 14, 58, 59, 16, 17].map((id) => ({ def: { id, length: 4 }, kind: 'uint' as const })),
+    { def: { id: 160, length: 8 }, kind: 'uint' },
+    { def: { id: 22, length: 4 }, kind: 'uint' },
+    { def: { id: 21, length: 4 }, kind: 'uint' },
+  ];
+
+  test('tunnelled (repeated header elements) and biflow (RFC 5103) templates, both layer policies: the same bytes both ways', () => {
+    let reverseSplits = 0;
+    fc.assert(
+      fc.property(
+        fc
+          .tuple(fc.subarray([...HEADER_FIELDS], { minLength: 1 }), fc.subarray([...HEADER_FIELDS], { minLength: 1 }), fc.subarray([...BIFLOW_FIELDS]), fc.boolean())
+          .map(([outer, inner, rest, paired]) => (paired ? [...outer.flatMap((f) => [f, f]), ...inner, ...rest] : [...outer, ...inner, ...rest]))
+          .chain((fields) =>
+            fc.record({
+              fields: fc.constant(fields),
+              rows: fc.array(fc.tuple(...fields.map((f) => arbValue(f.def, f.kind))), { minLength: 1, maxLength: 5 }),
+              policy: fc.constantFrom<LayerPolicy>('inner', 'outer'),
+            }),
+          ),
+        ({ fields, rows, policy }) => {
+          const defs = fields.map((f) => f.def);
+          const msg = ipfixMessage({ sequence: 0, exportTime: 1_700_000_000 }, [ipfixTemplateSet([{ id: 256, fields: defs }]), dataSet(256, defs, rows)]);
+          const r = bothWays([exporterPacket(msg)], ACCEPT_ALL, policy);
+          assert.deepEqual(r.fused, r.viaRecords);
+          assert.deepEqual(r.errorsFused, r.errorsViaRecords);
+          assert.equal(r.directRecords, isBiflow(defs) ? 0 : r.records);
+          if (r.records > rows.length) reverseSplits++;
+        },
+      ),
+      { numRuns: 300, seed: 20261205 },
+    );
+    assert.ok(reverseSplits > 20, `biflows split into two records in ${reverseSplits} runs`);
   });
 
   // Each field constrained in one rule of four: rules that constrain many fields at once almost never match.
@@ -279,7 +336,7 @@ describe('fused writers', () => {
           const source = fusedWriterSource(planTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: d.enterprise ?? 0 })), 0), true);
           assert.deepEqual(r.fused, r.viaRecords, source);
           assert.deepEqual(r.filterFused, r.filterViaRecords, source);
-          assert.equal(r.directRecords, r.records, 'every record took the fused path');
+          assert.equal(r.directRecords, isBiflow(defs) ? 0 : r.records, 'every record of a one-direction template took the fused path');
           dropped += r.filterFused.dropped;
           kept += r.filterFused.accepted;
         },

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeSflow, interfaceIndex, MAX_SFLOW_SAMPLES } from '../../src/decode/sflow/sflow.js';
 import type { SflowFlowSampleDetail } from '../../src/decode/sflow/sflow.js';
-import { emptyHeaderInfo, HeaderProtocol, parseEthernet, parseIpv4, parseSampledHeader, parseTransport } from '../../src/decode/sflow/sampled-header.js';
+import { emptyHeaderInfo, HeaderProtocol, parseEthernet, parseIpv4, parseSampledHeader, parseTransport } from '../../src/decode/packet/header-parser.js';
 import { DecodeError, DecodeErrorCode } from '../../src/flow/errors.js';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import type { FlowRecord } from '../../src/flow/flow-record.js';
@@ -34,6 +34,13 @@ function decode(payload: Uint8Array): { records: FlowRecord[]; details: SflowFlo
   const details: SflowFlowSampleDetail[] = [];
   const info = decodeSflow(packetOf(payload), records, details);
   return { records, details, info };
+}
+
+/** Records under the 'frame' byte convention (goflow2's). */
+function decodeFrame(payload: Uint8Array): FlowRecord[] {
+  const records: FlowRecord[] = [];
+  decodeSflow(packetOf(payload), records, undefined, { octets: 'frame', layer: 'inner' });
+  return records;
 }
 
 function corpus(rel: string): Uint8Array {
@@ -63,7 +70,10 @@ describe('sFlow v5: goflow2 vectors', () => {
     // Raw header: protocol 1 (Ethernet), frame_length 0x52, stripped 4, header 0x4e bytes;
     // 81 00 00 20 → VLAN 32; IPv4 ac10 20fe → ac10 20f1, protocol 1, ICMP type 8 code 0.
     assert.deepEqual([d.headerProtocol, d.frameLength, d.stripped, d.headerLength], [1, 82, 4, 78]);
-    assert.equal(r.octets, 82);
+    // Byte convention (docs/decoding.md): the IPv4 total length 0x3c = 60 (82 − 4 FCS − 14 − 4 tag);
+    // goflow2 reports the frame length, which the 'frame' convention gives.
+    assert.equal(r.octets, 60);
+    assert.equal(decodeFrame(corpus('goflow2/sflow_TestSFlowDecode_0.bin'))[0]?.octets, 82);
     assert.equal(r.packets, 1);
     assert.equal(r.srcVlan, 32);
     assert.equal(ipToString(r.srcAddr!), '172.16.32.254');
@@ -74,7 +84,7 @@ describe('sFlow v5: goflow2 vectors', () => {
     assert.equal(r.flowversion, 5);
     assert.equal(r.observationDomainId, 1);
     const f = toFusionRecord(r);
-    assert.deepEqual([f.flowsrcip, f.samplerate, f.bits, f.packets, f.icmptype, f.protocol], ['172.16.0.17', 2048, 656, 1, 8, 'icmp']);
+    assert.deepEqual([f.flowsrcip, f.samplerate, f.bits, f.packets, f.icmptype, f.protocol], ['172.16.0.17', 2048, 480, 1, 8, 'icmp']);
   });
 
   test('TestExpandedSFlowDecode: 5 expanded samples, extended switch, TCP', () => {
@@ -83,7 +93,9 @@ describe('sFlow v5: goflow2 vectors', () => {
     assert.equal(records.length, 5);
     // First sample: rate 0x3fff, input 0x000f42a4, output 0x000f4252; switch 1001: vlan 0x1e in/out.
     const r = records[0]!;
-    assert.deepEqual([r.samplingInterval, r.inputIf, r.outputIf, r.srcVlan, r.dstVlan, r.octets], [16383, 1000100, 1000018, 30, 30, 1514]);
+    // octets: the IPv4 total length 1492 (frame_length 1514 = 14 Ethernet + 4 802.1Q + 1492 + 4 FCS, which goflow2 prints).
+    assert.deepEqual([r.samplingInterval, r.inputIf, r.outputIf, r.srcVlan, r.dstVlan, r.octets], [16383, 1000100, 1000018, 30, 30, 1492]);
+    assert.deepEqual([details[0]?.frameLength, details[0]?.header?.ipLength, decodeFrame(corpus('goflow2/sflow_TestExpandedSFlowDecode_0.bin'))[0]?.octets], [1514, 1492, 1514]);
     assert.equal(details[0]?.expanded, true);
     assert.equal(ipToString(r.srcAddr!), '185.59.220.147');
     assert.equal(ipToString(r.dstAddr!), '88.238.78.19');
@@ -234,9 +246,12 @@ describe('sFlow v5: every record type, built from readable values', () => {
     assert.equal(records.length, 3);
     const r = records[0]!;
     assert.equal(r.exporter, '2001:db8::a');
-    assert.deepEqual([r.inputIf, r.outputIf, r.samplingInterval, r.octets, r.packets], [17, null, 4096, 1518, 1]);
-    assert.deepEqual(details[0]?.header?.vlans, [300, 42]);
-    assert.equal(r.srcVlan, 300);
+    // octets: the IPv6 packet in the header (40 + 20 bytes of TCP), not the 1518-byte frame.
+    assert.deepEqual([r.inputIf, r.outputIf, r.samplingInterval, r.octets, r.packets], [17, null, 4096, 60, 1]);
+    assert.equal(details[0]?.frameLength, 1518);
+    // QinQ: service tag 300, customer tag 42; the record carries the customer VLAN.
+    assert.deepEqual(details[0].header?.vlans, [300, 42]);
+    assert.equal(r.srcVlan, 42);
     assert.equal(r.ipVersion, 6);
     assert.equal(ipToString(r.srcAddr!), '2001:db8::1');
     assert.equal(ipToString(r.dstAddr!), '2001:db8:1::443');

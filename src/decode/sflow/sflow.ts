@@ -4,8 +4,9 @@ import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
 import type { ExporterPacket } from '../../flow/exporter-packet.js';
 import { ipToString } from '../../flow/ip.js';
 import { ByteReader } from '../byte-reader.js';
-import type { SampledHeaderInfo } from './sampled-header.js';
-import { parseSampledHeader } from './sampled-header.js';
+import type { SampledHeaderInfo } from '../packet/header-parser.js';
+import { parseSampledHeader } from '../packet/header-parser.js';
+import type { LayerPolicy } from '../template/layer-policy.js';
 
 /**
  * sFlow version 5 (sflow.org, "sFlow Version 5", 2004), XDR encoded (RFC 4506: big-endian,
@@ -19,14 +20,36 @@ import { parseSampledHeader } from './sampled-header.js';
  * Every sample and record is decoded from a sub-reader cut to its declared length, so a
  * lying inner length cannot read past its parent; unknown formats are skipped by length.
  *
- * Each flow sample becomes one FlowRecord describing the ONE sampled packet: octets = the
- * frame length the agent reports, packets = 1, samplingInterval = the sample's sampling
- * rate (nothing is multiplied: estimated totals are octets × samplingInterval). Counter
+ * Each flow sample becomes one FlowRecord describing the ONE sampled packet: packets = 1,
+ * samplingInterval = the sample's sampling rate (nothing is multiplied: estimated totals are
+ * octets × samplingInterval), octets by the byte convention (SflowOctets, docs/decoding.md):
+ * by default the IP packet length (IP header + payload), what NetFlow/IPFIX octet counters
+ * count and what sflowtool, pmacct and akvorado report, so that sFlow and NetFlow records are
+ * comparable in Fusion; optionally the sampled frame length (goflow2's bytes). Counter
  * samples are decoded for statistics (generic interface counters are returned) and never
  * turned into flows.
  */
 
 export const SFLOW_VERSION = 5;
+
+/**
+ * sFlow byte convention: 'ip' counts the IP packet (IPv4 total length, IPv6 payload + 40) of
+ * the header the layer policy keeps, falling back to the frame length for non-IP frames;
+ * 'frame' counts the frame_length the agent reports (L2 header, and the FCS where the agent
+ * includes it).
+ */
+export type SflowOctets = 'ip' | 'frame';
+
+/** How decodeSflow shapes records (the probe's `decode` settings). */
+export interface SflowDecodeOptions {
+  readonly octets: SflowOctets;
+  readonly layer: LayerPolicy;
+}
+
+export const DEFAULT_SFLOW_OPTIONS: SflowDecodeOptions = Object.freeze({ octets: 'ip', layer: 'inner' });
+
+/** VLAN IDs are 12 bits (IEEE 802.1Q); agents write 0xFFFFFFFF or other values above 4095 for "none". */
+const MAX_VLAN_ID = 4095;
 
 /** goflow2's bound: no real agent fits more samples or records in one datagram (MTU ~1500). */
 export const MAX_SFLOW_SAMPLES = 1000;
@@ -212,7 +235,7 @@ function compactInterface(v: number): SflowInterface {
  * when `details` is given, one SflowFlowSampleDetail per flow sample to it. Atomic: on a
  * DecodeError nothing is appended.
  */
-export function decodeSflow(packet: ExporterPacket, out: FlowRecord[], details?: SflowFlowSampleDetail[]): SflowDatagramInfo {
+export function decodeSflow(packet: ExporterPacket, out: FlowRecord[], details?: SflowFlowSampleDetail[], options: SflowDecodeOptions = DEFAULT_SFLOW_OPTIONS): SflowDatagramInfo {
   const r = new ByteReader(packet.payload);
   const version = r.u32('sFlow version');
   if (version !== SFLOW_VERSION) {
@@ -239,7 +262,7 @@ export function decodeSflow(packet: ExporterPacket, out: FlowRecord[], details?:
   };
   const records: FlowRecord[] = [];
   const sampleDetails: SflowFlowSampleDetail[] = [];
-  const ctx: SampleContext = { packet, agent, subAgentId, uptimeMs, info, records, details: sampleDetails, wantDetails: details !== undefined };
+  const ctx: SampleContext = { packet, agent, subAgentId, uptimeMs, info, records, details: sampleDetails, wantDetails: details !== undefined, options };
   for (let i = 0; i < samples; i++) {
     const format = r.u32('sample data_format');
     const length = r.u32('sample length');
@@ -284,6 +307,7 @@ interface SampleContext {
   readonly records: FlowRecord[];
   readonly details: SflowFlowSampleDetail[];
   readonly wantDetails: boolean;
+  readonly options: SflowDecodeOptions;
 }
 
 /**
@@ -363,13 +387,13 @@ function decodeFlowSample(s: ByteReader, expanded: boolean, ctx: SampleContext):
         const stripped = d.u32('stripped');
         const headerLength = d.u32('header length');
         const header = d.bytes(headerLength, 'sampled header');
-        const h = parseSampledHeader(headerProtocol, header);
+        const h = parseSampledHeader(headerProtocol, header, ctx.options.layer);
         detail.headerProtocol = headerProtocol;
         detail.frameLength = frameLength;
         detail.stripped = stripped;
         detail.headerLength = headerLength;
         detail.header = h;
-        rec.octets = frameLength;
+        rec.octets = ctx.options.octets === 'ip' && h.ipLength !== null ? h.ipLength : frameLength;
         haveFrameLength = true;
         applyHeader(rec, h);
         break;
@@ -431,15 +455,20 @@ function decodeFlowSample(s: ByteReader, expanded: boolean, ctx: SampleContext):
 /**
  * VLAN ID 0 is IEEE 802.1Q's "null VLAN ID" (a priority-only tag, or an untagged frame in
  * the extended switch record): the frame belongs to no VLAN, so the record carries none.
+ * Values above 4095 (agents send 0xFFFFFFFF for "unknown") are no VLAN ID at all.
  */
 function vlanOrNull(vid: number): number | null {
-  return vid === 0 ? null : vid;
+  return vid === 0 || vid > MAX_VLAN_ID ? null : vid;
 }
 
-/** Fills what a parsed sampled header revealed; fields it did not see stay as they are. */
+/**
+ * Fills what a parsed sampled header revealed; fields it did not see stay as they are. With
+ * QinQ (802.1ad) the record's VLAN is the customer (inner, last) tag: the service tag names
+ * the provider's transport, the customer tag the network the flow belongs to.
+ */
 function applyHeader(rec: FlowRecord, h: SampledHeaderInfo): void {
-  const outer = h.vlans[0];
-  if (outer !== undefined && rec.srcVlan === null) rec.srcVlan = vlanOrNull(outer);
+  const customer = h.vlans[h.vlans.length - 1];
+  if (customer !== undefined && rec.srcVlan === null) rec.srcVlan = vlanOrNull(customer);
   if (h.ipVersion === 0) return;
   rec.ipVersion = h.ipVersion;
   rec.srcAddr = h.srcAddr;
@@ -482,7 +511,8 @@ function decodeExtendedGateway(d: ByteReader, rec: FlowRecord, detail: SflowFlow
   const communities: number[] = [];
   for (let i = 0; i < nCommunities; i++) communities.push(d.u32('community'));
   const localPref = d.u32('localpref');
-  rec.srcAs = srcAs;
+  // sFlow v5 §5.4: a source AS of 0 means the source is in the router's own AS (sflowtool, pmacct).
+  rec.srcAs = srcAs === 0 ? routerAs : srcAs;
   rec.dstAs = lastAs ?? routerAs;
   detail.routerAs = routerAs;
   detail.srcPeerAs = srcPeerAs;

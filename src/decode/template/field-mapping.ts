@@ -1,4 +1,6 @@
 import type { FieldSpec } from '../../flow/flow-record.js';
+import { reverseTarget, REVERSE_ENTERPRISE, type Direction } from './biflow.js';
+import { DEFAULT_LAYER_POLICY, layerExclusions, type LayerPolicy } from './layer-policy.js';
 
 /**
  * Which FlowRecord property an Information Element fills, and how its bytes are read.
@@ -75,9 +77,11 @@ export type TargetProp =
   | 'endMs'
   | 'ipVersion'
   | 'samplerId'
-  | 'samplingInterval';
+  | 'samplingInterval'
+  /** systemInitTimeMilliseconds (160) in the data record itself: the anchor of its sysUpTime times. */
+  | 'sysInit';
 
-interface MappingRule {
+export interface MappingRule {
   readonly prop: TargetProp;
   readonly kind: ReadKind;
   /** Lower wins when a template carries several candidates for one property. */
@@ -140,6 +144,7 @@ const RULES = new Map<number, readonly MappingRule[]>([
   [158, [{ prop: 'startMs', kind: 'deltaMicros', rank: 5 }]],
   [159, [{ prop: 'endMs', kind: 'deltaMicros', rank: 5 }]],
   [60, [{ prop: 'ipVersion', kind: 'uint', rank: 0 }]],
+  [160, [{ prop: 'sysInit', kind: 'millis', rank: 0 }]],
   [48, [{ prop: 'samplerId', kind: 'uint', rank: 0 }]],
   [302, [{ prop: 'samplerId', kind: 'uint', rank: 1 }]],
   [34, [{ prop: 'samplingInterval', kind: 'uint', rank: 0 }]],
@@ -177,19 +182,31 @@ export interface FieldPlan {
   readonly targets: readonly { readonly prop: TargetProp; readonly kind: ReadKind; readonly fallback: boolean }[];
 }
 
+/** How a template is planned: which header layer (layer-policy.ts) and which direction of a biflow (biflow.ts). */
+export interface PlanOptions {
+  readonly layer?: LayerPolicy;
+  readonly direction?: Direction;
+}
+
 /**
  * Decides, once per template, which field fills which FlowRecord property. For every property
  * the lowest-ranked candidate wins; an IPv6 address candidate that loses to an IPv4 one is
- * kept as a fallback for records whose IPv4 value is 0.0.0.0.
+ * kept as a fallback for records whose IPv4 value is 0.0.0.0. Header elements of the layers
+ * the policy does not keep are left out; the reverse direction of a biflow maps reverse
+ * elements (RFC 5103) and swaps the forward keys (see reverseTarget).
  */
-export function planTemplate(fields: readonly FieldSpec[], scopeFieldCount: number): FieldPlan[] {
+export function planTemplate(fields: readonly FieldSpec[], scopeFieldCount: number, options: PlanOptions = {}): FieldPlan[] {
   const best = new Map<TargetProp, { index: number; rank: number; kind: ReadKind }>();
   const fallback = new Map<TargetProp, { index: number; kind: ReadKind }>();
   const hasV4Address = fields.some((f) => f.enterprise === 0 && (f.id === 8 || f.id === 12));
+  const excluded = layerExclusions(fields, scopeFieldCount, options.layer ?? DEFAULT_LAYER_POLICY);
+  const reverse = options.direction === 'reverse';
   fields.forEach((f, index) => {
-    if (index < scopeFieldCount || f.enterprise !== 0 || f.length === VARIABLE_LENGTH) return;
-    for (const rule of RULES.get(f.id) ?? []) {
-      if (!lengthFits(rule.kind, f.length)) continue;
+    if (index < scopeFieldCount || f.length === VARIABLE_LENGTH || excluded[index] === true) return;
+    if (f.enterprise !== 0 && !(reverse && f.enterprise === REVERSE_ENTERPRISE)) return;
+    for (const forwardRule of RULES.get(f.id) ?? []) {
+      const rule = reverse ? reverseTarget(forwardRule, f.enterprise === REVERSE_ENTERPRISE) : forwardRule;
+      if (rule === null || !lengthFits(rule.kind, f.length)) continue;
       // ICMP: an IPv6-only template prefers the IPv6 type/code elements.
       const rank = !hasV4Address && (f.id === 139 || f.id === 178 || f.id === 179) ? rule.rank - 2 : rule.rank;
       const cur = best.get(rule.prop);

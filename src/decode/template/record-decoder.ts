@@ -72,19 +72,34 @@ interface EpilogueNeeds {
   hasIpVersion: boolean;
   hasSamplerId: boolean;
   hasSamplingInterval: boolean;
+  /** The record carries systemInitTimeMilliseconds (160): its sysUpTime times are anchored to it. */
+  hasSysInit: boolean;
+  /** Time properties read as sysUpTime (resolved in the epilogue when hasSysInit). */
+  upTimes: TargetProp[];
 }
 
 function epilogueNeeds(plans: readonly FieldPlan[]): EpilogueNeeds {
-  const needs: EpilogueNeeds = { fallbacks: [], hasIpVersion: false, hasSamplerId: false, hasSamplingInterval: false };
+  const needs: EpilogueNeeds = { fallbacks: [], hasIpVersion: false, hasSamplerId: false, hasSamplingInterval: false, hasSysInit: false, upTimes: [] };
   for (const f of plans) {
     for (const t of f.targets) {
       if (t.fallback) needs.fallbacks.push(t.prop);
       else if (t.prop === 'ipVersion') needs.hasIpVersion = true;
       else if (t.prop === 'samplerId') needs.hasSamplerId = true;
       else if (t.prop === 'samplingInterval') needs.hasSamplingInterval = true;
+      else if (t.prop === 'sysInit') needs.hasSysInit = true;
+      else if (t.kind === 'sysUpTime') needs.upTimes.push(t.prop);
     }
   }
   return needs;
+}
+
+/**
+ * Absolute Unix ms of a sysUpTime value `v` given the exporter's boot time `sysInitMs` from
+ * the record itself: the same signed 32-bit difference as RecordContext.absoluteFromUptime,
+ * with the uptime at export = exportMs − sysInitMs (RFC 7011 §6.1: IE 160, IE 22/21).
+ */
+export function absoluteFromSysInit(exportMs: number, sysInitMs: number, v: number): number {
+  return exportMs - ((exportMs - sysInitMs - v) | 0);
 }
 
 /**
@@ -121,8 +136,10 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
   let dynamic = false;
   // Bytes the remaining fields need at least, so one check per variable-length field covers the fixed reads after it.
   let restMin = minRecordLength(plans);
-  lines.push('let n = 0, t = 0, sid = -1, si = 0;');
+  lines.push('let n = 0, t = 0, sid = -1, si = 0, sinit = -1;');
   for (const p of needs.fallbacks) lines.push(`let fb_${p} = -1;`);
+  // With an in-record boot time, sysUpTime fields keep their raw value until the epilogue (160 may come after them).
+  if (needs.hasSysInit) for (const p of needs.upTimes) lines.push(`let su_${p} = -1;`);
   for (const plan of plans) {
     const len = plan.spec.length;
     if (len === VARIABLE_LENGTH) {
@@ -153,6 +170,10 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
         lines.push(`sid = ${expr};`);
       } else if (t.prop === 'samplingInterval') {
         lines.push(`si = ${expr};`);
+      } else if (t.prop === 'sysInit') {
+        lines.push(`sinit = ${expr};`);
+      } else if (needs.hasSysInit && t.kind === 'sysUpTime') {
+        lines.push(`su_${t.prop} = view.getUint32(${at});`);
       } else {
         lines.push(set(t.prop, expr));
       }
@@ -161,6 +182,9 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
     else offset += len;
   }
   for (const p of needs.fallbacks) lines.push(`if (${out(p)} === null || ${out(p)} === 0) ${set(p, `buf.slice(fb_${p}, fb_${p} + 16)`)}`);
+  for (const p of needs.hasSysInit ? needs.upTimes : []) {
+    lines.push(set(p, `su_${p} < 0 ? null : sinit >= 0 ? absoluteFromSysInit(ctx.exportMs, sinit, su_${p}) : ctx.absoluteFromUptime(su_${p})`));
+  }
   const infer = `a = ${out('srcAddr')} !== null ? ${out('srcAddr')} : ${out('dstAddr')}; ${set('ipVersion', 'a === null ? 0 : typeof a === "number" ? 4 : 6')}`;
   lines.push(needs.hasIpVersion ? `if (${out('ipVersion')} !== 4 && ${out('ipVersion')} !== 6) { let ${infer} }` : `let ${infer}`);
   lines.push(
@@ -173,7 +197,14 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
           : 'ctx.defaultSampling',
     ),
   );
-  lines.push(set('uptimeMs', 'ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null'));
+  lines.push(
+    set(
+      'uptimeMs',
+      needs.hasSysInit
+        ? 'sinit >= 0 ? (ctx.exportMs >= sinit ? ctx.exportMs - sinit : null) : ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null'
+        : 'ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null',
+    ),
+  );
   return { lines, end: dynamic ? 'q' : `p + ${offset}`, assigned };
 }
 
@@ -186,11 +217,12 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
   const src = recordDecoderSource(plans, (prop) => `r.${prop}`);
   const body = [...src.lines, `return ${src.end};`].join('\n  ');
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised decoder is the point (see above)
-  const factory = new Function('readCounter64', 'readUnsignedN', `return function decodeRecord(view, buf, p, end, r, ctx) {\n  ${body}\n};`) as (
+  const factory = new Function('readCounter64', 'readUnsignedN', 'absoluteFromSysInit', `return function decodeRecord(view, buf, p, end, r, ctx) {\n  ${body}\n};`) as (
     rc: typeof readCounter64,
     ru: typeof readUnsignedN,
+    af: typeof absoluteFromSysInit,
   ) => RecordDecoder;
-  return factory(readCounter64, readUnsignedN);
+  return factory(readCounter64, readUnsignedN, absoluteFromSysInit);
 }
 
 /** The same decoding as compileRecordDecoder, by a per-field loop (used when compilation is off). */
@@ -202,6 +234,9 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
     let q = p;
     let sid = -1;
     let si = 0;
+    let sinit = -1;
+    let suStart = -1;
+    let suEnd = -1;
     let fbSrc: Uint8Array | null = null;
     let fbDst: Uint8Array | null = null;
     let fbNext: Uint8Array | null = null;
@@ -227,6 +262,15 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
           else if (t.prop === 'dstAddr') r.dstAddr = v6;
           else if (t.prop === 'nextHop') r.nextHop = v6;
           else r.bgpNextHop = v6;
+          continue;
+        }
+        if (t.prop === 'sysInit') {
+          sinit = view.getUint32(q) * TWO_POW_32 + view.getUint32(q + 4);
+          continue;
+        }
+        if (needs.hasSysInit && t.kind === 'sysUpTime') {
+          if (t.prop === 'startMs') suStart = view.getUint32(q);
+          else suEnd = view.getUint32(q);
           continue;
         }
         const v = readValue(t.kind, view, q, n, ctx);
@@ -270,10 +314,16 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
       const a = r.srcAddr ?? r.dstAddr;
       r.ipVersion = a === null ? 0 : typeof a === 'number' ? 4 : 6;
     }
+    if (needs.hasSysInit) {
+      const at = (v: number): number | null => (v < 0 ? null : sinit >= 0 ? absoluteFromSysInit(ctx.exportMs, sinit, v) : ctx.absoluteFromUptime(v));
+      if (needs.upTimes.includes('startMs')) r.startMs = at(suStart);
+      if (needs.upTimes.includes('endMs')) r.endMs = at(suEnd);
+    }
     r.samplingInterval = si > 0 ? si : sid >= 0 ? ctx.samplingFor(sid) : ctx.defaultSampling;
     // A system init time after the export time means the exporter's clocks disagree (e.g.
     // softflowd replaying an old capture): its uptime is unknown, not negative.
-    r.uptimeMs = ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null;
+    if (sinit >= 0) r.uptimeMs = ctx.exportMs >= sinit ? ctx.exportMs - sinit : null;
+    else r.uptimeMs = ctx.hasUptime && ctx.uptimeMs >= 0 ? ctx.uptimeMs : null;
     return q;
   };
 }

@@ -1,6 +1,8 @@
 import type { FieldSpec, Transport } from '../../flow/flow-record.js';
 import type { FieldPlan } from './field-mapping.js';
 import { planTemplate, VARIABLE_LENGTH } from './field-mapping.js';
+import { isBiflowTemplate, trafficMeasure, REVERSE_ENTERPRISE, type TrafficMeasure } from './biflow.js';
+import { DEFAULT_LAYER_POLICY, type LayerPolicy } from './layer-policy.js';
 import type { RecordDecoder } from './record-decoder.js';
 import { compileRecordDecoder, genericRecordDecoder, minRecordLength } from './record-decoder.js';
 import type { SequenceState } from './sequence-tracker.js';
@@ -25,10 +27,22 @@ export interface Template {
   /** Smallest possible record (≥ 1: templates that could encode a 0-byte record are refused). */
   readonly minLength: number;
   readonly decoder: RecordDecoder;
+  /** The forward field plans (layer policy applied) the decoder was built from; fused writers are built from them too. */
+  readonly plans: readonly FieldPlan[];
+  /** The reverse direction of a biflow template (RFC 5103, see biflow.ts); null for a one-direction template. */
+  readonly reverse: ReverseDecoding | null;
   /** Identity of the layout, to tell a refresh from a changed template. */
   readonly signature: string;
   /** Unix ms after which the template is stale (UDP/DTLS, RFC 7011 §8.4); Infinity on reliable transports. */
   expiresAtMs: number;
+}
+
+/** How a biflow template's records become a second, reverse record. */
+export interface ReverseDecoding {
+  readonly decoder: RecordDecoder;
+  /** What tells whether the forward / reverse direction saw traffic. */
+  readonly forwardMeasure: TrafficMeasure;
+  readonly reverseMeasure: TrafficMeasure;
 }
 
 /** Largest number of distinct sampler IDs remembered per domain (a bound on options-driven memory). */
@@ -157,21 +171,37 @@ const MAX_CACHED_DECODERS = 4096;
  */
 export class DecoderFactory {
   readonly #compiled: boolean;
+  readonly #layer: LayerPolicy;
   readonly #cache = new Map<string, RecordDecoder>();
 
-  constructor(compiled: boolean) {
+  constructor(compiled: boolean, layer: LayerPolicy = DEFAULT_LAYER_POLICY) {
     this.#compiled = compiled;
+    this.#layer = layer;
   }
 
-  build(def: TemplateDefinition, signature: string, expiresAtMs: number): Template | null {
-    const plans: FieldPlan[] = planTemplate(def.fields, def.scopeFieldCount);
-    const minLength = minRecordLength(plans);
-    if (minLength === 0) return null;
-    let decoder = this.#cache.get(signature);
+  #decoder(key: string, plans: readonly FieldPlan[]): RecordDecoder {
+    let decoder = this.#cache.get(key);
     if (decoder === undefined) {
       decoder = this.#compiled ? compileOrGeneric(plans) : genericRecordDecoder(plans);
       if (this.#cache.size >= MAX_CACHED_DECODERS) this.#cache.clear();
-      this.#cache.set(signature, decoder);
+      this.#cache.set(key, decoder);
+    }
+    return decoder;
+  }
+
+  build(def: TemplateDefinition, signature: string, expiresAtMs: number): Template | null {
+    const plans: FieldPlan[] = planTemplate(def.fields, def.scopeFieldCount, { layer: this.#layer });
+    const minLength = minRecordLength(plans);
+    if (minLength === 0) return null;
+    const decoder = this.#decoder(signature, plans);
+    let reverse: ReverseDecoding | null = null;
+    if (!def.isOptions && isBiflowTemplate(def.fields, def.scopeFieldCount)) {
+      const reversePlans = planTemplate(def.fields, def.scopeFieldCount, { layer: this.#layer, direction: 'reverse' });
+      reverse = {
+        decoder: this.#decoder(`${signature}|reverse`, reversePlans),
+        forwardMeasure: trafficMeasure(def.fields, def.scopeFieldCount, 0),
+        reverseMeasure: trafficMeasure(def.fields, def.scopeFieldCount, REVERSE_ENTERPRISE),
+      };
     }
     const fixed = def.fields.every((f) => f.length !== VARIABLE_LENGTH);
     return {
@@ -182,6 +212,8 @@ export class DecoderFactory {
       fixedLength: fixed ? minLength : -1,
       minLength,
       decoder,
+      plans,
+      reverse,
       signature,
       expiresAtMs,
     };
