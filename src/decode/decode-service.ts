@@ -19,7 +19,7 @@ import {
 import type { DomainState, PendingSet, Template } from './template/template-cache.js';
 import { DecoderFactory, isReliable, sameLayout, SessionState, templateSignature } from './template/template-cache.js';
 import type { MessageHeader, SetSink, TemplateDefinition, WithdrawalScope } from './template/template.js';
-import { decodeBiflowSet } from './template/biflow-set.js';
+import { decodeExtendedSet } from './template/extended-set.js';
 import type { LayerPolicy } from './template/layer-policy.js';
 import { MIN_DATA_SET_ID } from './template/template.js';
 
@@ -676,8 +676,8 @@ export class DecodeService {
       return count;
     }
     const direct = this.#direct;
-    // Biflow templates make two records of one wire record: they take the FlowRecord path.
-    if (direct !== null && !this.#rawRecords && t.reverse === null) {
+    // Biflow templates (two records of one wire record) and packet sections take the FlowRecord path.
+    if (direct !== null && !this.#rawRecords && t.reverse === null && t.section === null) {
       const result = clearedResult(this.#directResult);
       let taken: boolean;
       try {
@@ -694,9 +694,9 @@ export class DecodeService {
     const { version, transport, exporter, identity, observationDomainId, exportTimeS } = meta;
     const fixed = t.fixedLength;
     const raw = this.#rawRecords;
-    if (t.reverse !== null) {
-      const n = decodeBiflowSet(
-        t, t.reverse, view, buf, p, end, ctx,
+    if (t.reverse !== null || t.section !== null) {
+      const n = decodeExtendedSet(
+        t, view, buf, p, end, ctx,
         () => newFlowRecord('netflow', version, transport, exporter, identity, observationDomainId, exportTimeS),
         (forward, reverse, start, stop) => {
           // Both directions share the wire record's raw view.

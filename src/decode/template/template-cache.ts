@@ -3,6 +3,7 @@ import type { FieldPlan } from './field-mapping.js';
 import { planTemplate, VARIABLE_LENGTH } from './field-mapping.js';
 import { isBiflowTemplate, trafficMeasure, REVERSE_ENTERPRISE, type TrafficMeasure } from './biflow.js';
 import { DEFAULT_LAYER_POLICY, type LayerPolicy } from './layer-policy.js';
+import { planSection, type SectionPlan } from './packet-section.js';
 import type { RecordDecoder } from './record-decoder.js';
 import { compileRecordDecoder, genericRecordDecoder, minRecordLength } from './record-decoder.js';
 import type { SequenceState } from './sequence-tracker.js';
@@ -31,6 +32,8 @@ export interface Template {
   readonly plans: readonly FieldPlan[];
   /** The reverse direction of a biflow template (RFC 5103, see biflow.ts); null for a one-direction template. */
   readonly reverse: ReverseDecoding | null;
+  /** A packet section to parse per record (packet-section.ts); null when the template has none. */
+  readonly section: SectionPlan | null;
   /** Identity of the layout, to tell a refresh from a changed template. */
   readonly signature: string;
   /** Unix ms after which the template is stale (UDP/DTLS, RFC 7011 §8.4); Infinity on reliable transports. */
@@ -214,6 +217,7 @@ export class DecoderFactory {
       decoder,
       plans,
       reverse,
+      section: def.isOptions ? null : planSection(def.fields, def.scopeFieldCount, plans, this.#layer),
       signature,
       expiresAtMs,
     };
