@@ -35,6 +35,8 @@ FILE formats (recognised by content, then by extension):
                 messages or NetFlow v5 datagrams back to back are split by their lengths
   .pcap         classic libpcap (Ethernet, 802.1Q, Linux cooked SLL/SLL2, raw IP,
                 loopback); the UDP payloads in order, the IP source as the exporter
+  .pcapng       pcapng as Wireshark/dumpcap write it, several interfaces and link
+                types per file, read the same way
   .ipfix        RFC 5655 IPFIX file (a stream of IPFIX messages)
   -             standard input, recognised by content (e.g. tcpdump -w - | sealflow decode -)
 

@@ -121,9 +121,9 @@ describe('pcap reader', () => {
     assert.equal(r.problems[0].offset, 32);
   });
 
-  test('pcapng and unknown link types are refused with a hint', () => {
+  test('a pcapng cut inside its section header is truncated (pcapng: capture-pcapng.test.ts); unknown link types are refused', () => {
     const ng = new Uint8Array([0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28]);
-    assert.match(readCaptureFile(ng, 'x.pcapng', opts).problems[0]?.message ?? '', /editcap/);
+    assert.equal(readCaptureFile(ng, 'x.pcapng', opts).problems[0]?.code, DecodeErrorCode.Truncated);
     const bytes = buildPcap(DATAGRAMS);
     new DataView(bytes.buffer).setUint32(20, 147, true);
     assert.equal(readPcap(bytes, opts).problems[0]?.code, DecodeErrorCode.BadFile);

@@ -7,13 +7,14 @@
  * From each frame the reader takes the UDP payload of an IPv4/IPv6 packet, in file order,
  * with the IP source as the exporter and the capture time as receivedAtMs. Fragments are
  * skipped and counted (a flow datagram split by IP fragmentation cannot be decoded from its
- * first fragment alone, and this tool does not reassemble). pcapng is recognised and refused
- * with a hint.
+ * first fragment alone, and this tool does not reassemble). pcapng files (what Wireshark and
+ * dumpcap write by default) are read by pcapng-reader.ts through the same per-frame step.
  */
 import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
 import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS, VLAN_TAG_BYTES, isVlanTagType } from '../../flow/ethernet.js';
 import { ipv4ToString, ipv6ToString } from '../../flow/ip.js';
 import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-file.js';
+import { readPcapng } from './pcapng-reader.js';
 
 const PCAP_MAGIC_US = 0xa1b2c3d4;
 const PCAP_MAGIC_NS = 0xa1b23c4d;
@@ -159,17 +160,64 @@ function udp(frame: Uint8Array, pos: number, ipEnd: number, src: string): IpResu
   return { src, srcPort: be16(frame, pos), payloadStart: pos + UDP_HEADER_BYTES, payloadLength: udpLength - UDP_HEADER_BYTES };
 }
 
-export function readPcap(bytes: Uint8Array, opts: CaptureReadOptions): CaptureReadResult {
-  const packets: CapturedPacket[] = [];
-  const problems: DecodeError[] = [];
-  let ipFragmentsSkipped = 0;
-  let nonUdpSkipped = 0;
-  const result = (): CaptureReadResult => ({ format: 'pcap', packets, problems, ipFragmentsSkipped, nonUdpSkipped });
+/** Where the frames of a pcap or pcapng file go: counts and packets, shared by both readers. */
+export interface FrameSink {
+  readonly packets: CapturedPacket[];
+  readonly problems: DecodeError[];
+  ipFragmentsSkipped: number;
+  nonUdpSkipped: number;
+}
 
-  if (isPcapng(bytes)) {
-    problems.push(new DecodeError(DecodeErrorCode.BadFile, 'pcapng is not supported; convert it with `editcap -F pcap IN OUT`', 0));
-    return result();
+export function newFrameSink(): FrameSink {
+  return { packets: [], problems: [], ipFragmentsSkipped: 0, nonUdpSkipped: 0 };
+}
+
+export function isSupportedLinkType(linkType: number): boolean {
+  return (Object.values(LinkType) as number[]).includes(linkType);
+}
+
+/**
+ * Takes one captured frame (`frame` = bytes[frameStart, frameStart + frame.length)) of the
+ * given link type: its UDP payload becomes a packet, a fragment or a non-UDP frame is counted,
+ * a frame cut by the snapshot length is a problem.
+ */
+export function takeFrame(sink: FrameSink, bytes: Uint8Array, frame: Uint8Array, frameStart: number, origLen: number, linkType: number, receivedAtMs: number, opts: CaptureReadOptions): void {
+  const start = ipStart(frame, linkType);
+  const ip = start === null ? 'other' : parseIp(frame, start);
+  if (ip === 'fragment') {
+    sink.ipFragmentsSkipped++;
+    return;
   }
+  if (ip === 'other') {
+    if (frame.length < origLen) {
+      sink.problems.push(new DecodeError(DecodeErrorCode.Truncated, `pcap frame cut by the snapshot length (${frame.length} of ${origLen} bytes captured); skipped`, frameStart, { length: origLen }));
+    } else {
+      sink.nonUdpSkipped++;
+    }
+    return;
+  }
+  const exporter = opts.exporterOverride ?? ip.src;
+  const payloadOffset = frameStart + ip.payloadStart;
+  sink.packets.push({
+    packet: {
+      payload: bytes.subarray(payloadOffset, payloadOffset + ip.payloadLength),
+      exporter,
+      exporterPort: ip.srcPort,
+      transport: 'file',
+      sessionKey: opts.sessionKeyFor(exporter),
+      identity: null,
+      receivedAtMs,
+    },
+    fileOffset: payloadOffset,
+  });
+}
+
+export function readPcap(bytes: Uint8Array, opts: CaptureReadOptions): CaptureReadResult {
+  const sink = newFrameSink();
+  const { problems } = sink;
+  const result = (): CaptureReadResult => ({ format: 'pcap', ...sink });
+
+  if (isPcapng(bytes)) return readPcapng(bytes, opts);
   if (bytes.length < PCAP_GLOBAL_HEADER_BYTES) {
     problems.push(new DecodeError(DecodeErrorCode.Truncated, `truncated pcap: global header needs ${PCAP_GLOBAL_HEADER_BYTES} bytes, file has ${bytes.length}`, 0));
     return result();
@@ -185,7 +233,7 @@ export function readPcap(bytes: Uint8Array, opts: CaptureReadOptions): CaptureRe
   const fracPerMs = magic === PCAP_MAGIC_NS ? 1_000_000 : 1000;
   // The link type is the low 16 bits of the last header word (the high bits carry FCS info).
   const linkType = view.getUint32(20, littleEndian) & 0xffff;
-  if (!(Object.values(LinkType) as number[]).includes(linkType)) {
+  if (!isSupportedLinkType(linkType)) {
     problems.push(new DecodeError(DecodeErrorCode.BadFile, `unsupported pcap link type ${linkType} (supported: Ethernet, Linux SLL/SLL2, raw IP, loopback)`, 20, { linkType }));
     return result();
   }
@@ -212,34 +260,7 @@ export function readPcap(bytes: Uint8Array, opts: CaptureReadOptions): CaptureRe
     const frame = bytes.subarray(frameStart, frameStart + inclLen);
     pos = frameStart + inclLen;
 
-    const start = ipStart(frame, linkType);
-    const ip = start === null ? 'other' : parseIp(frame, start);
-    if (ip === 'fragment') {
-      ipFragmentsSkipped++;
-      continue;
-    }
-    if (ip === 'other') {
-      if (inclLen < origLen) {
-        problems.push(new DecodeError(DecodeErrorCode.Truncated, `pcap frame cut by the snapshot length (${inclLen} of ${origLen} bytes captured); skipped`, frameStart, { length: origLen }));
-      } else {
-        nonUdpSkipped++;
-      }
-      continue;
-    }
-    const exporter = opts.exporterOverride ?? ip.src;
-    const payloadOffset = frameStart + ip.payloadStart;
-    packets.push({
-      packet: {
-        payload: bytes.subarray(payloadOffset, payloadOffset + ip.payloadLength),
-        exporter,
-        exporterPort: ip.srcPort,
-        transport: 'file',
-        sessionKey: opts.sessionKeyFor(exporter),
-        identity: null,
-        receivedAtMs: tsSec * 1000 + Math.floor(tsFrac / fracPerMs),
-      },
-      fileOffset: payloadOffset,
-    });
+    takeFrame(sink, bytes, frame, frameStart, origLen, linkType, tsSec * 1000 + Math.floor(tsFrac / fracPerMs), opts);
   }
   return result();
 }
