@@ -94,7 +94,7 @@ async function fillSpool(dir: string, kek: Uint8Array, total: number): Promise<S
   const batch = encodeBatch(template);
   for (let done = 0; done < total; done += PER_BATCH) {
     const n = Math.min(PER_BATCH, total - done);
-    const res = spool.append(n === PER_BATCH ? batch : encodeBatch(template.slice(0, n)), n);
+    const res = spool.writer.append(n === PER_BATCH ? batch : encodeBatch(template.slice(0, n)), n);
     if (res.id === null) throw new Error(`spool dropped a batch: ${String(res.dropReason)}`);
   }
   return spool;
@@ -175,13 +175,13 @@ export async function run(): Promise<void> {
       const fillMs = performance.now() - t0;
       // Spool lease cost (decrypt + verify + decompress), measured on its own then released.
       const leaseUs = cpuUs(() => {
-        const leased = spool.lease(Math.ceil(total / PER_BATCH));
-        for (const b of leased) spool.release(b.id);
+        const leased = spool.reader.lease(Math.ceil(total / PER_BATCH));
+        for (const b of leased) spool.reader.release(b.id);
       });
       spool.close();
       spool = await Spool.open({ dir: spoolDir, kek, synchronous: 'normal', quotaBytes: 8 * 1024 * 1024 * 1024 });
       const drain = new Drain({
-        source: spool,
+        source: spool.reader,
         credentials,
         settings: resolveDrainSettings({ uploadUrl: sim.uploadUrl, concurrency: Math.max(concurrency, workers), uploadWorkers: workers, tls: { caPem: sim.caPem }, encoder: { gzipLevel: level, adaptiveGzip: adaptive } }),
       });

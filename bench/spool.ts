@@ -67,7 +67,7 @@ async function appendRun(
     // What the Batcher does with a whole batch: serialize (one reused encoder), then append.
     const encoder = new BatchEncoder();
     const append = (records: readonly FlowRecord[]): void => {
-      spool.append(encoder.encode(records), records.length);
+      spool.writer.append(encoder.encode(records), records.length);
     };
     append(batches[0] ?? []);
     const cpu0 = process.cpuUsage();
@@ -77,19 +77,19 @@ async function appendRun(
     const cpu = process.cpuUsage(cpu0);
     const records = APPEND_BATCHES * BATCH_RECORDS;
     const rate = { wall: records / wallS, cpu: records / ((cpu.user + cpu.system) / 1e6) };
-    const st = spool.status();
-    spool.vacuum();
+    const st = spool.inspector.status();
+    spool.inspector.vacuum();
     const bytesPerRecord = fileBytes(dir) / st.records;
     const payloadBytesPerRecord = st.bytes / st.records;
     const c1 = process.cpuUsage();
     const t1 = performance.now();
     let leased = 0;
     for (;;) {
-      const got = spool.lease(4);
+      const got = spool.reader.lease(4);
       if (got.length === 0) break;
       for (const b of got) {
         leased += decode ? decodeBatch(b.batch).length : b.recordCount;
-        spool.ack(b.id);
+        spool.reader.ack(b.id);
       }
     }
     const w1 = (performance.now() - t1) / 1000;

@@ -121,7 +121,7 @@ export class App {
         logger: this.log.child({ component: 'spool-drain' }),
       });
       this.drain = new Drain({
-        source: this.drainSpool,
+        source: this.drainSpool.reader,
         credentials: this.options.credentials,
         settings: drainSettingsFromConfig(c.drain, this.options.drainExtras ?? {}),
         logger: this.log,

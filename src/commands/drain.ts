@@ -84,7 +84,7 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
     spool = await Spool.open({ dir, kek: keks.kek, previousKeks: keks.previousKeks, create: false });
 
     const logger = createLogger({ level: 'warn', pretty: false }, { write: (line: string) => io.stderr.write(line) });
-    drain = new Drain({ source: spool, credentials, settings, logger });
+    drain = new Drain({ source: spool.reader, credentials, settings, logger });
     const tty = (io.stderr as { isTTY?: boolean }).isTTY ?? false;
     const started = Date.now();
     let lastDraw = 0;

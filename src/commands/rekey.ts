@@ -51,7 +51,7 @@ export const main: CommandMain = async (argv, io) => {
     return errorExit(io, err);
   }
   try {
-    const n = spool.rewrapAll();
+    const n = spool.inspector.rewrapAll();
     io.stderr.write(`sealflow rekey: spool key and ${n} epoch keys rewrapped under the new KEK; configure it as ${KEK_ENV} and retire the old one\n`);
     return ExitCode.Ok;
   } catch (err) {

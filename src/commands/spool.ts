@@ -135,13 +135,13 @@ export const main: CommandMain = async (argv, io) => {
   }
   try {
     if (sub === 'status') {
-      const s = spool.status();
+      const s = spool.inspector.status();
       io.stdout.write(values.json === true ? `${JSON.stringify(s)}\n` : statusText(s));
       return ExitCode.Ok;
     }
     if (sub === 'verify') {
-      const integrity = spool.integrityCheck();
-      const r = spool.verify();
+      const integrity = spool.inspector.integrityCheck();
+      const r = spool.inspector.verify();
       const ok = r.ok && integrity === 'ok';
       if (values.json === true) io.stdout.write(`${JSON.stringify({ ...r, ok, integrityCheck: integrity })}\n`);
       else io.stdout.write(verifyText(r) + (integrity === 'ok' ? '' : `  sqlite integrity_check: ${integrity}\n`));
@@ -150,7 +150,7 @@ export const main: CommandMain = async (argv, io) => {
     const out = new LineWriter(io.stdout);
     const failures: VerifyFailure[] = [];
     let n = 0;
-    for (const { id, batch } of spool.exportBatches((f) => failures.push(f))) {
+    for (const { id, batch } of spool.inspector.exportBatches((f) => failures.push(f))) {
       let records: FlowRecord[];
       try {
         records = decodeBatch(batch);

@@ -8,7 +8,7 @@
  * - Frames are processed in the order posted, and each is acknowledged after its records
  *   have been handed to the batcher (the main thread's flow control counts on it).
  * - Records exist in plaintext only in this thread's memory; they reach disk only through
- *   Spool.append (sealed), and stdout only when `stdoutRecords` was asked for.
+ *   the spool writer (sealed), and stdout only when `stdoutRecords` was asked for.
  * - On 'stop' the in-memory batch is flushed into the spool, decoder state is persisted
  *   (sealed) and the spool closed before 'stopped' is posted.
  */
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     walCheckpointer = await WalCheckpointer.start(spool.path, (message, code) => {
       spoolLog.log('warn', `wal-checkpoint:${code ?? 'unknown'}`, { event: 'spool.wal_checkpoint_failed', code, err: message }, 'background WAL checkpoint failed');
     });
-    spool.useBackgroundCheckpoints(walCheckpointer);
+    spool.checkpoints.useBackground(walCheckpointer);
   } catch (err) {
     logger.warn({ event: 'spool.wal_checkpointer_unavailable', err: (err as Error).message }, 'background WAL checkpointer did not start; the spool checkpoints on the ingest thread');
   }
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   let compressor: BatchCompressor | null = null;
   try {
     compressor = await BatchCompressor.start();
-    spool.useCompressor(compressor);
+    spool.writer.useCompressor(compressor);
   } catch (err) {
     logger.warn({ event: 'spool.compressor_unavailable', err: (err as Error).message }, 'batch compressor thread did not start; the spool compresses on the ingest thread');
   }
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     // fields), and it must stay off: frame buffers are handed back to the main thread after each frame.
     { rawRecords: false, layerPolicy: init.decode.tunnelLayer, sflowOctets: init.decode.sflowOctets },
   );
-  const saved = spool.loadDecoderState();
+  const saved = spool.decoderState.load();
   if (saved !== null) {
     try {
       service.importState(saved);
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const batcher = new Batcher(spool, {
+  const batcher = new Batcher(spool.writer, {
     maxRecords: init.batch.maxRecords,
     maxBytes: init.batch.maxBytes,
     maxAgeMs: init.batch.maxAgeMs,
@@ -245,7 +245,7 @@ async function main(): Promise<void> {
   const snapshot = (): IngestWorkerStats => {
     const list: ExporterStats[] = [...exporters.values()].map((c) => ({ ...c }));
     const fstats = filter.stats();
-    const checkpoints = spool.checkpointStats();
+    const checkpoints = spool.checkpoints.stats();
     return {
       atMs: Date.now(),
       packets,
@@ -255,16 +255,16 @@ async function main(): Promise<void> {
       decode: service.stats(),
       filter: fstats,
       batcher: batcher.counters(),
-      spool: { ...spool.status(), inlineCheckpoints: checkpoints.inline, busyCheckpoints: checkpoints.busy },
+      spool: { ...spool.inspector.status(), inlineCheckpoints: checkpoints.inline, busyCheckpoints: checkpoints.busy },
       walCheckpointer: walCheckpointer?.stats() ?? null,
-      compression: { ...spool.compressionStats(), overloaded: overload.overloaded },
+      compression: { ...spool.writer.compressionStats(), overloaded: overload.overloaded },
       exporters: list,
     };
   };
 
   const persistState = (): void => {
     try {
-      spool.saveDecoderState(service.exportState());
+      spool.decoderState.save(service.exportState());
     } catch (err) {
       logger.warn({ code: isSealflowError(err) ? err.code : 'unknown' }, 'could not persist decoder state');
     }
@@ -278,10 +278,10 @@ async function main(): Promise<void> {
 
   // Falling behind (frames waiting in the channel) means records will soon be dropped at the
   // channel's hard limit: batches are then stored uncompressed, which frees the CPU compression
-  // takes (see Spool.setCompressionBypass), until the backlog is gone. Hysteresis keeps it
+  // takes (see SpoolWriter.setCompressionBypass), until the backlog is gone. Hysteresis keeps it
   // from flapping; both transitions are logged.
   const overload = new OverloadGauge(OVERLOAD_ENTER_LAG_MS, OVERLOAD_LEAVE_LAG_MS, (on, lagMs) => {
-    spool.setCompressionBypass(on);
+    spool.writer.setCompressionBypass(on);
     if (on) spoolLog.log('warn', 'overload-on', { event: 'ingest.overload', lagMs }, 'ingest is falling behind: batches are stored uncompressed until it catches up');
     else spoolLog.log('info', 'overload-off', { event: 'ingest.overload_cleared', lagMs }, 'ingest caught up: batches are compressed again');
   });
@@ -306,7 +306,7 @@ async function main(): Promise<void> {
         parentPort?.postMessage({ type: 'ack', id: msg.id, payloads: msg.frame.payloads } satisfies WorkerToMain, [msg.frame.payloads]);
         // Commit the batches the compressor thread has finished: when this thread is busy its
         // event loop turns rarely, so results are polled here between frames.
-        spool.pollQueued();
+        spool.writer.pollQueued();
         if (oldestMs >= 0) overload.observe(Date.now() - oldestMs);
         break;
       }
@@ -336,12 +336,12 @@ async function main(): Promise<void> {
         void (async (): Promise<void> => {
           let final: IngestWorkerStats | null = null;
           try {
-            await spool.settled();
+            await spool.writer.settled();
             persistState();
             final = snapshot();
-            spool.useCompressor(null);
+            spool.writer.useCompressor(null);
             await compressor?.close();
-            spool.useBackgroundCheckpoints(null);
+            spool.checkpoints.useBackground(null);
             await walCheckpointer?.stop();
           } catch (err) {
             logger.error({ err: (err as Error).message }, 'ingest worker stop: a helper thread did not stop cleanly');

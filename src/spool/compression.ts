@@ -11,7 +11,7 @@ export const SEAL_FORMAT_DEFLATE = 1;
 export const SEAL_FORMAT_BROTLI = 2;
 /**
  * Stored uncompressed (still sealed): with compression 'none', and for batches appended while
- * the ingest thread is overloaded (Spool.setCompressionBypass), which trade ~40% more bytes at
+ * the ingest thread is overloaded (SpoolWriter.setCompressionBypass), which trade ~40% more bytes at
  * rest for the CPU that compression would take from a machine that is dropping records.
  */
 export const SEAL_FORMAT_NONE = 3;

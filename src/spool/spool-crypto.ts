@@ -187,6 +187,11 @@ export function subkey(key: Uint8Array, purpose: { readonly id: number; readonly
  * libsodium.js's randombytes_buf: that crosses into WebAssembly and back to the same source at
  * ~75 µs per call, which at hundreds of batches per second is a visible part of the append cost.
  */
+/** Writes `v` (a non-negative safe integer: an id) as 8 bytes big-endian at out[pos], for associated data and MAC messages. */
+export function u64be(out: Uint8Array, pos: number, v: number): void {
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(pos, BigInt(v), false);
+}
+
 export function randomBytes(n: number): Uint8Array {
   // Filled in place: a fresh array the caller can wipe, never a slice of Buffer's shared pool.
   return randomFillSync(new Uint8Array(n));

@@ -33,7 +33,7 @@ import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
  *   but OFF). It publishes (S, T) in shared memory, S first, so that a reader that loads T then
  *   S never pairs a newer T with an older S. The appending spool uses it for its high-water
  *   mark and its power-cut window instead of checkpointing on its own thread
- *   (Spool.useBackgroundCheckpoints).
+ *   (Checkpoints.useBackground in checkpoints.ts).
  * - The writer resets the WAL to its start (truncated to journal_size_limit) on its first commit
  *   after a checkpoint that copied every frame, so the WAL's size stays near what is written
  *   between two checkpoints.

@@ -51,14 +51,14 @@ test('SIGKILL mid-upload: after restart nothing is lost and nothing acked is res
     await new Promise((r) => setTimeout(r, 300));
 
     const spool = await t.reopen();
-    const remaining = spool.status().batches;
+    const remaining = spool.inspector.status().batches;
     const acceptedBefore = env.sim.stats.uploadsAccepted;
     assert.ok(remaining > 0 && remaining < BATCHES, `remaining ${remaining}`);
     const uploadsBefore = env.sim.uploads.length;
 
-    const res = await drainFor(env, spool, { concurrency: CONCURRENCY }).drainOnce();
+    const res = await drainFor(env, spool.reader, { concurrency: CONCURRENCY }).drainOnce();
     assert.equal(res.complete, true);
-    assert.equal(spool.status().batches, 0);
+    assert.equal(spool.inspector.status().batches, 0);
     const after = env.sim.uploads.slice(uploadsBefore);
     assert.equal(after.length, remaining, 'exactly one request per unacked batch: nothing acked was resent');
     const dups = after.filter((u) => u.duplicate).length;

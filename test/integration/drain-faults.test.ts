@@ -31,7 +31,7 @@ test('outage: refused connections keep the spool; when Fusion is back all is del
   withEnv(async (env, t) => {
     await env.sim.setFault({ kind: 'refuse' });
     fillSpool(t.spool, 6, 100);
-    const drain = drainFor(env, t.spool, { concurrency: 1 }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half });
     drain.start();
     try {
       assert.ok(await waitFor(() => drain.stats().auth.failures.refused >= 2, 10_000), 'retried');
@@ -43,12 +43,12 @@ test('outage: refused connections keep the spool; when Fusion is back all is del
       assert.equal(env.sim.stats.uploadRequests, 0);
       // Ingest keeps going during the outage: the spool grows.
       fillSpool(t.spool, 4, 100, 600);
-      assert.equal(t.spool.status().batches, 10);
+      assert.equal(t.spool.inspector.status().batches, 10);
       await env.sim.setFault(null);
-      assert.ok(await waitFor(() => t.spool.status().batches === 0, 10_000), 'spool drained after the outage');
+      assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 10_000), 'spool drained after the outage');
       assert.deepEqual(receivedSeq(env.sim), seq(1000));
       assert.equal(env.sim.stats.duplicates, 0);
-      assert.equal(t.spool.status().ackMisses, 0);
+      assert.equal(t.spool.inspector.status().ackMisses, 0);
       assert.equal(drain.stats().deliveredBatches, 10);
     } finally {
       await stopped(drain);
@@ -59,7 +59,7 @@ test('lost response (reset after the body was processed): the retry carries the 
   withEnv(async (env, t) => {
     fillSpool(t.spool, 4, 50);
     await env.sim.setFault({ kind: 'reset-after-body', count: 1 });
-    const drain = drainFor(env, t.spool, { concurrency: 1 }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half });
     const res = await drain.drainOnce();
     assert.equal(res.complete, true);
     assert.equal(env.sim.stats.duplicates, 1, 'the resent chunk was recognised by its idempotency key');
@@ -67,14 +67,14 @@ test('lost response (reset after the body was processed): the retry carries the 
     assert.ok(res.stats.retries.reset + res.stats.retries.network >= 1);
     const keys = env.sim.uploads.map((u) => u.idempotencyKey);
     assert.equal(keys[0], keys[1], 'the retry repeated the first key');
-    assert.equal(t.spool.status().batches, 0);
+    assert.equal(t.spool.inspector.status().batches, 0);
   }));
 
 test('reset mid-body: nothing stored, retried, delivered once', () =>
   withEnv(async (env, t) => {
     fillSpool(t.spool, 3, 400);
     await env.sim.setFault({ kind: 'reset-mid-body', count: 2 });
-    const res = await drainFor(env, t.spool, { concurrency: 1 }, { random: half }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.complete, true);
     assert.equal(env.sim.stats.duplicates, 0);
     assert.deepEqual(receivedSeq(env.sim), seq(1200));
@@ -86,7 +86,7 @@ test('a split batch whose later chunk fails resends only the failed chunks', () 
     fillSpool(t.spool, 1, 500);
     // Chunks of 100: the 1st and 2nd get 200, the 3rd a 503 once.
     await env.sim.setFault({ kind: 'status', status: 503, count: 1, after: 2 });
-    const drain = drainFor(env, t.spool, { concurrency: 1, encoder: { maxRecordsPerRequest: 100 } }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1, encoder: { maxRecordsPerRequest: 100 } }, { random: half });
     const res = await drain.drainOnce();
     assert.equal(res.complete, true);
     assert.deepEqual(receivedSeq(env.sim), seq(500));
@@ -107,7 +107,7 @@ for (const [name, fault, reason] of [
     withEnv(async (env, t) => {
       fillSpool(t.spool, 3, 100);
       await env.sim.setFault(fault);
-      const drain = drainFor(env, t.spool, { concurrency: 2 }, { random: half });
+      const drain = drainFor(env, t.spool.reader, { concurrency: 2 }, { random: half });
       drain.start();
       try {
         // Under a loaded CI box the first handshakes can be slow: wait for the fault to bite,
@@ -119,11 +119,11 @@ for (const [name, fault, reason] of [
         // Backoff 20 ms doubling to 200 ms, jitter 0.5, two lanes: ~7–14 requests in 700 ms.
         assert.ok(during <= 25, `requests in 700 ms of the fault: ${during}`);
         assert.equal(drain.stats().parkedBatches, 0);
-        assert.equal(t.spool.status().batches, 3);
+        assert.equal(t.spool.inspector.status().batches, 3);
         await env.sim.setFault(null);
-        assert.ok(await waitFor(() => t.spool.status().batches === 0, 10_000));
+        assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 10_000));
         assert.equal(env.sim.records.length, 300);
-        assert.equal(t.spool.status().parkedBatches, 0);
+        assert.equal(t.spool.inspector.status().parkedBatches, 0);
       } finally {
         await stopped(drain);
       }
@@ -134,7 +134,7 @@ test('429 with Retry-After (seconds and HTTP date) holds the drain back that lon
   withEnv(async (env, t) => {
     fillSpool(t.spool, 2, 10);
     await env.sim.setFault({ kind: 'status', status: 429, retryAfter: '1', count: 1 });
-    const res = await drainFor(env, t.spool, { concurrency: 1 }, { random: half }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.complete, true);
     const [first, second] = env.sim.uploads;
     assert.equal(first?.status, 429);
@@ -144,7 +144,7 @@ test('429 with Retry-After (seconds and HTTP date) holds the drain back that lon
     fillSpool(t.spool, 1, 10, 100);
     await env.sim.setFault({ kind: 'status', status: 429, retryAfter: date, count: 1 });
     const before = env.sim.uploads.length;
-    await drainFor(env, t.spool, { concurrency: 1 }, { random: half }).drainOnce();
+    await drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half }).drainOnce();
     const a = env.sim.uploads[before];
     const b = env.sim.uploads[before + 1];
     assert.equal(a?.status, 429);
@@ -156,12 +156,12 @@ test('non-retryable 4xx parks the batch (kept, counted, visible) and the rest fl
   withEnv(async (env, t) => {
     fillSpool(t.spool, 4, 20);
     await env.sim.setFault({ kind: 'status', status: 422, count: 1 });
-    const drain = drainFor(env, t.spool, { concurrency: 1 }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half });
     const res = await drain.drainOnce();
     assert.equal(res.complete, true);
     assert.equal(res.stats.parkedBatches, 1);
     assert.deepEqual(res.stats.parkedByStatus, { '422': 1 });
-    const st = t.spool.status();
+    const st = t.spool.inspector.status();
     assert.equal(st.parkedBatches, 1);
     assert.equal(st.parkedRecords, 20);
     assert.deepEqual(receivedSeq(env.sim), seq(80).slice(20));
@@ -176,12 +176,12 @@ test('a batch with a record Fusion rejects (schema) is parked with the reason', 
     const victim = bad[2];
     assert.ok(victim !== undefined);
     victim.srcPort = 70_000; // not a port: the stand-in's schema says 0–65535
-    appendRecords(t.spool, bad);
+    appendRecords(t.spool.writer, bad);
     fillSpool(t.spool, 1, 10, 15);
-    const res = await drainFor(env, t.spool, { concurrency: 1 }, { random: half }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.stats.parkedBatches, 1);
     assert.match(res.stats.lastError ?? '', /HTTP 400.*srcport/);
-    assert.equal(t.spool.status().parkedBatches, 1);
+    assert.equal(t.spool.inspector.status().parkedBatches, 1);
     assert.deepEqual(receivedSeq(env.sim), [...seq(10), ...Array.from({ length: 10 }, (_, i) => 15 + i)]);
   }));
 
@@ -191,12 +191,12 @@ test('slow responses beyond the headers timeout are retried as timeouts, memory 
     // undici runs the headers timeout on its coarse "fast timer" (~0.5–1 s granularity), so the
     // stand-in stalls well beyond it.
     await env.sim.setFault({ kind: 'slow', delayMs: 2500, count: 2 });
-    const drain = drainFor(env, t.spool, { concurrency: 1, tls: { headersTimeoutMs: 300 } }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1, tls: { headersTimeoutMs: 300 } }, { random: half });
     const heapBefore = process.memoryUsage().heapUsed;
     const res = await drain.drainOnce({ maxConsecutiveFailures: 10 });
     assert.equal(res.complete, true);
     assert.ok(res.stats.retries.timeout >= 1, JSON.stringify(res.stats.retries));
-    assert.equal(t.spool.status().batches, 0);
+    assert.equal(t.spool.inspector.status().batches, 0);
     // Slow requests were processed late by the stand-in: the resends were deduplicated.
     assert.deepEqual([...new Set(receivedSeq(env.sim))].sort((a, b) => a - b), seq(100));
     assert.equal(receivedSeq(env.sim).length, 100);
@@ -207,15 +207,15 @@ test('expired token (401 on upload) is renewed once and the chunk resent; tokens
   withEnv(
     async (env, t) => {
       fillSpool(t.spool, 2, 10);
-      const drain = drainFor(env, t.spool, { concurrency: 1 }, { random: half });
+      const drain = drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half });
       drain.start();
       try {
-        assert.ok(await waitFor(() => t.spool.status().batches === 0, 5000));
+        assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 5000));
         assert.equal(env.sim.stats.tokensIssued, 1);
         await env.sim.setFault({ kind: 'expire-tokens' });
         fillSpool(t.spool, 1, 10, 20);
         drain.notify();
-        assert.ok(await waitFor(() => t.spool.status().batches === 0, 5000));
+        assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 5000));
         assert.equal(env.sim.stats.unauthorized, 1);
         assert.equal(env.sim.stats.tokensIssued, 2);
         assert.equal(drain.stats().retries.auth, 0, 'renewed and resent at once, not a retry');
@@ -225,7 +225,7 @@ test('expired token (401 on upload) is renewed once and the chunk resent; tokens
           drain.notify();
           await new Promise((r) => setTimeout(r, 300));
         }
-        assert.ok(await waitFor(() => t.spool.status().batches === 0, 5000));
+        assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 5000));
         const tokens = tokensIssued(env);
         assert.ok(tokens >= 3, `tokens: ${tokens}`);
         assert.equal(env.sim.stats.unauthorized, 1, 'no upload used an expired token');
@@ -241,7 +241,7 @@ test('a revoked key (401 on auth) is reported as a credential problem and does n
   withEnv(async (env, t) => {
     fillSpool(t.spool, 2, 10);
     await env.sim.setFault({ kind: 'reject-auth' });
-    const drain = drainFor(env, t.spool, { concurrency: 2, auth: { backoff: { baseMs: 100, capMs: 1000 } } }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 2, auth: { backoff: { baseMs: 100, capMs: 1000 } } }, { random: half });
     drain.start();
     try {
       assert.ok(await waitFor(() => env.sim.stats.authRequests >= 2, 10_000), 'auth retried');
@@ -256,8 +256,8 @@ test('a revoked key (401 on auth) is reported as a credential problem and does n
       assert.ok(st.auth.failures.rejected >= 2);
       assert.match(st.lastError ?? '', /rejected the API key/);
       assert.ok(!(st.lastError ?? '').includes(drainSecret(env)), 'no secret in the error');
-      assert.equal(t.spool.status().batches, 2);
-      assert.equal(t.spool.status().parkedBatches, 0);
+      assert.equal(t.spool.inspector.status().batches, 2);
+      assert.equal(t.spool.inspector.status().parkedBatches, 0);
     } finally {
       await stopped(drain);
     }

@@ -15,7 +15,7 @@ test('stop(grace) with uploads stuck in flight: aborted at the deadline, leased 
   try {
     fillSpool(t.spool, 4, 50);
     await env.sim.setFault({ kind: 'slow', delayMs: 3000 });
-    const drain = drainFor(env, t.spool, { concurrency: 2 }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 2 }, { random: half });
     drain.start();
     assert.ok(await waitFor(() => env.sim.stats.uploadRequests >= 2, 5000));
     assert.equal(drain.stats().inFlightBatches, 2);
@@ -25,11 +25,11 @@ test('stop(grace) with uploads stuck in flight: aborted at the deadline, leased 
     assert.ok(took < 2000, `stop honoured its deadline: ${took} ms`);
     assert.equal(drain.stats().state, 'stopped');
     assert.equal(drain.stats().inFlightBatches, 0);
-    assert.equal(t.spool.status().leased, 0, 'everything leased was released');
-    assert.equal(t.spool.status().batches, 4);
+    assert.equal(t.spool.inspector.status().leased, 0, 'everything leased was released');
+    assert.equal(t.spool.inspector.status().batches, 4);
     await drain.stop(); // idempotent
     await env.sim.setFault(null);
-    const res = await drainFor(env, t.spool, { concurrency: 1 }, { random: half }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.complete, true);
     // The stuck uploads may complete on the stand-in's side later: dedup keeps one copy each.
     await new Promise((r) => setTimeout(r, 3200));
@@ -46,7 +46,7 @@ test('stop() while idle and while backing off returns promptly', async () => {
   const env = await startTestSim();
   const t = await openTempSpool();
   try {
-    const idle = drainFor(env, t.spool, { idlePollMs: 60_000 });
+    const idle = drainFor(env, t.spool.reader, { idlePollMs: 60_000 });
     idle.start();
     await new Promise((r) => setTimeout(r, 50));
     let t0 = Date.now();
@@ -55,13 +55,13 @@ test('stop() while idle and while backing off returns promptly', async () => {
 
     await env.sim.setFault({ kind: 'status', status: 503 });
     fillSpool(t.spool, 1, 10);
-    const backing = drainFor(env, t.spool, { backoff: { baseMs: 60_000, capMs: 60_000 } }, { random: () => 0.99 });
+    const backing = drainFor(env, t.spool.reader, { backoff: { baseMs: 60_000, capMs: 60_000 } }, { random: () => 0.99 });
     backing.start();
     assert.ok(await waitFor(() => backing.stats().backoffRemainingMs > 10_000, 5000));
     t0 = Date.now();
     await backing.stop(5000);
     assert.ok(Date.now() - t0 < 1500, 'not held by the 60 s backoff');
-    assert.equal(t.spool.status().leased, 0);
+    assert.equal(t.spool.inspector.status().leased, 0);
   } finally {
     await t.cleanup();
     await env.cleanup();
@@ -75,13 +75,13 @@ test('bandwidth cap (compressed bytes/s) and record-rate cap hold the drain rate
     fillSpool(t.spool, 10, 200);
     const rateCap = 4000; // records/s: 2000 records take ≥ ~0.25 s after the 1 s burst
     const t0 = Date.now();
-    const res = await drainFor(env, t.spool, { concurrency: 4, maxRecordsPerSecond: rateCap }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { concurrency: 4, maxRecordsPerSecond: rateCap }).drainOnce();
     const secs = (Date.now() - t0) / 1000;
     assert.equal(res.stats.deliveredRecords, 2000);
     // Burst of one second's worth (4000) covers it all: now force a real limit.
     fillSpool(t.spool, 10, 200, 2000);
     const t1 = Date.now();
-    const res2 = await drainFor(env, t.spool, { concurrency: 4, maxRecordsPerSecond: 1000 }).drainOnce();
+    const res2 = await drainFor(env, t.spool.reader, { concurrency: 4, maxRecordsPerSecond: 1000 }).drainOnce();
     const secs2 = (Date.now() - t1) / 1000;
     assert.equal(res2.stats.deliveredRecords, 2000);
     // 2000 records at 1000/s with a 1000-record burst: ≥ ~1 s (the last chunk pays the debt only for the next).
@@ -91,7 +91,7 @@ test('bandwidth cap (compressed bytes/s) and record-rate cap hold the drain rate
     const bytesPerBatch = res2.stats.deliveredBytes / 10;
     const cap = Math.round(bytesPerBatch * 2); // ~2 batches per second
     const t2 = Date.now();
-    const res3 = await drainFor(env, t.spool, { concurrency: 4, maxBytesPerSecond: cap }).drainOnce();
+    const res3 = await drainFor(env, t.spool.reader, { concurrency: 4, maxBytesPerSecond: cap }).drainOnce();
     const secs3 = (Date.now() - t2) / 1000;
     assert.equal(res3.stats.deliveredRecords, 1200);
     // 6 batches at 2/s with a 2-batch burst: ≥ ~1.5 s.
@@ -108,7 +108,7 @@ test('stats: drain rate and estimated time to empty from the spool status', asyn
   const t = await openTempSpool();
   try {
     fillSpool(t.spool, 20, 100);
-    const drain = drainFor(env, t.spool, { concurrency: 1, maxRecordsPerSecond: 500 });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1, maxRecordsPerSecond: 500 });
     drain.start();
     try {
       await new Promise((r) => setTimeout(r, 2600));
@@ -135,10 +135,10 @@ test('device registration: off by default; on, it POSTs {name, ips, samplerate} 
   const env = await startTestSim();
   const t = await openTempSpool();
   try {
-    const off = drainFor(env, t.spool);
+    const off = drainFor(env, t.spool.reader);
     assert.equal(await off.registerDevice({ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 1 }), 'disabled');
     await off.stop();
-    const on = drainFor(env, t.spool, { registerDevices: true });
+    const on = drainFor(env, t.spool.reader, { registerDevices: true });
     assert.equal(await on.registerDevice({ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 100, tags: ['branch'] }), 'registered');
     assert.equal(await on.registerDevice({ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 100 }), 'exists');
     assert.deepEqual(env.sim.devices, [{ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 100, tags: ['branch'] }]);

@@ -37,7 +37,7 @@ test('uploads go through an HTTP CONNECT proxy when drain.fusion.proxyUrl is set
   const t = await openTempSpool();
   try {
     fillSpool(t.spool, 3, 100);
-    const res = await drainFor(env, t.spool, { tls: { proxyUrl: `http://127.0.0.1:${addr.port}` } }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { tls: { proxyUrl: `http://127.0.0.1:${addr.port}` } }).drainOnce();
     assert.equal(res.complete, true);
     // Two uploads run at once (drain.concurrency 2), so their arrival order may differ from the spool's.
     assert.deepEqual(receivedSeq(env.sim).sort((a, b) => a - b), Array.from({ length: 300 }, (_, i) => i));
@@ -57,7 +57,7 @@ test('embedded stand-in: generated certificate and netosecret, the drain deliver
   try {
     fillSpool(t.spool, 2, 50);
     const drain = new Drain({
-      source: t.spool,
+      source: t.spool.reader,
       credentials: emb.credentials,
       settings: resolveDrainSettings({ uploadUrl: emb.extras.uploadUrl ?? '', tls: { caPem: emb.extras.caPem ?? null } }),
     });

@@ -18,12 +18,12 @@ async function refusedWith(serverPem: { certPem: string; keyPem: string } | null
   const t = await openTempSpool();
   try {
     fillSpool(t.spool, 2, 10);
-    const drain = drainFor(env, t.spool, { concurrency: 1, tls }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 1, tls }, { random: half });
     const res = await drain.drainOnce({ maxConsecutiveFailures: 3 });
     assert.equal(res.complete, false, 'gave up');
     assert.equal(env.sim.stats.authRequests, 0, 'no request reached the server');
     assert.equal(env.sim.stats.uploadRequests, 0);
-    assert.equal(t.spool.status().batches, 2, 'spool intact');
+    assert.equal(t.spool.inspector.status().batches, 2, 'spool intact');
     assert.equal(res.stats.deliveredRecords, 0);
     expect(res.stats);
   } finally {
@@ -66,7 +66,7 @@ test('matching SPKI pin (and a CA file): delivered', async () => {
     const pin = spkiSha256(new X509Certificate(env.server.certPem).raw);
     assert.equal(pin, createHash('sha256').update(new X509Certificate(readFileSync(pki.collector.certFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64'));
     fillSpool(t.spool, 2, 10);
-    const drain = drainFor(env, t.spool, { tls: { caPem: null, caFile: pki.caFile, pinSha256: [pin, createHash('sha256').update('backup').digest('base64')] } }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { tls: { caPem: null, caFile: pki.caFile, pinSha256: [pin, createHash('sha256').update('backup').digest('base64')] } }, { random: half });
     const res = await drain.drainOnce();
     assert.equal(res.complete, true);
     assert.equal(env.sim.records.length, 20);

@@ -27,14 +27,14 @@ async function withEnv(fn: (env: SimEnv, t: TempSpool) => Promise<void>): Promis
 test('workers deliver a real spool once; concurrency 1 keeps the order', () =>
   withEnv(async (env, t) => {
     fillSpool(t.spool, 8, 700);
-    const res = await drainFor(env, t.spool, { uploadWorkers: 2, concurrency: 1, encoder: { maxRecordsPerRequest: 300 } }, { random: half }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { uploadWorkers: 2, concurrency: 1, encoder: { maxRecordsPerRequest: 300 } }, { random: half }).drainOnce();
     assert.equal(res.complete, true);
     assert.deepEqual(receivedSeq(env.sim), seq(5600));
     assert.equal(res.stats.deliveredRecords, 5600);
     assert.equal(res.stats.requests, 24);
-    assert.equal(t.spool.status().batches, 0);
+    assert.equal(t.spool.inspector.status().batches, 0);
     fillSpool(t.spool, 8, 700, 5600);
-    const par = await drainFor(env, t.spool, { uploadWorkers: 2, concurrency: 4 }, { random: half }).drainOnce();
+    const par = await drainFor(env, t.spool.reader, { uploadWorkers: 2, concurrency: 4 }, { random: half }).drainOnce();
     assert.equal(par.complete, true);
     assert.deepEqual(sorted(receivedSeq(env.sim)), seq(11_200));
   }));
@@ -43,14 +43,14 @@ test('workers: lost response deduplicated, split batch resends only the failed c
   withEnv(async (env, t) => {
     fillSpool(t.spool, 2, 500);
     await env.sim.setFault({ kind: 'reset-after-body', count: 1 });
-    const a = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
+    const a = await drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(a.complete, true);
     assert.equal(env.sim.stats.duplicates, 1);
     assert.deepEqual(receivedSeq(env.sim), seq(1000));
 
     fillSpool(t.spool, 1, 500, 1000);
     await env.sim.setFault({ kind: 'status', status: 503, count: 1, after: 2 });
-    const b = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1, encoder: { maxRecordsPerRequest: 100 } }, { random: half }).drainOnce();
+    const b = await drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1, encoder: { maxRecordsPerRequest: 100 } }, { random: half }).drainOnce();
     assert.equal(b.complete, true);
     assert.equal(b.stats.chunksSkipped, 2);
     assert.equal(b.stats.requests, 6);
@@ -58,23 +58,23 @@ test('workers: lost response deduplicated, split batch resends only the failed c
 
     fillSpool(t.spool, 2, 10, 1500);
     await env.sim.setFault({ kind: 'status', status: 422, count: 1 });
-    const c = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
+    const c = await drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(c.stats.parkedBatches, 1);
-    assert.equal(t.spool.status().parkedBatches, 1);
+    assert.equal(t.spool.inspector.status().parkedBatches, 1);
     assert.deepEqual(receivedSeq(env.sim), [...seq(1500), ...seq(10).map((i) => 1510 + i)]);
   }));
 
 test('workers: an expired token (401) is renewed and the batch resent without its delivered chunks', () =>
   withEnv(async (env, t) => {
     fillSpool(t.spool, 1, 10);
-    const drain = drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1 }, { random: half });
     drain.start();
     try {
-      assert.ok(await waitFor(() => t.spool.status().batches === 0, 10_000));
+      assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 10_000));
       await env.sim.setFault({ kind: 'expire-tokens' });
       fillSpool(t.spool, 1, 10, 10);
       drain.notify();
-      assert.ok(await waitFor(() => t.spool.status().batches === 0, 10_000));
+      assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 10_000));
       assert.equal(env.sim.stats.unauthorized, 1);
       assert.equal(env.sim.stats.tokensIssued, 2);
       assert.equal(drain.stats().retries.auth, 0);
@@ -90,16 +90,16 @@ test('workers: a forced stop terminates the threads and releases their batches',
   withEnv(async (env, t) => {
     fillSpool(t.spool, 3, 50);
     await env.sim.setFault({ kind: 'slow', delayMs: 3000 });
-    const drain = drainFor(env, t.spool, { uploadWorkers: 2, concurrency: 2 }, { random: half });
+    const drain = drainFor(env, t.spool.reader, { uploadWorkers: 2, concurrency: 2 }, { random: half });
     drain.start();
     assert.ok(await waitFor(() => env.sim.stats.uploadRequests >= 2, 10_000));
     const t0 = Date.now();
     await drain.stop(200);
     assert.ok(Date.now() - t0 < 2000);
-    assert.equal(t.spool.status().leased, 0);
-    assert.equal(t.spool.status().batches, 3);
+    assert.equal(t.spool.inspector.status().leased, 0);
+    assert.equal(t.spool.inspector.status().batches, 3);
     await env.sim.setFault(null);
-    const res = await drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
+    const res = await drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.complete, true);
     await new Promise((r) => setTimeout(r, 3200));
     const got = receivedSeq(env.sim);
@@ -114,7 +114,7 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one raises it ag
   const t = await openTempSpool();
   try {
     for (const workers of [1, 0]) {
-      const drain = drainFor(env, t.spool, { uploadWorkers: workers, concurrency: 1, encoder: { gzipLevel: 9 } }, { random: half });
+      const drain = drainFor(env, t.spool.reader, { uploadWorkers: workers, concurrency: 1, encoder: { gzipLevel: 9 } }, { random: half });
       drain.start();
       try {
         // The lowest level seen over the whole backlog: on a machine busy with other tests the
@@ -126,7 +126,7 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one raises it ag
         assert.ok(
           await waitFor(() => {
             fast = Math.min(fast, drain.stats().gzipLevel ?? 9);
-            return t.spool.status().batches === 0;
+            return t.spool.inspector.status().batches === 0;
           }, 60_000),
           'fast batches delivered',
         );
@@ -137,7 +137,7 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one raises it ag
         await env.sim.setFault({ kind: 'slow', delayMs: 1000, scope: 'upload' });
         fillSpool(t.spool, 8, 500, 100_000);
         drain.notify();
-        assert.ok(await waitFor(() => t.spool.status().batches === 0, 60_000), 'slow batches delivered');
+        assert.ok(await waitFor(() => t.spool.inspector.status().batches === 0, 60_000), 'slow batches delivered');
         const slow = drain.stats().gzipLevel ?? 0;
         if (workers === 0) {
           assert.equal(slow, 9, 'in-thread: back at the ceiling');
@@ -152,7 +152,7 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one raises it ag
         await drain.stop();
       }
     }
-    const fixed = drainFor(env, t.spool, { uploadWorkers: 1, concurrency: 1, encoder: { gzipLevel: 6, adaptiveGzip: false } }, { random: half });
+    const fixed = drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1, encoder: { gzipLevel: 6, adaptiveGzip: false } }, { random: half });
     fillSpool(t.spool, 6, 2000, 40_000);
     const res = await fixed.drainOnce();
     assert.equal(res.stats.gzipLevel, 6, 'adaptiveGzip false keeps the configured level');
@@ -182,7 +182,7 @@ function threadNiceValues(): number[] {
 test('upload workers run at the lowest scheduling priority (a backlog never takes CPU from live ingest)', { skip: process.platform !== 'linux' }, async () => {
   const env = await startTestSim();
   const t = await openTempSpool();
-  const drain = drainFor(env, t.spool, { uploadWorkers: 2 });
+  const drain = drainFor(env, t.spool.reader, { uploadWorkers: 2 });
   try {
     assert.ok(!threadNiceValues().includes(19), 'no thread at nice 19 before the workers start');
     assert.ok(await waitFor(() => threadNiceValues().filter((n) => n === 19).length === 2, 20_000), `thread nice values: ${threadNiceValues().join(' ')}`);

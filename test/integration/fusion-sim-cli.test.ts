@@ -81,7 +81,7 @@ test('fusion-sim + drain --once as processes: a real spool is delivered; bad net
     const poisoned = await Spool.open({ dir: spoolDir, kek: new Uint8Array(kek) });
     const bad1 = numberedRecords(5000, 3);
     bad1[1]!.srcPort = 70_000;
-    appendRecords(poisoned, bad1);
+    appendRecords(poisoned.writer, bad1);
     fillSpool(poisoned, 1, 10, 6000);
     poisoned.close();
     const parked = await run(['drain', '--once', '--data-dir', dataDir], env);

@@ -105,7 +105,7 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
   }
   const spool = await Spool.open({ dir, kek: KEK });
   try {
-    const stored = exportRecords(spool).map((r) => `${r.srcAddr === null ? '-' : ipToString(r.srcAddr)}:${String(r.dstPort)}`).sort();
+    const stored = exportRecords(spool.inspector).map((r) => `${r.srcAddr === null ? '-' : ipToString(r.srcAddr)}:${String(r.dstPort)}`).sort();
     assert.deepEqual(stored, ['10.0.0.2:443', '10.0.1.1:53', '10.0.1.2:443', '10.0.2.2:443']);
   } finally {
     spool.close();
@@ -159,8 +159,8 @@ test('ingest worker: packets that waited over 250 ms switch batches to uncompres
   }
   const spool = await Spool.open({ dir, kek: KEK });
   try {
-    assert.equal(spool.verify().ok, true);
-    const stored = exportRecords(spool).map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr)));
+    assert.equal(spool.inspector.verify().ok, true);
+    const stored = exportRecords(spool.inspector).map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr)));
     assert.equal(stored.length, 2 * sent);
     assert.deepEqual(stored.slice(0, 2), ['10.0.0.1', '10.0.0.2']);
   } finally {

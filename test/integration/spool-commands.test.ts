@@ -29,9 +29,9 @@ describe('spool commands (child processes)', () => {
       const kek = parseKekText(kekText)!;
       const records = [...ipv4Records(300, 5), ...edgeRecords()];
       const spool = await Spool.open({ dir, kek });
-      appendRecords(spool, records.slice(0, 100));
-      appendRecords(spool, records.slice(100));
-      spool.park(1, 'rejected: 400 bad record');
+      appendRecords(spool.writer, records.slice(0, 100));
+      appendRecords(spool.writer, records.slice(100));
+      spool.reader.park(1, 'rejected: 400 bad record');
       spool.close();
       const env = { SEALFLOW_SPOOL_KEK: kekText };
 

@@ -23,7 +23,7 @@ async function makeSpool(dir: string, epochs: number): Promise<number> {
   const spool = await Spool.open({ dir, kek: KEK, epochMs: 60_000, clock: () => now });
   let records = 0;
   for (let e = 0; e < epochs; e++) {
-    appendRecords(spool, ipv4Records(30 + e, e));
+    appendRecords(spool.writer, ipv4Records(30 + e, e));
     records += 30 + e;
     now += 61_000;
   }
@@ -33,7 +33,7 @@ async function makeSpool(dir: string, epochs: number): Promise<number> {
 
 async function assertIntact(dir: string, records: number, kek = KEK): Promise<void> {
   const spool = await Spool.open({ dir, kek, create: false });
-  const v = spool.verify();
+  const v = spool.inspector.verify();
   assert.equal(v.ok, true, JSON.stringify(v));
   assert.equal(v.records, records);
   spool.close();
@@ -122,8 +122,8 @@ describe('spool keys', () => {
       const records = await makeSpool(dir, 3);
       // The daemon runs with the new KEK as current and the old as previous: both old and new epochs work.
       let spool = await Spool.open({ dir, kek: OTHER, previousKeks: [KEK] });
-      appendRecords(spool, ipv4Records(7));
-      assert.equal(spool.lease(10).length, 4);
+      appendRecords(spool.writer, ipv4Records(7));
+      assert.equal(spool.reader.lease(10).length, 4);
       spool.close();
       // Without the previous KEK the old epochs cannot be unwrapped: refused, naming the fix.
       await assert.rejects(Spool.open({ dir, kek: OTHER }), /wrapped by a key-encryption key that is not configured/);
@@ -137,7 +137,7 @@ describe('spool keys', () => {
       const r2 = runSealflow(['rekey', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: kekBase64(testKek(77)), SEALFLOW_SPOOL_NEW_KEK: kekBase64(testKek(78)) });
       assert.equal(r2.code, 78);
       spool = await Spool.open({ dir, kek: OTHER });
-      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.inspector.verify().ok, true);
       spool.close();
     } finally {
       cleanup();

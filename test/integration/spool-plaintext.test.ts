@@ -92,18 +92,18 @@ describe('no plaintext at rest', () => {
     try {
       const { logger, lines } = captureLogger();
       const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 60_000, logger, checkpointIntervalMs: 3_600_000 });
-      for (let i = 0; i < 40; i++) appendRecords(spool, canaryRecords(BATCH));
-      const st = spool.status();
+      for (let i = 0; i < 40; i++) appendRecords(spool.writer, canaryRecords(BATCH));
+      const st = spool.inspector.status();
       assert.ok(st.evictedBatches > 0, 'quota eviction did not happen');
-      const leased = spool.lease(4);
-      spool.ack(leased[2]!.id);
-      spool.ack(leased[0]!.id);
-      spool.park(leased[1]!.id, 'test');
-      spool.saveDecoderState(Buffer.from(`template from ${CANARY.srcV4Text} ${CANARY.exporter}`));
+      const leased = spool.reader.lease(4);
+      spool.reader.ack(leased[2]!.id);
+      spool.reader.ack(leased[0]!.id);
+      spool.reader.park(leased[1]!.id, 'test');
+      spool.decoderState.save(Buffer.from(`template from ${CANARY.srcV4Text} ${CANARY.exporter}`));
       // While open, with the WAL full of fresh pages (no checkpoint yet).
       const files = assertNoCanary('open, WAL not checkpointed', dir, lines);
       assert.ok(files.some((f) => f.endsWith('spool.db-wal')), `no WAL to scan: ${files.join(', ')}`);
-      spool.vacuum();
+      spool.inspector.vacuum();
       assertNoCanary('after VACUUM', dir, lines);
       spool.close();
       assertNoCanary('after close', dir, lines);
@@ -145,7 +145,7 @@ describe('no plaintext at rest', () => {
       clearTimeout(guard);
       assertNoCanary('after SIGKILL', dir, [out, err]);
       const spool = await Spool.open({ dir, kek: KEK });
-      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.inspector.verify().ok, true);
       spool.close();
       assertNoCanary('after restart', dir);
     } finally {

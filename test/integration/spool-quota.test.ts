@@ -18,26 +18,26 @@ describe('spool quota', () => {
       const ids: number[] = [];
       for (let i = 0; i < 60; i++) {
         const n = 100 + (i % 7) * 30;
-        const r = appendRecords(spool, ipv4Records(n, i));
+        const r = appendRecords(spool.writer, ipv4Records(n, i));
         assert.notEqual(r.id, null);
         ids.push(r.id!);
         appended += n;
         evictedRecords += r.evictedRecords;
         evictedBatches += r.evictedBatches;
-        const st = spool.status();
+        const st = spool.inspector.status();
         assert.ok(st.bytes <= quotaBytes, `bytes ${st.bytes} over quota`);
       }
-      const st = spool.status();
+      const st = spool.inspector.status();
       assert.ok(evictedBatches > 0, 'the quota was never reached: test sizes are wrong');
       assert.equal(st.evictedBatches, evictedBatches);
       assert.equal(st.evictedRecords, evictedRecords);
       assert.equal(st.records + st.evictedRecords, appended);
       assert.equal(st.batches + st.evictedBatches, 60);
       // What remains are exactly the newest batches, and they still verify.
-      const leased = leaseRecords(spool, 1000);
+      const leased = leaseRecords(spool.reader, 1000);
       assert.deepEqual(leased.map((l) => l.id), ids.slice(60 - st.batches));
       assert.equal(leased.reduce((s, l) => s + l.records.length, 0), st.records);
-      const v = spool.verify();
+      const v = spool.inspector.verify();
       assert.equal(v.ok, true, JSON.stringify(v));
       spool.close();
     } finally {
@@ -49,18 +49,18 @@ describe('spool quota', () => {
     const { dir, cleanup } = tempDir();
     try {
       const appender = await Spool.open({ dir, kek: KEK, quotaBytes: 30_000 });
-      appendRecords(appender, ipv4Records(300, 1));
+      appendRecords(appender.writer, ipv4Records(300, 1));
       const drain = await Spool.open({ dir, kek: KEK, create: false });
-      const [leased] = drain.lease(1);
+      const [leased] = drain.reader.lease(1);
       assert.equal(leased?.id, 1);
       let evicted = 0;
-      for (let i = 0; i < 20 && evicted === 0; i++) evicted += appendRecords(appender, ipv4Records(300, i + 2)).evictedBatches;
+      for (let i = 0; i < 20 && evicted === 0; i++) evicted += appendRecords(appender.writer, ipv4Records(300, i + 2)).evictedBatches;
       assert.ok(evicted > 0);
-      drain.ack(1);
-      assert.equal(drain.status().ackMisses, 1);
-      assert.equal(drain.verify().ok, true);
+      drain.reader.ack(1);
+      assert.equal(drain.inspector.status().ackMisses, 1);
+      assert.equal(drain.inspector.verify().ok, true);
       // The drain continues with what is left, oldest first.
-      const next = drain.lease(1);
+      const next = drain.reader.lease(1);
       assert.ok(next.length === 1 && next[0]!.id > 1);
       appender.close();
       drain.close();
@@ -76,20 +76,20 @@ describe('spool quota', () => {
       let kept = 0;
       let dropped = 0;
       for (let i = 0; i < 30; i++) {
-        const r = appendRecords(spool, ipv4Records(200, i));
+        const r = appendRecords(spool.writer, ipv4Records(200, i));
         if (r.id === null) {
           assert.equal(r.dropReason, 'quota');
           dropped += r.droppedRecords;
         } else kept += 200;
       }
-      const st = spool.status();
+      const st = spool.inspector.status();
       assert.ok(dropped > 0);
       assert.equal(st.droppedRecords, dropped);
       assert.equal(st.records, kept);
       assert.equal(st.evictedBatches, 0);
       // Once space frees up, appends succeed again.
-      for (const b of spool.lease(3)) spool.ack(b.id);
-      assert.notEqual(appendRecords(spool, ipv4Records(200, 99)).id, null);
+      for (const b of spool.reader.lease(3)) spool.reader.ack(b.id);
+      assert.notEqual(appendRecords(spool.writer, ipv4Records(200, 99)).id, null);
       spool.close();
     } finally {
       cleanup();
@@ -100,10 +100,10 @@ describe('spool quota', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 5_000 });
-      const r = appendRecords(spool, ipv4Records(2000));
+      const r = appendRecords(spool.writer, ipv4Records(2000));
       assert.equal(r.id, null);
       assert.equal(r.dropReason, 'oversize');
-      assert.equal(spool.status().droppedRecords, 2000);
+      assert.equal(spool.inspector.status().droppedRecords, 2000);
       spool.close();
     } finally {
       cleanup();
@@ -119,7 +119,7 @@ describe('spool quota', () => {
         let failed = 0;
         let evicted = 0;
         for (let i = 0; i < 60; i++) {
-          const r = appendRecords(spool, ipv4Records(300, i));
+          const r = appendRecords(spool.writer, ipv4Records(300, i));
           if (r.id !== null) ok++;
           else {
             assert.equal(r.dropReason, 'io');
@@ -127,7 +127,7 @@ describe('spool quota', () => {
           }
           evicted += r.evictedBatches;
         }
-        const st = spool.status();
+        const st = spool.inspector.status();
         if (fullPolicy === 'drop-oldest') {
           assert.ok(evicted > 0, 'never hit the cap');
           assert.equal(ok + failed, 60);
@@ -136,8 +136,8 @@ describe('spool quota', () => {
           assert.ok(st.ioErrors >= failed);
         }
         assert.equal(st.batches, ok - evicted);
-        assert.equal(spool.verify().ok, true);
-        assert.equal(spool.integrityCheck(), 'ok');
+        assert.equal(spool.inspector.verify().ok, true);
+        assert.equal(spool.inspector.integrityCheck(), 'ok');
         spool.close();
       } finally {
         cleanup();
@@ -149,23 +149,23 @@ describe('spool quota', () => {
     try {
       const opts = { dir, kek: KEK, maxDbBytes: 300_000, fullPolicy: 'drop-newest' as const };
       const filler = await Spool.open(opts);
-      for (let i = 0; i < 1000; i++) if (appendRecords(filler, ipv4Records(300, i)).dropReason !== null) break;
+      for (let i = 0; i < 1000; i++) if (appendRecords(filler.writer, ipv4Records(300, i)).dropReason !== null) break;
       filler.close(); // ends its epoch: the next append must create one
       const a = await Spool.open(opts);
       const b = await Spool.open(opts);
       try {
         // A's appends fail on the full disk (rolled back, new epoch included), as a group under overload.
-        a.setCompressionBypass(true);
+        a.writer.setCompressionBypass(true);
         const results: (string | null)[] = [];
         for (let k = 0; k < 3; k++) {
-          enqueueRecords(a, ipv4Records(300, 50 + k), (err, r) => results.push(err !== null && err !== undefined ? 'error' : (r?.dropReason ?? null)));
+          enqueueRecords(a.writer, ipv4Records(300, 50 + k), (err, r) => results.push(err !== null && err !== undefined ? 'error' : (r?.dropReason ?? null)));
         }
-        await a.settled();
+        await a.writer.settled();
         assert.deepEqual(results, ['io', 'io', 'io']);
         // B then creates the next epoch id with its own key; A, appending after it, must not reuse a key for that id.
-        assert.ok(appendRecords(b, ipv4Records(1, 900)).id !== null);
-        assert.ok(appendRecords(a, ipv4Records(1, 901)).id !== null);
-        const report = b.verify();
+        assert.ok(appendRecords(b.writer, ipv4Records(1, 900)).id !== null);
+        assert.ok(appendRecords(a.writer, ipv4Records(1, 901)).id !== null);
+        const report = b.inspector.verify();
         assert.equal(report.ok, true, JSON.stringify(report.failures));
       } finally {
         a.close();

@@ -25,7 +25,7 @@ const KEK = testKek(1);
 
 /** The ingest worker's Batcher (queued, streaming into `spool`) with an age timer that never fires: batches close by count, bytes or flush(). */
 function queuedBatcher(spool: Spool, options: BatcherOptions): Batcher {
-  return new Batcher(spool, { maxBytes: 1 << 20, maxAgeMs: 1000, ...options, queued: true, setTimer: () => null, clearTimer: () => undefined });
+  return new Batcher(spool.writer, { maxBytes: 1 << 20, maxAgeMs: 1000, ...options, queued: true, setTimer: () => null, clearTimer: () => undefined });
 }
 
 function noRaw(records: readonly FlowRecord[]): FlowRecord[] {
@@ -39,15 +39,15 @@ describe('spool round trip', () => {
       const a = ipv4Records(1234, 7);
       const b = edgeRecords();
       let spool = await Spool.open({ dir, kek: KEK });
-      const ra = appendRecords(spool, a);
-      const rb = appendRecords(spool, b);
+      const ra = appendRecords(spool.writer, a);
+      const rb = appendRecords(spool.writer, b);
       assert.equal(ra.id, 1);
       assert.equal(rb.id, 2);
       assert.equal(ra.droppedRecords + rb.droppedRecords, 0);
       spool.close();
       spool.close(); // idempotent
       spool = await Spool.open({ dir, kek: KEK });
-      const leased = leaseRecords(spool, 10);
+      const leased = leaseRecords(spool.reader, 10);
       assert.deepEqual(leased.map((l) => l.id), [1, 2]);
       assert.deepStrictEqual(leased[0]!.records, noRaw(a));
       assert.deepStrictEqual(leased[1]!.records, noRaw(b));
@@ -55,7 +55,7 @@ describe('spool round trip', () => {
       assert.equal(leased[0]!.recordCount, 1234);
       assert.equal(leased[0]!.attempts, 1);
       assert.ok(leased[0]!.bytes > 0);
-      assert.deepStrictEqual(exportRecords(spool), noRaw([...a, ...b]));
+      assert.deepStrictEqual(exportRecords(spool.inspector), noRaw([...a, ...b]));
       spool.close();
     } finally {
       cleanup();
@@ -73,16 +73,16 @@ describe('spool round trip', () => {
         const spool = await Spool.open({ dir, kek: KEK });
         useBatchAeadEngine(e); // open() picks the engine again (sodiumReady)
         const records = i === 1 ? edgeRecords() : ipv4Records(300 + i, i);
-        appendRecords(spool, records);
+        appendRecords(spool.writer, records);
         written.push(...noRaw(records));
         spool.close();
       }
       for (const e of ['openssl', 'libsodium'] as const) {
         const spool = await Spool.open({ dir, kek: KEK });
         useBatchAeadEngine(e);
-        assert.equal(spool.verify().ok, true, e);
-        assert.deepStrictEqual(exportRecords(spool), written, e);
-        assert.deepEqual(spool.lease(10).map((l) => l.id), [1, 2, 3], e);
+        assert.equal(spool.inspector.verify().ok, true, e);
+        assert.deepStrictEqual(exportRecords(spool.inspector), written, e);
+        assert.deepEqual(spool.reader.lease(10).map((l) => l.id), [1, 2, 3], e);
         spool.close();
       }
     } finally {
@@ -97,15 +97,15 @@ describe('spool round trip', () => {
       const a = ipv4Records(500, 1);
       const b = ipv4Records(500, 2);
       let spool = await Spool.open({ dir, kek: KEK, compression: 'deflate' });
-      appendRecords(spool, a);
+      appendRecords(spool.writer, a);
       spool.close();
       spool = await Spool.open({ dir, kek: KEK });
-      appendRecords(spool, b);
+      appendRecords(spool.writer, b);
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
       assert.deepEqual((db.prepare('SELECT format FROM batches ORDER BY id').all() as { format: number }[]).map((r) => r.format), [1, 2]);
       db.close();
-      assert.deepStrictEqual(leaseRecords(spool, 2).map((l) => l.records), [noRaw(a), noRaw(b)]);
-      assert.equal(spool.verify().ok, true);
+      assert.deepStrictEqual(leaseRecords(spool.reader, 2).map((l) => l.records), [noRaw(a), noRaw(b)]);
+      assert.equal(spool.inspector.verify().ok, true);
       spool.close();
     } finally {
       cleanup();
@@ -116,42 +116,42 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      for (let i = 0; i < 6; i++) appendRecords(spool, ipv4Records(10 + i, i));
-      assert.deepEqual(spool.lease(2).map((l) => l.id), [1, 2]);
-      assert.deepEqual(spool.lease(2).map((l) => l.id), [3, 4]);
-      spool.release(1);
-      const again = spool.lease(1);
+      for (let i = 0; i < 6; i++) appendRecords(spool.writer, ipv4Records(10 + i, i));
+      assert.deepEqual(spool.reader.lease(2).map((l) => l.id), [1, 2]);
+      assert.deepEqual(spool.reader.lease(2).map((l) => l.id), [3, 4]);
+      spool.reader.release(1);
+      const again = spool.reader.lease(1);
       assert.deepEqual(again.map((l) => [l.id, l.attempts]), [[1, 2]]);
-      spool.park(3, 'rejected by receiver: 400');
-      spool.ack(4); // out of order: tombstone
-      spool.ack(2); // out of order: tombstone
-      let st = spool.status();
+      spool.reader.park(3, 'rejected by receiver: 400');
+      spool.reader.ack(4); // out of order: tombstone
+      spool.reader.ack(2); // out of order: tombstone
+      let st = spool.inspector.status();
       assert.equal(st.batches, 4);
       assert.equal(st.parkedBatches, 1);
       assert.deepEqual(st.parkedByReason, { 'rejected by receiver: 400': 1 });
       assert.equal(st.tombstones, 2);
-      assert.equal(spool.verify().ok, true);
-      spool.ack(1); // front: 1 and tombstone 2 are deleted, the anchor moves to 2
-      st = spool.status();
+      assert.equal(spool.inspector.verify().ok, true);
+      spool.reader.ack(1); // front: 1 and tombstone 2 are deleted, the anchor moves to 2
+      st = spool.inspector.status();
       assert.equal(st.tombstones, 1);
       assert.equal(st.records, 12 + 14 + 15);
-      const v = spool.verify();
+      const v = spool.inspector.verify();
       assert.equal(v.ok, true, JSON.stringify(v));
       assert.equal(v.verified, 3);
-      assert.deepEqual(spool.lease(10).map((l) => l.id), [5, 6]);
-      spool.ack(999); // unknown: counted no-op
-      spool.ack(4); // already acked: counted no-op
-      assert.equal(spool.status().ackMisses, 2);
-      assert.equal(spool.unpark(), 1);
-      assert.deepEqual(spool.lease(10).map((l) => l.id), [3]);
-      for (const id of [3, 5, 6]) spool.ack(id);
-      st = spool.status();
+      assert.deepEqual(spool.reader.lease(10).map((l) => l.id), [5, 6]);
+      spool.reader.ack(999); // unknown: counted no-op
+      spool.reader.ack(4); // already acked: counted no-op
+      assert.equal(spool.inspector.status().ackMisses, 2);
+      assert.equal(spool.reader.unpark(), 1);
+      assert.deepEqual(spool.reader.lease(10).map((l) => l.id), [3]);
+      for (const id of [3, 5, 6]) spool.reader.ack(id);
+      st = spool.inspector.status();
       assert.equal(st.batches, 0);
       assert.equal(st.tombstones, 0);
-      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.inspector.verify().ok, true);
       // Ids are never reused.
-      assert.equal(appendRecords(spool, ipv4Records(1)).id, 7);
-      assert.equal(spool.verify().ok, true);
+      assert.equal(appendRecords(spool.writer, ipv4Records(1)).id, 7);
+      assert.equal(spool.inspector.verify().ok, true);
       spool.close();
     } finally {
       cleanup();
@@ -164,19 +164,19 @@ describe('spool round trip', () => {
       const spool = await Spool.open({ dir, kek: KEK });
       const a = ipv4Records(40, 1);
       const b = edgeRecords();
-      appendRecords(spool, a);
-      appendRecords(spool, b);
-      const [first] = spool.lease(1);
+      appendRecords(spool.writer, a);
+      appendRecords(spool.writer, b);
+      const [first] = spool.reader.lease(1);
       assert.equal(first?.id, 1);
       assert.equal(first.recordCount, 40);
       assert.deepStrictEqual(decodeBatch(first.batch), noRaw(a));
       // A leased batch is not leased again.
-      const rest = spool.lease(5);
+      const rest = spool.reader.lease(5);
       assert.deepEqual(rest.map((l) => l.id), [2]);
       assert.deepStrictEqual(decodeBatch(rest[0]!.batch), noRaw(b));
-      spool.ack(1);
-      spool.ack(2);
-      assert.equal(spool.status().batches, 0);
+      spool.reader.ack(1);
+      spool.reader.ack(2);
+      assert.equal(spool.inspector.status().batches, 0);
       spool.close();
     } finally {
       cleanup();
@@ -187,12 +187,12 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      for (let i = 0; i < 300; i++) appendRecords(spool, ipv4Records(1, i));
-      assert.deepEqual(spool.lease(280).map((l) => l.id), Array.from({ length: 280 }, (_, i) => i + 1));
-      spool.release(3);
-      assert.deepEqual(spool.lease(30).map((l) => l.id), [3, ...Array.from({ length: 20 }, (_, i) => 281 + i)]);
-      assert.deepEqual(spool.lease(5), []);
-      assert.equal(spool.status().leased, 300);
+      for (let i = 0; i < 300; i++) appendRecords(spool.writer, ipv4Records(1, i));
+      assert.deepEqual(spool.reader.lease(280).map((l) => l.id), Array.from({ length: 280 }, (_, i) => i + 1));
+      spool.reader.release(3);
+      assert.deepEqual(spool.reader.lease(30).map((l) => l.id), [3, ...Array.from({ length: 20 }, (_, i) => 281 + i)]);
+      assert.deepEqual(spool.reader.lease(5), []);
+      assert.equal(spool.inspector.status().leased, 300);
       spool.close();
     } finally {
       cleanup();
@@ -206,11 +206,11 @@ describe('spool round trip', () => {
       const ticks: (() => void)[] = [];
       const spool = await Spool.open({ dir, kek: KEK, clock: () => now, setInterval: (fn) => ticks.push(fn), clearInterval: () => undefined });
       assert.equal(ticks.length, 1);
-      appendRecords(spool, ipv4Records(100));
+      appendRecords(spool.writer, ipv4Records(100));
       now += 1_000;
       ticks[0]!(); // the first mark also records (in the database) that marks exist
       assert.ok(existsSync(join(dir, 'spool.hwm')));
-      appendRecords(spool, ipv4Records(100));
+      appendRecords(spool.writer, ipv4Records(100));
       assert.ok(statSync(join(dir, 'spool.db-wal')).size > 0);
       ticks[0]!(); // not due yet
       assert.ok(statSync(join(dir, 'spool.db-wal')).size > 0);
@@ -249,13 +249,13 @@ describe('spool round trip', () => {
         // commit). The first one also records in the database that high-water marks exist, so a
         // second one, with the WAL then empty, fixes the last checkpoint at t0 + 2 intervals.
         now = t0 + interval;
-        appendRecords(spool, ipv4Records(10));
+        appendRecords(spool.writer, ipv4Records(10));
         now += interval;
-        appendRecords(spool, ipv4Records(10));
+        appendRecords(spool.writer, ipv4Records(10));
         assert.equal(walBytes(), 0, 'the due checkpoint ran with the commit');
         const checkpointAt = now;
         now += 1;
-        appendRecords(spool, ipv4Records(10));
+        appendRecords(spool.writer, ipv4Records(10));
         const committedAt = now;
         assert.ok(walBytes() > 0);
         // No further traffic: only the idle tick, firing every `period` at this phase, can checkpoint it.
@@ -280,12 +280,12 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       let spool = await Spool.open({ dir, kek: KEK });
-      appendRecords(spool, ipv4Records(5));
-      appendRecords(spool, ipv4Records(5));
-      assert.equal(spool.lease(5).length, 2);
+      appendRecords(spool.writer, ipv4Records(5));
+      appendRecords(spool.writer, ipv4Records(5));
+      assert.equal(spool.reader.lease(5).length, 2);
       spool.close();
       spool = await Spool.open({ dir, kek: KEK });
-      assert.deepEqual(spool.lease(5).map((l) => [l.id, l.attempts]), [[1, 2], [2, 2]]);
+      assert.deepEqual(spool.reader.lease(5).map((l) => [l.id, l.attempts]), [[1, 2], [2, 2]]);
       spool.close();
     } finally {
       cleanup();
@@ -296,22 +296,22 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       let spool = await Spool.open({ dir, kek: KEK });
-      assert.equal(spool.loadDecoderState(), null);
+      assert.equal(spool.decoderState.load(), null);
       const state = new TextEncoder().encode('templates: 256=[8,12,7,11] canary-template-state');
-      spool.saveDecoderState(state);
+      spool.decoderState.save(state);
       spool.close();
       const raw = new Database(join(dir, 'spool.db'));
       const blob = (raw.prepare('SELECT blob FROM decoder_state').get() as { blob: Buffer }).blob;
       assert.equal(blob.includes(Buffer.from('canary-template-state')), false);
       raw.close();
       spool = await Spool.open({ dir, kek: KEK });
-      assert.deepEqual(spool.loadDecoderState(), state);
+      assert.deepEqual(spool.decoderState.load(), state);
       spool.close();
       const db = new Database(join(dir, 'spool.db'));
       db.prepare('UPDATE decoder_state SET blob = ?').run(Buffer.concat([blob.subarray(0, 30), Buffer.from([blob[30]! ^ 1]), blob.subarray(31)]));
       db.close();
       spool = await Spool.open({ dir, kek: KEK });
-      assert.equal(spool.loadDecoderState(), null);
+      assert.equal(spool.decoderState.load(), null);
       spool.close();
     } finally {
       cleanup();
@@ -323,19 +323,19 @@ describe('spool round trip', () => {
     try {
       let now = 1_763_800_000_000;
       const spool = await Spool.open({ dir, kek: KEK, epochMs: 60_000, clock: () => now });
-      appendRecords(spool, ipv4Records(3)); // epoch 1
+      appendRecords(spool.writer, ipv4Records(3)); // epoch 1
       now += 61_000;
-      appendRecords(spool, ipv4Records(3)); // epoch 2
-      assert.equal(spool.status().epochs, 2);
+      appendRecords(spool.writer, ipv4Records(3)); // epoch 2
+      assert.equal(spool.inspector.status().epochs, 2);
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
       assert.deepEqual((db.prepare('SELECT epoch FROM batches ORDER BY id').all() as { epoch: number }[]).map((r) => r.epoch), [1, 2]);
-      spool.lease(1);
+      spool.reader.lease(1);
       now += 5 * 60_000; // past epoch 1's end plus the shredding grace
-      spool.ack(1);
+      spool.reader.ack(1);
       assert.deepEqual((db.prepare('SELECT id FROM epochs').all() as { id: number }[]).map((r) => r.id), [2]);
-      assert.equal(spool.status().shreddedEpochs, 1);
+      assert.equal(spool.inspector.status().shreddedEpochs, 1);
       db.close();
-      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.inspector.verify().ok, true);
       spool.close();
     } finally {
       cleanup();
@@ -347,15 +347,15 @@ describe('spool round trip', () => {
     try {
       const spool = await Spool.open({ dir, kek: KEK });
       const timers: (() => void)[] = [];
-      const batcher = new Batcher(spool, { maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: (fn) => timers.push(fn), clearTimer: () => undefined });
+      const batcher = new Batcher(spool.writer, { maxRecords: 100, maxBytes: 1 << 20, maxAgeMs: 1000, setTimer: (fn) => timers.push(fn), clearTimer: () => undefined });
       batcher.accept(ipv4Records(250));
-      assert.equal(spool.status().batches, 2);
+      assert.equal(spool.inspector.status().batches, 2);
       timers.at(-1)!(); // the age timer fires
-      assert.equal(spool.status().batches, 3);
-      assert.equal(spool.status().records, 250);
+      assert.equal(spool.inspector.status().batches, 3);
+      assert.equal(spool.inspector.status().records, 250);
       batcher.accept(ipv4Records(5));
       batcher.close();
-      assert.equal(spool.status().records, 255);
+      assert.equal(spool.inspector.status().records, 255);
       assert.deepEqual(batcher.counters(), { batches: 4, records: 255, droppedRecords: 0, inFlightRecords: 0 });
       spool.close();
     } finally {
@@ -395,18 +395,18 @@ describe('spool round trip', () => {
     const compressor = await BatchCompressor.start();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      spool.useCompressor(compressor);
+      spool.writer.useCompressor(compressor);
       const batcher = queuedBatcher(spool, { maxRecords: 100 });
       batcher.accept(ipv4Records(100, 1));
       assert.equal(batcher.counters().inFlightRecords, 100, 'the batch is out on the thread');
       await compressor.close(); // its results port closes with it: the batch never comes back
-      await spool.settled();
+      await spool.writer.settled();
       assert.deepEqual(batcher.counters(), { batches: 1, records: 0, droppedRecords: 100, inFlightRecords: 0 });
       batcher.accept(ipv4Records(100, 2));
-      await spool.settled();
+      await spool.writer.settled();
       assert.deepEqual(batcher.counters(), { batches: 2, records: 100, droppedRecords: 100, inFlightRecords: 0 }, 'inline from now on');
-      assert.equal(spool.compressionStats().inline, 1);
-      assert.equal(spool.status().records, 100);
+      assert.equal(spool.writer.compressionStats().inline, 1);
+      assert.equal(spool.inspector.status().records, 100);
       spool.close();
     } finally {
       await compressor.close();
@@ -420,11 +420,11 @@ describe('spool round trip', () => {
     try {
       // A bound of 0: close() does not wait at all, so the batch just handed to the (live) thread cannot be back.
       const spool = await Spool.open({ dir, kek: KEK, compressorWaitMs: 0 });
-      spool.useCompressor(null);
+      spool.writer.useCompressor(null);
       const results: { id: number | null; dropped: number }[] = [];
       const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
       batcher.accept(ipv4Records(100, 3)); // compressed inline (committed by useCompressor below at the latest)
-      spool.useCompressor(compressor);
+      spool.writer.useCompressor(compressor);
       batcher.accept(ipv4Records(100, 4));
       assert.equal(batcher.counters().inFlightRecords, 100, 'the second batch is out on the thread');
       const t0 = Date.now();
@@ -434,8 +434,8 @@ describe('spool round trip', () => {
       assert.deepEqual(batcher.counters(), { batches: 2, records: 100, droppedRecords: 100, inFlightRecords: 0 });
       const again = await Spool.open({ dir, kek: KEK });
       try {
-        assert.equal(again.verify().ok, true);
-        assert.equal(again.status().records, 100);
+        assert.equal(again.inspector.verify().ok, true);
+        assert.equal(again.inspector.status().records, 100);
       } finally {
         again.close();
       }
@@ -447,7 +447,7 @@ describe('spool round trip', () => {
 
   /** Serializes `records` into the spool's open batch and closes it; the result lands in `results[slot]`. */
   function queueBatch(spool: Spool, records: readonly FlowRecord[], results: (AppendResult | Error | undefined)[], slot: number): void {
-    enqueueRecords(spool, records, (err, result) => {
+    enqueueRecords(spool.writer, records, (err, result) => {
       results[slot] = err !== null && err !== undefined ? (err as Error) : (result ?? new Error('no result'));
     });
   }
@@ -458,7 +458,7 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      spool.setCompressionBypass(true);
+      spool.writer.setCompressionBypass(true);
       const written: FlowRecord[] = [];
       const results: (AppendResult | Error | undefined)[] = [];
       const committed = (): number => {
@@ -498,8 +498,8 @@ describe('spool round trip', () => {
       assert.deepEqual(results.slice(11).map((r) => (r instanceof Error ? r.message : r?.id)), [12, 13]);
       const again = await Spool.open({ dir, kek: KEK });
       try {
-        assert.equal(again.verify().ok, true);
-        assert.deepStrictEqual(exportRecords(again), written);
+        assert.equal(again.inspector.verify().ok, true);
+        assert.deepStrictEqual(exportRecords(again.inspector), written);
       } finally {
         again.close();
       }
@@ -512,13 +512,13 @@ describe('spool round trip', () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK, maxDbBytes: 300_000, fullPolicy: 'drop-oldest' });
-      spool.setCompressionBypass(true);
+      spool.writer.setCompressionBypass(true);
       const results: (AppendResult | Error | undefined)[] = [];
       for (let i = 0; i < 60; i++) {
         queueBatch(spool, ipv4Records(300, i), results, i);
         if (i % 6 === 5) await sleep(40); // groups of six, committed by the timer
       }
-      await spool.settled();
+      await spool.writer.settled();
       assert.equal(results.length, 60);
       let ok = 0;
       let evicted = 0;
@@ -530,10 +530,10 @@ describe('spool round trip', () => {
       }
       // Disk-full eviction happens only on the single-batch retry path, so the groups fell back to it.
       assert.ok(evicted > 0, 'never hit the cap');
-      const st = spool.status();
+      const st = spool.inspector.status();
       assert.equal(st.batches, ok - evicted);
-      assert.equal(spool.verify().ok, true);
-      assert.equal(spool.integrityCheck(), 'ok');
+      assert.equal(spool.inspector.verify().ok, true);
+      assert.equal(spool.inspector.integrityCheck(), 'ok');
       spool.close();
     } finally {
       cleanup();
@@ -545,21 +545,21 @@ describe('spool round trip', () => {
     const compressor = await BatchCompressor.start();
     try {
       const spool = await Spool.open({ dir, kek: KEK });
-      spool.useCompressor(compressor);
+      spool.writer.useCompressor(compressor);
       const batcher = queuedBatcher(spool, { maxRecords: 500 });
       const a = ipv4Records(500, 11);
       const b = ipv4Records(500, 12);
       const c = ipv4Records(500, 13);
       batcher.accept(a);
-      spool.setCompressionBypass(true);
+      spool.writer.setCompressionBypass(true);
       batcher.accept(b);
-      spool.setCompressionBypass(false);
+      spool.writer.setCompressionBypass(false);
       batcher.accept(c);
-      await spool.settled();
-      assert.deepEqual(spool.compressionStats(), { offThread: 2, inline: 0, bypassed: 1 });
+      await spool.writer.settled();
+      assert.deepEqual(spool.writer.compressionStats(), { offThread: 2, inline: 0, bypassed: 1 });
       spool.close();
       let again = await Spool.open({ dir, kek: KEK, compression: 'none' });
-      appendRecords(again, edgeRecords());
+      appendRecords(again.writer, edgeRecords());
       again.close();
 
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
@@ -570,9 +570,9 @@ describe('spool round trip', () => {
 
       again = await Spool.open({ dir, kek: KEK });
       try {
-        const report = again.verify();
+        const report = again.inspector.verify();
         assert.equal(report.ok, true, JSON.stringify(report.failures));
-        assert.deepStrictEqual(exportRecords(again), noRaw([...a, ...b, ...c, ...edgeRecords()]));
+        assert.deepStrictEqual(exportRecords(again.inspector), noRaw([...a, ...b, ...c, ...edgeRecords()]));
       } finally {
         again.close();
       }
@@ -590,7 +590,7 @@ describe('spool round trip', () => {
       const batcher = queuedBatcher(spool, { maxRecords: 1_000_000, maxBytes: 4000, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
       const input = ipv4Records(400, 21);
       batcher.accept(input);
-      await spool.settled();
+      await spool.writer.settled();
       const db = new Database(join(dir, 'spool.db'), { readonly: true });
       const counts = (db.prepare('SELECT records FROM batches ORDER BY id').all() as { records: number }[]).map((r) => r.records);
       db.close();
@@ -606,7 +606,7 @@ describe('spool round trip', () => {
       batcher.flush();
       batcher.accept(ipv4Records(5, 23));
       batcher.flush();
-      await spool.settled();
+      await spool.writer.settled();
       assert.deepEqual(results.slice(-2).map((r) => r.dropped), [3, 0], 'the bad batch is dropped whole, the next one is stored');
       assert.equal(batcher.counters().droppedRecords, 3);
 
@@ -615,8 +615,8 @@ describe('spool round trip', () => {
       spool.close();
       const again = await Spool.open({ dir, kek: KEK });
       try {
-        assert.equal(again.verify().ok, true);
-        assert.equal(again.status().records, 400 + 5 + 7);
+        assert.equal(again.inspector.verify().ok, true);
+        assert.equal(again.inspector.status().records, 400 + 5 + 7);
       } finally {
         again.close();
       }
@@ -648,15 +648,15 @@ describe('spool round trip', () => {
         batcher.accept(o.records); // NetFlow v5 / sFlow: the FlowRecord path, into the same batches
       }
       batcher.flush();
-      await spool.settled();
+      await spool.writer.settled();
       assert.ok(direct > 100, `fused records: ${direct}`);
       assert.ok(counts.slice(0, -1).every((n) => n === 7), `every batch but the last has exactly maxRecords: ${JSON.stringify(counts)}`);
       assert.equal(counts.reduce((a, b) => a + b, 0), reference.length);
-      const out = exportRecords(spool);
+      const out = exportRecords(spool.inspector);
       assert.equal(out.length, reference.length);
       // Same records; the order can differ only where one packet mixes both paths (none in the corpora).
       assert.deepStrictEqual(out, noRaw(reference));
-      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.inspector.verify().ok, true);
 
       batcher.close();
       assert.equal(batcher.acceptsFused, false);
@@ -691,7 +691,7 @@ describe('spool round trip', () => {
       const out = svc.decode(exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1']])])));
       assert.deepEqual(out.errors.map((e) => e.code), ['ERR_DECODE_BAD_RECORD']);
       batcher.flush();
-      await spool.settled();
+      await spool.writer.settled();
       assert.deepEqual(results, [0], 'the batch with the three good records is stored');
 
       // Eight 8-byte records, each failing after its head (as a too-long exporter identity would).
@@ -704,9 +704,9 @@ describe('spool round trip', () => {
       batcher.writeFusedSet(partWay, view, buf, 0, 64, 8, ctx, meta, result);
       assert.equal(result.records, 8, 'every record of the set is counted (dropped with their batch), as on the FlowRecord path');
       batcher.flush();
-      await spool.settled();
+      await spool.writer.settled();
       assert.deepEqual(results, [0, 10], 'the batch the failures happened in is dropped whole and counted');
-      assert.equal(spool.verify().ok, true);
+      assert.equal(spool.inspector.verify().ok, true);
       assert.equal(batcher.acceptsFused, true);
       spool.close();
       assert.equal(batcher.acceptsFused, false, 'a closed spool takes no fused records: they take the FlowRecord path (counted as dropped there)');
@@ -721,7 +721,7 @@ describe('spool round trip', () => {
       const compressor = withThread ? await BatchCompressor.start() : null;
       try {
         const spool = await Spool.open({ dir, kek: KEK, synchronous });
-        spool.useCompressor(compressor);
+        spool.writer.useCompressor(compressor);
         const results: (number | null)[] = [];
         const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push(r.id) });
         const input = ipv4Records(1200, 5);
@@ -733,15 +733,15 @@ describe('spool round trip', () => {
         // WAL sync for several): the first 8 commit together when the 8th is ready, the other 4
         // within the group timer.
         if (!withThread) assert.equal(c.inFlightRecords, synchronous === 'normal' ? 0 : 400, `inline compression, synchronous ${synchronous}`);
-        await spool.settled();
+        await spool.writer.settled();
         assert.deepEqual(batcher.counters(), { batches: 12, records: 1200, droppedRecords: 0, inFlightRecords: 0 });
         assert.deepEqual(results, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-        assert.deepStrictEqual(exportRecords(spool), noRaw(input));
+        assert.deepStrictEqual(exportRecords(spool.inspector), noRaw(input));
 
         // A synchronous append() behind queued ones commits after them; close() commits what is still queued.
         const more = ipv4Records(300, 6);
         batcher.accept(more.slice(0, 200));
-        const direct = appendRecords(spool, more.slice(200, 250));
+        const direct = appendRecords(spool.writer, more.slice(200, 250));
         assert.equal(direct.id, 15);
         batcher.accept(more.slice(250));
         batcher.flush();
@@ -749,10 +749,10 @@ describe('spool round trip', () => {
         assert.deepEqual(results.slice(12), [13, 14, 16]);
         const again = await Spool.open({ dir, kek: KEK });
         try {
-          const report = again.verify();
+          const report = again.inspector.verify();
           assert.equal(report.ok, true, JSON.stringify(report.failures));
           assert.equal(report.batches, 16);
-          assert.deepStrictEqual(exportRecords(again), noRaw([...input, ...more]));
+          assert.deepStrictEqual(exportRecords(again.inspector), noRaw([...input, ...more]));
         } finally {
           again.close();
         }
@@ -787,10 +787,10 @@ describe('spool round trip', () => {
             continue;
           }
         }
-        for (const b of leaseRecords(main, 8)) {
+        for (const b of leaseRecords(main.reader, 8)) {
           got.add(b.id);
           records += b.records.length;
-          main.ack(b.id);
+          main.reader.ack(b.id);
         }
         await new Promise((r) => setTimeout(r, 5));
       }
@@ -798,9 +798,9 @@ describe('spool round trip', () => {
       assert.ok(main !== null);
       assert.equal(got.size, total);
       assert.equal(records, total * 50);
-      assert.equal(main.status().batches, 0);
-      assert.equal(main.verify().ok, true);
-      assert.equal(main.status().quarantined, 0);
+      assert.equal(main.inspector.status().batches, 0);
+      assert.equal(main.inspector.verify().ok, true);
+      assert.equal(main.inspector.status().quarantined, 0);
       main.close();
     } finally {
       cleanup();

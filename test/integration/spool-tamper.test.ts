@@ -13,7 +13,7 @@ const ENV = { SEALFLOW_SPOOL_KEK: kekBase64(KEK) };
 /** A closed spool with `n` batches (ids 1..n, 20 + i records each). */
 async function makeSpool(dir: string, n: number): Promise<void> {
   const spool = await Spool.open({ dir, kek: KEK });
-  for (let i = 0; i < n; i++) assert.equal(appendRecords(spool, ipv4Records(20 + i, i)).id, i + 1);
+  for (let i = 0; i < n; i++) assert.equal(appendRecords(spool.writer, ipv4Records(20 + i, i)).id, i + 1);
   spool.close();
 }
 
@@ -29,7 +29,7 @@ function withDb<T>(dir: string, fn: (db: Database.Database) => T): T {
 /** Verify by the library and by `sealflow spool verify` (exit 65); leasing quarantines exactly `bad` and returns the rest. */
 async function assertDetected(dir: string, bad: readonly number[], good: readonly number[]): Promise<void> {
   const ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
-  const report = ro.verify();
+  const report = ro.inspector.verify();
   ro.close();
   assert.equal(report.ok, false);
   assert.deepEqual(report.failures.map((f) => f.id).sort((a, b) => a - b), [...bad]);
@@ -37,9 +37,9 @@ async function assertDetected(dir: string, bad: readonly number[], good: readonl
   assert.equal(cli.code, 65, cli.stderr + cli.stdout);
   for (const id of bad) assert.match(cli.stdout, new RegExp(`batch ${id}: authentication failed`));
   const spool = await Spool.open({ dir, kek: KEK });
-  const leased = spool.lease(100);
+  const leased = spool.reader.lease(100);
   assert.deepEqual(leased.map((l) => l.id), [...good]);
-  const st = spool.status();
+  const st = spool.inspector.status();
   assert.equal(st.quarantined, bad.length);
   assert.equal(st.parkedByReason.integrity, bad.length);
   spool.close();
@@ -109,7 +109,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
         db.prepare('DELETE FROM payloads WHERE id = 3').run();
       });
       const ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
-      assert.deepEqual(ro.verify().gaps, [{ afterId: 2, beforeId: 4, expectedPrevId: 3 }]);
+      assert.deepEqual(ro.inspector.verify().gaps, [{ afterId: 2, beforeId: 4, expectedPrevId: 3 }]);
       ro.close();
       await assertDetected(dir, [4], [1, 2, 5]);
     } finally {
@@ -129,16 +129,16 @@ describe('spool tampering is detected by verify and by the reader', () => {
       assert.equal(cli.code, 65, cli.stdout);
       assert.match(cli.stdout, /batch 3: marked acknowledged without the key/);
       const spool = await Spool.open({ dir, kek: KEK });
-      const leased = spool.lease(10);
+      const leased = spool.reader.lease(10);
       assert.deepEqual(leased.map((l) => l.id), [1, 2, 4, 5]);
-      spool.ack(1);
-      spool.ack(2);
+      spool.reader.ack(1);
+      spool.reader.ack(2);
       // The forged tombstone is not compacted away with the real ones before it.
-      const v = spool.verify();
+      const v = spool.inspector.verify();
       assert.deepEqual(v.failures.map((f) => f.id), [3]);
-      spool.ack(4);
-      spool.ack(5);
-      assert.deepEqual(spool.verify().failures.map((f) => f.id), [3]);
+      spool.reader.ack(4);
+      spool.reader.ack(5);
+      assert.deepEqual(spool.inspector.verify().failures.map((f) => f.id), [3]);
       spool.close();
     } finally {
       cleanup();
@@ -154,7 +154,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
         db.prepare('DELETE FROM payloads WHERE id >= 4').run();
       });
       let ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
-      let v = ro.verify();
+      let v = ro.inspector.verify();
       ro.close();
       assert.equal(v.ok, false);
       assert.match(v.failures.map((f) => f.reason).join(), /newest batches 4\.\.5 are missing/);
@@ -163,7 +163,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
         db.prepare('DELETE FROM payloads').run();
       });
       ro = await Spool.open({ dir, kek: KEK, create: false, readOnly: true });
-      v = ro.verify();
+      v = ro.inspector.verify();
       ro.close();
       assert.match(v.failures.map((f) => f.reason).join(), /newest batches 1\.\.5 are missing/);
     } finally {
@@ -202,7 +202,7 @@ describe('spool tampering is detected by verify and by the reader', () => {
       assert.match(cli.stdout, /high-water mark: missing/);
       // The daemon rewrites it at its next checkpoint, after which verify passes again.
       const spool = await Spool.open({ dir, kek: KEK });
-      appendRecords(spool, ipv4Records(3));
+      appendRecords(spool.writer, ipv4Records(3));
       spool.close();
       assert.equal(runSealflow(['spool', 'verify', '--spool-dir', dir], ENV).code, 0);
     } finally {
@@ -216,9 +216,9 @@ describe('spool tampering is detected by verify and by the reader', () => {
       await makeSpool(dir, 3);
       copyFileSync(join(dir, 'spool.db'), join(dir, 'old.db.bak'));
       let spool = await Spool.open({ dir, kek: KEK });
-      appendRecords(spool, ipv4Records(5));
-      appendRecords(spool, ipv4Records(6));
-      for (const b of spool.lease(2)) spool.ack(b.id);
+      appendRecords(spool.writer, ipv4Records(5));
+      appendRecords(spool.writer, ipv4Records(6));
+      for (const b of spool.reader.lease(2)) spool.reader.ack(b.id);
       spool.close();
       // Restore the older file (closed cleanly: no WAL) in place.
       for (const f of ['spool.db-wal', 'spool.db-shm']) rmSync(join(dir, f), { force: true });
@@ -231,13 +231,13 @@ describe('spool tampering is detected by verify and by the reader', () => {
       assert.deepEqual((JSON.parse(status.stdout) as { rollback: unknown }).rollback, { expectedAtLeast: 5, found: 3 });
       // The reader (read-write open) reports it, records it, and never reuses the lost ids.
       spool = await Spool.open({ dir, kek: KEK });
-      assert.deepEqual(spool.status().rollback, { expectedAtLeast: 5, found: 3 });
-      assert.equal(appendRecords(spool, ipv4Records(2)).id, 6);
+      assert.deepEqual(spool.inspector.status().rollback, { expectedAtLeast: 5, found: 3 });
+      assert.equal(appendRecords(spool.writer, ipv4Records(2)).id, 6);
       spool.close();
       spool = await Spool.open({ dir, kek: KEK });
-      assert.deepEqual(spool.status().rollback, { expectedAtLeast: 5, found: 3 });
-      assert.equal(spool.verify().ok, false);
-      assert.equal(spool.verify().failures.length, 0); // every batch present still authenticates
+      assert.deepEqual(spool.inspector.status().rollback, { expectedAtLeast: 5, found: 3 });
+      assert.equal(spool.inspector.verify().ok, false);
+      assert.equal(spool.inspector.verify().failures.length, 0); // every batch present still authenticates
       spool.close();
     } finally {
       cleanup();

@@ -64,8 +64,8 @@ describe('background WAL checkpointer', () => {
       const spool = await quietSpool(dir);
       const dbPath = join(dir, 'spool.db');
       const before = statSync(dbPath).size;
-      for (let i = 0; i < 10; i++) assert.equal(appendRecords(spool, ipv4Records(2000, i + 1)).droppedRecords, 0);
-      const batchBytes = spool.status().bytes;
+      for (let i = 0; i < 10; i++) assert.equal(appendRecords(spool.writer, ipv4Records(2000, i + 1)).droppedRecords, 0);
+      const batchBytes = spool.inspector.status().bytes;
       assert.ok(batchBytes > 100_000, `batches hold ${batchBytes} bytes`);
 
       // Control: nobody checkpoints, so the database file does not grow (the test can fail).
@@ -82,7 +82,7 @@ describe('background WAL checkpointer', () => {
 
       // Appending goes on alongside it; a later checkpoint takes the new batches too.
       const grown = statSync(dbPath).size;
-      appendRecords(spool, ipv4Records(2000, 99));
+      appendRecords(spool.writer, ipv4Records(2000, 99));
       await until(() => statSync(dbPath).size > grown, 'the new batch in the database file');
 
       await cp.stop();
@@ -92,12 +92,12 @@ describe('background WAL checkpointer', () => {
       assert.equal(cp.stats().checkpoints, after, 'no checkpoint after stop()');
 
       // The spool's own connection is untouched: it still appends, verifies and reopens.
-      appendRecords(spool, ipv4Records(10, 100));
-      assert.equal(spool.status().batches, 12);
+      appendRecords(spool.writer, ipv4Records(10, 100));
+      assert.equal(spool.inspector.status().batches, 12);
       spool.close();
       const again = await Spool.open({ dir, kek: KEK });
       try {
-        assert.equal(again.lease(100).length, 12);
+        assert.equal(again.reader.lease(100).length, 12);
         const db = new Database(dbPath, { readonly: true });
         try {
           assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
@@ -131,7 +131,7 @@ describe('background WAL checkpointer', () => {
     try {
       const spool = await quietSpool(dir);
       const dbPath = join(dir, 'spool.db');
-      for (let i = 0; i < 3; i++) appendRecords(spool, ipv4Records(500, i + 1));
+      for (let i = 0; i < 3; i++) appendRecords(spool.writer, ipv4Records(500, i + 1));
       const cp = await WalCheckpointer.start(dbPath, () => undefined, { intervalMs: 20 });
       const reader = new Database(dbPath, { readonly: true });
       try {
@@ -142,7 +142,7 @@ describe('background WAL checkpointer', () => {
         // A reader holding an old snapshot keeps the checkpoint from copying the new frames:
         // checkpoints go on, partial, and the mark must not claim the new batches.
         pinSnapshot(reader);
-        for (let i = 0; i < 3; i++) appendRecords(spool, ipv4Records(500, 10 + i));
+        for (let i = 0; i < 3; i++) appendRecords(spool.writer, ipv4Records(500, 10 + i));
         const partialBefore = cp.stats().partial;
         await until(() => cp.stats().partial >= partialBefore + 3, 'three partial checkpoints');
         assert.ok((cp.durableMark()?.seq ?? -1) < 6, `mark while a reader pins the WAL: ${JSON.stringify(cp.durableMark())}`);
@@ -170,33 +170,33 @@ describe('background WAL checkpointer', () => {
       let mark: DurableMark | null = null;
       const source: BackgroundCheckpoints = { durableMark: () => mark };
       try {
-        spool.useBackgroundCheckpoints(source);
-        const inline = (): number => spool.checkpointStats().inline;
+        spool.checkpoints.useBackground(source);
+        const inline = (): number => spool.checkpoints.stats().inline;
         const base = inline();
 
         // No mark yet: appends within the interval do not checkpoint; past it, this thread does.
-        appendRecords(spool, ipv4Records(10, 1));
+        appendRecords(spool.writer, ipv4Records(10, 1));
         now += 500;
-        appendRecords(spool, ipv4Records(10, 2));
+        appendRecords(spool.writer, ipv4Records(10, 2));
         assert.equal(inline(), base, 'no checkpoint inside the interval');
         now += 600;
-        appendRecords(spool, ipv4Records(10, 3));
+        appendRecords(spool.writer, ipv4Records(10, 3));
         assert.equal(inline(), base + 1, 'no durable mark for over the interval: checkpointed here');
         const hwmAfterInline = hwmSeq(dir);
         assert.equal(hwmAfterInline, 3);
 
         // The checkpointer keeps up: its mark moves the checkpoint time, so no own checkpoint,
         // and the high-water mark follows the mark's batch id (not the spool's last id).
-        appendRecords(spool, ipv4Records(10, 4));
+        appendRecords(spool.writer, ipv4Records(10, 4));
         mark = { seq: 4, atMs: now + 900 };
         now += 1100;
-        appendRecords(spool, ipv4Records(10, 5));
+        appendRecords(spool.writer, ipv4Records(10, 5));
         assert.equal(inline(), base + 1, 'a fresh mark: no checkpoint on this thread');
         assert.equal(hwmSeq(dir), 4, 'high-water mark = the batch the background made durable');
 
         // A mark that stops moving: after the interval the spool checkpoints on its own again.
         now += 1100;
-        appendRecords(spool, ipv4Records(10, 6));
+        appendRecords(spool.writer, ipv4Records(10, 6));
         assert.equal(inline(), base + 2, 'a stale mark: checkpointed here');
         assert.equal(hwmSeq(dir), 6);
 
@@ -210,7 +210,7 @@ describe('background WAL checkpointer', () => {
         // ... and checkpoints when one is not covered for over the interval (the checkpointer ran
         // just before the append, so the append itself does not).
         mark = { seq: 6, atMs: now - 50 };
-        appendRecords(spool, ipv4Records(10, 7));
+        appendRecords(spool.writer, ipv4Records(10, 7));
         assert.equal(inline(), base + 2, 'a fresh mark: the append does not checkpoint');
         now += 1100;
         tick();
@@ -218,18 +218,18 @@ describe('background WAL checkpointer', () => {
         assert.equal(hwmSeq(dir), 7);
 
         // Detached: the spool checkpoints on its own interval again.
-        spool.useBackgroundCheckpoints(null);
+        spool.checkpoints.useBackground(null);
         mark = { seq: 8, atMs: now + 5000 };
-        appendRecords(spool, ipv4Records(10, 8));
+        appendRecords(spool.writer, ipv4Records(10, 8));
         now += 1100;
-        appendRecords(spool, ipv4Records(10, 9));
+        appendRecords(spool.writer, ipv4Records(10, 9));
         assert.equal(inline(), base + 4);
       } finally {
         spool.close();
       }
       const again = await Spool.open({ dir, kek: KEK });
       try {
-        const v = again.verify();
+        const v = again.inspector.verify();
         assert.equal(v.ok, true, JSON.stringify(v));
         assert.equal(v.batches, 9);
       } finally {
@@ -249,37 +249,37 @@ describe('background WAL checkpointer', () => {
       const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, busyTimeoutMs: 20, clock: () => now, ...timers });
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
-        appendRecords(spool, ipv4Records(10, 1));
+        appendRecords(spool.writer, ipv4Records(10, 1));
         // A first checkpoint completes (and records that the spool has a high-water mark, a write of its own).
         now += 1100;
         tick();
         assert.equal(hwmSeq(dir), 1);
         // A reader on the snapshot after batch 1 keeps a TRUNCATE checkpoint from completing.
         pinSnapshot(reader);
-        appendRecords(spool, ipv4Records(10, 2));
-        const before = spool.checkpointStats();
+        appendRecords(spool.writer, ipv4Records(10, 2));
+        const before = spool.checkpoints.stats();
         now += 1100;
         tick();
-        assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 1, busy: before.busy + 1 }, 'tried, busy');
+        assert.deepEqual(spool.checkpoints.stats(), { inline: before.inline + 1, busy: before.busy + 1 }, 'tried, busy');
         assert.ok(walBytes(dir) > 0, 'the WAL is not truncated');
         now += 10;
         tick();
-        assert.equal(spool.checkpointStats().inline, before.inline + 1, 'not again before the retry delay');
+        assert.equal(spool.checkpoints.stats().inline, before.inline + 1, 'not again before the retry delay');
         now += 60;
-        appendRecords(spool, ipv4Records(10, 3));
-        assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 2, busy: before.busy + 2 }, 'retried from the next commit, still busy');
+        appendRecords(spool.writer, ipv4Records(10, 3));
+        assert.deepEqual(spool.checkpoints.stats(), { inline: before.inline + 2, busy: before.busy + 2 }, 'retried from the next commit, still busy');
         reader.exec('COMMIT');
         now += 60;
         tick();
-        assert.equal(spool.checkpointStats().inline, before.inline + 2, 'the delay doubles after a second failure (100 ms)');
+        assert.equal(spool.checkpoints.stats().inline, before.inline + 2, 'the delay doubles after a second failure (100 ms)');
         now += 50;
         tick();
-        assert.deepEqual(spool.checkpointStats(), { inline: before.inline + 3, busy: before.busy + 2 }, 'retried from the idle tick: completed');
+        assert.deepEqual(spool.checkpoints.stats(), { inline: before.inline + 3, busy: before.busy + 2 }, 'retried from the idle tick: completed');
         assert.equal(walBytes(dir), 0, 'the WAL is truncated');
         assert.equal(hwmSeq(dir), 3, 'the high-water mark follows the completed checkpoint');
         now += 5000;
         tick();
-        assert.equal(spool.checkpointStats().inline, before.inline + 3, 'nothing left to checkpoint');
+        assert.equal(spool.checkpoints.stats().inline, before.inline + 3, 'nothing left to checkpoint');
       } finally {
         reader.close();
         spool.close();
@@ -298,9 +298,9 @@ describe('background WAL checkpointer', () => {
       const filesHolding = (bytes: Buffer): string[] => readdirSync(dir).filter((f) => readFileSync(join(dir, f)).includes(bytes));
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
-        appendRecords(spool, ipv4Records(10, 1)); // epoch 1
+        appendRecords(spool.writer, ipv4Records(10, 1)); // epoch 1
         now += 61_000;
-        appendRecords(spool, ipv4Records(10, 2)); // epoch 2: epoch 1 has ended
+        appendRecords(spool.writer, ipv4Records(10, 2)); // epoch 2: epoch 1 has ended
         now += 3 * 60_000; // past the shred grace
         tick();
         const wrapped = (reader.prepare('SELECT wrapped FROM epochs ORDER BY id LIMIT 1').get() as { wrapped: Buffer }).wrapped;
@@ -308,18 +308,18 @@ describe('background WAL checkpointer', () => {
 
         // A reader pins an old snapshot; delivering epoch 1's only batch shreds its key, and the checkpoint that must follow is busy.
         pinSnapshot(reader);
-        const before = spool.checkpointStats();
-        const [first] = spool.lease(1);
+        const before = spool.checkpoints.stats();
+        const [first] = spool.reader.lease(1);
         assert.ok(first !== undefined);
-        spool.ack(first.id);
-        assert.equal(spool.status().epochs, 1, 'epoch 1 shredded');
-        assert.equal(spool.checkpointStats().busy, before.busy + 1, 'its checkpoint found the WAL busy');
+        spool.reader.ack(first.id);
+        assert.equal(spool.inspector.status().epochs, 1, 'epoch 1 shredded');
+        assert.equal(spool.checkpoints.stats().busy, before.busy + 1, 'its checkpoint found the WAL busy');
         assert.ok(filesHolding(wrapped).length > 0, 'so an older copy of the key row is still on disk');
 
         reader.exec('COMMIT');
         now += 60;
         tick(); // no new commit: only the pending shred asks for the retry
-        assert.equal(spool.checkpointStats().busy, before.busy + 1);
+        assert.equal(spool.checkpoints.stats().busy, before.busy + 1);
         assert.deepEqual(filesHolding(wrapped), [], 'the retried checkpoint completed: no file holds the destroyed key');
         assert.equal(walBytes(dir), 0);
       } finally {
@@ -339,14 +339,14 @@ describe('background WAL checkpointer', () => {
       const spool = await Spool.open({ dir, kek: KEK, synchronous: 'normal', checkpointIntervalMs: 1000, clock: () => now, ...timers });
       const reader = new Database(join(dir, 'spool.db'), { readonly: true });
       try {
-        appendRecords(spool, ipv4Records(10, 1));
+        appendRecords(spool.writer, ipv4Records(10, 1));
         pinSnapshot(reader);
-        appendRecords(spool, ipv4Records(10, 2));
+        appendRecords(spool.writer, ipv4Records(10, 2));
         now += 1100;
         const t0 = Date.now();
         tick();
         const waited = Date.now() - t0;
-        assert.equal(spool.checkpointStats().busy, 1);
+        assert.equal(spool.checkpoints.stats().busy, 1);
         // The busy timeout stays 5 s for everything else: 2.5 s tells the two apart on any machine.
         assert.ok(waited < 2500, `waited ${waited} ms`);
         reader.exec('COMMIT');

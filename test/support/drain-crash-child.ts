@@ -16,7 +16,7 @@ const need = (k: string): string => {
 };
 const spool = await Spool.open({ dir: need('CRASH_SPOOL_DIR'), kek: new Uint8Array(Buffer.from(need('CRASH_KEK'), 'base64')), synchronous: 'normal' });
 const drain = new Drain({
-  source: spool,
+  source: spool.reader,
   credentials: parseNetosecret(need('CRASH_NETOSECRET'), 'CRASH_NETOSECRET'),
   settings: resolveDrainSettings({
     uploadUrl: need('CRASH_UPLOAD_URL'),

@@ -65,7 +65,7 @@ export async function openTempSpool(): Promise<TempSpool> {
 /** Appends `batches` batches of `perBatch` numbered records; returns the total. */
 export function fillSpool(spool: Spool, batches: number, perBatch: number, start = 0): number {
   for (let b = 0; b < batches; b++) {
-    const res = appendRecords(spool, numberedRecords(start + b * perBatch, perBatch));
+    const res = appendRecords(spool.writer, numberedRecords(start + b * perBatch, perBatch));
     if (res.id === null) throw new Error(`append dropped a batch: ${String(res.dropReason)}`);
   }
   return batches * perBatch;

@@ -58,35 +58,35 @@ async function runChild(): Promise<void> {
     ...(values.quota !== undefined ? { quotaBytes: Number(values.quota) } : {}),
   });
   if (compressor !== null) {
-    spool.useCompressor(compressor);
-    spool.useBackgroundCheckpoints(await WalCheckpointer.start(spool.path, (m) => process.stderr.write(`checkpointer: ${m}\n`), { intervalMs: 20 }));
+    spool.writer.useCompressor(compressor);
+    spool.checkpoints.useBackground(await WalCheckpointer.start(spool.path, (m) => process.stderr.write(`checkpointer: ${m}\n`), { intervalMs: 20 }));
   }
   // After the helper threads started: the harness's kill timer starts here.
-  report(`opened ${spool.status().lastBatchId}`);
+  report(`opened ${spool.inspector.status().lastBatchId}`);
   if (values['queued-bypass'] === true || values['queued-compressed'] === true) {
-    if (values['queued-bypass'] === true) spool.setCompressionBypass(true);
+    if (values['queued-bypass'] === true) spool.writer.setCompressionBypass(true);
     for (let i = 0; i < maxBatches; i++) {
       const records = ipv4Records(batchRecords - (i % 50), i + process.pid);
-      enqueueRecords(spool, records, (err, r) => {
+      enqueueRecords(spool.writer, records, (err, r) => {
         if (err === null && r !== null && r.id !== null) report(`committed ${r.id} ${records.length}`);
       });
       // Groups form both ways: eight ready at once, and the 20 ms timer.
       if (i % 5 === 4) await new Promise((r) => setImmediate(r));
       if (i % 13 === 12) await new Promise((r) => setTimeout(r, 25));
     }
-    await spool.settled();
+    await spool.writer.settled();
     spool.close();
     report('done');
     return;
   }
   for (let i = 0; i < maxBatches; i++) {
     const records: FlowRecord[] = values.canary === true ? canaryRecords(batchRecords) : ipv4Records(batchRecords - (i % 50), i + process.pid);
-    const r = appendRecords(spool, records);
+    const r = appendRecords(spool.writer, records);
     if (r.id !== null) report(`committed ${r.id} ${records.length}`);
     if (ackEvery > 0 && i % ackEvery === ackEvery - 1) {
-      for (const b of spool.lease(1)) {
+      for (const b of spool.reader.lease(1)) {
         report(`acking ${b.id}`);
-        spool.ack(b.id);
+        spool.reader.ack(b.id);
         report(`acked ${b.id}`);
       }
     }
@@ -101,7 +101,7 @@ async function runChild(): Promise<void> {
 export async function appendInWorker(dir: string, total: number): Promise<void> {
   const spool = await Spool.open({ dir, kek: testKek(9) });
   for (let i = 0; i < total; i++) {
-    appendRecords(spool, ipv4Records(50, i));
+    appendRecords(spool.writer, ipv4Records(50, i));
     await new Promise((r) => setTimeout(r, 2));
   }
   spool.close();

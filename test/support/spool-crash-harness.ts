@@ -99,9 +99,9 @@ export async function runCrashRounds(options: CrashOptions): Promise<void> {
     // Restart: open like the daemon, then check.
     const spool = await Spool.open({ dir: options.dir, kek: CRASH_KEK });
     try {
-      const integrity = spool.integrityCheck();
+      const integrity = spool.inspector.integrityCheck();
       if (integrity !== 'ok') throw new Error(`round ${round}: integrity_check: ${integrity}`);
-      const v = spool.verify();
+      const v = spool.inspector.verify();
       if (v.failures.length > 0 || v.gaps.length > 0 || !v.anchorOk || v.rollback !== null) {
         throw new Error(`round ${round}: verify: ${JSON.stringify({ failures: v.failures, gaps: v.gaps, anchorOk: v.anchorOk, rollback: v.rollback })}`);
       }

@@ -1,0 +1,136 @@
+import type { BatchSource, LeasedBatch } from '../flow/pipeline.js';
+import type { Chain } from './chain.js';
+import type { Checkpoints } from './checkpoints.js';
+import type { SpoolStatus } from './inspector.js';
+import type { Keyring } from './keyring.js';
+import { BATCH_STATE_ACKED } from './spool-schema.js';
+import { MINUTE_MS, SCAN_PAGE_ROWS, type BatchRow, type SpoolStore } from './store.js';
+
+/**
+ * The spool's reader (the drain's BatchSource): leases the oldest ready batches, decrypted and
+ * verified, as batch-format bytes it never decodes; a batch leaves storage only by ack
+ * (invariant 3 of spool.ts), else it is released (leased again later) or parked.
+ */
+
+/** Park reasons are metadata shown by `spool status`; long strings are cut. */
+const MAX_PARK_REASON_LENGTH = 200;
+export const PARK_REASON_INTEGRITY = 'integrity';
+
+export class SpoolReader implements BatchSource {
+  constructor(
+    private readonly store: SpoolStore,
+    private readonly keyring: Keyring,
+    private readonly chain: Chain,
+    private readonly checkpoints: Checkpoints,
+    /** The inspector's status (the drain shows it on /stats). */
+    private readonly statusOf: () => SpoolStatus,
+  ) {}
+
+  /**
+   * Leases up to `maxBatches` of the oldest ready batches not leased by this instance,
+   * decrypted, decompressed and verified (authentication and record count). A batch that fails
+   * verification is parked as 'integrity' (quarantined, counted) and not returned.
+   */
+  lease(maxBatches: number): LeasedBatch[] {
+    this.store.assertOpen();
+    const out: LeasedBatch[] = [];
+    if (maxBatches <= 0) return out;
+    const { store } = this;
+    let after = 0;
+    const page = store.q('SELECT * FROM batches WHERE state = 0 AND id > ? ORDER BY id LIMIT ?');
+    const payload = store.q('SELECT data FROM payloads WHERE id = ?');
+    const prevStmt = store.q('SELECT tag FROM batches WHERE id < ? ORDER BY id DESC LIMIT 1');
+    while (out.length < maxBatches) {
+      // One read transaction: the rows, their payloads, their predecessors' tags and the anchor
+      // from one snapshot (another instance may evict from the front meanwhile). Payloads are
+      // read only for batches not already leased here.
+      const snapshot = store.db.transaction(() => {
+        const rows = page.all(after, SCAN_PAGE_ROWS) as Omit<BatchRow, 'payload'>[];
+        const anchorTag = store.meta().anchor_tag;
+        const picked: { row: BatchRow; prevTag: Uint8Array }[] = [];
+        let scannedTo: number | null = null;
+        for (const r of rows) {
+          scannedTo = r.id;
+          if (store.leased.has(r.id)) continue;
+          const data = (payload.get(r.id) as { data: Uint8Array } | undefined)?.data ?? null;
+          picked.push({ row: { ...r, payload: data }, prevTag: (prevStmt.get(r.id) as { tag: Uint8Array } | undefined)?.tag ?? anchorTag });
+          if (picked.length >= maxBatches - out.length) break;
+        }
+        return { picked, scannedTo };
+      })();
+      if (snapshot.scannedTo === null) break;
+      after = snapshot.scannedTo;
+      for (const { row, prevTag } of snapshot.picked) {
+        const batch = this.chain.open(row, prevTag);
+        if (typeof batch === 'string') {
+          this.quarantine(row.id, batch);
+          continue;
+        }
+        store.writeQuietly('attempts', () => store.q('UPDATE batches SET attempts = attempts + 1 WHERE id = ?').run(row.id));
+        store.leased.add(row.id);
+        out.push({ id: row.id, batch, recordCount: row.records, createdAtMs: row.created_min * MINUTE_MS, attempts: row.attempts + 1, bytes: row.bytes });
+      }
+    }
+    return out;
+  }
+
+  private quarantine(id: number, reason: string): void {
+    this.store.counters.quarantined++;
+    this.store.rateLog.log('error', 'quarantine', { event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
+    if (this.store.readOnly) return;
+    this.store.writeQuietly('quarantine', () => this.store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id));
+  }
+
+  /** Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the last). A batch already gone is a counted no-op. */
+  ack(id: number): void {
+    this.store.assertOpen();
+    const { store } = this;
+    store.leased.delete(id);
+    const outcome = { removed: true };
+    // A storage error leaves the batch in the spool (it is delivered again later: at-least-once).
+    store.writeQuietly('ack', () => {
+      outcome.removed = store.db.transaction((): boolean => {
+        const row = store.q('SELECT state, tag FROM batches WHERE id = ?').get(id) as { state: number; tag: Uint8Array } | undefined;
+        if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
+        this.chain.tombstone(id, row.tag);
+        this.chain.compactFront();
+        this.keyring.shredEmptyEpochs(store.clock());
+        return true;
+      }).immediate();
+    });
+    if (!outcome.removed) store.counters.ackMisses++;
+    this.checkpoints.afterWrite();
+  }
+
+  /** Returns a leased batch to the queue (delivery failed; retry later). */
+  release(id: number): void {
+    this.store.assertOpen();
+    this.store.leased.delete(id);
+  }
+
+  /** Keeps a batch (encrypted) out of the queue, e.g. rejected by the receiver; visible in status. */
+  park(id: number, reason: string): void {
+    this.store.assertOpen();
+    this.store.leased.delete(id);
+    this.store.writeQuietly('park', () => this.store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(reason.slice(0, MAX_PARK_REASON_LENGTH), id));
+  }
+
+  /** Puts parked batches back into the queue (all, or those parked for `reason`). Returns how many. */
+  unpark(reason?: string): number {
+    this.store.assertOpen();
+    const r = reason === undefined
+      ? this.store.q('UPDATE batches SET state = 0, park_reason = NULL WHERE state = 1').run()
+      : this.store.q('UPDATE batches SET state = 0, park_reason = NULL WHERE state = 1 AND park_reason = ?').run(reason);
+    return r.changes;
+  }
+
+  /** The spool's status (BatchSource: the drain shows it). */
+  status(): SpoolStatus {
+    return this.statusOf();
+  }
+
+  /** Ids currently leased by this instance. */
+  leasedIds(): readonly number[] {
+    return [...this.store.leased];
+  }
+}

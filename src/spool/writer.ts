@@ -1,0 +1,276 @@
+import type { AppendDone, AppendResult, BatchSink } from '../flow/pipeline.js';
+import { AppendQueue, type CompressionStats, type QueuedBatch } from './append-queue.js';
+import type { BatchCompressor } from './batch-compressor.js';
+import type { Chain } from './chain.js';
+import type { Checkpoints } from './checkpoints.js';
+import { compressBatch } from './compression.js';
+import type { Keyring } from './keyring.js';
+import { NONCE_BYTES, TAG_BYTES } from './spool-crypto.js';
+import { BATCH_STATE_ACKED } from './spool-schema.js';
+import { isStorageError, MINUTE_MS, SCAN_PAGE_ROWS, sqliteCode, type SpoolStore } from './store.js';
+
+/**
+ * The spool's writer (the ingest worker's BatchSink): compresses, seals and commits batches of
+ * batch-format bytes it never reads, in the order they come (the hash chain's order), within
+ * the byte quota. Storage problems never throw: quota, disk-full and I/O errors drop the batch
+ * and are counted in its result and in status() (invariants 1–3 of spool.ts).
+ */
+
+export type FullPolicy = 'drop-oldest' | 'drop-newest';
+
+export interface WriterOptions {
+  /** Byte quota over the stored batches (ciphertext + nonce + tag). */
+  readonly quotaBytes: number;
+  /** What to do when a new batch does not fit the quota. */
+  readonly fullPolicy: FullPolicy;
+  /** Seal format byte of new batches (compression.ts). */
+  readonly sealFormat: number;
+  /** Longest close(), append() and useCompressor() wait for batches out on the compressor thread. */
+  readonly compressorWaitMs: number;
+}
+
+const NOTHING: AppendResult = Object.freeze({ id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null });
+
+export class SpoolWriter implements BatchSink {
+  readonly quotaBytes: number;
+  private readonly fullPolicy: FullPolicy;
+  private readonly sealFormat: number;
+  private readonly queue: AppendQueue;
+
+  constructor(
+    private readonly store: SpoolStore,
+    private readonly keyring: Keyring,
+    private readonly chain: Chain,
+    private readonly checkpoints: Checkpoints,
+    options: WriterOptions,
+  ) {
+    this.quotaBytes = options.quotaBytes;
+    this.fullPolicy = options.fullPolicy;
+    this.sealFormat = options.sealFormat;
+    this.queue = new AppendQueue(
+      {
+        store: (compressed, records, format) => this.storeOne(compressed, records, format),
+        commitGroup: (group) => this.commitGroup(group),
+        encodeFailed: (err, records) => this.encodeFailed(err, records),
+      },
+      { sealFormat: options.sealFormat, synchronous: store.synchronous, compressorWaitMs: options.compressorWaitMs, rateLog: store.rateLog, isClosed: () => store.isClosed },
+    );
+  }
+
+  /** Whether append/enqueue take batches now (open and not read-only). */
+  get writable(): boolean {
+    return !this.store.isClosed && !this.store.readOnly;
+  }
+
+  /** Compresses, seals and commits one batch after any queued ones. */
+  append(batch: Uint8Array, recordCount: number): AppendResult {
+    this.store.assertWritable();
+    if (recordCount === 0) return NOTHING;
+    // Queued batches commit first, so the chain follows the order batches were closed in.
+    this.queue.commitAll();
+    let compressed: Uint8Array;
+    try {
+      compressed = compressBatch(this.sealFormat, batch);
+    } catch (err) {
+      return this.encodeFailed(err, recordCount);
+    }
+    return this.storeOne(compressed, recordCount, this.sealFormat);
+  }
+
+  /**
+   * Queued appends, for the ingest worker: the batch is compressed on the compressor thread
+   * (see batch-compressor.ts), so this thread only seals and commits; see AppendQueue. Not
+   * durable until `done` reports it: on a crash, what is queued is lost like the Batcher's open
+   * batch (milliseconds' worth). close() and append() first commit what is queued (waiting at
+   * most compressorWaitMs for what the thread has not returned); settled() waits for the queue.
+   * `batch` must own its whole ArrayBuffer (it is transferred).
+   */
+  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void {
+    this.store.assertWritable();
+    if (recordCount === 0) {
+      this.queue.poll();
+      done(null, NOTHING);
+      return;
+    }
+    this.queue.enqueue(batch, recordCount, done);
+  }
+
+  reject(recordCount: number, err: unknown, done: AppendDone): void {
+    this.store.assertWritable();
+    this.queue.reject(recordCount, err, done);
+  }
+
+  /** Commits the batches the compressor thread has finished (the ingest worker calls it between frames, when its event loop turns rarely). */
+  pollQueued(): void {
+    this.queue.poll();
+  }
+
+  /**
+   * Lets queued batches compress on `compressor`'s thread (null: on this thread). The caller
+   * owns the thread; detach it (null) after settled() before stopping it.
+   */
+  useCompressor(compressor: BatchCompressor | null): void {
+    this.queue.useCompressor(compressor);
+  }
+
+  /**
+   * While on, queued batches are stored uncompressed (SEAL_FORMAT_NONE, still sealed): the
+   * ingest worker turns it on when it falls behind, since compression is then CPU taken from
+   * decoding on a machine that is about to drop records. Costs ~40% more bytes at rest for
+   * those batches; they read back like any other.
+   */
+  setCompressionBypass(on: boolean): void {
+    this.queue.setBypass(on);
+  }
+
+  compressionStats(): CompressionStats {
+    return this.queue.stats();
+  }
+
+  /** Resolves once every batch queued so far has been committed (or dropped) and reported. */
+  settled(): Promise<void> {
+    return this.queue.settled();
+  }
+
+  /** Commits what is queued (graceful; the spool closes next). */
+  close(): void {
+    this.queue.close();
+  }
+
+  /** Drops what is queued (counted), without waiting for the compressor thread. */
+  destroy(): void {
+    this.queue.destroy();
+  }
+
+  /** Counts a batch that could not be serialized or compressed as dropped. */
+  private encodeFailed(err: unknown, n: number): AppendResult {
+    this.store.rateLog.log('error', 'encode', { event: 'spool.encode_failed', records: n, err: (err as Error).message }, 'batch could not be serialized or compressed; records dropped');
+    this.countDropped(n);
+    return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'encode' };
+  }
+
+  private countDropped(n: number): void {
+    this.store.q('UPDATE meta SET dropped_batches = dropped_batches + 1, dropped_records = dropped_records + ? WHERE id = 1').run(n);
+  }
+
+  /** Commits ready queued batches in one transaction (one WAL sync); null when it rolled back. */
+  private commitGroup(group: readonly QueuedBatch[]): AppendResult[] | null {
+    const results: AppendResult[] = [];
+    try {
+      this.store.db
+        .transaction(() => {
+          for (const e of group) results.push(e.compressed !== null ? this.commit(e.compressed, e.records, e.format) : this.encodeFailed(e.failed, e.records));
+        })
+        .immediate();
+    } catch (err) {
+      this.keyring.forgetRolledBackEpoch();
+      this.store.rateLog.log('warn', 'group', { event: 'spool.group_commit_failed', code: sqliteCode(err) ?? 'unknown', batches: group.length }, 'group commit failed and rolled back; storing its batches one by one');
+      return null;
+    }
+    this.checkpoints.afterWrite();
+    return results;
+  }
+
+  /** Seals and commits a compressed batch; storage errors drop it (counted). */
+  private storeOne(compressed: Uint8Array, n: number, format: number): AppendResult {
+    let result: AppendResult;
+    try {
+      result = this.commit(compressed, n, format);
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      result = this.retryAfterStorageError(err, compressed, n, format);
+    }
+    this.checkpoints.afterWrite();
+    return result;
+  }
+
+  private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number, format: number): AppendResult {
+    this.keyring.forgetRolledBackEpoch();
+    const code = sqliteCode(err) ?? 'unknown';
+    // Disk full with drop-oldest: free what the batch needs (twice, for page slack) and retry once.
+    if (code.startsWith('SQLITE_FULL') && this.fullPolicy === 'drop-oldest') {
+      try {
+        const freed = this.store.db.transaction(() => this.evictFront(2 * (compressed.length + NONCE_BYTES + TAG_BYTES))).immediate();
+        const result = this.commit(compressed, n, format);
+        return { ...result, evictedBatches: result.evictedBatches + freed.batches, evictedRecords: result.evictedRecords + freed.records };
+      } catch (err2) {
+        if (!isStorageError(err2)) throw err2;
+        err = err2;
+      }
+    }
+    this.store.counters.ioErrors++;
+    this.store.rateLog.log('error', `io:${code}`, { event: 'spool.append_failed', code: sqliteCode(err), records: n }, 'spool write failed; batch dropped');
+    try {
+      this.countDropped(n);
+    } catch {
+      // The counter lives on the same failing disk; the instance counter (ioErrors) still shows it.
+    }
+    return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'io' };
+  }
+
+  /** Seals `compressed` (in seal format `format`, bound into the associated data) and commits it, within the quota. */
+  private commit(compressed: Uint8Array, n: number, format: number): AppendResult {
+    const size = compressed.length + NONCE_BYTES + TAG_BYTES;
+    const q = (sql: string) => this.store.q(sql);
+    return this.store.db.transaction((): AppendResult => {
+      const now = this.store.clock();
+      const meta = this.store.meta();
+      let evicted = { batches: 0, records: 0 };
+      if (size > this.quotaBytes) {
+        this.countDropped(n);
+        this.store.rateLog.log('warn', 'oversize', { event: 'spool.batch_dropped', reason: 'oversize', records: n, bytes: size }, 'batch larger than the spool quota; dropped');
+        return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'oversize' };
+      }
+      if (meta.live_bytes + size > this.quotaBytes) {
+        if (this.fullPolicy === 'drop-newest') {
+          this.countDropped(n);
+          this.store.rateLog.log('warn', 'quota', { event: 'spool.batch_dropped', reason: 'quota', records: n }, 'spool quota reached; new batch dropped (drop-newest)');
+          return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'quota' };
+        }
+        evicted = this.evictFront(meta.live_bytes + size - this.quotaBytes);
+      }
+      const epoch = this.keyring.ensureEpoch(now);
+      const id = this.store.sequence('batches') + 1;
+      const { prevId, prevTag } = this.chain.tail();
+      const sealed = this.chain.seal(epoch.key, format, id, epoch.id, prevTag, compressed);
+      q('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, nonce, tag) VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?)')
+        .run(id, format, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, sealed.nonce, sealed.tag);
+      q('INSERT INTO payloads (id, data) VALUES (?, ?)').run(id, sealed.ciphertext);
+      return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, dropReason: null };
+    }).immediate();
+  }
+
+  /**
+   * Removes batches from the front of the chain until `needBytes` of live batches are freed
+   * (quota eviction = crypto-shredding once their epoch empties). Runs inside a transaction.
+   */
+  private evictFront(needBytes: number): { batches: number; records: number } {
+    let freed = 0;
+    let batches = 0;
+    let records = 0;
+    let last: { id: number; tag: Uint8Array } | null = null;
+    const page = this.store.q('SELECT id, state, records, bytes, tag FROM batches WHERE id > ? ORDER BY id LIMIT ?');
+    let after = 0;
+    while (freed < needBytes) {
+      const rows = page.all(after, SCAN_PAGE_ROWS) as { id: number; state: number; records: number; bytes: number; tag: Uint8Array }[];
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        after = row.id;
+        last = { id: row.id, tag: row.tag };
+        if (row.state !== BATCH_STATE_ACKED) {
+          freed += row.bytes;
+          batches++;
+          records += row.records;
+          this.store.leased.delete(row.id);
+        }
+        if (freed >= needBytes) break;
+      }
+    }
+    if (last === null) return { batches: 0, records: 0 };
+    this.chain.removeThrough(last.id, last.tag);
+    this.store.q('UPDATE meta SET evicted_batches = evicted_batches + ?, evicted_records = evicted_records + ? WHERE id = 1').run(batches, records);
+    this.store.rateLog.log('warn', 'evicted', { event: 'spool.evicted', batches, records, bytes: freed }, 'spool quota reached; oldest batches dropped');
+    this.keyring.shredEmptyEpochs(this.store.clock());
+    return { batches, records };
+  }
+}
