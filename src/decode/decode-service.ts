@@ -138,6 +138,8 @@ export interface DecodeCounters {
   pendingExpired: number;
   /** Data sets dropped immediately for an unknown template (holding disabled or full). */
   unknownTemplateSets: number;
+  /** Records naming a sampler / selector that no options data described: sampled at the domain default (1 when unknown). */
+  samplerUnknown: number;
 }
 
 export interface DecodeOutcome extends DecodeCounters {
@@ -195,6 +197,7 @@ function zeroCounters(): DecodeCounters {
     pendingDecoded: 0,
     pendingExpired: 0,
     unknownTemplateSets: 0,
+    samplerUnknown: 0,
   };
 }
 
@@ -215,7 +218,8 @@ type UnrolledCounter =
   | 'pendingHeld'
   | 'pendingDecoded'
   | 'pendingExpired'
-  | 'unknownTemplateSets';
+  | 'unknownTemplateSets'
+  | 'samplerUnknown';
 export const UNROLLED_COUNTERS_COMPLETE: [Exclude<keyof DecodeCounters, UnrolledCounter>] extends [never] ? true : never = true;
 
 function newOutcome(): DecodeOutcome {
@@ -238,6 +242,7 @@ function newOutcome(): DecodeOutcome {
     pendingDecoded: 0,
     pendingExpired: 0,
     unknownTemplateSets: 0,
+    samplerUnknown: 0,
   };
 }
 
@@ -640,6 +645,7 @@ export class DecodeService {
       return;
     }
     const n = this.#decodeSet(t, d, body.buf, body.view, body.pos, body.end, this.#ctx, this.#meta, body.offset - body.pos);
+    this.#takeUnknownSamplers(this.#ctx);
     if (n < 0) this.#messageCountKnown = false;
     else this.#messageRecords += n;
   }
@@ -739,6 +745,11 @@ export class DecodeService {
     return count;
   }
 
+  #takeUnknownSamplers(ctx: RecordContext): void {
+    this.#out.samplerUnknown += ctx.unknownSamplerRecords;
+    ctx.unknownSamplerRecords = 0;
+  }
+
   #badVarLength(t: Template, offset: number): number {
     this.#error(new DecodeError(DecodeErrorCode.BadVarLength, `template ${t.templateId}: a variable-length field runs past the end of its set`, offset, { templateId: t.templateId }));
     return -1;
@@ -812,6 +823,7 @@ export class DecodeService {
       };
       const view = new DataView(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
       this.#decodeSet(t, d, p.bytes, view, 0, p.bytes.length, ctx, meta, p.offset);
+      this.#takeUnknownSamplers(ctx);
       this.#out.pendingDecoded++;
     }
     // Options data may have changed sampling/uptime for the rest of the current message.
@@ -902,6 +914,7 @@ export class DecodeService {
     s.pendingDecoded += out.pendingDecoded;
     s.pendingExpired += out.pendingExpired;
     s.unknownTemplateSets += out.unknownTemplateSets;
+    s.samplerUnknown += out.samplerUnknown;
   }
 
   // ---- persistence ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decod
 import type { FieldPlan, ReadKind } from '../decode/template/field-mapping.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
-import { absoluteFromSysInit, recordDecoderSource } from '../decode/template/record-decoder.js';
+import { absoluteFromSysInit, packetIntervalRate, recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
 
 /**
@@ -236,6 +236,7 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     'flt',
     'V6',
     'absoluteFromSysInit',
+    'packetIntervalRate',
     `return function fusedRecord(view, buf, p, end, ctx, e, m) {\n  ${body}\n};`,
   ) as (
     rc: typeof readCounter64,
@@ -248,8 +249,9 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     flt: FusedRecordFilter | null,
     v6: Uint8Array,
     af: typeof absoluteFromSysInit,
+    pr: typeof packetIntervalRate,
   ) => FusedRecordWriter;
-  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, V6_IN_PACKET, absoluteFromSysInit);
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, V6_IN_PACKET, absoluteFromSysInit, packetIntervalRate);
 }
 
 /** The value of an IPv6 address local whose bytes stay in the packet (see fusedWriterSource); never read or written. */

@@ -166,7 +166,7 @@ describe('fused writers', () => {
   /** Mapped elements with the lengths the mapping accepts (see field-mapping.ts), plus unmapped and enterprise ones. */
   const ELEMENTS: readonly { id: number; lengths: readonly number[]; kind: 'uint' | 'v4' | 'v6' | 'opaque' }[] = [
     ...[1, 2, 85, 86].map((id) => ({ id, lengths: [1, 2, 3, 4, 5, 6, 7, 8], kind: 'uint' as const })),
-    ...[4, 5, 6, 7, 11, 9, 13, 29, 30, 10, 14, 252, 253, 16, 17, 58, 59, 243, 254, 176, 177, 178, 179, 60, 48, 302, 34, 50].map((id) => ({ id, lengths: [1, 2, 3, 4, 5, 6, 7, 8], kind: 'uint' as const })),
+    ...[4, 5, 6, 7, 11, 9, 13, 29, 30, 10, 14, 252, 253, 16, 17, 58, 59, 243, 254, 176, 177, 178, 179, 60, 48, 302, 34, 50, 305, 306].map((id) => ({ id, lengths: [1, 2, 3, 4, 5, 6, 7, 8], kind: 'uint' as const })),
     ...[8, 12, 15, 18].map((id) => ({ id, lengths: [4], kind: 'v4' as const })),
     ...[27, 28, 62, 63].map((id) => ({ id, lengths: [16], kind: 'v6' as const })),
     ...[32, 139].map((id) => ({ id, lengths: [2], kind: 'uint' as const })),

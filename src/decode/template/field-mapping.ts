@@ -78,6 +78,9 @@ export type TargetProp =
   | 'ipVersion'
   | 'samplerId'
   | 'samplingInterval'
+  /** samplingPacketInterval / samplingPacketSpace (305, 306) carried in the data record itself. */
+  | 'samplingPacketInterval'
+  | 'samplingPacketSpace'
   /** systemInitTimeMilliseconds (160) in the data record itself: the anchor of its sysUpTime times. */
   | 'sysInit';
 
@@ -149,6 +152,8 @@ const RULES = new Map<number, readonly MappingRule[]>([
   [302, [{ prop: 'samplerId', kind: 'uint', rank: 1 }]],
   [34, [{ prop: 'samplingInterval', kind: 'uint', rank: 0 }]],
   [50, [{ prop: 'samplingInterval', kind: 'uint', rank: 1 }]],
+  [305, [{ prop: 'samplingPacketInterval', kind: 'uint', rank: 0 }]],
+  [306, [{ prop: 'samplingPacketSpace', kind: 'uint', rank: 0 }]],
 ]);
 
 /** Properties whose IPv6 candidate is used when the IPv4 one is absent or 0.0.0.0 (dual-stack templates). */

@@ -31,6 +31,18 @@ const IE_SAMPLING_PACKET_SPACE = 306;
 const IE_SAMPLING_SIZE = 309;
 const IE_SAMPLING_POPULATION = 310;
 const IE_SAMPLING_PROBABILITY = 311;
+const IE_SELECTOR_ALGORITHM = 304;
+/** RFC 7014 flow selection: select `interval` flows, skip `spacing` (IE 396, 397). */
+const IE_SAMPLING_FLOW_INTERVAL = 396;
+const IE_SAMPLING_FLOW_SPACING = 397;
+
+/** RFC 5477 §8.2.1 / IANA "selectorAlgorithm" values this decoder turns into a 1-in-N rate. */
+const SelectorAlgorithm = {
+  SystematicCount: 1,
+  SystematicTime: 2,
+  RandomNOutOfN: 3,
+  UniformProbabilistic: 4,
+} as const;
 /** Largest sampling interval believed; beyond it the value is garbage, not a rate. */
 const MAX_SAMPLING_INTERVAL = 0x7fffffff;
 
@@ -48,6 +60,9 @@ export function readOptionsRecord(fields: readonly FieldSpec[], view: DataView, 
   let size = 0;
   let population = 0;
   let probability = 0;
+  let algorithm = -1;
+  let flowInterval = 0;
+  let flowSpacing = 0;
   let q = p;
   for (const f of fields) {
     let n = f.length;
@@ -86,6 +101,15 @@ export function readOptionsRecord(fields: readonly FieldSpec[], view: DataView, 
         case IE_SAMPLING_PROBABILITY:
           probability = n === 8 ? view.getFloat64(q) : n === 4 ? view.getFloat32(q) : 0;
           break;
+        case IE_SELECTOR_ALGORITHM:
+          algorithm = Number(readUnsignedN(view, q, n));
+          break;
+        case IE_SAMPLING_FLOW_INTERVAL:
+          flowInterval = Number(readUnsignedN(view, q, n));
+          break;
+        case IE_SAMPLING_FLOW_SPACING:
+          flowSpacing = Number(readUnsignedN(view, q, n));
+          break;
         default:
           break;
       }
@@ -94,10 +118,32 @@ export function readOptionsRecord(fields: readonly FieldSpec[], view: DataView, 
   }
   // RFC 5476 §6.5.2: systematic count-based sampling selects `interval` packets of every
   // interval + space; random n-out-of-N selects size of population; probabilistic keeps p.
+  // With a selectorAlgorithm (304) only that algorithm's parameters count (RFC 5477 §8.2.1):
+  // a time-based or filtering selector has no packet rate, so it gives none (unknown).
+  const systematic = pktInterval > 0 ? (pktInterval + pktSpace) / pktInterval : 0;
+  const random = size > 0 && population > 0 ? population / size : 0;
+  const probabilistic = probability > 0 && probability <= 1 ? 1 / probability : 0;
   let interval = direct;
-  if (interval === 0 && pktInterval > 0) interval = (pktInterval + pktSpace) / pktInterval;
-  if (interval === 0 && size > 0 && population > 0) interval = population / size;
-  if (interval === 0 && probability > 0 && probability <= 1) interval = 1 / probability;
+  if (interval === 0) {
+    switch (algorithm) {
+      case -1:
+        interval = systematic || random || probabilistic;
+        break;
+      case SelectorAlgorithm.SystematicCount:
+        interval = systematic;
+        break;
+      case SelectorAlgorithm.RandomNOutOfN:
+        interval = random;
+        break;
+      case SelectorAlgorithm.UniformProbabilistic:
+        interval = probabilistic;
+        break;
+      default:
+        interval = 0;
+    }
+  }
+  // RFC 7014 §5: flow selection by count keeps `interval` flows of every interval + spacing.
+  if (interval === 0 && flowInterval > 0) interval = (flowInterval + flowSpacing) / flowInterval;
   interval = Math.round(interval);
   out.interval = interval >= 1 && interval <= MAX_SAMPLING_INTERVAL ? interval : 0;
   return q;

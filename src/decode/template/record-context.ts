@@ -15,11 +15,19 @@ export class RecordContext {
   defaultSampling = 1;
   /** Sampling interval per samplerId / selectorId, from options data. */
   samplers: ReadonlyMap<number, number> | null = null;
+  /**
+   * Records that named a sampler / selector no options data described (so far): their
+   * interval is the domain's default (1 when nothing is known). Read and reset by the
+   * DecodeService after each data set; counted as `samplerUnknown`.
+   */
+  unknownSamplerRecords = 0;
 
   /** Sampling interval for a record that names sampler `samplerId`. */
   samplingFor(samplerId: number): number {
     const v = this.samplers?.get(samplerId);
-    return v ?? this.defaultSampling;
+    if (v !== undefined) return v;
+    this.unknownSamplerRecords++;
+    return this.defaultSampling;
   }
 
   /**

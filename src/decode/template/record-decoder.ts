@@ -72,6 +72,8 @@ interface EpilogueNeeds {
   hasIpVersion: boolean;
   hasSamplerId: boolean;
   hasSamplingInterval: boolean;
+  /** The record carries samplingPacketInterval (305): its rate is (interval + space) / interval (RFC 5476 §6.5.2). */
+  hasPacketInterval: boolean;
   /** The record carries systemInitTimeMilliseconds (160): its sysUpTime times are anchored to it. */
   hasSysInit: boolean;
   /** Time properties read as sysUpTime (resolved in the epilogue when hasSysInit). */
@@ -79,13 +81,14 @@ interface EpilogueNeeds {
 }
 
 function epilogueNeeds(plans: readonly FieldPlan[]): EpilogueNeeds {
-  const needs: EpilogueNeeds = { fallbacks: [], hasIpVersion: false, hasSamplerId: false, hasSamplingInterval: false, hasSysInit: false, upTimes: [] };
+  const needs: EpilogueNeeds = { fallbacks: [], hasIpVersion: false, hasSamplerId: false, hasSamplingInterval: false, hasPacketInterval: false, hasSysInit: false, upTimes: [] };
   for (const f of plans) {
     for (const t of f.targets) {
       if (t.fallback) needs.fallbacks.push(t.prop);
       else if (t.prop === 'ipVersion') needs.hasIpVersion = true;
       else if (t.prop === 'samplerId') needs.hasSamplerId = true;
       else if (t.prop === 'samplingInterval') needs.hasSamplingInterval = true;
+      else if (t.prop === 'samplingPacketInterval') needs.hasPacketInterval = true;
       else if (t.prop === 'sysInit') needs.hasSysInit = true;
       else if (t.kind === 'sysUpTime') needs.upTimes.push(t.prop);
     }
@@ -98,6 +101,12 @@ function epilogueNeeds(plans: readonly FieldPlan[]): EpilogueNeeds {
  * the record itself: the same signed 32-bit difference as RecordContext.absoluteFromUptime,
  * with the uptime at export = exportMs − sysInitMs (RFC 7011 §6.1: IE 160, IE 22/21).
  */
+/** RFC 5476 §6.5.2 systematic count-based sampling: 1-in-N of `interval` selected, `space` skipped; 0 when not a believable rate. */
+export function packetIntervalRate(interval: number, space: number): number {
+  const n = Math.round((interval + space) / interval);
+  return n >= 1 && n <= 0x7fffffff ? n : 0;
+}
+
 export function absoluteFromSysInit(exportMs: number, sysInitMs: number, v: number): number {
   return exportMs - ((exportMs - sysInitMs - v) | 0);
 }
@@ -136,7 +145,7 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
   let dynamic = false;
   // Bytes the remaining fields need at least, so one check per variable-length field covers the fixed reads after it.
   let restMin = minRecordLength(plans);
-  lines.push('let n = 0, t = 0, sid = -1, si = 0, sinit = -1;');
+  lines.push('let n = 0, t = 0, sid = -1, si = 0, sinit = -1, spi = 0, sps = 0;');
   for (const p of needs.fallbacks) lines.push(`let fb_${p} = -1;`);
   // With an in-record boot time, sysUpTime fields keep their raw value until the epilogue (160 may come after them).
   if (needs.hasSysInit) for (const p of needs.upTimes) lines.push(`let su_${p} = -1;`);
@@ -172,6 +181,10 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
         lines.push(`si = ${expr};`);
       } else if (t.prop === 'sysInit') {
         lines.push(`sinit = ${expr};`);
+      } else if (t.prop === 'samplingPacketInterval') {
+        lines.push(`spi = ${expr};`);
+      } else if (t.prop === 'samplingPacketSpace') {
+        lines.push(`sps = ${expr};`);
       } else if (needs.hasSysInit && t.kind === 'sysUpTime') {
         lines.push(`su_${t.prop} = view.getUint32(${at});`);
       } else {
@@ -187,10 +200,12 @@ export function recordDecoderSource(plans: readonly FieldPlan[], out: (prop: str
   }
   const infer = `a = ${out('srcAddr')} !== null ? ${out('srcAddr')} : ${out('dstAddr')}; ${set('ipVersion', 'a === null ? 0 : typeof a === "number" ? 4 : 6')}`;
   lines.push(needs.hasIpVersion ? `if (${out('ipVersion')} !== 4 && ${out('ipVersion')} !== 6) { let ${infer} }` : `let ${infer}`);
+  // The interval-plus-space form in the record: rate = (interval + space) / interval, unless 34/50 gave one.
+  if (needs.hasPacketInterval) lines.push(`if (si <= 0 && spi > 0) si = packetIntervalRate(spi, sps);`);
   lines.push(
     set(
       'samplingInterval',
-      needs.hasSamplingInterval
+      needs.hasSamplingInterval || needs.hasPacketInterval
         ? `si > 0 ? si : ${needs.hasSamplerId ? 'ctx.samplingFor(sid)' : 'ctx.defaultSampling'}`
         : needs.hasSamplerId
           ? 'ctx.samplingFor(sid)'
@@ -217,12 +232,13 @@ export function compileRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
   const src = recordDecoderSource(plans, (prop) => `r.${prop}`);
   const body = [...src.lines, `return ${src.end};`].join('\n  ');
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised decoder is the point (see above)
-  const factory = new Function('readCounter64', 'readUnsignedN', 'absoluteFromSysInit', `return function decodeRecord(view, buf, p, end, r, ctx) {\n  ${body}\n};`) as (
+  const factory = new Function('readCounter64', 'readUnsignedN', 'absoluteFromSysInit', 'packetIntervalRate', `return function decodeRecord(view, buf, p, end, r, ctx) {\n  ${body}\n};`) as (
     rc: typeof readCounter64,
     ru: typeof readUnsignedN,
     af: typeof absoluteFromSysInit,
+    pr: typeof packetIntervalRate,
   ) => RecordDecoder;
-  return factory(readCounter64, readUnsignedN, absoluteFromSysInit);
+  return factory(readCounter64, readUnsignedN, absoluteFromSysInit, packetIntervalRate);
 }
 
 /** The same decoding as compileRecordDecoder, by a per-field loop (used when compilation is off). */
@@ -235,6 +251,8 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
     let sid = -1;
     let si = 0;
     let sinit = -1;
+    let spi = 0;
+    let sps = 0;
     let suStart = -1;
     let suEnd = -1;
     let fbSrc: Uint8Array | null = null;
@@ -287,6 +305,12 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
           case 'samplingInterval':
             si = Number(v);
             break;
+          case 'samplingPacketInterval':
+            spi = Number(v);
+            break;
+          case 'samplingPacketSpace':
+            sps = Number(v);
+            break;
           case 'icmpType':
             r.icmpType = t.kind === 'icmpTypeCode' ? Number(v) >>> 8 : Number(v);
             break;
@@ -319,6 +343,7 @@ export function genericRecordDecoder(plans: readonly FieldPlan[]): RecordDecoder
       if (needs.upTimes.includes('startMs')) r.startMs = at(suStart);
       if (needs.upTimes.includes('endMs')) r.endMs = at(suEnd);
     }
+    if (si <= 0 && spi > 0) si = packetIntervalRate(spi, sps);
     r.samplingInterval = si > 0 ? si : sid >= 0 ? ctx.samplingFor(sid) : ctx.defaultSampling;
     // A system init time after the export time means the exporter's clocks disagree (e.g.
     // softflowd replaying an old capture): its uptime is unknown, not negative.
