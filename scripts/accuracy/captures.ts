@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCaptureFile } from '../../src/ingest/file/capture-file.js';
 
 export const corpora = fileURLToPath(new URL('../../test/fixtures/corpora', import.meta.url));
 
@@ -60,6 +61,10 @@ export function loadCaptures(): Capture[] {
     captures.push({ name, kind: 'netflow', datagrams });
   }
   captures.push({ name: 'ipfixcol2/example_flows.ipfix', kind: 'netflow', datagrams: ipfixMessages(read('ipfixcol2/example_flows.ipfix')) });
+  for (const f of readdirSync(path.join(corpora, 'softflowd')).filter((x) => x.endsWith('.pcap')).sort()) {
+    const cap = readCaptureFile(read(`softflowd/${f}`), f, { exporterOverride: null, defaultExporter: '0.0.0.0', defaultReceivedAtMs: 0, sessionKeyFor: (e) => e });
+    captures.push({ name: `softflowd/${f}`, kind: 'netflow', datagrams: cap.packets.map((p) => p.packet.payload) });
+  }
   for (const f of readdirSync(path.join(corpora, 'goflow2')).sort()) {
     if (f.startsWith('nfv')) captures.push({ name: `goflow2/${f}`, kind: 'netflow', datagrams: [read(`goflow2/${f}`)] });
     else if (f.startsWith('sflow_')) captures.push({ name: `goflow2/${f}`, kind: 'sflow', datagrams: [read(`goflow2/${f}`)] });

@@ -16,17 +16,33 @@ export interface KnownDifference {
 
 export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   {
-    capture: /ipfix_test_yaf_/,
+    capture: /ipfix_test_yaf_|softflowd\/ipfix_biflow/,
     reference: 'tshark',
     field: 'biflow',
     reason:
-      'YAF exports biflows (RFC 5103: reverse octets/packets under PEN 29305); sealflow emits the reverse direction as its own record (docs/decoding.md), tshark shows one flow with [Reverse] fields',
+      'biflows (RFC 5103: reverse octets/packets under PEN 29305, from YAF and softflowd -b): sealflow emits the reverse direction as its own record (docs/decoding.md), tshark shows one flow with [Reverse] fields',
   },
   {
-    capture: /ipfix_test_yaf_/,
+    capture: /ipfix_test_yaf_|softflowd\/ipfix_biflow/,
     reference: 'nfdump',
     field: 'biflow',
-    reason: 'YAF biflows (RFC 5103): nfdump keeps one record and drops the reverse counters; sealflow emits the reverse direction as its own record',
+    reason: 'biflows (RFC 5103, YAF and softflowd -b): nfdump keeps one record per biflow and drops the reverse counters; sealflow emits the reverse direction as its own record',
+  },
+  ...(['tshark', 'nfdump'] as const).flatMap((reference) =>
+    (['key', 'missing'] as const).map((field) => ({
+      capture: /softflowd\/ipfix_biflow/,
+      reference,
+      field,
+      reason:
+        'softflowd -b exports the ICMP echo reply as a reverse-only biflow under the request\'s key (forward 0 packets, reverse 3); sealflow emits it as the reply\'s own direction 203.0.113.8 → 10.0.0.1, the reference under 10.0.0.1 → 203.0.113.8 with 0 forward packets',
+    })),
+  ),
+  {
+    capture: /softflowd\/psamp_traffic/,
+    reference: 'nfdump',
+    field: 'key',
+    reason:
+      'nfcapd 1.7.1 does not decode packet sections: the PSAMP packet reports (only a dataLinkFrameSection each) give no nfdump record; tshark dissects the sections and agrees with sealflow on all 79, as does traffic_truth.json',
   },
   {
     capture: /netflow9_test_h3c_data3281\.dat$/,

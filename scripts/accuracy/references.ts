@@ -100,12 +100,16 @@ function cflowRow(flow: Json): RefRow | null {
     for (const k of keys) if (k in flow) return num(flow[k]);
     return null;
   };
+  // A packet report (PSAMP) carries no flow keys, only a packet section, which tshark dissects
+  // as Ethernet / IP / TCP-UDP inside the flow: its keys are that packet's.
+  const section = (k: string): unknown => deepAll(flow, k)[0];
+  const l4 = (k: string): number | null => num(section(`tcp.${k}`) ?? section(`udp.${k}`));
   return {
-    src: first(flow['cflow.srcaddr'] ?? flow['cflow.srcaddrv6']),
-    dst: first(flow['cflow.dstaddr'] ?? flow['cflow.dstaddrv6']),
-    sport: num(flow['cflow.srcport']),
-    dport: num(flow['cflow.dstport']),
-    proto: num(flow['cflow.protocol']),
+    src: first(flow['cflow.srcaddr'] ?? flow['cflow.srcaddrv6'] ?? section('ip.src') ?? section('ipv6.src')),
+    dst: first(flow['cflow.dstaddr'] ?? flow['cflow.dstaddrv6'] ?? section('ip.dst') ?? section('ipv6.dst')),
+    sport: num(flow['cflow.srcport']) ?? l4('srcport'),
+    dport: num(flow['cflow.dstport']) ?? l4('dstport'),
+    proto: num(flow['cflow.protocol'] ?? section('ip.proto') ?? section('ipv6.nxt')),
     octets: pick(OCTETS),
     packets: pick(PACKETS),
     samplerate: null,

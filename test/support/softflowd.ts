@@ -31,13 +31,13 @@ export function requireTool(t: TestContext, present: boolean, what: string): boo
   return false;
 }
 
-/** Replays `pcap` (default traffic.pcap) through softflowd to 127.0.0.1:port; resolves when it exits 0. */
-export async function softflowdReplay(port: number, version: '5' | '9' | '10', pcap = path.join(corpora, 'synthetic/traffic.pcap')): Promise<void> {
+/** Replays `pcap` (default traffic.pcap) through softflowd to 127.0.0.1:port (with `extraArgs`, e.g. `-b` for biflows); resolves when it exits 0. */
+export async function softflowdReplay(port: number, version: '5' | '9' | '10' | 'psamp', pcap = path.join(corpora, 'synthetic/traffic.pcap'), extraArgs: readonly string[] = []): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-softflowd-'));
   try {
     // softflowd 1.1.0 silently reads nothing from a long -r path: run it in the directory.
     copyFileSync(pcap, path.join(dir, 't.pcap'));
-    const child = spawn('softflowd', ['-d', '-r', 't.pcap', '-n', `127.0.0.1:${port}`, '-v', version, '-c', 'c.ctl', '-p', 'p.pid'], { cwd: dir, stdio: 'ignore' });
+    const child = spawn('softflowd', ['-d', '-r', 't.pcap', '-n', `127.0.0.1:${port}`, '-v', version, '-c', 'c.ctl', '-p', 'p.pid', ...extraArgs], { cwd: dir, stdio: 'ignore' });
     const code = await new Promise<number | null>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill();
