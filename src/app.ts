@@ -28,9 +28,9 @@ import { UdpListener } from './ingest/udp/udp-listener.js';
 import { AdminServer, type Readiness } from './observability/admin-server.js';
 import { Metrics } from './observability/metrics.js';
 import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
-import { IngestWorker } from './ingest-worker/ingest-channel.js';
-import type { IngestWorkerInit, IngestWorkerStats } from './ingest-worker/ingest-protocol.js';
-import { Spool, type SpoolStatus } from './spool/spool.js';
+import { IngestWorker } from './ingest-worker/ingest-worker.js';
+import type { IngestWorkerInit, IngestWorkerStats } from './ingest-worker/messages.js';
+import { Spool } from './spool/spool.js';
 
 export interface AppOptions {
   readonly config: Config;
@@ -58,8 +58,6 @@ export interface BoundEndpoint {
   readonly port: number;
 }
 
-/** How often the drain is nudged to look for new batches (it also polls by itself). */
-const DRAIN_NUDGE_INTERVAL_MS = 500;
 /** Drain's own grace within the stop deadline: in-flight uploads may finish, then are aborted. */
 const DRAIN_STOP_SHARE = 0.5;
 
@@ -76,11 +74,9 @@ export class App {
   private dtls: DtlsListener | null = null;
   private admin: AdminServer | null = null;
   private statsLine: StatsLine | null = null;
-  private nudgeTimer: NodeJS.Timeout | null = null;
   private readonly endpoints: BoundEndpoint[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopPromise: Promise<void> | null = null;
-  private lastSpooledBatch = -1;
   /** The step of stop() in progress, named when the deadline passes. */
   currentStep = '';
 
@@ -127,15 +123,8 @@ export class App {
         logger: this.log,
       });
       this.drain.start();
-      this.nudgeTimer = setInterval(() => {
-        const spool = this.worker?.stats()?.spool as { lastBatchId?: number } | undefined;
-        const last = spool?.lastBatchId ?? -1;
-        if (last !== this.lastSpooledBatch) {
-          this.lastSpooledBatch = last;
-          this.drain?.notify();
-        }
-      }, DRAIN_NUDGE_INTERVAL_MS);
-      this.nudgeTimer.unref();
+      // The ingest worker says when batches are committed: the drain wakes at once (its idle poll is only a fallback).
+      this.worker.onCommitted(() => this.drain?.notify());
     } else if (c.drain.enabled) {
       this.log.warn('drain enabled but no Fusion credentials (drain.fusion.netosecret): records are spooled, not uploaded');
     } else {
@@ -253,12 +242,11 @@ export class App {
       }
     };
     this.statsLine?.stop();
-    if (this.nudgeTimer !== null) clearInterval(this.nudgeTimer);
     await step('udp listeners', () => this.udp?.close());
     await step('tls listener', () => this.tls?.close());
     await step('dtls listener', () => this.dtls?.stop());
     await step('tee', () => this.tee?.close());
-    await step('ingest worker (flush batch into the spool)', () => this.worker?.stop());
+    await step('ingest worker (flush batch into the spool)', () => this.worker?.close());
     const graceMs = Math.max(100, Math.floor(this.config.shutdown.deadlineMs * DRAIN_STOP_SHARE));
     await step('drain (release leased batches)', () => this.drain?.stop(graceMs));
     await step('spool', () => this.drainSpool?.close());
@@ -269,7 +257,7 @@ export class App {
 
   /** Forced stop after the deadline: the worker is terminated (committed batches are safe). */
   async forceStop(): Promise<void> {
-    await this.worker?.terminate();
+    await this.worker?.destroy();
     this.drainSpool?.close();
   }
 
@@ -363,7 +351,7 @@ export class App {
 
   private summary(): StatsSummary {
     const w = this.workerStats();
-    const spool = (w?.spool ?? null) as SpoolStatus | null;
+    const spool = w?.spool ?? null;
     const udp = this.udp?.stats();
     const d = this.drain?.stats() ?? null;
     const activeSince = Date.now() - 5 * 60_000;

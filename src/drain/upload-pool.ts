@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../flow/module-worker.js';
+import { startModuleWorker, workerChannel, type ThreadChannel } from '../flow/module-worker.js';
 import type { ChunkResult, UploadAnswer } from './chunk-upload.js';
 import type { FusionTlsSettings } from './fusion-http.js';
 import type { EncoderSettings } from './upload-encoder.js';
@@ -41,6 +41,7 @@ export interface DoneChunk {
 }
 
 export interface UploadReply {
+  readonly type: 'reply';
   readonly id: number;
   readonly done: readonly DoneChunk[];
   readonly requests: number;
@@ -49,10 +50,14 @@ export interface UploadReply {
   readonly gzipLevel: number;
 }
 
-export type WorkerMessage = { readonly type: 'job'; readonly job: UploadJob } | { readonly type: 'close' };
+/** To an upload worker. */
+export type ToUploadWorker = { readonly type: 'job'; readonly job: UploadJob } | { readonly type: 'close' };
+/** From an upload worker: one reply per job. */
+export type FromUploadWorker = UploadReply;
 
 interface Slot {
   readonly worker: Worker;
+  readonly channel: ThreadChannel<FromUploadWorker, ToUploadWorker>;
   readonly pending: Map<number, { resolve: (r: UploadReply) => void; reject: (e: Error) => void }>;
   dead: boolean;
 }
@@ -69,8 +74,9 @@ export class UploadPool {
 
   constructor(size: number, init: UploadWorkerInit) {
     for (let i = 0; i < size; i++) {
-      const slot: Slot = { worker: createWorker(init), pending: new Map(), dead: false };
-      slot.worker.on('message', (reply: UploadReply) => {
+      const worker = createWorker(init);
+      const slot: Slot = { worker, channel: workerChannel(worker), pending: new Map(), dead: false };
+      slot.channel.on((reply) => {
         const p = slot.pending.get(reply.id);
         slot.pending.delete(reply.id);
         p?.resolve(reply);
@@ -102,8 +108,7 @@ export class UploadPool {
     return new Promise<UploadReply>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       slot.worker.ref();
-      const msg: WorkerMessage = { type: 'job', job: full };
-      slot.worker.postMessage(msg, [job.batch.buffer as ArrayBuffer]);
+      slot.channel.post({ type: 'job', job: full }, [job.batch.buffer as ArrayBuffer]);
     }).finally(() => {
       if (slot.pending.size === 0) slot.worker.unref();
     });
@@ -115,7 +120,7 @@ export class UploadPool {
     this.destroyed = true;
     await Promise.all(this.slots.map(async (s) => {
       if (s.dead) return;
-      s.worker.postMessage({ type: 'close' } satisfies WorkerMessage);
+      s.channel.post({ type: 'close' });
       await s.worker.terminate();
     }));
   }

@@ -6,13 +6,14 @@
  * batch ended. Decoding here rather than on the drain's thread keeps that thread to leasing,
  * pacing and acks (the format decodes at ~0.2 µs/record).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
+import { parentChannel } from '../flow/module-worker.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
 import { decodeBatch } from '../batch/decoder.js';
 import { uploadChunk, type UploadAnswer } from './chunk-upload.js';
 import { FusionHttp } from './fusion-http.js';
 import { idempotencyKey, UploadEncoder, type EncodeTimings } from './upload-encoder.js';
-import type { DoneChunk, UploadJob, UploadReply, UploadWorkerInit, WorkerMessage } from './upload-pool.js';
+import type { DoneChunk, FromUploadWorker, ToUploadWorker, UploadJob, UploadReply, UploadWorkerInit } from './upload-pool.js';
 
 const init = workerData as UploadWorkerInit;
 // A backlog can wait in the spool; live ingest cannot (src/flow/thread-priority.ts). gzip runs
@@ -22,7 +23,7 @@ const encoder = new UploadEncoder(init.encoder, true);
 const http = new FusionHttp(init.tls);
 const target = { http, uploadUrl: init.uploadUrl, forbiddenRetryAfterMs: init.forbiddenRetryAfterMs };
 const abort = new AbortController();
-const port = parentPort;
+const parent = parentChannel<ToUploadWorker, FromUploadWorker>();
 
 async function run(job: UploadJob): Promise<UploadReply> {
   const done: DoneChunk[] = [];
@@ -51,14 +52,14 @@ async function run(job: UploadJob): Promise<UploadReply> {
   } catch (err) {
     outcome = { kind: 'retry', reason: 'encode', message: `batch ${job.batchId}: ${(err as Error).message}`, retryAfterMs: null };
   }
-  return { id: job.id, done, requests, outcome, gzipLevel: encoder.gzip.level };
+  return { type: 'reply', id: job.id, done, requests, outcome, gzipLevel: encoder.gzip.level };
 }
 
-port?.on('message', (msg: WorkerMessage) => {
+parent.on((msg) => {
   if (msg.type === 'close') {
     abort.abort();
-    void http.destroy().then(() => port.close());
+    void http.destroy().then(() => parent.close());
     return;
   }
-  void run(msg.job).then((reply) => port.postMessage(reply));
+  void run(msg.job).then((reply) => parent.post(reply));
 });

@@ -24,19 +24,19 @@ import { protocolNumber } from '../flow/protocols.js';
 export type FilterAction = 'accept' | 'drop';
 
 export interface FilterRuleConfig {
-  readonly name?: string;
+  readonly name?: string | undefined;
   readonly action: FilterAction;
-  readonly srcnets?: readonly string[];
-  readonly dstnets?: readonly string[];
+  readonly srcnets?: readonly string[] | undefined;
+  readonly dstnets?: readonly string[] | undefined;
   /** Port numbers or "lo-hi" ranges (inclusive), e.g. [53, "1000-2000"]. */
-  readonly srcports?: readonly (number | string)[];
-  readonly dstports?: readonly (number | string)[];
+  readonly srcports?: readonly (number | string)[] | undefined;
+  readonly dstports?: readonly (number | string)[] | undefined;
   /** Protocol keywords ("tcp", "udp", "icmp", ...) or numbers 0..255. */
-  readonly protocols?: readonly (string | number)[];
-  readonly srcasns?: readonly number[];
-  readonly dstasns?: readonly number[];
+  readonly protocols?: readonly (string | number)[] | undefined;
+  readonly srcasns?: readonly number[] | undefined;
+  readonly dstasns?: readonly number[] | undefined;
   /** Exporter addresses or CIDR prefixes. */
-  readonly exporters?: readonly string[];
+  readonly exporters?: readonly string[] | undefined;
 }
 
 export interface FiltersConfig {

@@ -1,9 +1,7 @@
-import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../flow/module-worker.js';
 import type { ExporterPacket } from '../flow/exporter-packet.js';
 import type { PacketSink } from '../flow/pipeline.js';
 import { PacketFrameBuilder } from './packet-frame.js';
-import type { MainToWorker, WorkerToMain, IngestWorkerInit, IngestWorkerStats } from './ingest-protocol.js';
+import type { MainToWorker } from './messages.js';
 
 /**
  * The receive loops' PacketSink: packs packets into frames and posts them to the ingest
@@ -153,118 +151,4 @@ export class IngestChannel implements PacketSink {
     this.flushTimer = null;
     this.flush();
   };
-}
-
-/**
- * The ingest worker's young generation. On the FlowRecord path (sFlow, v5, the stdout copy)
- * records live while their frame is decoded and serialized; with V8's default 16 MiB
- * semi-spaces, scavenges copy what is still live and promote it to the old generation, which
- * then has to be collected too. 96 MiB gives 32 MiB semi-spaces, so nearly all of it dies
- * young, for up to ~32 MiB more resident memory. Measured in one thread on the 2-core bench
- * machine when records still waited for a whole batch: decode → batch 490 → 360 ns CPU per
- * record; decode → SQLite ~6% less (within the pipeline bench's noise).
- */
-const WORKER_YOUNG_GENERATION_MB = 96;
-
-/** The ingest worker thread (ingest-worker.ts next to this module). */
-function createWorker(base: URL, workerData: IngestWorkerInit): Worker {
-  return startModuleWorker(import.meta.url, base, { workerData, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
-}
-
-/**
- * The ingest worker thread and its channel. `start()` resolves once the worker has opened the
- * spool (so a wrong key fails start-up, in order); `stop()` asks it to flush the in-memory
- * batch into the spool, persist decoder state and close the spool, then waits for it.
- */
-export class IngestWorker {
-  readonly channel: IngestChannel;
-  private readonly worker: Worker;
-  private lastStats: IngestWorkerStats | null = null;
-  private readyPromise: Promise<void>;
-  private stoppedPromise: Promise<void>;
-  private resolveStopped: () => void = () => undefined;
-  private exited = false;
-  /** Set once the worker reported 'stopped': its exit after that (or our terminate()) is expected. */
-  private stopped = false;
-  private onFatal: (err: Error) => void = () => undefined;
-
-  constructor(init: IngestWorkerInit, channelOptions: IngestChannelOptions = DEFAULT_INGEST_CHANNEL) {
-    this.worker = createWorker(new URL('./ingest-worker', import.meta.url), init);
-    this.channel = new IngestChannel((msg, transfer) => {
-      this.worker.postMessage(msg, transfer);
-    }, channelOptions);
-    let resolveReady: () => void = () => undefined;
-    let rejectReady: (e: Error) => void = () => undefined;
-    this.readyPromise = new Promise<void>((res, rej) => {
-      resolveReady = res;
-      rejectReady = rej;
-    });
-    this.stoppedPromise = new Promise<void>((res) => {
-      this.resolveStopped = res;
-    });
-    this.worker.on('message', (msg: WorkerToMain) => {
-      switch (msg.type) {
-        case 'ready':
-          resolveReady();
-          break;
-        case 'ack':
-          this.channel.acknowledge(msg.id, msg.payloads);
-          break;
-        case 'stats':
-          this.lastStats = msg.stats;
-          break;
-        case 'startup-error': {
-          const err = Object.assign(new Error(msg.message), { code: msg.code, setting: msg.setting });
-          rejectReady(err);
-          break;
-        }
-        case 'stopped':
-          this.lastStats = msg.stats;
-          this.stopped = true;
-          this.resolveStopped();
-          break;
-      }
-    });
-    this.worker.on('error', (err) => {
-      rejectReady(err);
-      this.onFatal(err);
-    });
-    this.worker.on('exit', (code) => {
-      this.exited = true;
-      this.resolveStopped();
-      rejectReady(new Error(`ingest worker exited with code ${code} before it was ready`));
-      if (code !== 0 && !this.stopped) this.onFatal(new Error(`ingest worker exited with code ${code}`));
-    });
-  }
-
-  ready(): Promise<void> {
-    return this.readyPromise;
-  }
-
-  /** Called when the worker dies unexpectedly (the app treats it as fatal). */
-  setFatalHandler(handler: (err: Error) => void): void {
-    this.onFatal = handler;
-  }
-
-  stats(): IngestWorkerStats | null {
-    return this.lastStats;
-  }
-
-  reload(update: Pick<IngestWorkerInit, 'filters'>): void {
-    if (!this.exited) this.worker.postMessage({ type: 'reload', filters: update.filters } satisfies MainToWorker);
-  }
-
-  async stop(): Promise<void> {
-    this.channel.close();
-    if (!this.exited) this.worker.postMessage({ type: 'stop' } satisfies MainToWorker);
-    await this.stoppedPromise;
-    // The worker has flushed and closed the spool; whatever handle keeps its loop alive now
-    // (a logger flush, an idle timer) holds no data worth waiting for.
-    if (!this.exited) await this.worker.terminate();
-  }
-
-  /** Forced stop (deadline passed): the spool's committed batches are safe; the in-memory batch is lost. */
-  async terminate(): Promise<void> {
-    await this.worker.terminate();
-  }
 }

@@ -1,5 +1,5 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
+import { startModuleWorker, whenWorkerReady, workerChannel, type StartupMessage, type ThreadChannel } from '../flow/module-worker.js';
 
 /**
  * A thread that compresses serialized batches for the appending thread, so that the ingest
@@ -19,10 +19,14 @@ import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
  */
 
 /** To the compressor thread. */
-export type CompressorJob = { readonly seq: number; readonly format: number; readonly plain: Uint8Array } | 'stop';
+export type ToCompressor = { readonly type: 'job'; readonly seq: number; readonly format: number; readonly plain: Uint8Array } | { readonly type: 'stop' };
+
+/** From the compressor thread: on its parent port, its StartupMessage. */
+export type FromCompressor = StartupMessage;
 
 /** From the compressor thread, on the results port. */
 export interface CompressorResult {
+  readonly type: 'compressed';
   readonly seq: number;
   readonly out: Uint8Array | null;
   readonly error: string | null;
@@ -37,10 +41,13 @@ export class BatchCompressor {
   private closing = false;
   private ended = false;
 
+  private readonly channel: ThreadChannel<FromCompressor, ToCompressor>;
+
   private constructor(
     private readonly worker: Worker,
     private readonly results: MessagePort,
   ) {
+    this.channel = workerChannel(worker);
     this.exited = new Promise((resolve) => {
       worker.once('exit', () => {
         this.ended = true;
@@ -59,8 +66,7 @@ export class BatchCompressor {
     const init: CompressorInit = { results: port2 };
     const worker = startModuleWorker(import.meta.url, new URL('./batch-compressor-worker', import.meta.url), { workerData: init, transferList: [port2] });
     try {
-      // Its only start-up message is 'ready'.
-      await whenWorkerReady(worker, 'batch compressor', () => 'ready');
+      await whenWorkerReady(worker, 'batch compressor');
     } catch (err) {
       port1.close();
       throw err;
@@ -75,7 +81,7 @@ export class BatchCompressor {
    */
   submit(seq: number, format: number, plain: Uint8Array): void {
     if (plain.byteOffset !== 0 || plain.byteLength !== plain.buffer.byteLength) throw new RangeError('submit: the batch must own its whole ArrayBuffer (it is transferred)');
-    this.worker.postMessage({ seq, format, plain } satisfies CompressorJob, [plain.buffer as ArrayBuffer]);
+    this.channel.post({ type: 'job', seq, format, plain }, [plain.buffer as ArrayBuffer]);
   }
 
   /** False once the thread has ended (stopped, or crashed): results not yet polled may still be read, no new ones come. */
@@ -98,7 +104,7 @@ export class BatchCompressor {
       this.closing = true;
       // Referenced again so that a caller awaiting the thread's end keeps the event loop alive.
       this.worker.ref();
-      this.worker.postMessage('stop' satisfies CompressorJob);
+      this.channel.post({ type: 'stop' });
       this.results.close();
     }
     return this.exited;

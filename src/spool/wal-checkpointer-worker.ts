@@ -4,16 +4,17 @@
  * durable mark after each complete one.
  */
 import Database from 'better-sqlite3';
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
+import { parentChannel, startupError } from '../flow/module-worker.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
-import { COUNTER_CHECKPOINTS, COUNTER_DURABLE_AT_MS, COUNTER_DURABLE_SEQ, COUNTER_FAILURES, COUNTER_PARTIAL, type WalCheckpointerInit, type WalCheckpointerMessage } from './wal-checkpointer.js';
+import {
+  COUNTER_CHECKPOINTS, COUNTER_DURABLE_AT_MS, COUNTER_DURABLE_SEQ, COUNTER_FAILURES, COUNTER_PARTIAL,
+  type FromWalCheckpointer, type ToWalCheckpointer, type WalCheckpointerInit,
+} from './wal-checkpointer.js';
 
 const init = workerData as WalCheckpointerInit;
 const counters = new BigInt64Array(init.counters);
-
-function post(msg: WalCheckpointerMessage): void {
-  parentPort?.postMessage(msg);
-}
+const parent = parentChannel<ToWalCheckpointer, FromWalCheckpointer>();
 
 function codeOf(err: unknown): string | null {
   const code = (err as { code?: unknown }).code;
@@ -30,7 +31,7 @@ try {
   // The batch id sequence (AUTOINCREMENT): no row content.
   sequence = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'batches'").pluck();
 } catch (err) {
-  post({ type: 'error', message: (err as Error).message, code: codeOf(err), fatal: true });
+  parent.post(startupError(new Error(`the WAL checkpointer could not open ${init.dbPath}: ${(err as Error).message}`), codeOf(err)));
   process.exit(1);
 }
 
@@ -53,19 +54,19 @@ function checkpoint(): void {
     }
   } catch (err) {
     Atomics.add(counters, COUNTER_FAILURES, 1n);
-    post({ type: 'error', message: (err as Error).message, code: codeOf(err), fatal: false });
+    parent.post({ type: 'error', message: (err as Error).message, code: codeOf(err) });
   }
 }
 
 const timer = setInterval(checkpoint, init.intervalMs);
-parentPort?.on('message', (msg: unknown) => {
-  if (msg !== 'stop') return;
+// The one message is 'stop'.
+parent.on(() => {
   clearInterval(timer);
   try {
     db.close();
   } finally {
     // Nothing else keeps the thread alive: it ends, and the parent sees 'exit'.
-    parentPort?.close();
+    parent.close();
   }
 });
-post({ type: 'ready' });
+parent.post({ type: 'ready' });

@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
+import { startModuleWorker, whenWorkerReady, workerChannel, type StartupMessage, type ThreadChannel } from '../flow/module-worker.js';
 
 /**
  * Background WAL checkpointer for an appending spool: a thread with its own connection to the
@@ -41,10 +41,13 @@ import { startModuleWorker, whenWorkerReady } from '../flow/module-worker.js';
 
 export const DEFAULT_WAL_CHECKPOINT_INTERVAL_MS = 100;
 
-/** Sent by the checkpointer thread. */
-export type WalCheckpointerMessage =
-  | { readonly type: 'ready' }
-  | { readonly type: 'error'; readonly message: string; readonly code: string | null; readonly fatal: boolean };
+/** Sent by the checkpointer thread: its StartupMessage, then checkpoint failures (it goes on). */
+export type FromWalCheckpointer = StartupMessage | { readonly type: 'error'; readonly message: string; readonly code: string | null };
+
+/** Sent to the checkpointer thread. */
+export interface ToWalCheckpointer {
+  readonly type: 'stop';
+}
 
 export interface WalCheckpointerInit {
   readonly dbPath: string;
@@ -83,6 +86,7 @@ export interface DurableMark {
 export class WalCheckpointer {
   private readonly counters: BigInt64Array;
   private readonly exited: Promise<void>;
+  private readonly channel: ThreadChannel<FromWalCheckpointer, ToWalCheckpointer>;
   private stopping = false;
 
   private constructor(
@@ -90,6 +94,7 @@ export class WalCheckpointer {
     shared: SharedArrayBuffer,
   ) {
     this.counters = new BigInt64Array(shared);
+    this.channel = workerChannel(worker);
     this.exited = new Promise((resolve) => {
       worker.once('exit', () => {
         resolve();
@@ -119,14 +124,10 @@ export class WalCheckpointer {
     const worker = startModuleWorker(import.meta.url, new URL('./wal-checkpointer-worker', import.meta.url), { workerData: init });
     const cp = new WalCheckpointer(worker, shared);
     // Checkpoint failures after start-up go to `onError` (the appending thread goes on without help).
-    worker.on('message', (msg: WalCheckpointerMessage) => {
-      if (msg.type === 'error' && !msg.fatal) onError(msg.message, msg.code);
+    cp.channel.on((msg) => {
+      if (msg.type === 'error') onError(msg.message, msg.code);
     });
-    await whenWorkerReady(worker, 'WAL checkpointer', (m) => {
-      const msg = m as WalCheckpointerMessage;
-      if (msg.type === 'ready') return 'ready';
-      return msg.fatal ? new Error(`the WAL checkpointer could not open ${dbPath}: ${msg.message}`) : undefined;
-    });
+    await whenWorkerReady(worker, 'WAL checkpointer');
     return cp;
   }
 
@@ -156,7 +157,7 @@ export class WalCheckpointer {
       this.stopping = true;
       // Referenced again so that a caller awaiting the thread's end keeps the event loop alive.
       this.worker.ref();
-      this.worker.postMessage('stop');
+      this.channel.post({ type: 'stop' });
       // A thread stuck in a checkpoint on a stalled disk must not hold up shutdown for ever.
       const timer = setTimeout(() => void this.worker.terminate(), STOP_TIMEOUT_MS);
       timer.unref();

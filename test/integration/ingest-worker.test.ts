@@ -7,13 +7,15 @@
  *   must count only what they hold.
  * - Overload: packets that waited long before reaching the worker switch batches to
  *   uncompressed storage, fresh ones switch compression back on.
+ * - Committed batches are announced to the main thread (the drain's wake-up), with the id.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { IngestWorker } from '../../src/ingest-worker/ingest-channel.js';
-import type { IngestWorkerInit } from '../../src/ingest-worker/ingest-protocol.js';
+import { IngestWorker } from '../../src/ingest-worker/ingest-worker.js';
+import type { IngestWorkerInit } from '../../src/ingest-worker/messages.js';
+import type { FiltersConfig } from '../../src/filter/compile-filters.js';
 import { Spool } from '../../src/spool/spool.js';
 import { ipToString } from '../../src/flow/ip.js';
 import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef } from '../support/ipfix-builder.js';
@@ -30,8 +32,8 @@ const FIELDS: FieldDef[] = [
   { id: 1, length: 8 },
   { id: 2, length: 4 },
 ];
-const DROP_DNS = { default: 'accept', rules: [{ name: 'no-dns', action: 'drop', protocols: ['udp'], dstports: [53] }] };
-const ACCEPT_ALL = { default: 'accept', rules: [] };
+const DROP_DNS: FiltersConfig = { default: 'accept', rules: [{ name: 'no-dns', action: 'drop', protocols: ['udp'], dstports: [53] }] };
+const ACCEPT_ALL: FiltersConfig = { default: 'accept', rules: [] };
 
 /** One IPFIX message (template + data) with a DNS and an HTTPS flow from 10.0.<phase>.x. */
 function phasePacket(phase: number, sequence: number): Uint8Array {
@@ -51,7 +53,7 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
   }
 }
 
-function workerInit(dir: string, filters: unknown): IngestWorkerInit {
+function workerInit(dir: string, filters: FiltersConfig): IngestWorkerInit {
   return {
     logLevel: 'silent',
     decode: { templateLifetimeMs: 1_800_000, maxTemplatesPerSession: 64, maxFieldsPerTemplate: 64, pendingHoldMs: 2000, maxPendingRecordsPerSession: 1000, maxSessions: 16, tunnelLayer: 'inner', sflowOctets: 'ip' },
@@ -79,7 +81,7 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
       worker.channel.flush();
       await until(() => decoded() >= 2 * (i + 1), 10_000);
     }
-    await worker.stop();
+    await worker.close();
     const final = worker.stats();
     assert.ok(final !== null);
     assert.equal(final.records, 6);
@@ -94,7 +96,7 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
       dropped: 2,
     });
   } finally {
-    await worker.terminate().catch(() => undefined);
+    await worker.destroy().catch(() => undefined);
   }
   const db = new Database(join(dir, 'spool.db'), { readonly: true });
   try {
@@ -122,7 +124,7 @@ test('ingest worker: packets that waited over 250 ms switch batches to uncompres
     bypassed: number;
     overloaded: boolean;
   }
-  const compression = (): Compression | null => (worker.stats()?.compression ?? null) as Compression | null;
+  const compression = (): Compression | null => worker.stats()?.compression ?? null;
   let sent = 0;
   const send = (receivedAtMs: number): void => {
     worker.channel.submit({ ...exporterPacket(phasePacket(sent, sent * 2)), receivedAtMs });
@@ -144,9 +146,9 @@ test('ingest worker: packets that waited over 250 ms switch batches to uncompres
     const before = compression();
     send(Date.now());
     await until(() => (worker.stats()?.records ?? 0) >= 2 * sent && (compression()?.offThread ?? 0) + (compression()?.inline ?? 0) > (before?.offThread ?? 0) + (before?.inline ?? 0), 10_000);
-    await worker.stop();
+    await worker.close();
   } finally {
-    await worker.terminate().catch(() => undefined);
+    await worker.destroy().catch(() => undefined);
   }
   const db = new Database(join(dir, 'spool.db'), { readonly: true });
   try {
@@ -163,6 +165,37 @@ test('ingest worker: packets that waited over 250 ms switch batches to uncompres
     const stored = exportRecords(spool.inspector).map((r) => (r.srcAddr === null ? '-' : ipToString(r.srcAddr)));
     assert.equal(stored.length, 2 * sent);
     assert.deepEqual(stored.slice(0, 2), ['10.0.0.1', '10.0.0.2']);
+  } finally {
+    spool.close();
+    cleanup();
+  }
+});
+
+test('ingest worker: tells the main thread when batches are committed, with the newest id (the drain wakes on it, no polling)', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  const worker = new IngestWorker(workerInit(dir, ACCEPT_ALL));
+  const committed: number[] = [];
+  worker.onCommitted((id) => committed.push(id));
+  try {
+    await worker.ready();
+    assert.deepEqual(committed, [], 'nothing committed before any packet');
+    for (let i = 0; i < 3; i++) {
+      worker.channel.submit(exporterPacket(phasePacket(i, i * 2)));
+      worker.channel.flush();
+      // Each packet's batch closes by age (100 ms) and commits on its own.
+      const before = committed.length;
+      await until(() => committed.length > before, 10_000);
+    }
+    await worker.close();
+  } finally {
+    await worker.destroy().catch(() => undefined);
+  }
+  assert.deepEqual(committed, [...committed].sort((a, b) => a - b), 'ids only grow');
+  const spool = await Spool.open({ dir, kek: KEK });
+  try {
+    const st = spool.inspector.status();
+    assert.equal(committed.at(-1), st.lastBatchId, 'the last notice names the last committed batch');
+    assert.equal(st.records, 6);
   } finally {
     spool.close();
     cleanup();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { ExporterPacket } from '../../src/flow/exporter-packet.js';
 import { PacketFrameBuilder, unpackFrame } from '../../src/ingest-worker/packet-frame.js';
 import { IngestChannel, type IngestChannelOptions } from '../../src/ingest-worker/ingest-channel.js';
-import type { MainToWorker } from '../../src/ingest-worker/ingest-protocol.js';
+import type { MainToWorker } from '../../src/ingest-worker/messages.js';
 
 function packet(i: number, overrides: Partial<ExporterPacket> = {}): ExporterPacket {
   const payload = new Uint8Array(20 + (i % 7));

@@ -1,6 +1,19 @@
+import type { DecodeServiceStats } from '../decode/decode-service.js';
+import type { SflowOctets } from '../decode/sflow/sflow.js';
+import type { LayerPolicy } from '../decode/template/layer-policy.js';
+import type { FiltersConfig } from '../filter/compile-filters.js';
+import type { FlowFilterStats } from '../filter/flow-filter.js';
+import type { StartupMessage } from '../flow/module-worker.js';
+import type { CompressionStats, FullPolicy, SpoolStatus } from '../spool/spool.js';
+import type { WalCheckpointerStats } from '../spool/wal-checkpointer.js';
+import type { BatcherCounters } from './batcher.js';
 import type { PacketFrame } from './packet-frame.js';
 
-/** Messages and start-up data between the main thread and the ingest worker. */
+/**
+ * Everything that crosses between the main thread and the ingest worker: the start-up data,
+ * the messages each way (tagged by `type`, see src/flow/module-worker.ts) and the statistics
+ * snapshot, typed end to end.
+ */
 
 /** Structured-clone-safe start-up data for the ingest worker. */
 export interface IngestWorkerInit {
@@ -12,18 +25,18 @@ export interface IngestWorkerInit {
     readonly pendingHoldMs: number;
     readonly maxPendingRecordsPerSession: number;
     readonly maxSessions: number;
-    readonly tunnelLayer: 'inner' | 'outer';
-    readonly sflowOctets: 'ip' | 'frame';
+    readonly tunnelLayer: LayerPolicy;
+    readonly sflowOctets: SflowOctets;
   };
-  /** Flow filter configuration (plain data, compiled in the worker). */
-  readonly filters: unknown;
+  /** Flow filter configuration (plain data, compiled and validated in the worker). */
+  readonly filters: FiltersConfig;
   readonly spool: {
     /** Spool directory (spool.db, its WAL, and the sealed high-water-mark file). */
     readonly dir: string;
     /** Key-encryption keys: current first, then previous ones still accepted for unwrapping. */
     readonly keks: readonly Uint8Array[];
     readonly quotaBytes: number;
-    readonly fullPolicy: 'drop-oldest' | 'drop-newest';
+    readonly fullPolicy: FullPolicy;
     readonly synchronous: 'normal' | 'full';
     readonly epochMs: number;
   };
@@ -32,24 +45,6 @@ export interface IngestWorkerInit {
   readonly stdoutRecords: boolean;
   /** How often decoder state (templates, sampling, uptime anchors) is persisted, ms. */
   readonly decoderStateIntervalMs: number;
-}
-
-/** Statistics snapshot the worker posts periodically; the app exports it on /stats and /metrics. */
-export interface IngestWorkerStats {
-  readonly atMs: number;
-  readonly packets: number;
-  readonly records: number;
-  readonly recordsFiltered: number;
-  readonly decodeErrors: Readonly<Record<string, number>>;
-  readonly decode: unknown;
-  readonly filter: unknown;
-  readonly batcher: unknown;
-  readonly spool: unknown;
-  /** The background WAL checkpointer's counters, null when it is not running. */
-  readonly walCheckpointer: unknown;
-  /** Batches compressed on the compressor thread / inline / stored uncompressed under overload, and whether ingest is overloaded now. */
-  readonly compression: unknown;
-  readonly exporters: readonly ExporterStats[];
 }
 
 export interface ExporterStats {
@@ -63,16 +58,38 @@ export interface ExporterStats {
   readonly lastSeenMs: number;
 }
 
+/** The spool's status as the ingest worker's connection sees it, with its own checkpoint counts. */
+export type IngestSpoolStats = SpoolStatus & { readonly inlineCheckpoints: number; readonly busyCheckpoints: number };
+
+/** Statistics snapshot the worker posts periodically; the app exports it on /stats and /metrics. */
+export interface IngestWorkerStats {
+  readonly atMs: number;
+  readonly packets: number;
+  readonly records: number;
+  readonly recordsFiltered: number;
+  readonly decodeErrors: Readonly<Record<string, number>>;
+  readonly decode: DecodeServiceStats;
+  readonly filter: FlowFilterStats;
+  readonly batcher: BatcherCounters;
+  readonly spool: IngestSpoolStats;
+  /** The background WAL checkpointer's counters, null when it is not running. */
+  readonly walCheckpointer: WalCheckpointerStats | null;
+  /** Batches compressed on the compressor thread / inline / stored uncompressed under overload, and whether ingest is overloaded now. */
+  readonly compression: CompressionStats & { readonly overloaded: boolean };
+  readonly exporters: readonly ExporterStats[];
+}
+
 export type MainToWorker =
   | { readonly type: 'frame'; readonly id: number; readonly frame: PacketFrame }
   | { readonly type: 'end-session'; readonly sessionKey: string }
-  | { readonly type: 'reload'; readonly filters: unknown }
+  | { readonly type: 'reload'; readonly filters: FiltersConfig }
   | { readonly type: 'stop' };
 
 export type WorkerToMain =
-  | { readonly type: 'ready' }
+  | StartupMessage
   /** A frame is processed; its payload buffer comes back (transferred) for reuse when the worker could return it. */
   | { readonly type: 'ack'; readonly id: number; readonly payloads?: ArrayBuffer }
+  /** Batches up to `lastBatchId` are committed (durable): the drain has something to deliver. At most one per turn of the worker's event loop. */
+  | { readonly type: 'committed'; readonly lastBatchId: number }
   | { readonly type: 'stats'; readonly stats: IngestWorkerStats }
-  | { readonly type: 'startup-error'; readonly message: string; readonly code: string; readonly setting: string | null }
   | { readonly type: 'stopped'; readonly stats: IngestWorkerStats };
