@@ -15,6 +15,7 @@ import { createDevCertificate } from '../fusion-sim/dev-certificate.js';
 import { startFusionSim, type FusionSim } from '../fusion-sim/fusion-sim.js';
 import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
 import { createLogger, loggerSettingsFromConfig } from '../observability/logger.js';
+import { serviceNotifier, type ServiceNotifier } from '../observability/service-notify.js';
 import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
 import { KEK_BYTES, parseKekText } from '../spool/kek-source.js';
 import type { CommandIo, CommandMain } from './command.js';
@@ -65,6 +66,11 @@ export const main: CommandMain = async (argv, io) => {
   const syslog = syslogDestinationFromConfig(config.log.syslog);
   const logger = createLogger({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) });
   for (const w of loaded.warnings) logger.warn(w);
+  const notifier = serviceNotifier(io.env, (m) => logger.warn(m));
+  if (notifier.problem !== null) {
+    logger.error({ socket: notifier.socket }, `NOTIFY_SOCKET is set (systemd Type=notify) but ${notifier.problem}: the service manager will not see the probe become ready`);
+  }
+  const terminalStatus = loaded.embedded && process.stderr.isTTY;
 
   let sim: FusionSim | null = null;
   let app: App | null = null;
@@ -96,7 +102,14 @@ export const main: CommandMain = async (argv, io) => {
       stdoutRecords: values.stdout === true,
       ...(sim === null ? {} : { extraStats: () => ({ fusionSim: sim?.stats ?? null }) }),
       onFatal: (err) => hooks.onFatal(err),
-      ...(loaded.embedded && process.stderr.isTTY ? { onStatusLine: (l) => io.stderr.write(`${l.text}\n`) } : {}),
+      ...(terminalStatus || notifier.socket !== null
+        ? {
+            onStatusLine: (l) => {
+              if (terminalStatus) io.stderr.write(`${l.text}\n`);
+              notifier.status(l.text);
+            },
+          }
+        : {}),
     });
     await app.start();
   } catch (err) {
@@ -111,7 +124,8 @@ export const main: CommandMain = async (argv, io) => {
   }
 
   printBanner(io, app.bound(), loaded, config, sim);
-  const code = await runUntilSignal(app, sim, config, logger, load, hooks);
+  notifier.ready(`listening on ${app.bound().map((b) => `${b.transport} ${b.address}:${b.port}`).join(', ')}`);
+  const code = await runUntilSignal(app, sim, config, logger, load, hooks, notifier);
   await syslog?.close();
   return code;
 };
@@ -199,7 +213,7 @@ interface SignalHooks {
  * fatal component error stops the app the same way but exits 70, so systemd or the container
  * runtime restarts the probe (committed spool batches are safe).
  */
-function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger: Logger, load: () => Promise<LoadedConfig>, hooks: SignalHooks): Promise<number> {
+function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger: Logger, load: () => Promise<LoadedConfig>, hooks: SignalHooks, notifier: ServiceNotifier): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const finish = (code: number): void => {
@@ -210,6 +224,7 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
       resolve(code);
     };
     const stopWith = (code: number): void => {
+      notifier.stopping();
       const deadline = setTimeout(() => {
         logger.error({ step: app.currentStep, deadlineMs: config.shutdown.deadlineMs }, `stop deadline passed while stopping "${app.currentStep}"; forcing exit`);
         void app.forceStop().finally(() => finish(ExitCode.Failure));

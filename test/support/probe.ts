@@ -14,6 +14,8 @@ export interface RunningProbe {
   output(): string;
   /** GET a JSON document from the admin endpoint. */
   getJson(path: string): Promise<unknown>;
+  /** How the process ended, or null while it runs. */
+  exitStatus(): { readonly code: number | null; readonly signal: NodeJS.Signals | null } | null;
   /** Sends `signal` and resolves with the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
@@ -43,16 +45,27 @@ export interface StartProbeOptions {
   /** Run the compiled CLI (bin/sealflow.js → dist) instead of the sources under tsx. */
   readonly compiled?: boolean;
   readonly readyTimeoutMs?: number;
+  /** Starts this command instead of node with `args` (e.g. a sandbox launcher); `env` is then its whole environment. */
+  readonly command?: { readonly file: string; readonly args: readonly string[]; readonly env: NodeJS.ProcessEnv };
 }
 
 export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
   const argv = o.compiled === true ? ['bin/sealflow.js', 'run', ...o.args] : ['--import', 'tsx', 'src/main.ts', 'run', ...o.args];
-  const child = spawn(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child =
+    o.command === undefined
+      ? spawn(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(o.command.file, o.command.args, { cwd: '/', env: o.command.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const adminUrl = `http://127.0.0.1:${o.adminPort}`;
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let exitSignal: NodeJS.Signals | null = null;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code, signal) => {
+      exitSignal = signal;
+      resolve(code);
+    }),
+  );
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
 
@@ -62,7 +75,7 @@ export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
   };
   const deadline = Date.now() + (o.readyTimeoutMs ?? 60_000);
   for (;;) {
-    if (exitCode !== undefined) throw new Error(`probe exited with ${exitCode} before it was ready:\n${out}`);
+    if (exitCode !== undefined) throw new Error(`probe exited with ${exitCode ?? `signal ${String(exitSignal)}`} before it was ready:\n${out}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`probe not ready in time:\n${out}`);
@@ -80,6 +93,7 @@ export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
     adminUrl,
     output: () => out,
     getJson,
+    exitStatus: () => (exitCode === undefined ? null : { code: exitCode, signal: exitSignal }),
     stop: async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) => {
       if (exitCode !== undefined) return exitCode;
       child.kill(signal);

@@ -666,13 +666,15 @@ const PROC_LOCAL_ADDRESS_COLUMN = 1;
 /**
  * Sum of the kernel's receive-queue drop counters of every UDP socket bound to `port`
  * (IPv4 and IPv6 tables), i.e. datagrams the kernel discarded because the socket's receive
- * buffer was full. Null where /proc/net/udp is unavailable (not Linux) or no socket is bound.
+ * buffer was full. Null where /proc/self/net/udp is unavailable (not Linux) or no socket is bound.
  * Synchronous file reads: for stats and benchmarks, not the receive path.
  */
 export function readKernelUdpDrops(port: number): number | null {
   let found = false;
   let drops = 0;
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+  // /proc/self/net is /proc/net (the process's network namespace), and stays visible under
+  // systemd's ProcSubset=pid, which hides /proc/net.
+  for (const file of ['/proc/self/net/udp', '/proc/self/net/udp6']) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
