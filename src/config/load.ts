@@ -105,18 +105,28 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Reads and parses a YAML/JSON config file into a plain object. */
-export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+export async function readConfigFile(path: string, setting = '--config'): Promise<Record<string, unknown>> {
   const ext = extname(path).toLowerCase();
   if (ext !== '.yaml' && ext !== '.yml' && ext !== '.json') {
-    throw new ConfigError(ConfigErrorCode.File, '--config', `config file ${path}: unsupported extension "${ext}"; use .yaml, .yml or .json`);
+    throw new ConfigError(ConfigErrorCode.File, setting, `config file ${path}: unsupported extension "${ext}"; use .yaml, .yml or .json`);
   }
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : `cannot be read (${code ?? 'error'})`;
-    throw new ConfigError(ConfigErrorCode.File, '--config', `config file ${path} ${why}`, {}, { cause: err });
+    // The container image sets SEALFLOW_CONFIG: say how the file gets there.
+    const fromEnv = setting === CONFIG_PATH_ENV;
+    const from = fromEnv ? ` (from ${CONFIG_PATH_ENV})` : '';
+    const why =
+      code === 'ENOENT'
+        ? fromEnv
+          ? `does not exist: write your configuration there (a container mounts it: -v ./sealflow.yaml:${path}:ro) or point ${CONFIG_PATH_ENV} elsewhere; see docs/deployment.md`
+          : 'does not exist'
+        : code === 'EACCES'
+          ? 'is not readable by this user'
+          : `cannot be read (${code ?? 'error'})`;
+    throw new ConfigError(ConfigErrorCode.File, setting, `config file ${path}${from} ${why}`, {}, { cause: err });
   }
   let doc: unknown;
   try {
@@ -127,13 +137,13 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
       const pos = err.linePos?.[0];
       const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
       const first = err.message.split('\n')[0] ?? err.message;
-      throw new ConfigError(ConfigErrorCode.File, '--config', `config file ${path} is not valid YAML${where}: ${first.replace(/ at line \d+, column \d+:?$/, '')}`, {}, { cause: err });
+      throw new ConfigError(ConfigErrorCode.File, setting, `config file ${path} is not valid YAML${where}: ${first.replace(/ at line \d+, column \d+:?$/, '')}`, {}, { cause: err });
     }
     throw err;
   }
   if (doc === null || doc === undefined) return {};
   if (!isPlainObject(doc)) {
-    throw new ConfigError(ConfigErrorCode.File, '--config', `config file ${path} must contain a mapping of settings at the top level; got ${showValue(doc)}`);
+    throw new ConfigError(ConfigErrorCode.File, setting, `config file ${path} must contain a mapping of settings at the top level; got ${showValue(doc)}`);
   }
   return doc;
 }
@@ -165,7 +175,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const origins = new Map<string, string>();
   const issues: ConfigIssue[] = [];
 
-  const fileLayer = configPath === null ? {} : await readConfigFile(configPath);
+  const fileLayer = configPath === null ? {} : await readConfigFile(configPath, options.configPath === undefined ? CONFIG_PATH_ENV : '--config');
   // A JSON config may name its schema for editors ("$schema": "..."); it is not a setting.
   delete fileLayer.$schema;
   // Checked on the file itself, not the merged result: an environment variable supplying the

@@ -46,7 +46,7 @@ export interface StartProbeOptions {
   readonly compiled?: boolean;
   readonly readyTimeoutMs?: number;
   /** Starts this command instead of node with `args` (e.g. a sandbox launcher); `env` is then its whole environment. */
-  readonly command?: { readonly file: string; readonly args: readonly string[]; readonly env: NodeJS.ProcessEnv };
+  readonly command?: { readonly file: string; readonly args: readonly string[]; readonly env: NodeJS.ProcessEnv; readonly cwd?: string };
 }
 
 export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
@@ -54,7 +54,7 @@ export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
   const child =
     o.command === undefined
       ? spawn(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(o.command.file, o.command.args, { cwd: '/', env: o.command.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn(o.command.file, o.command.args, { cwd: o.command.cwd ?? '/', env: o.command.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
