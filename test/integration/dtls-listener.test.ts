@@ -192,6 +192,33 @@ describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
       assert.equal(listener.stats().sessionsOpen + listener.stats().sessionsHandshaking, 0);
     });
   }
+
+  test('client-initiated renegotiation (s_client "R") is refused: the client aborts and nothing sent after it is delivered', async () => {
+    const { listener, sink, port } = await startListener();
+    const c = sClient(port, ['-no_ign_eof', '-dtls1_2', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile, '-CAfile', pki.caFile]);
+    let stderr = '';
+    c.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.stdin?.on('error', () => {
+      // s_client may be gone by the time the last write arrives (that is the point).
+    });
+    const exited = new Promise<number | null>((r) => c.once('close', (code) => r(code)));
+    try {
+      await until(() => listener.stats().sessionsActive === 1, 'the s_client association', 10_000);
+      c.stdin?.write(TPL);
+      await until(() => sink.packets.length === 1, 'the template message');
+      c.stdin?.write('R\n');
+      await until(() => stderr.includes('RENEGOTIATING'), 's_client started a renegotiation');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 1000))]);
+      if (c.exitCode === null) c.stdin?.write(DATA);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      assert.notEqual(c.exitCode, 0, stderr);
+      assert.match(stderr, /no renegotiation/i);
+      assert.deepEqual(sink.packets.map((p) => Buffer.from(p.payload)), [TPL], 'only the message sent before the renegotiation attempt');
+    } finally {
+      await stopChild(c);
+      await listener.stop();
+    }
+  });
 });
 
 describe('DTLS listener with socat', { skip: skipSocat }, () => {

@@ -6,6 +6,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import tls from 'node:tls';
@@ -210,6 +211,42 @@ describe('TLS listener: mutual authentication with real clients', () => {
       await until(() => h.listener.stats().sessionsAuthenticated === authenticated + 1, 'second session verified');
       second.end();
       await closed(second);
+    }
+  });
+
+  test('client-initiated renegotiation (TLS 1.2, s_client "R") is refused: the client aborts and nothing sent after it is delivered', async (t) => {
+    if (!toolOrSkip(t, 'openssl')) return;
+    const before = h.sink.packets.length;
+    const child = spawn('openssl', [
+      's_client', '-connect', `127.0.0.1:${h.port}`, '-servername', 'localhost', '-CAfile', pki.caFile, '-verify_return_error',
+      '-tls1_2', '-no_ign_eof', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile,
+    ], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.stdin.on('error', () => {
+      // s_client may be gone by the time the last write arrives (that is the point).
+    });
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    const guard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    try {
+      // Each stdin read is one s_client command or record: wait for delivery between writes.
+      child.stdin.write(TPL);
+      await until(() => h.sink.packets.length >= before + 1, 'the template before the renegotiation');
+      child.stdin.write('R\n');
+      await until(() => output.includes('RENEGOTIATING'), 's_client started a renegotiation');
+      // A renegotiation the server accepted would finish within this; the refusal ends s_client.
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 1000))]);
+      if (child.exitCode === null) child.stdin.write(DATA);
+      child.stdin.end();
+      const code = await exited;
+      assert.notEqual(code, 0, output);
+      assert.match(output, /no renegotiation/i);
+      await until(() => h.sink.ended.length > 0 && h.listener.stats().sessionsOpen === 0, 'the session ended');
+      assert.deepEqual(h.sink.packets.slice(before).map((p) => Buffer.from(p.payload)), [TPL], 'only the message sent before the renegotiation attempt');
+    } finally {
+      clearTimeout(guard);
+      child.kill('SIGKILL');
     }
   });
 

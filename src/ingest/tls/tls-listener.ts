@@ -335,7 +335,12 @@ export class TlsListener {
       // exporter revoked after its first handshake could resume past the new CRL. IPFIX
       // connections are long-lived; a full handshake per connection costs nothing that matters.
       // (Without tickets, TLS 1.3 would need the server session cache, which node leaves off.)
-      secureOptions: constants.SSL_OP_NO_TICKET,
+      // No renegotiation (TLS 1.2; 1.3 has none): IPFIX needs none, node would otherwise allow
+      // a client 3 per 10 minutes, each a full handshake of server CPU, and a renegotiated
+      // session could present another certificate after the identity was checked. OpenSSL
+      // answers a renegotiating ClientHello with a no_renegotiation alert and ignores it
+      // (RFC 5246 §7.2.2); OpenSSL clients then abort the connection. The DTLS addon sets the same.
+      secureOptions: constants.SSL_OP_NO_TICKET | constants.SSL_OP_NO_RENEGOTIATION,
     };
   }
 
