@@ -9,16 +9,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DecodeService } from '../../src/decode/decode-service.js';
 import { DEV_EXPORTER_IDENTITY, devFiles } from '../../src/config/embedded-defaults.js';
 import { DtlsTestClient } from '../support/dtls-client.js';
-import { startProbe } from '../support/probe.js';
-import { corpora, repoRoot } from '../support/softflowd.js';
+import { ensureBuilt, startProbe } from '../support/probe.js';
+import { corpora } from '../support/softflowd.js';
 import { until } from '../support/udp-harness.js';
 
 const MESSAGES = ['logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat', 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'].map((f) =>
@@ -33,24 +33,6 @@ function expectedRecords(): number {
     n += service.decode({ payload, exporter: '127.0.0.1', exporterPort: 1, transport: 'udp', sessionKey: 'count', identity: null, receivedAtMs: Date.now() }).records.length;
   }
   return n;
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    const st = statSync(p);
-    newest = Math.max(newest, st.isDirectory() ? newestMtime(p) : st.mtimeMs);
-  }
-  return newest;
-}
-
-/** `npm start` runs dist/: build it when it is missing or older than the sources. */
-function ensureBuilt(): void {
-  const main = path.join(repoRoot, 'dist/main.js');
-  if (existsSync(main) && statSync(main).mtimeMs >= newestMtime(path.join(repoRoot, 'src'))) return;
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
-  assert.equal(r.status, 0, 'build (tsc -p tsconfig.build.json)');
 }
 
 function sClient(port: number, caFile: string, certFile: string, keyFile: string, payload: Buffer): Promise<number | null> {

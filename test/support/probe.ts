@@ -2,9 +2,12 @@
  * Runs the real daemon (`sealflow run`) as a child process for end-to-end tests, waits until
  * its admin endpoint says it is ready, and stops it with a signal, returning the exit code.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import path from 'node:path';
 import { repoRoot } from './softflowd.js';
 
 export interface RunningProbe {
@@ -36,6 +39,24 @@ export async function freeTcpPort(): Promise<number> {
   const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   return port;
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    const st = statSync(p);
+    newest = Math.max(newest, st.isDirectory() ? newestMtime(p) : st.mtimeMs);
+  }
+  return newest;
+}
+
+/** The compiled CLI (bin/sealflow.js) runs dist/: build it when it is missing or older than the sources. */
+export function ensureBuilt(): void {
+  const main = path.join(repoRoot, 'dist/main.js');
+  if (existsSync(main) && statSync(main).mtimeMs >= newestMtime(path.join(repoRoot, 'src'))) return;
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
+  assert.equal(r.status, 0, 'build (tsc -p tsconfig.build.json)');
 }
 
 export interface StartProbeOptions {
