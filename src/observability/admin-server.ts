@@ -108,6 +108,7 @@ export class AdminServer {
 
   /** Stops accepting, ends idle connections, waits for in-flight requests. Idempotent. */
   close(): Promise<void> {
+    this.rejectedLog.flush();
     this.closing ??= new Promise<void>((resolve) => {
       if (!this.listening) {
         resolve();

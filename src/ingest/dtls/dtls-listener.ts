@@ -167,6 +167,7 @@ export class DtlsListener {
     if (this.stopped) return;
     this.stopped = true;
     await this.server.close();
+    this.rejectLog.flush();
   }
 
   stats(): DtlsListenerStats {

@@ -317,6 +317,8 @@ export class TlsListener {
         c.raw.destroy();
       }
       await closed;
+      this.authLog.flush();
+      this.limitLog.flush();
     })();
     return this.closing;
   }

@@ -114,6 +114,10 @@ class TeeTarget {
     this.failFields.failed = this.failed;
     this.failLog.log('warn', this.name, this.failFields, 'tee target send failed (counted; ingest continues)');
   }
+  /** Writes the pending suppressed-lines summary (the log is shared by a tee's targets; idempotent). */
+  flushLog(): void {
+    this.failLog.flush();
+  }
 }
 
 /** "host:port" or "[v6]:port" → parts; null when malformed. */
@@ -278,6 +282,7 @@ export class UdpTee {
 
   /** Closes the sockets; idempotent. Datagrams still queued in the kernel may be lost. */
   close(): Promise<void> {
+    for (const t of this.targets) t.flushLog();
     this.closing ??= Promise.all(
       this.targets.map(
         (t) =>

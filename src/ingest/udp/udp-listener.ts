@@ -536,7 +536,7 @@ export class UdpListener {
     f.source = source;
     f.sourcePort = srcPort;
     f.packets = src.address === '' ? this.otherRejected : src.rejected;
-    this.rejectLog.log('warn', source, f, 'dropped UDP datagram from a source not in the exporter allowlist');
+    this.rejectLog.log('warn', source, f, 'dropped UDP datagram from a source not in the exporter allowlist', 'udp.source_rejected');
   }
 
   /**
@@ -628,6 +628,7 @@ export class UdpListener {
   /** Stops receiving and closes every socket; idempotent. */
   close(): Promise<void> {
     this.closing ??= this.closeSockets();
+    this.rejectLog.flush();
     return this.closing;
   }
 
