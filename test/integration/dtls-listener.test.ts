@@ -170,6 +170,10 @@ describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
     { name: 'valid chain, name not on the allowlist', reason: 'name_not_allowed', args: () => ['-dtls1_2', '-cert', pki.exporters.wrongName.certFile, '-key', pki.exporters.wrongName.keyFile] },
     { name: 'allowed name from a source outside its bound prefixes', reason: 'source_not_bound', args: () => ['-dtls1_2', '-cert', pki.exporters.valid2.certFile, '-key', pki.exporters.valid2.keyFile] },
     { name: 'DTLS 1.0 client', reason: 'protocol_version', args: () => ['-dtls1', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile] },
+    // Weak suites are never negotiated (offered at SECLEVEL 0 so that the refusal is the listener's).
+    { name: 'DTLS 1.2 client offering only NULL ciphers', reason: 'handshake_failed', args: () => ['-dtls1_2', '-cipher', 'eNULL:@SECLEVEL=0', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile] },
+    { name: 'DTLS 1.2 client offering only anonymous suites', reason: 'handshake_failed', args: () => ['-dtls1_2', '-cipher', 'aNULL:@SECLEVEL=0', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile] },
+    { name: 'DTLS 1.2 client offering only ECDHE CBC suites with a SHA-1 MAC', reason: 'handshake_failed', args: () => ['-dtls1_2', '-cipher', 'ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:@SECLEVEL=0', '-cert', pki.exporters.valid.certFile, '-key', pki.exporters.valid.keyFile] },
   ];
   for (const r of rejections) {
     test(`rejected and counted: ${r.name} → ${r.reason}`, async () => {
