@@ -26,7 +26,11 @@ import { ExporterTrust, trustSettingsFromConfig, type ExporterTrustSettings } fr
 import { UdpTee } from './ingest/udp/tee.js';
 import { UdpListener } from './ingest/udp/udp-listener.js';
 import { AdminServer, type Readiness } from './observability/admin-server.js';
+import { buildInfo } from './observability/build-info.js';
+import { certificateExpiries, type CertificateExpiry } from './observability/certificate-expiry.js';
 import { Metrics } from './observability/metrics.js';
+import { collectProbeMetrics, type ProbeSnapshot } from './observability/probe-metrics.js';
+import { statsDocument } from './observability/stats-document.js';
 import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
 import { IngestWorker } from './ingest-worker/ingest-worker.js';
 import type { IngestWorkerInit, IngestWorkerStats } from './ingest-worker/messages.js';
@@ -75,6 +79,8 @@ export class App {
   private admin: AdminServer | null = null;
   private statsLine: StatsLine | null = null;
   private readonly endpoints: BoundEndpoint[] = [];
+  private readonly build = buildInfo();
+  private certificates: readonly CertificateExpiry[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopPromise: Promise<void> | null = null;
   /** The step of stop() in progress, named when the deadline passes. */
@@ -198,7 +204,10 @@ export class App {
     }
 
     // 4. Observability.
-    this.registerCollectors();
+    this.certificates = certificatesOf(c);
+    this.metrics.registerCollector('probe', (emit) => {
+      collectProbeMetrics(this.snapshot(), emit);
+    });
     if (c.admin.enabled) {
       this.admin = new AdminServer({
         address: c.admin.address,
@@ -276,6 +285,7 @@ export class App {
     if (this.tls !== null) tryReload('tls trust', () => this.tls?.reload(this.trustSettings('tls', c)));
     if (this.dtls !== null) tryReload('dtls trust', () => this.dtls?.reload(ExporterTrust.load(this.trustSettings('dtls', c), 'listeners.dtls')));
     tryReload('flow filters', () => this.worker?.reload({ filters: c.filters }));
+    this.certificates = certificatesOf(c);
   }
 
   private trustSettings(which: 'tls' | 'dtls', config: Config = this.config): ExporterTrustSettings {
@@ -315,29 +325,23 @@ export class App {
     return this.worker?.stats() ?? null;
   }
 
-  /** The /stats document. No flow data: counters, exporter addresses and identities only. */
-  stats(): Record<string, unknown> {
-    const w = this.workerStats();
+  /** Every module's typed stats now; null for modules not running. */
+  snapshot(): ProbeSnapshot {
     return {
-      state: this.state,
-      exporters: w?.exporters ?? [],
-      listeners: {
-        udp: this.udp?.stats() ?? null,
-        tls: this.tls?.stats() ?? null,
-        dtls: this.dtls?.stats() ?? null,
-        tee: this.tee?.stats() ?? null,
-        channel: this.worker?.channel.stats() ?? null,
-      },
-      decode: w?.decode ?? null,
-      decodeErrors: w?.decodeErrors ?? {},
-      filter: w?.filter ?? null,
-      batcher: w?.batcher ?? null,
-      spool: w?.spool ?? null,
-      walCheckpointer: w?.walCheckpointer ?? null,
-      compression: w?.compression ?? null,
+      build: this.build,
+      certificates: this.certificates,
+      worker: this.workerStats(),
+      channel: this.worker?.channel.stats() ?? null,
+      udp: this.udp?.stats() ?? null,
+      tls: this.tls?.stats() ?? null,
+      dtls: this.dtls?.stats() ?? null,
       drain: this.drain?.stats() ?? null,
-      ...(this.options.extraStats?.() ?? {}),
     };
+  }
+
+  /** The /stats document (src/observability/stats-document.ts). No flow data: counters, exporter addresses and identities only. */
+  stats(): Record<string, unknown> {
+    return statsDocument({ ...this.snapshot(), state: this.state, nowMs: Date.now(), ...(this.options.extraStats === undefined ? {} : { extra: this.options.extraStats() }) });
   }
 
   readiness(): Readiness {
@@ -368,21 +372,15 @@ export class App {
     };
   }
 
-  private registerCollectors(): void {
-    const m = this.metrics;
-    m.registerCollector('ingest', () => {
-      const w = this.workerStats();
-      return { packets: w?.packets ?? 0, records: w?.records ?? 0, records_filtered: w?.recordsFiltered ?? 0 };
-    });
-    m.registerCollector('decode', () => (this.workerStats()?.decode ?? {}));
-    m.registerCollector('spool', () => (this.workerStats()?.spool ?? {}));
-    m.registerCollector('wal_checkpointer', () => (this.workerStats()?.walCheckpointer ?? {}));
-    m.registerCollector('spool_compression', () => (this.workerStats()?.compression ?? {}));
-    m.registerCollector('filter', () => (this.workerStats()?.filter ?? {}));
-    m.registerCollector('channel', () => this.worker?.channel.stats() ?? {});
-    if (this.udp !== null) m.registerCollector('udp', () => this.udp?.stats() ?? {});
-    if (this.tls !== null) m.registerCollector('tls', () => this.tls?.stats() ?? {});
-    if (this.dtls !== null) m.registerCollector('dtls', () => this.dtls?.stats() ?? {});
-    if (this.drain !== null) m.registerCollector('drain', () => this.drain?.stats() ?? {});
-  }
+}
+
+/** The certificate files the probe presents or trusts, by setting, for expiry monitoring. */
+function certificatesOf(c: Config): CertificateExpiry[] {
+  const tls = c.listeners.tls;
+  const dtls = c.listeners.dtls;
+  return certificateExpiries({
+    ...(tls.enabled ? { 'listeners.tls.certFile': tls.certFile, 'listeners.tls.caFile': tls.caFile } : {}),
+    ...(dtls.enabled ? { 'listeners.dtls.certFile': dtls.certFile ?? tls.certFile, 'listeners.dtls.caFile': dtls.caFile ?? tls.caFile } : {}),
+    ...(c.drain.enabled ? { 'drain.fusion.caFile': c.drain.fusion.caFile } : {}),
+  });
 }

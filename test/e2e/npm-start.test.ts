@@ -82,7 +82,7 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
     interface Stats {
       fusionSim: { recordsAccepted: number; recordsRejected: number };
       exporters: { transport: string; identity: string | null; records: number }[];
-      walCheckpointer: { checkpoints: number; failures: number } | null;
+      spool: { walCheckpointer: { checkpoints: number; failures: number } | null } | null;
       decode: { records: number; directRecords: number } | null;
     }
     let stats: Stats | null = null;
@@ -101,11 +101,11 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
     // With the default filters (accept all) the IPFIX records take the fused path into the spool.
     assert.equal(s.decode?.directRecords, s.decode?.records, `fused path: ${JSON.stringify(s.decode)}`);
     // The compiled build starts the spool's background WAL checkpointer thread (its .js module).
-    assert.ok((s.walCheckpointer?.checkpoints ?? 0) > 0, `background WAL checkpoints ran: ${JSON.stringify(s.walCheckpointer)}`);
-    assert.equal(s.walCheckpointer?.failures, 0);
+    assert.ok((s.spool?.walCheckpointer?.checkpoints ?? 0) > 0, `background WAL checkpoints ran: ${JSON.stringify(s.spool?.walCheckpointer)}`);
+    assert.equal(s.spool?.walCheckpointer?.failures, 0);
     const metrics = await (await fetch(`${probe.adminUrl}/metrics`)).text();
     assert.match(metrics, /^sealflow_/m, 'Prometheus metrics are served');
-    assert.match(metrics, /^sealflow_wal_checkpointer_checkpoints \d+/m, 'checkpointer counters are exported');
+    assert.match(metrics, /^sealflow_spool_wal_checkpoints_total\{thread="background",result="complete"\} [1-9]\d*/m, 'checkpointer counters are exported');
     assert.match(metrics, /^sealflow_decode_direct_records(_total)? \d+/m, 'fused-path records are exported');
   } finally {
     const started = Date.now();

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { after, describe, test } from 'node:test';
 import { AdminServer, type Readiness } from '../../src/observability/admin-server.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
-import { Metrics } from '../../src/observability/metrics.js';
+import { family, Metrics } from '../../src/observability/metrics.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 
 interface Reply {
@@ -163,11 +163,16 @@ describe('/metrics', () => {
     const lport = listener.address().port;
 
     const metrics = new Metrics();
-    metrics.registerCollector('udp', () => ({ exporters: [...counts.values()], exporterCount: counts.size }), {
-      labels: { exporters: { label: 'exporter', key: 'source' } },
-      counters: ['packets', 'bytes'],
+    const packets = family('test_exporter_packets_total', 'counter', 'Datagrams received from an exporter', ['exporter']);
+    const bytes = family('test_exporter_received_bytes_total', 'counter', 'Bytes received from an exporter', ['exporter']);
+    const exporters = family('test_exporters', 'gauge', 'Exporters seen so far');
+    metrics.registerCollector('udp', (emit) => {
+      for (const e of counts.values()) {
+        emit(packets, e.packets, { exporter: e.source });
+        emit(bytes, BigInt(e.bytes), { exporter: e.source });
+      }
+      emit(exporters, counts.size);
     });
-    const direct = metrics.counter('admin_test_events_total', 'events counted directly', ['kind']);
     const { port } = await startServer({ metrics });
 
     const senders = [createSocket('udp4'), createSocket('udp4')];
@@ -182,8 +187,6 @@ describe('/metrics', () => {
         if ([...counts.values()].reduce((a, e) => a + e.packets, 0) >= total) break;
         await new Promise((r) => setTimeout(r, 10));
       }
-      for (let n = 0; n < 5; n++) direct.inc({ kind: 'a' });
-      direct.inc({ kind: 'b' }, 3);
 
       const r = await get(port, '/metrics');
       assert.equal(r.status, 200);
@@ -191,83 +194,81 @@ describe('/metrics', () => {
       const fams = parsePrometheusText(r.body);
       for (const [i, s] of senders.entries()) {
         const exporter = `127.0.0.1:${s.address().port}`;
-        assert.equal(sampleValue(fams, 'sealflow_udp_exporters_packets_total', { exporter }), plan[i], `packets from ${exporter}`);
-        assert.equal(sampleValue(fams, 'sealflow_udp_exporters_bytes_total', { exporter }), (plan[i] ?? 0) * (100 + i));
+        assert.equal(sampleValue(fams, 'sealflow_test_exporter_packets_total', { exporter }), plan[i], `packets from ${exporter}`);
+        assert.equal(sampleValue(fams, 'sealflow_test_exporter_received_bytes_total', { exporter }), (plan[i] ?? 0) * (100 + i));
       }
-      assert.equal(fams.get('sealflow_udp_exporters_packets_total')?.type, 'counter');
-      assert.equal(sampleValue(fams, 'sealflow_udp_exporter_count'), 2);
-      assert.equal(fams.get('sealflow_udp_exporter_count')?.type, 'gauge');
-      assert.equal(sampleValue(fams, 'sealflow_admin_test_events_total', { kind: 'a' }), 5);
-      assert.equal(sampleValue(fams, 'sealflow_admin_test_events_total', { kind: 'b' }), 3);
+      assert.equal(fams.get('sealflow_test_exporter_packets_total')?.type, 'counter');
+      assert.equal(fams.get('sealflow_test_exporter_packets_total')?.help, 'Datagrams received from an exporter');
+      assert.equal(sampleValue(fams, 'sealflow_test_exporters'), 2);
+      assert.equal(fams.get('sealflow_test_exporters')?.type, 'gauge');
       assert.ok(fams.has('sealflow_process_cpu_user_seconds_total'), 'process metrics on the private registry');
+      assert.ok(!fams.has('sealflow_nodejs_active_handles_total'), 'prom-client\'s gauges named _total are left out');
+      assert.ok(fams.has('sealflow_nodejs_active_handles'), 'the same figure by type stays');
     } finally {
       for (const s of senders) s.close();
       listener.close();
     }
   });
 
-  test('label cardinality is capped: excess values fold into "other", summed, and the overflow is counted', async () => {
+  test('label cardinality is capped: excess values fold into "other" (summed, timestamps the latest), and the overflow is counted', async () => {
     const metrics = new Metrics({ maxLabelValues: 3, processMetrics: false });
-    const c = metrics.counter('capped_total', 'capped counter', ['exporter']);
-    for (let i = 0; i < 10; i++) c.inc({ exporter: `192.0.2.${i}` }, i + 1);
-    const exporters = Array.from({ length: 10 }, (_, i) => ({ address: `198.51.100.${i}`, records: 10 * (i + 1) }));
-    metrics.registerCollector('decode', () => ({ exporters }), { labels: { exporters: { label: 'exporter', key: 'address' } }, counters: ['records'] });
+    const records = family('test_records_total', 'counter', 'Records from an exporter', ['exporter']);
+    const lastSeen = family('test_last_seen_timestamp_seconds', 'gauge', 'Last packet from an exporter', ['exporter'], 'max');
+    const exporters = Array.from({ length: 10 }, (_, i) => ({ address: `198.51.100.${i}`, records: 10 * (i + 1), lastSeen: 1000 + i }));
+    metrics.registerCollector('decode', (emit) => {
+      for (const e of exporters) {
+        emit(records, e.records, { exporter: e.address });
+        emit(lastSeen, e.lastSeen, { exporter: e.address });
+      }
+    });
     const { port } = await startServer({ metrics });
 
     const first = parsePrometheusText((await get(port, '/metrics')).body);
-    const capped = first.get('sealflow_capped_total');
-    assert.equal(capped?.samples.length, 4, 'three kept values plus "other"');
-    assert.equal(sampleValue(first, 'sealflow_capped_total', { exporter: '192.0.2.0' }), 1);
-    assert.equal(sampleValue(first, 'sealflow_capped_total', { exporter: 'other' }), [4, 5, 6, 7, 8, 9, 10].reduce((a, b) => a + b, 0));
-    assert.equal(sampleValue(first, 'sealflow_metrics_label_overflow_total', { metric: 'sealflow_capped_total' }), 7);
-    const rec = first.get('sealflow_decode_exporters_records_total');
-    assert.equal(rec?.samples.length, 4);
-    assert.equal(sampleValue(first, 'sealflow_decode_exporters_records_total', { exporter: 'other' }), [40, 50, 60, 70, 80, 90, 100].reduce((a, b) => a + b, 0));
+    assert.equal(first.get('sealflow_test_records_total')?.samples.length, 4, 'three kept values plus "other"');
+    assert.equal(sampleValue(first, 'sealflow_test_records_total', { exporter: '198.51.100.0' }), 10);
+    assert.equal(sampleValue(first, 'sealflow_test_records_total', { exporter: 'other' }), [40, 50, 60, 70, 80, 90, 100].reduce((a, b) => a + b, 0));
+    assert.equal(sampleValue(first, 'sealflow_test_last_seen_timestamp_seconds', { exporter: 'other' }), 1009);
+    assert.equal(sampleValue(first, 'sealflow_metrics_label_overflow_total', { metric: 'sealflow_test_records_total' }), 7);
 
     // The kept set is stable across scrapes: the same three values, not whichever came first this time.
     exporters.reverse();
     const second = parsePrometheusText((await get(port, '/metrics')).body);
-    assert.equal(sampleValue(second, 'sealflow_decode_exporters_records_total', { exporter: '198.51.100.0' }), 10);
-    assert.equal(sampleValue(second, 'sealflow_decode_exporters_records_total', { exporter: '198.51.100.9' }), undefined);
+    assert.equal(sampleValue(second, 'sealflow_test_records_total', { exporter: '198.51.100.0' }), 10);
+    assert.equal(sampleValue(second, 'sealflow_test_records_total', { exporter: '198.51.100.9' }), undefined);
   });
 
-  test('without options, arrays are labelled by their items\' identity and reason maps become labels', async () => {
-    const metrics = new Metrics({ processMetrics: false });
-    // Shapes like the UDP/TLS listeners' and the decoder's stats() snapshots.
-    metrics.registerCollector('udp', () => ({
-      listeners: [{ name: 'ipfix', packets: 10, boundAddress: '127.0.0.1' }],
-      exporters: [{ address: '192.0.2.1', packets: 4, lastSeenMs: 5 }, { address: '2001:db8::1', packets: 6, lastSeenMs: 7 }],
-      otherExporters: { packets: 1, bytes: 2 },
-      rejectedTotal: 3,
-    }));
-    metrics.registerCollector('tls', () => ({ authFailures: { no_certificate: 2, unknown_ca: 0 }, sessionsOpen: 1 }));
-    metrics.registerCollector('decode', () => ({ errorsByCode: { ERR_DECODE_TRUNCATED: 5 }, records: 9n }));
-    const { port } = await startServer({ metrics });
-    const fams = parsePrometheusText((await get(port, '/metrics')).body);
-    assert.equal(sampleValue(fams, 'sealflow_udp_listeners_packets', { name: 'ipfix' }), 10);
-    assert.equal(sampleValue(fams, 'sealflow_udp_exporters_packets', { address: '2001:db8::1' }), 6);
-    assert.equal(sampleValue(fams, 'sealflow_udp_other_exporters_bytes'), 2);
-    assert.equal(sampleValue(fams, 'sealflow_udp_rejected_total'), 3);
-    assert.equal(fams.get('sealflow_udp_rejected_total')?.type, 'counter');
-    assert.equal(sampleValue(fams, 'sealflow_tls_auth_failures', { kind: 'no_certificate' }), 2);
-    assert.equal(sampleValue(fams, 'sealflow_tls_sessions_open'), 1);
-    assert.equal(sampleValue(fams, 'sealflow_decode_errors_by_code', { code: 'ERR_DECODE_TRUNCATED' }), 5);
-    assert.equal(sampleValue(fams, 'sealflow_decode_records'), 9);
-    assert.ok(![...fams.keys()].some((n) => n.includes('192_0_2')), 'addresses never become metric names');
+  test('naming conventions are enforced where a family is declared', () => {
+    assert.throws(() => family('drain_delivered_records', 'counter', 'Records Fusion acknowledged'), /ends in _total/);
+    assert.throws(() => family('handles_total', 'gauge', 'Active handles right now'), /only counters end in _total/);
+    assert.throws(() => family('drain_eta_ms', 'gauge', 'Time until the spool is empty'), /base unit/);
+    assert.throws(() => family('drain_records_per_sec', 'gauge', 'Delivery rate of the drain'), /base unit/);
+    assert.throws(() => family('decode_records_total', 'counter', 'sealflow_decode_records_total'), /HELP/);
+    assert.throws(() => family('x_total', 'counter', 'x'), /HELP/);
+    assert.doesNotThrow(() => family('spool_oldest_record_age_seconds', 'gauge', 'Age of the oldest batch in the spool'));
   });
 
-  test('a collector that throws is left out and counted, the rest still renders', async () => {
+  test('a collector that throws or emits undeclared labels is left out and counted; the rest still renders', async () => {
     const metrics = new Metrics({ processMetrics: false });
-    metrics.registerCollector('broken', () => {
+    const depth = family('test_spool_records', 'gauge', 'Records waiting in the spool');
+    const half = family('test_half_total', 'counter', 'Emitted before the collector failed');
+    metrics.registerCollector('broken', (emit) => {
+      emit(half, 1);
       throw new Error('boom');
     });
-    metrics.registerCollector('spool', () => ({ depthRecords: 42, open: true }));
+    metrics.registerCollector('mislabelled', (emit) => {
+      emit(depth, 1, { exporter: 'x' });
+    });
+    metrics.registerCollector('spool', (emit) => {
+      emit(depth, 42);
+      emit(depth, null);
+    });
     const { port } = await startServer({ metrics });
     const fams = parsePrometheusText((await get(port, '/metrics')).body);
-    assert.equal(sampleValue(fams, 'sealflow_spool_depth_records'), 42);
-    assert.equal(sampleValue(fams, 'sealflow_spool_open'), 1);
+    assert.equal(sampleValue(fams, 'sealflow_test_spool_records'), 42);
+    assert.ok(!fams.has('sealflow_test_half_total'), 'nothing of a collector that failed half-way');
     const again = parsePrometheusText((await get(port, '/metrics')).body);
     assert.equal(sampleValue(again, 'sealflow_metrics_collector_errors_total', { collector: 'broken' }), 2);
+    assert.equal(sampleValue(again, 'sealflow_metrics_collector_errors_total', { collector: 'mislabelled' }), 2);
   });
 
   test('close() is idempotent and frees the port', async () => {
