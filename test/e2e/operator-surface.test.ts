@@ -11,12 +11,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { devFiles } from '../../src/config/embedded-defaults.js';
-import { startProbe, type RunningProbe } from '../support/probe.js';
+import { stringify } from 'yaml';
+import { devFiles, embeddedDefaults } from '../../src/config/embedded-defaults.js';
+import { freeTcpPort, freeUdpPort, startProbe, type RunningProbe } from '../support/probe.js';
+import { queriedMetricNames } from '../support/monitoring-files.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 import { corpora, requireTool } from '../support/softflowd.js';
 import { until } from '../support/udp-harness.js';
@@ -24,7 +26,6 @@ import { until } from '../support/udp-harness.js';
 const MESSAGES = ['logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat', 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'].map((f) =>
   readFileSync(path.join(corpora, f)),
 );
-const ADMIN_PORT = 9180;
 
 function havePromtool(): boolean {
   return spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
@@ -33,11 +34,36 @@ function havePromtool(): boolean {
 let probe: RunningProbe;
 let dataDir: string;
 
+/**
+ * The embedded development configuration (dev PKI, dev key, Fusion stand-in) with free ports,
+ * so this file can run beside the `npm start` test, which owns the fixed ones.
+ */
+async function configFile(dir: string, adminPort: number): Promise<string> {
+  const c = embeddedDefaults(dir) as { listeners: { udp: { port: number }[]; tls: { port: number }; dtls: { port: number } }; admin: Record<string, unknown>; stats: Record<string, unknown> };
+  for (const u of c.listeners.udp) u.port = await freeUdpPort();
+  c.listeners.tls.port = await freeTcpPort();
+  c.listeners.dtls.port = await freeUdpPort();
+  c.admin.port = adminPort;
+  c.stats.intervalSeconds = 1;
+  const file = path.join(dir, 'sealflow.yaml');
+  writeFileSync(file, stringify(c));
+  return file;
+}
+
+interface ListenerPorts {
+  listeners: { udp: { listeners: { name: string; port: number }[] } };
+}
+
 before(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'sealflow-operator-'));
-  probe = await startProbe({ args: ['--data-dir', dataDir], adminPort: ADMIN_PORT, env: { SEALFLOW_CONFIG: '', SEALFLOW_STATS__INTERVAL_SECONDS: '1' } });
+  const adminPort = await freeTcpPort();
+  probe = await startProbe({ args: ['--config', await configFile(dataDir, adminPort)], adminPort });
+  const ports = (await probe.getJson('/stats')) as ListenerPorts;
+  const ipfix = ports.listeners.udp.listeners.find((l) => l.name === 'ipfix')?.port ?? 0;
   const udp = createSocket('udp4');
-  for (const m of MESSAGES) await new Promise<void>((resolve, reject) => udp.send(m, 4739, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+  // The capture's two messages, and one whose header claims more bytes than it has (a decode error).
+  const truncated = Buffer.from(MESSAGES[1]?.subarray(0, 20) ?? []);
+  for (const m of [...MESSAGES, truncated]) await new Promise<void>((resolve, reject) => udp.send(m, ipfix, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
   udp.close();
   await until(async () => {
     const s = (await probe.getJson('/stats')) as { drain: { deliveredRecords: number } | null };
@@ -81,7 +107,11 @@ describe('a live probe, as an operator sees it', { timeout: 180_000 }, () => {
       assert.equal(sampleValue(fams, 'sealflow_records_lost_total', { reason }), 0, `records lost: ${reason}`);
     }
     for (const reason of ['kernel_drop', 'channel_full', 'oversize']) assert.equal(sampleValue(fams, 'sealflow_packets_lost_total', { reason }), 0, `packets lost: ${reason}`);
-    assert.equal(sampleValue(fams, 'sealflow_exporter_records_total', { transport: 'udp', exporter: '127.0.0.1', identity: '' }), 26);
+    const exporter = { transport: 'udp', exporter: '127.0.0.1', identity: '' };
+    assert.equal(sampleValue(fams, 'sealflow_exporter_records_total', exporter), 26);
+    assert.equal(sampleValue(fams, 'sealflow_exporter_packets_total', exporter), 3);
+    assert.equal(sampleValue(fams, 'sealflow_exporter_decode_errors_total', exporter), 1);
+    assert.equal(fams.get('sealflow_decode_errors_total')?.samples.reduce((a, x) => a + x.value, 0), 1);
     assert.ok((sampleValue(fams, 'sealflow_drain_delivered_records_total') ?? 0) > 0);
 
     for (const name of fams.keys()) {
@@ -91,6 +121,11 @@ describe('a live probe, as an operator sees it', { timeout: 180_000 }, () => {
       const help = f?.help ?? '';
       assert.ok(help.length > 0 && !help.startsWith('sealflow'), `${name} has real HELP text: ${help}`);
     }
+  });
+
+  test('every metric the shipped dashboard and alert rules query is on the live /metrics', async () => {
+    const live = parsePrometheusText(await scrape());
+    for (const name of queriedMetricNames()) assert.ok(live.has(name), `${name} (deploy/monitoring) is not exported by a running probe`);
   });
 
   test('/stats: one spool section, readable times', async () => {
