@@ -1,7 +1,7 @@
 /**
  * Long-running soaks, run by hand (CI runs short versions from the test suite):
  *
- *   npm run soak -- crash [--kills 1000] [--seed N] [--dir DIR] [--rate 2000] [--run-ms 2500]
+ *   npm run soak -- crash [--kills 1000] [--minutes M] [--seed N] [--dir DIR] [--rate 2000] [--run-ms 2500]
  *                         [--rekey 0.3] [--startup-share 0.15] [--upload-delay-ms 40]
  *
  * `crash`: SIGKILLs the real probe (`sealflow run`, compiled) --kills times at random moments
@@ -31,15 +31,26 @@ const { values, positionals } = parseArgs({
     rekey: { type: 'string', default: '0.3' },
     'startup-share': { type: 'string', default: '0.15' },
     'upload-delay-ms': { type: 'string', default: '40' },
+    minutes: { type: 'string' },
   },
 });
 
 if (positionals[0] !== 'crash') {
-  process.stderr.write('usage: npm run soak -- crash [--kills N] [--seed N] [--dir DIR] [--rate N] [--run-ms N] [--rekey P] [--startup-share P] [--upload-delay-ms N]\n');
+  process.stderr.write('usage: npm run soak -- crash [--kills N] [--minutes M] [--seed N] [--dir DIR] [--rate N] [--run-ms N] [--rekey P] [--startup-share P] [--upload-delay-ms N]\n');
   process.exit(64);
 }
 
 const kills = Number(values.kills);
+// A time budget, and SIGINT/SIGTERM, end the kill cycles early: the final drain, the checks and
+// the figures for the kills done still follow.
+const deadline = values.minutes !== undefined ? Date.now() + Number(values.minutes) * 60_000 : Infinity;
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    interrupted = true;
+    process.stdout.write(`crash soak: ${sig}: no more kills; draining and checking\n`);
+  });
+}
 const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 1_000_000;
 const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'sealflow-crash-soak-'));
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -53,6 +64,7 @@ const report = await runCrashSoak({
   rekeyProbability: Number(values.rekey),
   startupKillShare: Number(values['startup-share']),
   uploadDelayMs: Number(values['upload-delay-ms']),
+  stopRequested: () => interrupted || Date.now() > deadline,
   onCycle: (c) => {
     if (c.cycle % 25 === 0 || c.cycle === kills) {
       process.stdout.write(`kill ${c.cycle}: ${c.sent} sent, ${c.delivered} delivered, ${c.committedInSpool} committed in the spool, last kill ${c.killAfterMs} ms after start (${c.phase}); load ${load()}\n`);

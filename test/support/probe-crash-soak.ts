@@ -50,6 +50,8 @@ export interface CrashSoakOptions {
   /** A start not ready in this long counts as a crash loop. */
   readonly readyTimeoutMs?: number;
   readonly onCycle?: (c: CycleReport) => void;
+  /** Checked before each kill cycle: true ends the cycles early (time budget, SIGINT); the final drain and checks still run. */
+  readonly stopRequested?: () => boolean;
   /** Called after each kill once the committed ids are read; a test of the soak itself breaks things here. */
   readonly afterKill?: (files: { readonly dataDir: string; readonly kekFiles: readonly string[] }) => void;
 }
@@ -66,6 +68,7 @@ export interface CycleReport {
 }
 
 export interface CrashSoakReport {
+  /** Kills done (fewer than asked when stopped early). */
   readonly kills: number;
   readonly seed: number;
   readonly sent: number;
@@ -418,8 +421,9 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
   sender.start(o.recordsPerSecond ?? 2000);
   let finalExitCode: number | null = null;
   let finalSpoolRecords = -1;
+  let kills = 0;
   try {
-    for (let cycle = 1; cycle <= o.kills; cycle++) {
+    for (let cycle = 1; cycle <= o.kills && o.stopRequested?.() !== true; cycle++) {
       writeConfig(cycle % 2 === 0 ? 'full' : 'normal');
       const atStartup = rand() < startupShare;
       const killDelayMs = Math.floor(rand() * (atStartup ? startupMs : runMs));
@@ -462,6 +466,7 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
       probe.child.kill('SIGKILL');
       rekey?.child.kill('SIGKILL');
       await probe.exited;
+      kills++;
       shreds += probe.shreds;
       killsByPhase[phase]++;
       if (rekey !== null) {
@@ -513,7 +518,7 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
     if (!d && committed.get(id) > 0) committedLost++;
   }
   return {
-    kills: o.kills,
+    kills,
     seed: o.seed,
     sent: sender.sent,
     committed: committedCount,
