@@ -137,7 +137,7 @@ export async function run(): Promise<void> {
           `${(udpUs / us).toFixed(2)}× plain UDP [${cipher} handshakes]`,
         );
       } finally {
-        await listener.stop();
+        await listener.close();
       }
     }
   } finally {

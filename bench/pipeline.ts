@@ -175,7 +175,7 @@ async function probeStep(rate: number): Promise<Step> {
       bypassedShare: ((c) => (c === null || c.offThread + c.inline + c.bypassed === 0 ? 0 : c.bypassed / (c.offThread + c.inline + c.bypassed)))(s.compression),
     };
   } finally {
-    await app.stop();
+    await app.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -82,7 +82,7 @@ export class App {
   private readonly build = buildInfo();
   private certificates: readonly CertificateExpiry[] = [];
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
-  private stopPromise: Promise<void> | null = null;
+  private closePromise: Promise<void> | null = null;
   /** The step of stop() in progress, named when the deadline passes. */
   currentStep = '';
 
@@ -233,14 +233,25 @@ export class App {
 
   /**
    * Graceful stop in reverse start order. Idempotent: a second call returns the same promise.
-   * The caller enforces the deadline (see `currentStep` for what overran).
+   * The caller enforces the deadline (see `currentStep` for what overran), then destroy().
    */
-  stop(): Promise<void> {
-    this.stopPromise ??= this.doStop();
-    return this.stopPromise;
+  close(): Promise<void> {
+    this.closePromise ??= this.shutdown();
+    return this.closePromise;
   }
 
-  private async doStop(): Promise<void> {
+  /**
+   * Forced stop (the deadline passed, or a second signal): the ingest worker ends now (committed
+   * batches are safe, its open batch is lost), in-flight uploads are aborted (their batches stay
+   * in the spool), the drain's spool connection closes. Idempotent.
+   */
+  async destroy(): Promise<void> {
+    await this.worker?.destroy();
+    await this.drain?.destroy();
+    this.drainSpool?.destroy();
+  }
+
+  private async shutdown(): Promise<void> {
     this.state = 'stopping';
     const step = async (name: string, fn: () => Promise<void> | void): Promise<void> => {
       this.currentStep = name;
@@ -250,24 +261,18 @@ export class App {
         this.log.error({ step: name, err: (err as Error).message }, 'error while stopping');
       }
     };
-    this.statsLine?.stop();
+    this.statsLine?.close();
     await step('udp listeners', () => this.udp?.close());
     await step('tls listener', () => this.tls?.close());
-    await step('dtls listener', () => this.dtls?.stop());
+    await step('dtls listener', () => this.dtls?.close());
     await step('tee', () => this.tee?.close());
     await step('ingest worker (flush batch into the spool)', () => this.worker?.close());
     const graceMs = Math.max(100, Math.floor(this.config.shutdown.deadlineMs * DRAIN_STOP_SHARE));
-    await step('drain (release leased batches)', () => this.drain?.stop(graceMs));
+    await step('drain (release leased batches)', () => this.drain?.close(graceMs));
     await step('spool', () => this.drainSpool?.close());
     await step('admin endpoint', () => this.admin?.close());
     this.currentStep = '';
     this.state = 'stopped';
-  }
-
-  /** Forced stop after the deadline: the worker is terminated (committed batches are safe). */
-  async forceStop(): Promise<void> {
-    await this.worker?.destroy();
-    this.drainSpool?.close();
   }
 
   /** SIGHUP: certificates, CRLs, identity allowlists, the UDP allowlist and flow filters. */

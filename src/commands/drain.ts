@@ -112,7 +112,7 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
     }
     throw err;
   } finally {
-    await drain?.stop(1000);
+    await drain?.close(1000);
     spool?.close();
   }
 };

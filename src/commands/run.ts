@@ -116,7 +116,7 @@ export const main: CommandMain = async (argv, io) => {
     const message = (err as Error).message;
     const isConfig = isSealflowError(err) && (err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SPOOL_KEY');
     logger.fatal({ code: isSealflowError(err) ? err.code : undefined }, `start-up failed: ${message}`);
-    if (app !== null) await app.stop().catch(() => undefined);
+    if (app !== null) await app.close().catch(() => undefined);
     await sim?.close().catch(() => undefined);
     logger.flush();
     await syslog?.close();
@@ -227,11 +227,11 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
       notifier.stopping();
       const deadline = setTimeout(() => {
         logger.error({ step: app.currentStep, deadlineMs: config.shutdown.deadlineMs }, `stop deadline passed while stopping "${app.currentStep}"; forcing exit`);
-        void app.forceStop().finally(() => finish(ExitCode.Failure));
+        void app.destroy().finally(() => finish(ExitCode.Failure));
       }, config.shutdown.deadlineMs);
       deadline.unref();
       void app
-        .stop()
+        .close()
         .then(() => sim?.close())
         .then(() => {
           clearTimeout(deadline);
@@ -248,7 +248,7 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
     const onStop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         logger.error({ signal, step: app.currentStep }, `second ${signal}: forced exit while stopping "${app.currentStep}"`);
-        void app.forceStop().finally(() => finish(ExitCode.Failure));
+        void app.destroy().finally(() => finish(ExitCode.Failure));
         return;
       }
       stopping = true;

@@ -8,6 +8,7 @@ import { embeddedDefaults } from './embedded-defaults.js';
 import { CONFIG_PATH_ENV, readEnvLayer } from './env-layer.js';
 import { formatPath, InvalidConfigError, issuesFromZod, showValue, type ConfigIssue, type IssuePath } from './invalid-config-error.js';
 import { ConfigSchema, SECRET_INLINE_MESSAGE, SECRET_SETTINGS, type Config, type ConfigInput, type FilterConfig, type ParsedConfig, type SecretSource } from './schema.js';
+import { deepFreeze } from './defaults.js';
 
 /**
  * Loading the configuration, once, at start:
@@ -96,13 +97,6 @@ function merge(base: unknown, over: unknown, path: string[], origin: string | nu
   return out;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 /** Reads and parses a YAML/JSON config file into a plain object. */
 export async function readConfigFile(path: string, setting = '--config'): Promise<Record<string, unknown>> {

@@ -33,7 +33,11 @@ export const MAX_IPFIX_MESSAGE_BYTES = 65_535;
 export const DEFAULT_SPOOL_QUOTA_BYTES = 10 * 1024 * 1024 * 1024;
 /** Default admin endpoint port (unassigned by IANA, outside common exporter ports). */
 export const DEFAULT_ADMIN_PORT = 9180;
-/** NetoFlow's ingest host; the path is not public (see /docs FUSION notes), hence configurable. */
+/**
+ * NetoFlow's ingest host (its `apihost` default); Fusion's ingest path is not public
+ * (docs/FUSION.md), so the path is this project's choice, matched by the stand-in: set
+ * drain.fusion.uploadUrl to what Netography gives you.
+ */
 export const DEFAULT_FUSION_UPLOAD_URL = 'https://api-ingest.netography.com/api/v1/flows';
 /** NetoFlow flushes every 2000 records: the same per-request cap keeps request sizes familiar to Fusion. */
 export const DEFAULT_FUSION_RECORDS_PER_REQUEST = 2000;
@@ -155,6 +159,7 @@ const TlsListenerSchema = z
     port: port('TCP port to bind.').default(IPFIXS_PORT),
     ...trustFields,
     maxConnections: z.number().int().min(1).max(100_000).default(1024).describe('Concurrent TLS connections, all sources.'),
+    // A router may run a few exporting processes (line cards) from one address.
     maxConnectionsPerSource: z.number().int().min(1).max(10_000).default(16).describe('Concurrent TLS connections from one source address.'),
     handshakesPerSecond: z.number().int().min(1).max(100_000).default(50).describe('New handshakes accepted per second, all sources (excess connections are closed).'),
     handshakeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000).describe('A handshake not finished within this is aborted (reason "handshake_timeout").'),
@@ -239,9 +244,13 @@ const FiltersSchema = z
 
 const DecodeSchema = z
   .strictObject({
+    // 30 min: ≥ 3× the common 5–10 min template refresh over UDP (RFC 7011 §8.4).
     templateLifetimeSeconds: z.number().int().min(1).max(86_400 * 7).default(1800).describe('Unrefreshed IPFIX/NetFlow v9 templates expire after this (RFC 7011 §8.4 UDP template lifetime).'),
+    // Real exporters define tens of templates; 4096 bounds a hostile session's memory.
     maxTemplatesPerSession: z.number().int().min(1).max(65_536).default(4096).describe('Templates kept per transport session and observation domain; more are refused and counted.'),
+    // The largest real templates (Ixia, nProbe) have ~100 fields; IPFIX's ceiling is ~16k.
     maxFieldsPerTemplate: z.number().int().min(1).max(65_535).default(512).describe('Templates declaring more fields are refused.'),
+    // Templates normally follow within one refresh burst; 2 s covers reordering at startup.
     pendingHoldMs: z.number().int().min(0).max(600_000).default(2000).describe('Data sets that arrive before their template are held this long waiting for it.'),
     maxPendingRecordsPerSession: z.number().int().min(0).max(10_000_000).default(10_000).describe('Cap on held (template-less) data per session; beyond it they are dropped and counted.'),
     maxSessions: z.number().int().min(1).max(10_000_000).default(10_000).describe('Transport sessions (exporter × port × transport) with template state; least recently seen are evicted.'),
@@ -280,6 +289,7 @@ const FusionSchema = z
     framing: z.enum(['ndjson', 'json-array']).default('ndjson').describe('Request body framing of the records.'),
     compression: z.enum(['gzip', 'zstd', 'none']).default('gzip').describe('Request body compression (Content-Encoding).'),
     maxRecordsPerRequest: z.number().int().min(1).max(100_000).default(DEFAULT_FUSION_RECORDS_PER_REQUEST).describe('Records per upload request.'),
+    // 2000 records × ~600 B ≈ 1.2 MB, so 4 MiB only bites on unusual records.
     maxBytesPerRequest: z.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('Uncompressed body bytes per upload request (a single larger record still goes alone).'),
     gzipLevel: z.number().int().min(1).max(9).default(6).describe('gzip level 1–9, and the ceiling of the adaptive level: 6 sends ~25 % fewer bytes than 1 (slow branch links), 1 costs ~3× less CPU per record (fast links, large backlogs).'),
     adaptiveGzip: z.boolean().default(true).describe('Step the gzip level down towards 1 while compression, not the uplink, is the bottleneck, and back up when the uplink is (false: always gzipLevel).'),
@@ -290,6 +300,7 @@ const FusionSchema = z
       .describe("Base64 SHA-256 pins of acceptable server public keys (SPKI); any match is accepted."),
     proxyUrl: z.url({ protocol: /^https?$/ }).optional().describe('HTTP(S) proxy for the uplink (credentials in the URL are redacted in output).'),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000).describe('TCP+TLS connect timeout.'),
+    // A 2000-record gzip chunk is ~100 KB: ~1 s on a 1 Mbit/s branch link, well inside this.
     headersTimeoutMs: z.number().int().min(100).max(600_000).default(30_000).describe('Time to receive response headers.'),
     bodyTimeoutMs: z.number().int().min(100).max(600_000).default(30_000).describe('Time between response body chunks.'),
     registerDevices: z.boolean().default(false).describe('Register unseen exporters as Fusion devices (POST /api/v1/device).'),

@@ -6,7 +6,7 @@ import type { ByteReader } from './byte-reader.js';
 import { IPFIX_HEADER_BYTES, IPFIX_VERSION, parseIpfixMessage } from './ipfix/ipfix.js';
 import { decodeNetflow5 } from './netflow5/netflow5.js';
 import { NETFLOW9_VERSION, parseNetflow9Packet } from './netflow9/netflow9.js';
-import { decodeSflow, type SflowDecodeOptions, type SflowOctets } from './sflow/sflow.js';
+import { DEFAULT_SFLOW_OPTIONS, decodeSflow, type SflowDecodeOptions, type SflowOctets } from './sflow/sflow.js';
 import { newOptionsValues, readOptionsRecord } from './template/options-record.js';
 import { RawRecordView } from './template/raw-record-view.js';
 import { RecordContext } from './template/record-context.js';
@@ -22,6 +22,7 @@ import type { MessageHeader, SetSink, TemplateDefinition, WithdrawalScope } from
 import { decodeExtendedSet } from './template/extended-set.js';
 import type { LayerPolicy } from './template/layer-policy.js';
 import { MIN_DATA_SET_ID } from './template/template.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 /**
  * DecodeService: the one stateful entry point of decoding. Bytes of one ExporterPacket in,
@@ -53,18 +54,16 @@ export interface DecodeLimits {
   maxSessions: number;
 }
 
+/** The decode settings' defaults (src/config/schema.ts says why each is what it is), and one limit that is not a setting. */
 export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
-  // Real exporters define tens of templates; 4096 bounds a hostile session's memory.
-  maxTemplatesPerSession: 4096,
-  // The largest real templates (Ixia, nProbe) have ~100 fields; IPFIX's ceiling is ~16k.
-  maxFieldsPerTemplate: 512,
-  // 30 min: ≥ 3× the common 5–10 min template refresh over UDP (RFC 7011 §8.4).
-  templateLifetimeMs: 1_800_000,
-  // Templates normally follow within one refresh burst; 2 s covers reordering at startup.
-  pendingHoldMs: 2_000,
-  maxPendingRecordsPerSession: 10_000,
+  maxTemplatesPerSession: DEFAULTS.decode.maxTemplatesPerSession,
+  maxFieldsPerTemplate: DEFAULTS.decode.maxFieldsPerTemplate,
+  templateLifetimeMs: DEFAULTS.decode.templateLifetimeSeconds * 1000,
+  pendingHoldMs: DEFAULTS.decode.pendingHoldMs,
+  maxPendingRecordsPerSession: DEFAULTS.decode.maxPendingRecordsPerSession,
+  // Held data is copied out of its datagram: 4 MiB bounds what one session can hold that way.
   maxPendingBytesPerSession: 4 * 1024 * 1024,
-  maxSessions: 16_384,
+  maxSessions: DEFAULTS.decode.maxSessions,
 });
 
 export interface DecodeServiceOptions {
@@ -77,19 +76,19 @@ export interface DecodeServiceOptions {
    */
   readonly rawRecords?: boolean;
   /**
-   * Takes the records of compiled templates instead of FlowRecords in the outcome (see
-   * DirectRecordSink); default none. Used only with rawRecords false (a record with `raw`
-   * needs the FlowRecord path).
+   * The fused path: takes the records of compiled templates instead of FlowRecords in the
+   * outcome (see FusedSetSink); default none. Used only with rawRecords false (a record with
+   * `raw` needs the FlowRecord path).
    */
-  readonly direct?: DirectRecordSink | null;
+  readonly fused?: FusedSetSink | null;
   /** Which header of a tunnelled flow's template fills a record (layer-policy.ts); default inner. */
   readonly layerPolicy?: LayerPolicy;
   /** sFlow byte convention (docs/decoding.md): 'ip' (default) the IP packet length, 'frame' the sampled frame length. */
   readonly sflowOctets?: SflowOctets;
 }
 
-/** How a DirectRecordSink's data set went. */
-export interface DirectSetResult {
+/** How a FusedSetSink's data set went. */
+export interface FusedSetResult {
   /** Records it took (before a malformed one, if any). */
   records: number;
   /** A variable-length field ran past the end of the set (RFC 7011 §7); the rest of the set is skipped. */
@@ -102,19 +101,19 @@ export interface DirectSetResult {
  * Takes IPFIX / NetFlow v9 data records of a (non-options) template straight from their
  * bytes, instead of DecodeService making FlowRecords for them: the ingest worker's fused path
  * to the spool (src/ingest-worker/fused-writer.ts). Such records are counted in
- * DecodeOutcome.directRecords and stats, not listed in DecodeOutcome.records. It must leave
+ * DecodeOutcome.fusedRecords and stats, not listed in DecodeOutcome.records. It must leave
  * no view of `buf` behind (the packet buffer is reused after decode()).
  */
-export interface DirectRecordSink {
+export interface FusedSetSink {
   /** Handles the records of [p, end) with template `t`, filling `result`; false when it does not take this set (the FlowRecord path runs then). */
-  writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: DirectSetResult): boolean;
+  writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: FusedSetResult): boolean;
 }
 
 /** One options data record (RFC 7011 §3.4.2.2, RFC 3954 §6.1), kept for later stages (decodeElements). */
 export interface OptionsRecord {
   readonly templateId: number;
   readonly observationDomainId: number;
-  /** records.length when this options record was decoded: its position in the packet's record stream (records taken by a DirectRecordSink are not in `records`). */
+  /** records.length when this options record was decoded: its position in the packet's record stream (records taken by a FusedSetSink are not in `records`). */
   readonly recordIndex: number;
   readonly raw: RawRecord;
 }
@@ -144,8 +143,8 @@ export interface DecodeCounters {
 
 export interface DecodeOutcome extends DecodeCounters {
   records: FlowRecord[];
-  /** Records handed to the DirectRecordSink instead of `records`. */
-  directRecords: number;
+  /** Records handed to the FusedSetSink instead of `records`. */
+  fusedRecords: number;
   /** Options data records, in wire order. Sampling and uptime from them are already applied. */
   options: OptionsRecord[];
   /** The first MAX_ERRORS_PER_OUTCOME problems; `errorCount` has them all. */
@@ -160,8 +159,8 @@ export interface DecodeServiceStats extends DecodeCounters {
   packets: number;
   /** Every record decoded, both paths. */
   records: number;
-  /** Of `records`, those written by the DirectRecordSink (the ingest worker's fused path to the spool). */
-  directRecords: number;
+  /** Of `records`, those written by the FusedSetSink (the ingest worker's fused path to the spool). */
+  fusedRecords: number;
   errorsByCode: Record<string, number>;
   templatesLive: number;
   sessions: number;
@@ -225,7 +224,7 @@ export const UNROLLED_COUNTERS_COMPLETE: [Exclude<keyof DecodeCounters, Unrolled
 function newOutcome(): DecodeOutcome {
   return {
     records: [],
-    directRecords: 0,
+    fusedRecords: 0,
     options: [],
     errors: [],
     errorCount: 0,
@@ -247,7 +246,7 @@ function newOutcome(): DecodeOutcome {
 }
 
 /** `r` reset for the next data set (a function, so the caller's checks see the sink's writes, not these constants). */
-function clearedResult(r: DirectSetResult): DirectSetResult {
+function clearedResult(r: FusedSetResult): FusedSetResult {
   r.records = 0;
   r.malformed = false;
   return r;
@@ -269,8 +268,8 @@ export class DecodeService {
   readonly #limits: DecodeLimits;
   readonly #factory: DecoderFactory;
   readonly #rawRecords: boolean;
-  #direct: DirectRecordSink | null;
-  readonly #directResult: DirectSetResult = { records: 0, malformed: false, malformedAt: 0 };
+  #fused: FusedSetSink | null;
+  readonly #fusedResult: FusedSetResult = { records: 0, malformed: false, malformedAt: 0 };
   readonly #sessions = new Map<string, SessionState>();
   readonly #ipfixSeq = new SequenceTracker(IPFIX_SEQUENCE_OPTIONS);
   readonly #packetSeq = new SequenceTracker(PACKET_SEQUENCE_OPTIONS);
@@ -307,12 +306,12 @@ export class DecodeService {
     this.#limits = Object.freeze(merged);
     this.#factory = new DecoderFactory(options.compiledDecoders ?? true, options.layerPolicy);
     this.#rawRecords = options.rawRecords ?? true;
-    this.#direct = options.direct ?? null;
-    this.#sflowOptions = Object.freeze({ octets: options.sflowOctets ?? 'ip', layer: options.layerPolicy ?? 'inner' });
+    this.#fused = options.fused ?? null;
+    this.#sflowOptions = Object.freeze({ octets: options.sflowOctets ?? DEFAULT_SFLOW_OPTIONS.octets, layer: options.layerPolicy ?? DEFAULT_SFLOW_OPTIONS.layer });
     this.#stats = {
       packets: 0,
       records: 0,
-      directRecords: 0,
+      fusedRecords: 0,
       errorsByCode: {},
       templatesLive: 0,
       sessions: 0,
@@ -342,9 +341,9 @@ export class DecodeService {
     };
   }
 
-  /** Sets or clears the DirectRecordSink (e.g. when flow filters that need FlowRecords are loaded). */
-  setDirectSink(direct: DirectRecordSink | null): void {
-    this.#direct = direct;
+  /** Sets or clears the FusedSetSink (e.g. when flow filters that need FlowRecords are loaded). */
+  setFusedSink(fused: FusedSetSink | null): void {
+    this.#fused = fused;
   }
 
   get limits(): Readonly<DecodeLimits> {
@@ -681,16 +680,16 @@ export class DecodeService {
       this.#setContext(ctx, d, meta.exportTimeS, meta.v9UptimeMs);
       return count;
     }
-    const direct = this.#direct;
+    const fused = this.#fused;
     // Biflow templates (two records of one wire record) and packet sections take the FlowRecord path.
-    if (direct !== null && !this.#rawRecords && t.reverse === null && t.section === null) {
-      const result = clearedResult(this.#directResult);
+    if (fused !== null && !this.#rawRecords && t.reverse === null && t.section === null) {
+      const result = clearedResult(this.#fusedResult);
       let taken: boolean;
       try {
-        taken = direct.writeSet(t, view, buf, p, end, ctx, meta, result);
+        taken = fused.writeSet(t, view, buf, p, end, ctx, meta, result);
       } finally {
         // Records the sink took before a failure (reported by decode() as a decode error) are counted too.
-        this.#out.directRecords += result.records;
+        this.#out.fusedRecords += result.records;
       }
       if (taken) return result.malformed ? this.#badVarLength(t, offsetBase + result.malformedAt) : result.records;
     }
@@ -899,8 +898,8 @@ export class DecodeService {
 
   #finish(out: DecodeOutcome): void {
     const s = this.#stats;
-    s.records += out.records.length + out.directRecords;
-    s.directRecords += out.directRecords;
+    s.records += out.records.length + out.fusedRecords;
+    s.fusedRecords += out.fusedRecords;
     // Unrolled (runs once per packet; a loop over the keys is a megamorphic keyed access).
     // UNROLLED_COUNTERS_COMPLETE fails to compile when a counter is added but not summed here.
     s.templatesLearned += out.templatesLearned;

@@ -32,13 +32,10 @@ import { UploadPool } from './upload-pool.js';
 import { decodeBatch } from '../batch/decoder.js';
 import type { FusionCredentials } from './netosecret.js';
 import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncodeTimings, type EncoderSettings } from './upload-encoder.js';
+import { DEFAULTS } from '../config/defaults.js';
 
-/**
- * Default upload URL. Fusion's ingest path is not public (docs/FUSION.md): the host is
- * NetoFlow's `apihost` default and the path is this project's choice, matched by the
- * stand-in. Set `drain.fusion.uploadUrl` to what Netography gives you.
- */
-export const DEFAULT_UPLOAD_URL = 'https://api-ingest.netography.com/api/v1/flows';
+/** The drain.fusion.uploadUrl setting's default (src/config/schema.ts says where it comes from). */
+export const DEFAULT_UPLOAD_URL = DEFAULTS.drain.fusion.uploadUrl;
 
 /** Remembered partially-delivered batches; beyond this the oldest is forgotten (its keys still dedupe). */
 const MAX_PARTIAL_BATCHES = 4096;
@@ -104,14 +101,15 @@ export const DEFAULT_DRAIN_SETTINGS: DrainSettings = Object.freeze({
   encoder: DEFAULT_ENCODER_SETTINGS,
   tls: DEFAULT_TLS_SETTINGS,
   auth: DEFAULT_AUTH_SETTINGS,
-  concurrency: 2,
-  backoff: Object.freeze({ baseMs: 1000, capMs: 5 * 60_000 }),
-  maxBytesPerSecond: null,
-  maxRecordsPerSecond: null,
+  // The drain settings' defaults (src/config/schema.ts); idlePollMs and the scope are not settings.
+  concurrency: DEFAULTS.drain.concurrency,
+  backoff: Object.freeze({ baseMs: DEFAULTS.drain.retry.initialDelayMs, capMs: DEFAULTS.drain.retry.maxDelayMs }),
+  maxBytesPerSecond: DEFAULTS.drain.maxBytesPerSecond ?? null,
+  maxRecordsPerSecond: DEFAULTS.drain.maxRecordsPerSecond ?? null,
   idlePollMs: 1000,
   idempotencyScope: '',
-  registerDevices: false,
-  uploadWorkers: 0,
+  registerDevices: DEFAULTS.drain.fusion.registerDevices,
+  uploadWorkers: DEFAULTS.drain.uploadWorkers,
 });
 
 /** More upload workers than this buys nothing but memory (each has its own TLS pool). */
@@ -249,6 +247,7 @@ export class Drain {
 
   private state: DrainStats['state'] = 'idle';
   private loopDone: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
   /** Aborts sleeps (backoff, idle, pacing) when stopping. */
   private readonly stopSleeps = new AbortController();
   /** Aborts in-flight HTTP requests: only when the stop deadline passes. */
@@ -334,10 +333,23 @@ export class Drain {
   }
 
   /**
-   * Stops: no new leases; in-flight uploads may finish within `graceMs`, after which they are
-   * aborted; every leased batch not acked or parked is released. Idempotent.
+   * Graceful stop: no new leases; in-flight uploads may finish within `graceMs`, after which
+   * they are aborted; every leased batch not acked or parked is released. Idempotent (a second
+   * call returns the first one's promise).
    */
-  async stop(graceMs = 5000): Promise<void> {
+  close(graceMs = 5000): Promise<void> {
+    this.closing ??= this.shutdown(graceMs);
+    return this.closing;
+  }
+
+  /** Forced stop: in-flight uploads are aborted now (their batches are released, never acked) and the upload workers end. Idempotent. */
+  async destroy(): Promise<void> {
+    this.abortRequests.abort();
+    await this.pool?.destroy();
+    await this.close(0);
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
     if (this.state === 'stopped') return;
     if (this.state === 'idle') {
       this.state = 'stopped';
@@ -353,7 +365,7 @@ export class Drain {
     const finished = await Promise.race([done.then(() => true), realSleep(graceMs, timer.signal).then(() => false)]);
     timer.abort();
     if (!finished) {
-      this.log.warn({ event: 'drain.stop_forced', inFlight: this.inFlight.size }, 'drain: in-flight uploads overran the stop deadline; aborting them (their batches are released)');
+      if (!this.abortRequests.signal.aborted) this.log.warn({ event: 'drain.stop_forced', inFlight: this.inFlight.size }, 'drain: in-flight uploads overran the stop deadline; aborting them (their batches are released)');
       this.abortRequests.abort();
       // Workers' requests cannot see the signal: end the threads, their jobs reject and release.
       await this.pool?.destroy();

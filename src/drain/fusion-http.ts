@@ -3,6 +3,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { checkServerIdentity, createSecureContext, rootCertificates, type PeerCertificate } from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 /**
  * The HTTPS transport of the drain: one undici dispatcher (keep-alive pool per origin) with
@@ -36,10 +37,10 @@ export const DEFAULT_TLS_SETTINGS: FusionTlsSettings = Object.freeze({
   caPem: null,
   pinSha256: [],
   proxyUrl: null,
-  connectTimeoutMs: 10_000,
-  // A 2000-record gzip chunk is ~100 KB; on a 1 Mbit/s branch link that is ~1 s. 60 s leaves room.
-  headersTimeoutMs: 60_000,
-  bodyTimeoutMs: 30_000,
+  // The drain.fusion timeout settings' defaults.
+  connectTimeoutMs: DEFAULTS.drain.fusion.connectTimeoutMs,
+  headersTimeoutMs: DEFAULTS.drain.fusion.headersTimeoutMs,
+  bodyTimeoutMs: DEFAULTS.drain.fusion.bodyTimeoutMs,
   keepAliveTimeoutMs: 30_000,
   connections: 8,
 });

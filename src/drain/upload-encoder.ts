@@ -5,6 +5,7 @@ import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import { FusionJsonWriter } from '../flow/fusion-record.js';
 import { CompressionLevel } from './compression-level.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 /**
  * Turns one leased spool batch into upload request bodies ("chunks"). Fusion's upload
@@ -35,18 +36,14 @@ export interface EncoderSettings {
   readonly maxBytesPerRequest: number;
 }
 
-/** NetoFlow's flush size (docs/FUSION.md). */
-export const DEFAULT_MAX_RECORDS_PER_REQUEST = 2000;
-/** Uncompressed body cap: 2000 records × ~600 B ≈ 1.2 MB, so 4 MiB only bites on unusual records. */
-export const DEFAULT_MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024;
-
+/** The drain.fusion settings' defaults (src/config/schema.ts says why). */
 export const DEFAULT_ENCODER_SETTINGS: EncoderSettings = Object.freeze({
-  framing: 'ndjson',
-  compression: 'gzip',
-  gzipLevel: 6,
-  adaptiveGzip: true,
-  maxRecordsPerRequest: DEFAULT_MAX_RECORDS_PER_REQUEST,
-  maxBytesPerRequest: DEFAULT_MAX_BYTES_PER_REQUEST,
+  framing: DEFAULTS.drain.fusion.framing,
+  compression: DEFAULTS.drain.fusion.compression,
+  gzipLevel: DEFAULTS.drain.fusion.gzipLevel,
+  adaptiveGzip: DEFAULTS.drain.fusion.adaptiveGzip,
+  maxRecordsPerRequest: DEFAULTS.drain.fusion.maxRecordsPerRequest,
+  maxBytesPerRequest: DEFAULTS.drain.fusion.maxBytesPerRequest,
 });
 
 type Compress = (buf: Buffer, level: number) => Promise<Buffer>;

@@ -1,5 +1,6 @@
 import { BatchEncoder } from '../batch/encoder.js';
-import type { DirectSetResult, SetMeta } from '../decode/decode-service.js';
+import { DEFAULTS } from '../config/defaults.js';
+import type { FusedSetResult, SetMeta } from '../decode/decode-service.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import type { AppendResult, BatchSink, RecordSink } from '../flow/pipeline.js';
@@ -23,11 +24,11 @@ import type { FusedBatchTarget, FusedRecordWriter } from './fused-writer.js';
  * ('encode') in order with the batches before it.
  */
 export interface BatcherOptions {
-  /** Default 20 000 records. */
+  /** Records per batch. Default: the spool.batch.maxRecords setting's. */
   readonly maxRecords?: number;
-  /** Serialized bytes (before compression; estimated unless queued). Default 1 MiB. */
+  /** Serialized bytes (before compression; estimated unless queued). Default: spool.batch.maxBytes's. */
   readonly maxBytes?: number;
-  /** Oldest record's maximum wait. Default 1 s. */
+  /** Oldest record's maximum wait. Default: spool.batch.maxAgeMs's. */
   readonly maxAgeMs?: number;
   readonly setTimer?: (fn: () => void, ms: number) => unknown;
   readonly clearTimer?: (handle: unknown) => void;
@@ -38,10 +39,6 @@ export interface BatcherOptions {
   /** Called when the sink throws (a bug, or a closed spool); the batch is counted as dropped. */
   readonly onError?: (err: unknown, records: number) => void;
 }
-
-export const DEFAULT_BATCH_MAX_RECORDS = 20_000;
-export const DEFAULT_BATCH_MAX_BYTES = 1024 * 1024;
-export const DEFAULT_BATCH_MAX_AGE_MS = 1000;
 
 /** Serialized size estimate: an IPv4 record with ~15 fields takes ~40 bytes in the batch format; each IPv6 address adds 12. */
 const BASE_RECORD_BYTES = 40;
@@ -88,9 +85,9 @@ export class Batcher implements RecordSink, FusedBatchTarget {
     private readonly sink: BatchSink,
     private readonly options: BatcherOptions = {},
   ) {
-    this.maxRecords = options.maxRecords ?? DEFAULT_BATCH_MAX_RECORDS;
-    this.maxBytes = options.maxBytes ?? DEFAULT_BATCH_MAX_BYTES;
-    this.maxAgeMs = options.maxAgeMs ?? DEFAULT_BATCH_MAX_AGE_MS;
+    this.maxRecords = options.maxRecords ?? DEFAULTS.spool.batch.maxRecords;
+    this.maxBytes = options.maxBytes ?? DEFAULTS.spool.batch.maxBytes;
+    this.maxAgeMs = options.maxAgeMs ?? DEFAULTS.spool.batch.maxAgeMs;
     this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms).unref());
     this.clearTimer = options.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
     if (!(this.maxRecords >= 1 && this.maxBytes >= 1 && this.maxAgeMs >= 0)) throw new RangeError('batcher limits must be positive');
@@ -142,7 +139,7 @@ export class Batcher implements RecordSink, FusedBatchTarget {
    * straight into the open batch, with the same cuts as accept() (checked after each
    * record, so batches keep their exact limits).
    */
-  writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: DirectSetResult): void {
+  writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: FusedSetResult): void {
     result.records = 0;
     result.malformed = false;
     if (!this.acceptsFused) throw new Error('Batcher.writeFusedSet needs an open queued batcher (check acceptsFused)');

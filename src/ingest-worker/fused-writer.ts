@@ -1,7 +1,7 @@
 import type { BatchEncoder } from '../batch/encoder.js';
 import * as format from '../batch/format.js';
 import { readCounter64, readUnsignedN } from '../decode/byte-reader.js';
-import type { DirectRecordSink, DirectSetResult, SetMeta } from '../decode/decode-service.js';
+import type { FusedSetSink, FusedSetResult, SetMeta } from '../decode/decode-service.js';
 import type { FieldPlan, ReadKind } from '../decode/template/field-mapping.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
@@ -37,8 +37,8 @@ export type FusedRecordWriter = (view: DataView, buf: Uint8Array, p: number, end
 export interface FusedBatchTarget {
   /** Whether it takes fused records now (false once closed: records then take the FlowRecord path and are counted there). */
   readonly acceptsFused: boolean;
-  /** Writes the records of [p, end) with `w`; sets result.records and result.malformed (see DirectSetResult). */
-  writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: DirectSetResult): void;
+  /** Writes the records of [p, end) with `w`; sets result.records and result.malformed (see FusedSetResult). */
+  writeFusedSet(w: FusedRecordWriter, view: DataView, buf: Uint8Array, p: number, end: number, minLength: number, ctx: RecordContext, m: SetMeta, result: FusedSetResult): void;
 }
 
 /**
@@ -261,11 +261,11 @@ const V6_IN_PACKET = new Uint8Array(16);
 const MAX_CACHED_WRITERS = 4096;
 
 /**
- * The DecodeService's direct sink on the ingest worker: compiles (once per template layout
+ * The DecodeService's FusedSetSink on the ingest worker: compiles (once per template layout
  * and filter) and runs fused writers into `target`. A template whose writer cannot be
  * compiled, or any set while the target refuses, takes the FlowRecord path instead.
  */
-export class FusedSetWriter implements DirectRecordSink {
+export class FusedSetWriter implements FusedSetSink {
   readonly #writers = new Map<string, FusedRecordWriter | null>();
   #filter: FusedRecordFilter | null;
 
@@ -281,7 +281,7 @@ export class FusedSetWriter implements DirectRecordSink {
     this.#writers.clear();
   }
 
-  writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: DirectSetResult): boolean {
+  writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: FusedSetResult): boolean {
     if (!this.target.acceptsFused) return false;
     let w = this.#writers.get(t.signature);
     if (w === undefined) {

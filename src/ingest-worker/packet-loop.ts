@@ -114,15 +114,15 @@ export class PacketLoop {
 
   private chooseFusedPath(): void {
     this.fused.setFilter(this.filter.acceptsAll ? null : this.filter);
-    this.decode.setDirectSink(this.stdoutRecords ? null : this.fused);
+    this.decode.setFusedSink(this.stdoutRecords ? null : this.fused);
   }
 
   private handle(outcome: DecodeOutcome, who: ExporterCounters | null): void {
-    if (outcome.directRecords > 0) {
-      this.records += outcome.directRecords;
-      if (who !== null) who.records += outcome.directRecords;
+    if (outcome.fusedRecords > 0) {
+      this.records += outcome.fusedRecords;
+      if (who !== null) who.records += outcome.fusedRecords;
       // With rules loaded the fused writers called filter.admit() for each (filters reload only between frames).
-      if (this.filter.acceptsAll) this.filter.passedUnseen(outcome.directRecords);
+      if (this.filter.acceptsAll) this.filter.passedUnseen(outcome.fusedRecords);
     }
     if (outcome.records.length > 0) {
       this.records += outcome.records.length;

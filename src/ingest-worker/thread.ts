@@ -88,7 +88,7 @@ async function stopHelpers(spool: Spool, helpers: Helpers): Promise<void> {
   spool.writer.useCompressor(null);
   await helpers.compressor?.close();
   spool.checkpoints.useBackground(null);
-  await helpers.walCheckpointer?.stop();
+  await helpers.walCheckpointer?.close();
 }
 
 function decodeService(init: IngestWorkerInit, spool: Spool, logger: Logger): DecodeService {

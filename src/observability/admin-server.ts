@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { DEFAULT_RATE_LIMIT, RateLimitedLog } from './rate-limited-log.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 /**
  * The admin HTTP endpoint (node:http, loopback by default):
@@ -90,7 +91,7 @@ export class AdminServer {
 
   /** Binds and starts serving. Rejects (with the bind error) when the address/port is unusable. */
   start(): Promise<{ address: string; port: number }> {
-    const host = this.options.address ?? '127.0.0.1';
+    const host = this.options.address ?? DEFAULTS.admin.address;
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         reject(err);

@@ -75,7 +75,7 @@ export const F = {
 
   decodePackets: family('decode_packets_total', 'counter', 'Packets the decoder processed'),
   decodeRecords: family('decode_records_total', 'counter', 'Flow records decoded'),
-  decodeDirectRecords: family('decode_direct_records_total', 'counter', 'Of the decoded records, those written straight into the open batch by the fused IPFIX/v9 path'),
+  decodeFusedRecords: family('decode_fused_records_total', 'counter', 'Of the decoded records, those written straight into the open batch by the fused IPFIX/v9 path'),
   decodeErrors: family('decode_errors_total', 'counter', 'Malformed or undecodable input, by error code (catalogue in src/flow/errors.ts)', ['code']),
   templatesActive: family('templates_active', 'gauge', 'Templates currently known across all sessions'),
   templateEvents: family('template_events_total', 'counter', 'Template lifecycle events (learned, replaced, withdrawn, expired, withdrawal_ignored)', ['event']),
@@ -240,7 +240,7 @@ function collectWorker(w: IngestWorkerStats, emit: SampleSink): void {
   const d = w.decode;
   emit(F.decodePackets, d.packets);
   emit(F.decodeRecords, d.records);
-  emit(F.decodeDirectRecords, d.directRecords);
+  emit(F.decodeFusedRecords, d.fusedRecords);
   each(emit, F.decodeErrors, 'code', d.errorsByCode);
   emit(F.templatesActive, d.templatesLive);
   each(emit, F.templateEvents, 'event', { learned: d.templatesLearned, replaced: d.templatesReplaced, withdrawn: d.templatesWithdrawn, expired: d.templatesExpired, withdrawal_ignored: d.withdrawalsIgnored });

@@ -144,7 +144,8 @@ export class StatsLine {
     return line;
   }
 
-  stop(): void {
+  /** Stops the periodic line. Idempotent. */
+  close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }

@@ -96,8 +96,8 @@ export class BatchCompressor {
   }
 
   /**
-   * Stops the thread; results not yet polled are lost, so detach it from the spool first
-   * (useCompressor(null) waits for them). Idempotent.
+   * Graceful: the thread ends after the job it is on; results not yet polled are lost, so
+   * detach it from the spool first (useCompressor(null) waits for them). Idempotent.
    */
   close(): Promise<void> {
     if (!this.closing) {
@@ -108,5 +108,13 @@ export class BatchCompressor {
       this.results.close();
     }
     return this.exited;
+  }
+
+  /** Forced: ends the thread now; batches out on it are lost (the spool drops and counts them). Idempotent. */
+  async destroy(): Promise<void> {
+    this.closing = true;
+    this.results.close();
+    await this.worker.terminate();
+    await this.exited;
   }
 }

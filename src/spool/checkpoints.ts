@@ -84,7 +84,8 @@ export class Checkpoints {
     if (!this.store.readOnly) this.tickHandle = this.setTick(() => this.tick(), Math.max(1, Math.floor(this.intervalMs / IDLE_TICKS_PER_INTERVAL)));
   }
 
-  stop(): void {
+  /** Stops the idle tick. Idempotent. */
+  close(): void {
     if (this.tickHandle !== null) this.clearTick(this.tickHandle);
     this.tickHandle = null;
   }

@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { DEFAULTS } from '../config/defaults.js';
 
 /**
  * Where the inspection commands (`sealflow spool`, `sealflow rekey`) find the spool without
@@ -9,7 +10,7 @@ import { join, resolve } from 'node:path';
 export const DATA_DIR_ENV = 'SEALFLOW_DATA_DIR';
 /** The environment form of the spool.dir setting (src/config/env-layer.ts naming). */
 export const SPOOL_DIR_ENV = 'SEALFLOW_SPOOL__DIR';
-export const DEFAULT_DATA_DIR = './.sealflow';
+export const DEFAULT_DATA_DIR = DEFAULTS.dataDir;
 export const SPOOL_SUBDIR = 'spool';
 
 export interface SpoolLocationFlags {

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { DEFAULTS } from '../config/defaults.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { silentLogger } from '../observability/logger.js';
 import { anchorMac, Chain, SPOOL_HWM_FILE, ZERO_TAG } from './chain.js';
@@ -81,15 +82,15 @@ export interface SpoolOptions {
   readonly kek: Uint8Array;
   /** Earlier KEKs still accepted for unwrapping during a rotation. */
   readonly previousKeks?: readonly Uint8Array[];
-  /** Byte quota over the stored batches (ciphertext + nonce + tag). Default 1 GiB. */
+  /** Byte quota over the stored batches (ciphertext + nonce + tag). Default: the spool.quotaBytes setting's. */
   readonly quotaBytes?: number;
-  /** What to do when a new batch does not fit the quota. Default 'drop-oldest'. */
+  /** What to do when a new batch does not fit the quota. Default: the spool.fullPolicy setting's. */
   readonly fullPolicy?: FullPolicy;
-  /** SQLite synchronous mode (see invariant 2). Default 'full'. */
+  /** SQLite synchronous mode (see invariant 2). Default: the spool.synchronous setting's (full). */
   readonly synchronous?: SynchronousMode;
   /** Compression of new batches (both are always readable). Default 'brotli'. */
   readonly compression?: Compression;
-  /** Lifetime of an epoch data key. Default 1 h. */
+  /** Lifetime of an epoch data key. Default: the spool.epochSeconds setting's. */
   readonly epochMs?: number;
   /** Interval between WAL checkpoints (TRUNCATE) and high-water-mark writes. Default 1 s. */
   readonly checkpointIntervalMs?: number;
@@ -124,16 +125,14 @@ export type { FullPolicy } from './writer.js';
 export { batchAd } from './chain.js';
 export { SPOOL_DB_FILE, SPOOL_HWM_FILE };
 
-const DEFAULT_QUOTA_BYTES = 1024 * 1024 * 1024;
-const DEFAULT_EPOCH_MS = 3_600_000;
-/**
- * FULL (as the spool.synchronous setting defaults): a committed batch survives a power cut.
- * NORMAL trades that for fewer fsyncs: in WAL mode a commit is still safe from a process crash
- * and the file is never corrupted, but commits since the last checkpoint (≤ 1.25 × checkpointIntervalMs,
- * 1.25 s, kept by the idle tick; see Invariant 2) can be lost to a power cut. FULL costs one WAL fsync per batch
- * (2–4 ms of wall time on this machine's disk; bench/spool.ts shows both).
+/*
+ * The settings' defaults come from the schema (DEFAULTS). synchronous defaults to FULL: a
+ * committed batch survives a power cut. NORMAL trades that for fewer fsyncs: in WAL mode a
+ * commit is still safe from a process crash and the file is never corrupted, but commits
+ * since the last checkpoint (≤ 1.25 × checkpointIntervalMs, 1.25 s, kept by the idle tick; see
+ * invariant 2) can be lost to a power cut. FULL costs one WAL fsync per batch (2–4 ms of wall
+ * time on this machine's disk; bench/spool.ts shows both).
  */
-const DEFAULT_SYNCHRONOUS: SynchronousMode = 'full';
 /**
  * Checkpoint (TRUNCATE) at least this often: with synchronous=NORMAL it bounds what a power cut
  * can take (commits since the last WAL sync), and it keeps the WAL small.
@@ -162,8 +161,8 @@ export class Spool {
     options: SpoolOptions,
   ) {
     this.path = store.path;
-    const quotaBytes = options.quotaBytes ?? DEFAULT_QUOTA_BYTES;
-    const keyring = new Keyring(store, meta, keks, options.epochMs ?? DEFAULT_EPOCH_MS, () => {
+    const quotaBytes = options.quotaBytes ?? DEFAULTS.spool.quotaBytes;
+    const keyring = new Keyring(store, meta, keks, options.epochMs ?? DEFAULTS.spool.epochSeconds * 1000, () => {
       this.checkpoints.keysShredded();
     });
     const chain = new Chain(store, keyring, join(options.dir, SPOOL_HWM_FILE));
@@ -178,7 +177,7 @@ export class Spool {
     this.inspector = new SpoolInspector(store, keyring, chain, checkpoints, quotaBytes);
     this.writer = new SpoolWriter(store, keyring, chain, checkpoints, {
       quotaBytes,
-      fullPolicy: options.fullPolicy ?? 'drop-oldest',
+      fullPolicy: options.fullPolicy ?? DEFAULTS.spool.fullPolicy,
       sealFormat: sealFormatOf(options.compression),
       compressorWaitMs: options.compressorWaitMs ?? DEFAULT_COMPRESSOR_WAIT_MS,
     });
@@ -202,7 +201,7 @@ export class Spool {
     }
     const keks = [options.kek, ...(options.previousKeks ?? [])];
     for (const k of keks) if (k.length !== KEK_BYTES) throw new SpoolError(SpoolErrorCode.Key, 'a key-encryption key must be 32 bytes');
-    const synchronous = options.synchronous ?? DEFAULT_SYNCHRONOUS;
+    const synchronous = options.synchronous ?? DEFAULTS.spool.synchronous;
     const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     let db: Database.Database | null = null;
     try {
@@ -260,7 +259,7 @@ export class Spool {
   }
 
   private shut(): void {
-    this.checkpoints.stop();
+    this.checkpoints.close();
     this.store.close();
     this.keyring.destroy();
   }

@@ -66,7 +66,7 @@ export const COUNTER_FAILURES = 2;
 export const COUNTER_DURABLE_SEQ = 3;
 export const COUNTER_DURABLE_AT_MS = 4;
 const COUNTERS = 5;
-/** stop() terminates the thread if it has not ended by then. */
+/** close() terminates the thread if it has not ended by then. */
 const STOP_TIMEOUT_MS = 10_000;
 
 export interface WalCheckpointerStats {
@@ -149,10 +149,10 @@ export class WalCheckpointer {
   }
 
   /**
-   * Stops checkpointing and closes the connection; resolves when the thread has ended (no
-   * checkpoint runs after that). Idempotent, and immediate when the thread already ended.
+   * Graceful: stops checkpointing and closes the connection; resolves when the thread has ended
+   * (no checkpoint runs after that). Idempotent, and immediate when the thread already ended.
    */
-  stop(): Promise<void> {
+  close(): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
       // Referenced again so that a caller awaiting the thread's end keeps the event loop alive.
@@ -166,5 +166,12 @@ export class WalCheckpointer {
       });
     }
     return this.exited;
+  }
+
+  /** Forced: ends the thread now, even inside a checkpoint (a checkpoint is safe to interrupt: SQLite resumes it). Idempotent. */
+  async destroy(): Promise<void> {
+    this.stopping = true;
+    await this.worker.terminate();
+    await this.exited;
   }
 }

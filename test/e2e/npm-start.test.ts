@@ -83,7 +83,7 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
       fusionSim: { recordsAccepted: number; recordsRejected: number };
       exporters: { transport: string; identity: string | null; records: number }[];
       spool: { walCheckpointer: { checkpoints: number; failures: number } | null } | null;
-      decode: { records: number; directRecords: number } | null;
+      decode: { records: number; fusedRecords: number } | null;
     }
     let stats: Stats | null = null;
     await until(async () => {
@@ -99,14 +99,14 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
       if (transport !== 'udp') assert.equal(e.identity, DEV_EXPORTER_IDENTITY);
     }
     // With the default filters (accept all) the IPFIX records take the fused path into the spool.
-    assert.equal(s.decode?.directRecords, s.decode?.records, `fused path: ${JSON.stringify(s.decode)}`);
+    assert.equal(s.decode?.fusedRecords, s.decode?.records, `fused path: ${JSON.stringify(s.decode)}`);
     // The compiled build starts the spool's background WAL checkpointer thread (its .js module).
     assert.ok((s.spool?.walCheckpointer?.checkpoints ?? 0) > 0, `background WAL checkpoints ran: ${JSON.stringify(s.spool?.walCheckpointer)}`);
     assert.equal(s.spool?.walCheckpointer?.failures, 0);
     const metrics = await (await fetch(`${probe.adminUrl}/metrics`)).text();
     assert.match(metrics, /^sealflow_/m, 'Prometheus metrics are served');
     assert.match(metrics, /^sealflow_spool_wal_checkpoints_total\{thread="background",result="complete"\} [1-9]\d*/m, 'checkpointer counters are exported');
-    assert.match(metrics, /^sealflow_decode_direct_records(_total)? \d+/m, 'fused-path records are exported');
+    assert.match(metrics, /^sealflow_decode_fused_records(_total)? \d+/m, 'fused-path records are exported');
   } finally {
     const started = Date.now();
     code = await probe.stop('SIGTERM', 15_000);

@@ -24,7 +24,7 @@ async function withEnv(fn: (env: SimEnv, t: TempSpool) => Promise<void>, simOpti
 }
 
 async function stopped(d: Drain): Promise<void> {
-  await d.stop(2000);
+  await d.close(2000);
 }
 
 test('outage: refused connections keep the spool; when Fusion is back all is delivered oldest first, each batch once', () =>

@@ -1,6 +1,6 @@
 /**
- * Drain lifecycle and pacing against the stand-in with a real spool: stop() with uploads in
- * flight releases what it leased (nothing lost, nothing acked twice), the bandwidth and record
+ * Drain lifecycle and pacing against the stand-in with a real spool: close() with uploads in
+ * flight releases what it leased (nothing lost, nothing acked twice), so does destroy() at once, the bandwidth and record
  * caps hold the rate, stats report rate and time to empty, device registration.
  */
 import { test } from 'node:test';
@@ -9,7 +9,7 @@ import { drainFor, fillSpool, openTempSpool, receivedSeq, startTestSim, waitFor 
 
 const half = (): number => 0.5;
 
-test('stop(grace) with uploads stuck in flight: aborted at the deadline, leased batches released, then delivered by a new drain', async () => {
+test('close(grace) with uploads stuck in flight: aborted at the deadline, leased batches released, then delivered by a new drain', async () => {
   const env = await startTestSim();
   const t = await openTempSpool();
   try {
@@ -20,14 +20,14 @@ test('stop(grace) with uploads stuck in flight: aborted at the deadline, leased 
     assert.ok(await waitFor(() => env.sim.stats.uploadRequests >= 2, 5000));
     assert.equal(drain.stats().inFlightBatches, 2);
     const t0 = Date.now();
-    await drain.stop(300);
+    await drain.close(300);
     const took = Date.now() - t0;
-    assert.ok(took < 2000, `stop honoured its deadline: ${took} ms`);
+    assert.ok(took < 2000, `close honoured its deadline: ${took} ms`);
     assert.equal(drain.stats().state, 'stopped');
     assert.equal(drain.stats().inFlightBatches, 0);
     assert.equal(t.spool.inspector.status().leased, 0, 'everything leased was released');
     assert.equal(t.spool.inspector.status().batches, 4);
-    await drain.stop(); // idempotent
+    await drain.close(); // idempotent
     await env.sim.setFault(null);
     const res = await drainFor(env, t.spool.reader, { concurrency: 1 }, { random: half }).drainOnce();
     assert.equal(res.complete, true);
@@ -42,7 +42,34 @@ test('stop(grace) with uploads stuck in flight: aborted at the deadline, leased 
   }
 });
 
-test('stop() while idle and while backing off returns promptly', async () => {
+test('destroy() with uploads stuck in flight: aborted at once, leased batches released and never acked; idempotent, close() after it returns', async () => {
+  const env = await startTestSim();
+  const t = await openTempSpool();
+  try {
+    fillSpool(t.spool, 4, 50);
+    await env.sim.setFault({ kind: 'slow', delayMs: 5000 });
+    const drain = drainFor(env, t.spool.reader, { concurrency: 2 }, { random: half });
+    drain.start();
+    assert.ok(await waitFor(() => env.sim.stats.uploadRequests >= 2, 5000));
+    const t0 = Date.now();
+    await drain.destroy();
+    const took = Date.now() - t0;
+    assert.ok(took < 2500, `destroy did not wait for the 5 s uploads: ${took} ms`);
+    assert.equal(drain.stats().state, 'stopped');
+    assert.equal(drain.stats().inFlightBatches, 0);
+    assert.equal(drain.stats().deliveredBatches, 0);
+    assert.equal(t.spool.inspector.status().leased, 0, 'everything leased was released');
+    assert.equal(t.spool.inspector.status().batches, 4, 'nothing was acked');
+    await drain.destroy();
+    await drain.close();
+  } finally {
+    await env.sim.setFault(null);
+    await t.cleanup();
+    await env.cleanup();
+  }
+});
+
+test('close() while idle and while backing off returns promptly', async () => {
   const env = await startTestSim();
   const t = await openTempSpool();
   try {
@@ -50,7 +77,7 @@ test('stop() while idle and while backing off returns promptly', async () => {
     idle.start();
     await new Promise((r) => setTimeout(r, 50));
     let t0 = Date.now();
-    await idle.stop(5000);
+    await idle.close(5000);
     assert.ok(Date.now() - t0 < 1500);
 
     await env.sim.setFault({ kind: 'status', status: 503 });
@@ -59,7 +86,7 @@ test('stop() while idle and while backing off returns promptly', async () => {
     backing.start();
     assert.ok(await waitFor(() => backing.stats().backoffRemainingMs > 10_000, 5000));
     t0 = Date.now();
-    await backing.stop(5000);
+    await backing.close(5000);
     assert.ok(Date.now() - t0 < 1500, 'not held by the 60 s backoff');
     assert.equal(t.spool.inspector.status().leased, 0);
   } finally {
@@ -123,7 +150,7 @@ test('stats: drain rate and estimated time to empty from the spool status', asyn
       assert.ok(Math.abs(s.etaMs - expect) < 5, `${s.etaMs} vs ${expect}`);
       assert.ok(s.lastSuccessAtMs !== null);
     } finally {
-      await drain.stop(1000);
+      await drain.close(1000);
     }
   } finally {
     await t.cleanup();
@@ -137,7 +164,7 @@ test('device registration: off by default; on, it POSTs {name, ips, samplerate} 
   try {
     const off = drainFor(env, t.spool.reader);
     assert.equal(await off.registerDevice({ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 1 }), 'disabled');
-    await off.stop();
+    await off.close();
     const on = drainFor(env, t.spool.reader, { registerDevices: true });
     assert.equal(await on.registerDevice({ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 100, tags: ['branch'] }), 'registered');
     assert.equal(await on.registerDevice({ name: 'r1', ips: ['192.0.2.1/32'], samplerate: 100 }), 'exists');
@@ -145,7 +172,7 @@ test('device registration: off by default; on, it POSTs {name, ips, samplerate} 
     await assert.rejects(on.registerDevice({ name: 'r2', ips: ['not-an-ip'], samplerate: 1 }), /device.ips/);
     await assert.rejects(on.registerDevice({ name: 'r2', ips: ['192.0.2.2/32'], samplerate: 0 }), /device.samplerate/);
     assert.equal(on.stats().devicesRegistered, 1);
-    await on.stop();
+    await on.close();
   } finally {
     await t.cleanup();
     await env.cleanup();

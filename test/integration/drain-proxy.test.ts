@@ -59,7 +59,7 @@ test('embedded stand-in: generated certificate and netosecret, the drain deliver
     const drain = new Drain({
       source: t.spool.reader,
       credentials: emb.credentials,
-      settings: resolveDrainSettings({ uploadUrl: emb.extras.uploadUrl ?? '', tls: { caPem: emb.extras.caPem ?? null } }),
+      settings: resolveDrainSettings({ uploadUrl: emb.extras.uploadUrl ?? '', uploadWorkers: 0, tls: { caPem: emb.extras.caPem ?? null } }),
     });
     const res = await drain.drainOnce();
     assert.equal(res.complete, true);

@@ -82,7 +82,7 @@ test('workers: an expired token (401) is renewed and the batch resent without it
       assert.equal(drain.stats().consecutiveFailures, 0);
       assert.deepEqual(receivedSeq(env.sim), seq(20));
     } finally {
-      await drain.stop(1000);
+      await drain.close(1000);
     }
   }));
 
@@ -94,7 +94,7 @@ test('workers: a forced stop terminates the threads and releases their batches',
     drain.start();
     assert.ok(await waitFor(() => env.sim.stats.uploadRequests >= 2, 10_000));
     const t0 = Date.now();
-    await drain.stop(200);
+    await drain.close(200);
     assert.ok(Date.now() - t0 < 2000);
     assert.equal(t.spool.inspector.status().leased, 0);
     assert.equal(t.spool.inspector.status().batches, 3);
@@ -149,7 +149,7 @@ test('adaptive gzip: a fast uplink steps the level down, a slow one raises it ag
         }
         await env.sim.setFault(null);
       } finally {
-        await drain.stop();
+        await drain.close();
       }
     }
     const fixed = drainFor(env, t.spool.reader, { uploadWorkers: 1, concurrency: 1, encoder: { gzipLevel: 6, adaptiveGzip: false } }, { random: half });
@@ -194,7 +194,7 @@ test('upload workers run at the lowest scheduling priority (a backlog never take
     // Two workers, two batches in flight: arrival order is theirs.
     assert.deepEqual(sorted(receivedSeq(env.sim)), seq(600));
   } finally {
-    await drain.stop();
+    await drain.close();
     await t.cleanup();
     await env.cleanup();
   }

@@ -158,7 +158,7 @@ describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
     assert.equal(r.protocol, expected.protocolIdentifier);
     assert.equal(r.startMs, Date.parse(expected.flowStartMilliseconds));
 
-    await listener.stop();
+    await listener.close();
     assert.deepEqual(sink.ended, [p1.sessionKey], 'stopping ends the transport session');
   });
 
@@ -192,7 +192,7 @@ describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
       assert.equal(sink.packets.length, 0, 'nothing reaches the sink');
       assert.equal(stats.counters.handshakesCompleted, 0);
       assert.ok(lines.some((l) => l.event === 'dtls_auth_failed' && l.reason === r.reason && l.source === '127.0.0.1'), 'logged with source and reason');
-      await listener.stop();
+      await listener.close();
       assert.equal(listener.stats().sessionsOpen + listener.stats().sessionsHandshaking, 0);
     });
   }
@@ -220,7 +220,7 @@ describe('DTLS listener with openssl s_client', { skip: skipOpenssl }, () => {
       assert.deepEqual(sink.packets.map((p) => Buffer.from(p.payload)), [TPL], 'only the message sent before the renegotiation attempt');
     } finally {
       await stopChild(c);
-      await listener.stop();
+      await listener.close();
     }
   });
 });
@@ -242,7 +242,7 @@ describe('DTLS listener with socat', { skip: skipSocat }, () => {
     }
     assert.deepEqual(sink.packets.map((p) => Buffer.from(p.payload)), [TPL, DATA]);
     assert.ok(sink.packets.every((p) => p.identity === 'exporter1.test' && p.transport === 'dtls'));
-    await listener.stop();
+    await listener.close();
   });
 });
 
@@ -266,7 +266,7 @@ describe('DTLS listener with the addon client', () => {
       assert.equal(listener.stats().sessionsActive, 0);
       assert.equal(listener.stats().counters.sessionsClosed, 1);
     } finally {
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -293,7 +293,7 @@ describe('DTLS listener with the addon client', () => {
       assert.equal(listener.stats().sessionsActive, 1);
       await second.close();
     } finally {
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -306,7 +306,7 @@ describe('DTLS listener with the addon client', () => {
       assert.equal(listener.stats().counters.handshakesCompleted, 1);
       await client.close();
     } finally {
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -322,7 +322,7 @@ describe('DTLS listener with the addon client', () => {
       assert.match(p.sessionKey, /^dtls\|::1\|/);
       await client.close();
     } finally {
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -337,7 +337,7 @@ describe('DTLS listener with the addon client', () => {
       await until(() => client.peerClosed, 'close_notify to the client');
       client.destroy();
     } finally {
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -355,7 +355,7 @@ describe('DTLS listener with the addon client', () => {
       assert.equal(sink.packets[0]?.identity, 'reload.test');
       await live.close();
     } finally {
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -375,7 +375,7 @@ describe('DTLS listener with the addon client', () => {
         assert.equal(listener.stats().sessionsActive, 1);
         await first.close();
       } finally {
-        await listener.stop();
+        await listener.close();
       }
     });
   }
@@ -399,7 +399,7 @@ describe('DTLS listener with the addon client', () => {
       client.destroy();
       ctx.destroy();
       s.close();
-      await listener.stop();
+      await listener.close();
     }
   });
 
@@ -411,7 +411,7 @@ describe('DTLS listener with the addon client', () => {
       await assert.rejects(listener.start(), (err: unknown) => err instanceof IngestError && err.code === 'ERR_INGEST_BIND' && err.message.includes('listeners.dtls.port'));
     } finally {
       taken.close();
-      await listener.stop();
+      await listener.close();
     }
   });
 });

@@ -86,7 +86,7 @@ test('ingest worker: a drop rule keeps records off the spool at start-up and aft
     assert.ok(final !== null);
     assert.equal(final.records, 6);
     assert.equal(final.recordsFiltered, 2);
-    assert.equal((final.decode as { directRecords: number }).directRecords, 6, 'every record took the fused path, rules or not');
+    assert.equal((final.decode as { fusedRecords: number }).fusedRecords, 6, 'every record took the fused path, rules or not');
     // Counts of the last rule set (per-rule counts restart on reload; totals continue).
     assert.deepEqual(final.filter, {
       rules: [{ index: 0, label: 'no-dns', action: 'drop', matched: 1 }],

@@ -20,6 +20,7 @@ import { batchAeadEngine, useBatchAeadEngine, type BatchAeadEngine } from '../..
 import { edgeRecords, ipv4Records, repoRoot, tempDir, testKek } from '../support/spool-fixtures.js';
 import { corpora } from '../support/corpora.js';
 import { appendRecords, enqueueRecords, exportRecords, leaseRecords } from '../support/spool-records.js';
+import { SpoolError } from '../../src/flow/errors.js';
 
 const KEK = testKek(1);
 
@@ -445,6 +446,41 @@ describe('spool round trip', () => {
     }
   });
 
+  test('destroy() does not wait for the compressor thread: batches out on it are dropped and counted, committed ones stay; close() and destroy() are idempotent', { timeout: 30_000 }, async () => {
+    const { dir, cleanup } = tempDir();
+    const compressor = await BatchCompressor.start();
+    try {
+      // compressorWaitMs is long: only destroy() may skip the wait.
+      const spool = await Spool.open({ dir, kek: KEK, compressorWaitMs: 20_000 });
+      const results: { id: number | null; dropped: number }[] = [];
+      const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
+      batcher.accept(ipv4Records(100, 5)); // compressed inline: no compressor attached yet
+      spool.writer.useCompressor(compressor);
+      batcher.accept(ipv4Records(100, 6));
+      assert.equal(batcher.counters().inFlightRecords, 100, 'the second batch is out on the thread');
+      spool.destroy();
+      spool.destroy();
+      spool.close();
+      assert.deepEqual(results, [{ id: 1, dropped: 0 }, { id: null, dropped: 100 }]);
+      assert.throws(() => spool.inspector.status(), (e: unknown) => e instanceof SpoolError && e.code === 'ERR_SPOOL_CLOSED');
+      const again = await Spool.open({ dir, kek: KEK });
+      try {
+        assert.equal(again.inspector.verify().ok, true);
+        const st = again.inspector.status();
+        assert.equal(st.records, 100);
+        assert.equal(st.droppedRecords, 100, 'the dropped batch is counted in the spool');
+        again.close();
+        again.close();
+        again.destroy();
+      } finally {
+        again.close();
+      }
+    } finally {
+      await compressor.close();
+      cleanup();
+    }
+  });
+
   /** Serializes `records` into the spool's open batch and closes it; the result lands in `results[slot]`. */
   function queueBatch(spool: Spool, records: readonly FlowRecord[], results: (AppendResult | Error | undefined)[], slot: number): void {
     enqueueRecords(spool.writer, records, (err, result) => {
@@ -640,11 +676,11 @@ describe('spool round trip', () => {
       const spool = await Spool.open({ dir, kek: KEK });
       const counts: number[] = [];
       const batcher = queuedBatcher(spool, { maxRecords: 7, onAppend: (r) => counts.push(r.records) });
-      const fused = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher) });
+      const fused = new DecodeService({}, { rawRecords: false, fused: new FusedSetWriter(batcher) });
       let direct = 0;
       for (const p of packets) {
         const o = fused.decode(p);
-        direct += o.directRecords;
+        direct += o.fusedRecords;
         batcher.accept(o.records); // NetFlow v5 / sFlow: the FlowRecord path, into the same batches
       }
       batcher.flush();
@@ -661,7 +697,7 @@ describe('spool round trip', () => {
       batcher.close();
       assert.equal(batcher.acceptsFused, false);
       const after = fused.decode(packets.find((p) => p.payload[1] === 10 && fused.decode(p).records.length > 0) ?? packets[0]!);
-      assert.equal(after.directRecords, 0, 'a closed batcher takes no fused records: they come back as FlowRecords (and are counted as dropped there)');
+      assert.equal(after.fusedRecords, 0, 'a closed batcher takes no fused records: they come back as FlowRecords (and are counted as dropped there)');
       spool.close();
     } finally {
       cleanup();
@@ -687,7 +723,7 @@ describe('spool round trip', () => {
       assert.equal(batcher.openRecords, 3, 'nothing was added');
       // Through a DecodeService the same failure is a counted decode error (its packet's records are lost, the batch is not).
       const fields: FieldDef[] = [{ id: 8, length: 4 }];
-      const svc = new DecodeService({}, { rawRecords: false, direct: { writeSet: (t, v, b, p, end, c, m, r) => (batcher.writeFusedSet(whileDecoding, v, b, p, end, t.minLength, c, m, r), true) } });
+      const svc = new DecodeService({}, { rawRecords: false, fused: { writeSet: (t, v, b, p, end, c, m, r) => (batcher.writeFusedSet(whileDecoding, v, b, p, end, t.minLength, c, m, r), true) } });
       const out = svc.decode(exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1']])])));
       assert.deepEqual(out.errors.map((e) => e.code), ['ERR_DECODE_BAD_RECORD']);
       batcher.flush();

@@ -85,8 +85,8 @@ describe('background WAL checkpointer', () => {
       appendRecords(spool.writer, ipv4Records(2000, 99));
       await until(() => statSync(dbPath).size > grown, 'the new batch in the database file');
 
-      await cp.stop();
-      await cp.stop(); // idempotent, resolves at once after the thread ended
+      await cp.close();
+      await cp.close(); // idempotent, resolves at once after the thread ended
       const after = cp.stats().checkpoints;
       await sleep(100);
       assert.equal(cp.stats().checkpoints, after, 'no checkpoint after stop()');
@@ -152,7 +152,7 @@ describe('background WAL checkpointer', () => {
         assert.ok((cp.durableMark()?.atMs ?? 0) >= first.atMs);
       } finally {
         reader.close();
-        await cp.stop();
+        await cp.close();
         spool.close();
       }
     } finally {
@@ -374,7 +374,7 @@ describe('background WAL checkpointer', () => {
         assert.equal(cp.stats().failures, 0);
         assert.equal(cp.durableMark(), null);
       } finally {
-        await cp.stop();
+        await cp.close();
       }
     } finally {
       cleanup();

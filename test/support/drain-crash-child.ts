@@ -21,6 +21,7 @@ const drain = new Drain({
   settings: resolveDrainSettings({
     uploadUrl: need('CRASH_UPLOAD_URL'),
     concurrency: 2,
+    uploadWorkers: 0,
     tls: { caPem: readFileSync(need('CRASH_CA_FILE'), 'utf8') },
     backoff: { baseMs: 20, capMs: 200 },
     idlePollMs: 20,

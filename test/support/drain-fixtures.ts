@@ -110,9 +110,10 @@ export async function startTestSim(options: Partial<FusionSimOptions> = {}): Pro
   return { pki, server, caPem, sim, cleanup: () => sim.close() };
 }
 
-/** Drain settings that reach `sim` and trust the test CA; fast backoff unless overridden. */
+/** Drain settings that reach `sim` and trust the test CA; fast backoff, and uploads on the drain's own thread, unless overridden. */
 export function settingsFor(env: SimEnv, overrides: DeepPartial<DrainSettings> = {}): DrainSettings {
   return resolveDrainSettings({
+    uploadWorkers: 0,
     ...overrides,
     uploadUrl: overrides.uploadUrl ?? env.sim.uploadUrl,
     tls: { caPem: env.caPem, ...(overrides.tls ?? {}) },

@@ -13,7 +13,7 @@ import { dataSet, exporterPacket, ipfixMessage, ipfixTemplateSet, type FieldDef 
 const fields: FieldDef[] = [{ id: 8, length: 4 }, { id: 12, length: 4 }, { id: 7, length: 2 }, { id: 1, length: 8 }];
 const sink = new CapturedBatches();
 const batcher = new Batcher(sink, { queued: true, setTimer: () => null, clearTimer: () => undefined });
-const svc = new DecodeService({}, { rawRecords: false, direct: new FusedSetWriter(batcher) });
+const svc = new DecodeService({}, { rawRecords: false, fused: new FusedSetWriter(batcher) });
 const o = svc.decode(exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1', '192.0.2.1', 80, 1500n], ['10.0.0.2', '192.0.2.2', 443, 40n]])])));
 batcher.accept(o.records);
-process.stdout.write(JSON.stringify({ direct: o.directRecords, records: o.records.length, errors: o.errors.map((x) => x.code), batch: (batcher.flush(), Buffer.from(sink.single()).toString('hex')) }));
+process.stdout.write(JSON.stringify({ fused: o.fusedRecords, records: o.records.length, errors: o.errors.map((x) => x.code), batch: (batcher.flush(), Buffer.from(sink.single()).toString('hex')) }));

@@ -64,7 +64,7 @@ test('unreachable Fusion: waits double to the cap (virtual clock), bounded attem
   };
   const source = new MemorySource([{ id: 1, batch: encodeBatch(numberedRecords(0, 10)), recordCount: 10, createdAtMs: 0, attempts: 0, bytes: 0 }]);
   // Production defaults: uploads 1 s → 5 min, auth 10 s → 30 min; jitter fixed at 0.5.
-  const drain = new Drain({ source, credentials, settings: resolveDrainSettings({ uploadUrl: `${url}/api/v1/flows` }), clock, random: () => 0.5 });
+  const drain = new Drain({ source, credentials, settings: resolveDrainSettings({ uploadUrl: `${url}/api/v1/flows`, uploadWorkers: 0 }), clock, random: () => 0.5 });
   const res = await drain.drainOnce({ maxConsecutiveFailures: 12 });
   assert.equal(res.complete, false);
   assert.equal(res.stats.auth.failures.refused, 12, 'one connection attempt per wait');

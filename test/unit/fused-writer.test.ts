@@ -52,7 +52,7 @@ interface BothWays {
   readonly viaRecords: Uint8Array;
   readonly fused: Uint8Array;
   readonly records: number;
-  readonly directRecords: number;
+  readonly fusedRecords: number;
   readonly errorsViaRecords: string[];
   readonly errorsFused: string[];
   /** The FlowFilter's counts each way (rules apply to FlowRecords on one side, inside the fused writers on the other). */
@@ -76,7 +76,7 @@ function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = A
   const errorsViaRecords: string[] = [];
   for (const p of packets) {
     const o = plain.decode(p);
-    assert.equal(o.directRecords, 0);
+    assert.equal(o.fusedRecords, 0);
     filterA.accept(o.records);
     records += o.records.length;
     errorsViaRecords.push(...o.errors.map((e) => `${e.code}@${e.offset}`));
@@ -84,22 +84,22 @@ function bothWays(packets: readonly ExporterPacket[], filters: FiltersConfig = A
   const b = new CapturedBatches();
   const batcher = batcherOver(b);
   const filterB = new FlowFilter(compileFilters(filters), batcher);
-  const fused = new DecodeService({}, { rawRecords: false, layerPolicy, direct: new FusedSetWriter(batcher, filterB.acceptsAll ? null : filterB) });
-  let directRecords = 0;
+  const fused = new DecodeService({}, { rawRecords: false, layerPolicy, fused: new FusedSetWriter(batcher, filterB.acceptsAll ? null : filterB) });
+  let fusedRecords = 0;
   let total = 0;
   const errorsFused: string[] = [];
   for (const p of packets) {
     const o = fused.decode(p);
-    directRecords += o.directRecords;
-    total += o.directRecords + o.records.length;
-    if (filterB.acceptsAll) filterB.passedUnseen(o.directRecords);
+    fusedRecords += o.fusedRecords;
+    total += o.fusedRecords + o.records.length;
+    if (filterB.acceptsAll) filterB.passedUnseen(o.fusedRecords);
     filterB.accept(o.records);
     errorsFused.push(...o.errors.map((e) => `${e.code}@${e.offset}`));
   }
   assert.equal(total, records, 'both ways decode the same number of records');
   assert.equal(fused.stats().records, plain.stats().records);
   return {
-    viaRecords: a.finish().slice(), fused: (batcher.flush(), b.single()), records, directRecords, errorsViaRecords, errorsFused,
+    viaRecords: a.finish().slice(), fused: (batcher.flush(), b.single()), records, fusedRecords, errorsViaRecords, errorsFused,
     filterViaRecords: filterA.stats(), filterFused: filterB.stats(),
   };
 }
@@ -134,7 +134,7 @@ describe('fused writers', () => {
       const r = bothWays(packets);
       assert.deepEqual(r.fused, r.viaRecords, `${name}: fused bytes differ`);
       assert.deepEqual(r.errorsFused, r.errorsViaRecords, `${name}: errors differ`);
-      direct += r.directRecords;
+      direct += r.fusedRecords;
     }
     assert.ok(sessions.size >= 22, `${sessions.size} sessions`);
     assert.ok(direct > 1000, `the fused path took ${direct} records`);
@@ -223,7 +223,7 @@ describe('fused writers', () => {
           const r = bothWays(packets);
           assert.deepEqual(r.fused, r.viaRecords, fusedWriterSource(planTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: d.enterprise ?? 0 })), 0)));
           assert.deepEqual(r.errorsFused, r.errorsViaRecords);
-          assert.equal(r.directRecords, isBiflow(defs) ? 0 : r.records, 'every record of a one-direction template took the fused path');
+          assert.equal(r.fusedRecords, isBiflow(defs) ? 0 : r.records, 'every record of a one-direction template took the fused path');
         },
       ),
       { numRuns: 400, seed: 20261203 },
@@ -273,7 +273,7 @@ describe('fused writers', () => {
           const r = bothWays([exporterPacket(msg)], ACCEPT_ALL, policy);
           assert.deepEqual(r.fused, r.viaRecords);
           assert.deepEqual(r.errorsFused, r.errorsViaRecords);
-          assert.equal(r.directRecords, isBiflow(defs) ? 0 : r.records);
+          assert.equal(r.fusedRecords, isBiflow(defs) ? 0 : r.records);
           if (r.records > rows.length) reverseSplits++;
         },
       ),
@@ -336,7 +336,7 @@ describe('fused writers', () => {
           const source = fusedWriterSource(planTemplate(defs.map((d) => ({ id: d.id, length: d.length, enterprise: d.enterprise ?? 0 })), 0), true);
           assert.deepEqual(r.fused, r.viaRecords, source);
           assert.deepEqual(r.filterFused, r.filterViaRecords, source);
-          assert.equal(r.directRecords, isBiflow(defs) ? 0 : r.records, 'every record of a one-direction template took the fused path');
+          assert.equal(r.fusedRecords, isBiflow(defs) ? 0 : r.records, 'every record of a one-direction template took the fused path');
           dropped += r.filterFused.dropped;
           kept += r.filterFused.accepted;
         },
@@ -372,12 +372,12 @@ describe('fused writers', () => {
   test('without code generation (node --disallow-code-generation-from-strings) every record takes the FlowRecord path, same bytes', () => {
     const child = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', path.join(repoRoot, 'test/support/fused-no-codegen-child.ts')], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
     assert.equal(child.status, 0, child.stderr);
-    const out = JSON.parse(child.stdout) as { direct: number; records: number; errors: string[]; batch: string };
-    assert.deepEqual({ direct: out.direct, records: out.records, errors: out.errors }, { direct: 0, records: 2, errors: [] });
+    const out = JSON.parse(child.stdout) as { fused: number; records: number; errors: string[]; batch: string };
+    assert.deepEqual({ fused: out.fused, records: out.records, errors: out.errors }, { fused: 0, records: 2, errors: [] });
     // The same message here, where code generation works, takes the fused path and leaves the same bytes.
     const fields: FieldDef[] = [{ id: 8, length: 4 }, { id: 12, length: 4 }, { id: 7, length: 2 }, { id: 1, length: 8 }];
     const r = bothWays([exporterPacket(ipfixMessage({ sequence: 0 }, [ipfixTemplateSet([{ id: 256, fields }]), dataSet(256, fields, [['10.0.0.1', '192.0.2.1', 80, 1500n], ['10.0.0.2', '192.0.2.2', 443, 40n]])]))]);
-    assert.equal(r.directRecords, 2);
+    assert.equal(r.fusedRecords, 2);
     assert.equal(Buffer.from(r.fused).toString('hex'), out.batch);
   });
 });

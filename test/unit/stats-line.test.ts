@@ -50,14 +50,14 @@ describe('stats line', () => {
     assert.equal(entry.msg, 'stats: exporters 1 | in 50 rec/s | out 0 rec/s | dropped 0 | spool 0 rec 0 B | drain lag none');
     assert.equal(entry.stats.recordsPerSecond, 50);
     assert.deepEqual(seen, [line.text]);
-    sl.stop();
-    sl.stop();
+    sl.close();
+    sl.close();
 
     // A short real interval proves the timer path; bounded wait.
     const timed = new StatsLine({ intervalSeconds: 0.05, summary: () => summary(), logger, onLine: (l) => seen.push(l.text) });
     timed.start();
     for (let i = 0; i < 100 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
-    timed.stop();
+    timed.close();
     assert.ok(seen.length >= 3, `timer ticked ${seen.length - 1} times`);
   });
 
@@ -66,7 +66,7 @@ describe('stats line', () => {
     const logger = createLogger({ level: 'info', pretty: false }, { write: (s: string) => lines.push(s) });
     const off = new StatsLine({ intervalSeconds: 0, summary: () => summary(), logger });
     off.start();
-    off.stop();
+    off.close();
     const bad = new StatsLine({
       intervalSeconds: 60,
       summary: () => {

@@ -7,6 +7,7 @@ import { ByteReader } from '../byte-reader.js';
 import type { SampledHeaderInfo } from '../packet/header-parser.js';
 import { parseSampledHeader } from '../packet/header-parser.js';
 import type { LayerPolicy } from '../template/layer-policy.js';
+import { DEFAULTS } from '../../config/defaults.js';
 
 /**
  * sFlow version 5 (sflow.org, "sFlow Version 5", 2004), XDR encoded (RFC 4506: big-endian,
@@ -46,7 +47,8 @@ export interface SflowDecodeOptions {
   readonly layer: LayerPolicy;
 }
 
-export const DEFAULT_SFLOW_OPTIONS: SflowDecodeOptions = Object.freeze({ octets: 'ip', layer: 'inner' });
+/** The decode.sflowOctets and decode.tunnelLayer settings' defaults. */
+export const DEFAULT_SFLOW_OPTIONS: SflowDecodeOptions = Object.freeze({ octets: DEFAULTS.decode.sflowOctets, layer: DEFAULTS.decode.tunnelLayer });
 
 /** VLAN IDs are 12 bits (IEEE 802.1Q); agents write 0xFFFFFFFF or other values above 4095 for "none". */
 const MAX_VLAN_ID = 4095;

@@ -1,5 +1,5 @@
 import type { FieldSpec, FlowRecord } from '../../flow/flow-record.js';
-import type { MappingRule, TargetProp } from './field-mapping.js';
+import type { MappingRule, TargetProp } from './mapping-rule.js';
 
 /**
  * Bidirectional flows (RFC 5103). A biflow record carries the forward direction in the usual

@@ -1,6 +1,9 @@
 import type { FieldSpec } from '../../flow/flow-record.js';
 import { reverseTarget, REVERSE_ENTERPRISE, type Direction } from './biflow.js';
 import { DEFAULT_LAYER_POLICY, layerExclusions, type LayerPolicy } from './layer-policy.js';
+import type { MappingRule, ReadKind, TargetProp } from './mapping-rule.js';
+
+export type { MappingRule, ReadKind, TargetProp } from './mapping-rule.js';
 
 /**
  * Which FlowRecord property an Information Element fills, and how its bytes are read.
@@ -28,67 +31,6 @@ export function readVarLength(view: DataView, q: number, end: number): number {
     prefix = 3;
   }
   return q + prefix + n > end ? -1 : n * 4 + prefix;
-}
-
-/** How a field's bytes become a value. */
-export type ReadKind =
-  /** Unsigned integer of 1..8 bytes (reduced-size encoding, RFC 7011 §6.2) as a number. */
-  | 'uint'
-  /** Unsigned 1..8 bytes as an exact Counter (number, or bigint beyond 2^53 - 1). */
-  | 'counter'
-  | 'ipv4'
-  | 'ipv6'
-  /** dateTimeSeconds: u32 Unix seconds (RFC 7011 §6.1.7). */
-  | 'seconds'
-  /** dateTimeMilliseconds: u64 Unix ms (RFC 7011 §6.1.8). */
-  | 'millis'
-  /** dateTimeMicro/Nanoseconds: NTP timestamp, 32-bit seconds since 1900 + fraction (RFC 7011 §6.1.9-10). */
-  | 'ntp'
-  /** flowStart/EndSysUpTime, v9 FIRST/LAST_SWITCHED: u32 ms since exporter boot. */
-  | 'sysUpTime'
-  /** flowStart/EndDeltaMicroseconds: u32 µs before the message's export time. */
-  | 'deltaMicros'
-  /** icmpTypeCode IPv4/IPv6: u16 type * 256 + code. */
-  | 'icmpTypeCode';
-
-export type TargetProp =
-  | 'srcAddr'
-  | 'dstAddr'
-  | 'srcPort'
-  | 'dstPort'
-  | 'protocol'
-  | 'octets'
-  | 'packets'
-  | 'tos'
-  | 'tcpFlags'
-  | 'inputIf'
-  | 'outputIf'
-  | 'srcMask'
-  | 'dstMask'
-  | 'nextHop'
-  | 'bgpNextHop'
-  | 'srcAs'
-  | 'dstAs'
-  | 'srcVlan'
-  | 'dstVlan'
-  | 'icmpType'
-  | 'icmpCode'
-  | 'startMs'
-  | 'endMs'
-  | 'ipVersion'
-  | 'samplerId'
-  | 'samplingInterval'
-  /** samplingPacketInterval / samplingPacketSpace (305, 306) carried in the data record itself. */
-  | 'samplingPacketInterval'
-  | 'samplingPacketSpace'
-  /** systemInitTimeMilliseconds (160) in the data record itself: the anchor of its sysUpTime times. */
-  | 'sysInit';
-
-export interface MappingRule {
-  readonly prop: TargetProp;
-  readonly kind: ReadKind;
-  /** Lower wins when a template carries several candidates for one property. */
-  readonly rank: number;
 }
 
 /**

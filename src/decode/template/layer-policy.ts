@@ -1,4 +1,5 @@
 import type { FieldSpec } from '../../flow/flow-record.js';
+import { DEFAULTS } from '../../config/defaults.js';
 
 /**
  * One layer per record. A template of a tunnelled flow (IP-in-IP, IPv6-in-IPv6, GRE, VXLAN,
@@ -18,7 +19,8 @@ import type { FieldSpec } from '../../flow/flow-record.js';
  */
 export type LayerPolicy = 'inner' | 'outer';
 
-export const DEFAULT_LAYER_POLICY: LayerPolicy = 'inner';
+/** The decode.tunnelLayer setting's default. */
+export const DEFAULT_LAYER_POLICY: LayerPolicy = DEFAULTS.decode.tunnelLayer;
 
 /** IPFIX/v9 elements that describe one IP header and what it carries (addresses, protocol, ports, ToS, flags, ICMP, IP version, flow label). */
 const HEADER_ELEMENTS: ReadonlySet<number> = new Set([4, 5, 6, 7, 8, 11, 12, 27, 28, 31, 32, 60, 139, 176, 177, 178, 179, 180, 181, 182, 183, 192]);

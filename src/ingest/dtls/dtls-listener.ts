@@ -162,8 +162,8 @@ export class DtlsListener {
     this.logger.info('DTLS trust reloaded');
   }
 
-  /** Closes every association (close_notify), ends their transport sessions, closes the socket. Idempotent. */
-  async stop(): Promise<void> {
+  /** Graceful: closes every association (close_notify), ends their transport sessions, closes the socket. Idempotent. */
+  async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await this.server.close();

@@ -8,6 +8,7 @@ import {
   ListenKind, NativeState, loadDtlsAddon,
   type NativeAddon, type NativeContext, type NativeListener, type NativeResult, type NativeSession,
 } from './native-binding.js';
+import { DEFAULTS } from '../../config/defaults.js';
 
 /**
  * A DTLS 1.2 server over a node:dgram socket, shaped like a future `node:dtls` so it can be
@@ -73,20 +74,10 @@ export interface DtlsServerOptions {
 
 export type DtlsAuthorization = { readonly ok: true; readonly identity: string } | { readonly ok: false; readonly reason: AuthFailureReason };
 
-/** Largest single DTLS record on the wire: 13-byte header + 2^14 + 2048 (RFC 6347 §4.1). */
-export const DEFAULT_MAX_DATAGRAM_BYTES = 13 + 16_384 + 2_048;
 /** Below a typical 1500-byte Ethernet MTU minus IPv6 (40) and UDP (8) headers, with slack. */
 export const DEFAULT_MTU = 1_400;
-/** Exporters are configured devices: a few hundred associations is far beyond a real site. */
-export const DEFAULT_MAX_SESSIONS = 1_024;
-/** One live + one pending (restart) association per source, plus a few NAT'd exporters. */
-export const DEFAULT_MAX_SESSIONS_PER_SOURCE = 8;
-/** Full handshakes cost an ECDHE + signature verify each; cap the CPU an attacker with valid cookies can burn. */
-export const DEFAULT_MAX_HANDSHAKES_PER_SECOND = 50;
-/** RFC 6347 §4.2.4.1 retransmits for up to ~60 s; a client that has not finished in 15 s is stalling. */
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
-/** DTLS heartbeats are gone from OpenSSL 3.0: an association silent this long is dropped. 10 min > template refresh. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 600_000;
+// The limits that are settings (listeners.dtls.*) default to the schema's values (src/config/schema.ts says why).
+const DTLS = DEFAULTS.listeners.dtls;
 /** Cookie validity is two rotation periods (current + previous secret). */
 export const DEFAULT_COOKIE_ROTATE_MS = 30_000;
 export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
@@ -256,12 +247,12 @@ export class DtlsServer extends EventEmitter<{
     this.now = options.now ?? Date.now;
     this.opts = {
       mtu: options.mtu ?? DEFAULT_MTU,
-      maxDatagramBytes: options.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES,
-      maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
-      maxSessionsPerSource: options.maxSessionsPerSource ?? DEFAULT_MAX_SESSIONS_PER_SOURCE,
-      maxHandshakesPerSecond: options.maxHandshakesPerSecond ?? DEFAULT_MAX_HANDSHAKES_PER_SECOND,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      maxDatagramBytes: options.maxDatagramBytes ?? DTLS.maxDatagramBytes,
+      maxSessions: options.maxSessions ?? DTLS.maxSessions,
+      maxSessionsPerSource: options.maxSessionsPerSource ?? DTLS.maxSessionsPerSource,
+      maxHandshakesPerSecond: options.maxHandshakesPerSecond ?? DTLS.handshakesPerSecond,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DTLS.handshakeTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? DTLS.idleTimeoutMs,
       cookieSecretRotateMs: options.cookieSecretRotateMs ?? DEFAULT_COOKIE_ROTATE_MS,
       sweepIntervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
       recvBufferBytes: options.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES,

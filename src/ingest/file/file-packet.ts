@@ -1,5 +1,5 @@
 import type { ExporterPacket } from '../../flow/exporter-packet.js';
-import type { CapturedPacket, CaptureReadOptions } from './capture-file.js';
+import type { CapturedPacket, CaptureReadOptions } from './capture-types.js';
 
 /**
  * A packet cut from a file that carries no network addresses or capture times (raw payloads,

@@ -5,7 +5,7 @@
  * truncated file: reading stops there with the offset.
  */
 import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
-import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-file.js';
+import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-types.js';
 import { addresslessPacket } from './file-packet.js';
 
 export const IPFIX_VERSION = 10;

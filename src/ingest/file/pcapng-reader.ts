@@ -12,8 +12,8 @@
  * payloads become packets with the IP source as exporter and the capture time as receivedAtMs.
  */
 import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
-import type { CaptureReadOptions, CaptureReadResult } from './capture-file.js';
-import { isSupportedLinkType, newFrameSink, takeFrame } from './pcap-reader.js';
+import type { CaptureReadOptions, CaptureReadResult } from './capture-types.js';
+import { isSupportedLinkType, newFrameSink, takeFrame } from './link-frame.js';
 
 const BLOCK_SHB = 0x0a0d0d0a;
 const BLOCK_IDB = 1;

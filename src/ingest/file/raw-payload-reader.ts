@@ -9,7 +9,7 @@
  * the decoder reports the problem with its offset instead of it being hidden here.
  */
 import { DecodeError, DecodeErrorCode } from '../../flow/errors.js';
-import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-file.js';
+import type { CaptureReadOptions, CaptureReadResult, CapturedPacket } from './capture-types.js';
 import { addresslessPacket } from './file-packet.js';
 import { IPFIX_HEADER_BYTES, IPFIX_VERSION } from './ipfix-file-reader.js';
 

@@ -12,6 +12,7 @@ import { emptyAuthFailureCounts, reasonFromHandshakeError, reasonFromVerifyError
 import { presentedIdentities } from '../trust/exporter-policy.js';
 import { ExporterTrust, type ExporterTrustSettings } from '../trust/exporter-trust.js';
 import { IpfixFramer, IPFIX_MAX_MESSAGE_LENGTH, type FramingErrorReason } from './ipfix-framer.js';
+import { DEFAULTS } from '../../config/defaults.js';
 
 /**
  * IPFIX over TLS (RFC 7011 §10.4, §11): the exporter is the TLS client, sealflow the server,
@@ -47,16 +48,14 @@ export interface TlsListenerLimits {
   readonly maxMessageBytes: number;
 }
 
+/** The listeners.tls settings' defaults (src/config/schema.ts says why). */
 export const DEFAULT_TLS_LIMITS: TlsListenerLimits = Object.freeze({
-  maxConnections: 1024,
-  // A router may run a few exporting processes (line cards) from one address.
-  maxConnectionsPerSource: 16,
-  handshakesPerSecond: 50,
-  handshakeTimeoutMs: 10_000,
-  // IPFIX over TCP has no keepalive and a quiet exporter may not send for minutes (active
-  // timeouts of 30 min exist); 15 min frees dead peers without dropping quiet ones often.
-  idleTimeoutMs: 900_000,
-  maxMessageBytes: IPFIX_MAX_MESSAGE_LENGTH,
+  maxConnections: DEFAULTS.listeners.tls.maxConnections,
+  maxConnectionsPerSource: DEFAULTS.listeners.tls.maxConnectionsPerSource,
+  handshakesPerSecond: DEFAULTS.listeners.tls.handshakesPerSecond,
+  handshakeTimeoutMs: DEFAULTS.listeners.tls.handshakeTimeoutMs,
+  idleTimeoutMs: DEFAULTS.listeners.tls.idleTimeoutMs,
+  maxMessageBytes: DEFAULTS.listeners.tls.maxMessageBytes,
 });
 
 export interface TlsListenerOptions {

@@ -23,6 +23,7 @@ import {
   type UdpReceiverAddon,
 } from './native-receiver.js';
 import type { UdpTee } from './tee.js';
+import { DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULTS, MAX_UDP_DATAGRAM_BYTES } from '../../config/defaults.js';
 
 /**
  * UDP ingest: one socket per configured (address, port), datagrams → ExporterPacket →
@@ -68,20 +69,16 @@ export interface UdpEndpoint {
   readonly ipv6Only?: boolean;
 }
 
-/** IANA ports: IPFIX 4739 (RFC 7011 §10.3.1), NetFlow 2055 (customary), sFlow 6343 (IANA). */
-export const DEFAULT_UDP_ENDPOINTS: readonly UdpEndpoint[] = [
-  { address: '::', port: 4739, name: 'ipfix' },
-  { address: '::', port: 2055, name: 'netflow' },
-  { address: '::', port: 6343, name: 'sflow' },
-];
+/** The listeners.udp setting's default endpoints (IPFIX 4739, NetFlow 2055, sFlow 6343). */
+export const DEFAULT_UDP_ENDPOINTS: readonly UdpEndpoint[] = DEFAULTS.listeners.udp.map((u) => ({ address: u.address, port: u.port, ...(u.name === undefined ? {} : { name: u.name }) }));
 /**
- * 32 MiB: absorbs ~20k full-size flow datagrams, i.e. a few hundred ms of a busy router's
- * burst while the event loop is busy. Linux caps it at net.core.rmem_max (and reports twice
- * the granted value, the doubling covering bookkeeping overhead: socket(7) SO_RCVBUF).
+ * The listeners.udp[] receiveBufferBytes default (32 MiB). Linux caps it at net.core.rmem_max
+ * (and reports twice the granted value, the doubling covering bookkeeping overhead: socket(7)
+ * SO_RCVBUF).
  */
-export const DEFAULT_RECV_BUFFER_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_RECV_BUFFER_BYTES = DEFAULT_RECEIVE_BUFFER_BYTES;
 /** An IPFIX message length is a 16-bit field (RFC 7011 §3.1), so nothing legitimate is larger. */
-export const DEFAULT_MAX_DATAGRAM_BYTES = 65_535;
+export const DEFAULT_MAX_DATAGRAM_BYTES = MAX_UDP_DATAGRAM_BYTES;
 /** Exporters are configured devices: a few thousand is far beyond any real deployment. */
 export const DEFAULT_MAX_TRACKED_EXPORTERS = 4096;
 /** Rejected sources may be spoofed at will; track a bounded number for stats. */
