@@ -37,6 +37,8 @@ test('the soak fails when the spool loses committed records (spool removed after
     seed: 7,
     startupKillShare: 0,
     rekeyProbability: 0,
+    // Nothing is delivered before the sabotage, so the removed spool held committed records.
+    refuseUploadsUntilFinal: true,
     afterKill: ({ dataDir }) => rmSync(join(dataDir, 'spool'), { recursive: true, force: true }),
   });
   assert.ok(r.committedLost > 0, formatCrashSoakReport(r));

@@ -47,6 +47,8 @@ export interface CrashSoakOptions {
   readonly rekeyProbability?: number;
   /** The stand-in holds each upload this long before answering. */
   readonly uploadDelayMs?: number;
+  /** The stand-in answers every upload 503 until the final run, so committed records stay in the spool across the kills. */
+  readonly refuseUploadsUntilFinal?: boolean;
   /** A start not ready in this long counts as a crash loop. */
   readonly readyTimeoutMs?: number;
   readonly onCycle?: (c: CycleReport) => void;
@@ -416,7 +418,9 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
   };
 
   // Each upload is held a little, so that kills land between a lease and its ack too.
-  await sim.setFault({ kind: 'slow', delayMs: o.uploadDelayMs ?? 40, scope: 'upload' });
+  await sim.setFault(
+    o.refuseUploadsUntilFinal === true ? { kind: 'status', status: 503, scope: 'upload' } : { kind: 'slow', delayMs: o.uploadDelayMs ?? 40, scope: 'upload' },
+  );
   sender = await Sender.open(udpPort);
   sender.start(o.recordsPerSecond ?? 2000);
   let finalExitCode: number | null = null;
@@ -488,6 +492,7 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
 
     // Final run: stop sending, drain everything, stop cleanly.
     await sender.stop();
+    if (o.refuseUploadsUntilFinal === true) await sim.setFault(null);
     writeConfig('full');
     const probe = spawnProbe(configFile);
     const deadline = Date.now() + 120_000;
