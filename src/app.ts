@@ -14,6 +14,7 @@
  * the step that overran is named.
  */
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { Drain } from './drain/drain.js';
@@ -28,8 +29,11 @@ import { UdpListener } from './ingest/udp/udp-listener.js';
 import { AdminServer, type Readiness } from './observability/admin-server.js';
 import { buildInfo } from './observability/build-info.js';
 import { certificateExpiries, type CertificateExpiry } from './observability/certificate-expiry.js';
+import type { LossListener } from './flow/loss.js';
+import { LossLedger } from './observability/loss-ledger.js';
+import { LOSS_LEDGER_FILE } from './observability/loss-ledger-file.js';
 import { Metrics } from './observability/metrics.js';
-import { collectProbeMetrics, type ProbeSnapshot } from './observability/probe-metrics.js';
+import { collectProbeMetrics, lossSamples, type ProbeSnapshot } from './observability/probe-metrics.js';
 import { statsDocument } from './observability/stats-document.js';
 import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
 import { IngestWorker } from './ingest-worker/ingest-worker.js';
@@ -52,6 +56,8 @@ export interface AppOptions {
   readonly extraStats?: () => Record<string, unknown>;
   /** A component died (the ingest worker): the caller stops the app and exits non-zero. */
   readonly onFatal?: (err: Error) => void;
+  /** Gets the loss ledger's reports (what was lost, by reason, per period): the audit trail's port. */
+  readonly onLoss?: LossListener;
 }
 
 /** A bound listener, for the start-up banner. */
@@ -64,6 +70,8 @@ export interface BoundEndpoint {
 
 /** Drain's own grace within the stop deadline: in-flight uploads may finish, then are aborted. */
 const DRAIN_STOP_SHARE = 0.5;
+/** How often the loss ledger reads the modules' counters and writes its file (the ingest worker reports once a second). */
+const LOSS_LEDGER_FLUSH_MS = 1000;
 
 export class App {
   private readonly config: Config;
@@ -78,6 +86,8 @@ export class App {
   private dtls: DtlsListener | null = null;
   private admin: AdminServer | null = null;
   private statsLine: StatsLine | null = null;
+  private ledger: LossLedger | null = null;
+  private ledgerTimer: NodeJS.Timeout | null = null;
   private readonly endpoints: BoundEndpoint[] = [];
   private readonly build = buildInfo();
   private certificates: readonly CertificateExpiry[] = [];
@@ -108,6 +118,12 @@ export class App {
       this.options.onFatal?.(err);
     });
     await this.worker.ready();
+
+    // The loss ledger, in the spool directory (the worker has just checked the key there).
+    this.ledger = new LossLedger({ path: join(c.spool.dir, LOSS_LEDGER_FILE), logger: this.log.child({ component: 'loss' }) });
+    if (this.options.onLoss !== undefined) this.ledger.onReport(this.options.onLoss);
+    this.ledgerTimer = setInterval(() => this.flushLedger(), LOSS_LEDGER_FLUSH_MS);
+    this.ledgerTimer.unref();
 
     // 2. Drain (second spool connection in this thread).
     if (c.drain.enabled && this.options.credentials !== null) {
@@ -249,6 +265,7 @@ export class App {
     await this.worker?.destroy();
     await this.drain?.destroy();
     this.drainSpool?.destroy();
+    this.closeLedger();
   }
 
   private async shutdown(): Promise<void> {
@@ -271,8 +288,25 @@ export class App {
     await step('drain (release leased batches)', () => this.drain?.close(graceMs));
     await step('spool', () => this.drainSpool?.close());
     await step('admin endpoint', () => this.admin?.close());
+    await step('loss ledger', () => this.closeLedger());
+    // The last word: the totals after everything stopped (the same as `sealflow spool status` shows now).
+    if (this.config.stats.intervalSeconds > 0) this.statsLine?.tick();
     this.currentStep = '';
     this.state = 'stopped';
+  }
+
+  /** Reads the modules' loss counters into the ledger and writes its file. */
+  private flushLedger(): void {
+    this.snapshot();
+    this.ledger?.flush();
+  }
+
+  /** The ledger's last reading, report and write. Idempotent. */
+  private closeLedger(): void {
+    if (this.ledgerTimer !== null) clearInterval(this.ledgerTimer);
+    this.ledgerTimer = null;
+    this.snapshot();
+    this.ledger?.close();
   }
 
   /** SIGHUP: certificates, CRLs, identity allowlists, the UDP allowlist and flow filters. */
@@ -332,7 +366,7 @@ export class App {
 
   /** Every module's typed stats now; null for modules not running. */
   snapshot(): ProbeSnapshot {
-    return {
+    const modules = {
       build: this.build,
       certificates: this.certificates,
       worker: this.workerStats(),
@@ -341,7 +375,11 @@ export class App {
       tls: this.tls?.stats() ?? null,
       dtls: this.dtls?.stats() ?? null,
       drain: this.drain?.stats() ?? null,
+      quarantinedRecords: this.drainSpool?.reader.quarantinedRecords ?? null,
     };
+    // Every reading of the counters goes through the ledger, so what /metrics shows is never behind what was read.
+    this.ledger?.observe(lossSamples(modules));
+    return { ...modules, loss: this.ledger?.totals() ?? null };
   }
 
   /** The /stats document (src/observability/stats-document.ts). No flow data: counters, exporter addresses and identities only. */
@@ -359,16 +397,15 @@ export class App {
   }
 
   private summary(): StatsSummary {
-    const w = this.workerStats();
+    const s = this.snapshot();
+    const w = s.worker;
     const spool = w?.spool ?? null;
-    const udp = this.udp?.stats();
-    const d = this.drain?.stats() ?? null;
+    const d = s.drain;
     const activeSince = Date.now() - 5 * 60_000;
-    const dropped = (udp?.rejectedTotal ?? 0) + (w?.recordsFiltered ?? 0) + Object.values(w?.decodeErrors ?? {}).reduce((a, b) => a + b, 0);
     return {
       exporters: (w?.exporters ?? []).filter((e) => e.lastSeenMs >= activeSince).length,
       records: w?.records ?? 0,
-      dropped,
+      lost: s.loss ?? { records: {}, packets: {} },
       spoolRecords: spool?.records ?? 0,
       spoolBytes: spool?.bytes ?? 0,
       drainLagMs: spool?.oldestAgeMs ?? null,

@@ -1,16 +1,20 @@
+import { join } from 'node:path';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 import { decodeBatch } from '../batch/decoder.js';
 import { isSealflowError } from '../flow/errors.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import { toFusionRecord } from '../flow/fusion-record.js';
+import { totalLost } from '../flow/loss.js';
+import { LOSS_LEDGER_FILE, readLedgerFile, type LedgerRead } from '../observability/loss-ledger-file.js';
 import { KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
 import { DATA_DIR_ENV, DEFAULT_DATA_DIR, SPOOL_DIR_ENV, resolveSpoolDir } from '../spool/spool-location.js';
 import { Spool, type SpoolStatus, type VerifyFailure, type VerifyReport } from '../spool/spool.js';
 
 const HELP = `usage: sealflow spool <status|verify|export> [options]
 
-  status                 batches, records, bytes, oldest age, epochs, quota use (no flow data)
+  status                 batches, records, bytes, oldest age, epochs, quota use, and the
+                         loss ledger: records and packets lost by reason (no flow data)
   verify                 checks every batch's tag, the hash chain, the anchor and the
                          high-water mark; lists gaps and tampering; exit 65 when anything fails
   export --format ndjson decrypts every batch and prints Fusion records as NDJSON on stdout
@@ -61,7 +65,29 @@ function formatAge(ms: number | null): string {
   return h < 48 ? `${h} h ${min % 60} min` : `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
-function statusText(s: SpoolStatus): string {
+/** The loss ledger as `status --json` shows it: totals by reason since it was created, or why there are none. */
+type LossSection = { readonly createdAt: string; readonly updatedAt: string; readonly records: Readonly<Record<string, number>>; readonly packets: Readonly<Record<string, number>> } | { readonly problem: string };
+
+function lossSection(read: LedgerRead): LossSection {
+  if (read.state === null) {
+    const problem = {
+      missing: `no loss ledger (${LOSS_LEDGER_FILE}) yet: \`sealflow run\` writes it`,
+      damaged: `${LOSS_LEDGER_FILE} is damaged (both slots fail their check); the probe moves it aside at its next start`,
+      unreadable: `${LOSS_LEDGER_FILE} cannot be read (${read.code ?? 'unknown'})`,
+    }[read.problem];
+    return { problem };
+  }
+  const { sinceMs, updatedMs, counts } = read.state;
+  return { createdAt: new Date(sinceMs).toISOString(), updatedAt: new Date(updatedMs).toISOString(), records: counts.records, packets: counts.packets };
+}
+
+/** `  disk_full 320000, quota_eviction 40000` (non-zero reasons, largest first). */
+function reasonsText(counts: Readonly<Record<string, number>>): string {
+  const nonZero = Object.entries(counts).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  return nonZero.length === 0 ? '' : ` (${nonZero.map(([r, n]) => `${r} ${n}`).join(', ')})`;
+}
+
+function statusText(s: SpoolStatus, loss: LossSection): string {
   const parked = Object.entries(s.parkedByReason).map(([r, n]) => `${r || '(none)'}: ${n}`).join(', ');
   const lines = [
     `spool ${s.spoolId}`,
@@ -70,10 +96,14 @@ function statusText(s: SpoolStatus): string {
     `  oldest batch    ${formatAge(s.oldestAgeMs)} (minute resolution)`,
     `  key epochs      ${s.epochs} (shredded so far: ${s.shreddedEpochs})`,
     `  parked          ${s.parkedBatches} batches, ${s.parkedRecords} records${parked ? ` (${parked})` : ''}`,
-    `  evicted (quota) ${s.evictedBatches} batches, ${s.evictedRecords} records`,
-    `  dropped         ${s.droppedBatches} batches, ${s.droppedRecords} records`,
     `  last batch id   ${s.lastBatchId}`,
   ];
+  if ('problem' in loss) lines.push(`  lost            unknown: ${loss.problem}`);
+  else {
+    lines.push(`  records lost    ${totalLost(loss.records)}${reasonsText(loss.records)}`);
+    lines.push(`  packets lost    ${totalLost(loss.packets)}${reasonsText(loss.packets)}`);
+    lines.push(`                  (loss ledger since ${loss.createdAt}, updated ${loss.updatedAt})`);
+  }
   if (s.rollback !== null) lines.push(`  ROLLBACK        database older than its high-water mark (expected id ≥ ${s.rollback.expectedAtLeast}, found ${s.rollback.found})`);
   return lines.join('\n') + '\n';
 }
@@ -136,7 +166,8 @@ export const main: CommandMain = async (argv, io) => {
   try {
     if (sub === 'status') {
       const s = spool.inspector.status();
-      io.stdout.write(values.json === true ? `${JSON.stringify(s)}\n` : statusText(s));
+      const loss = lossSection(readLedgerFile(join(dir, LOSS_LEDGER_FILE)));
+      io.stdout.write(values.json === true ? `${JSON.stringify({ ...s, loss })}\n` : statusText(s, loss));
       return ExitCode.Ok;
     }
     if (sub === 'verify') {

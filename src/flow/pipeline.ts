@@ -26,18 +26,27 @@ export interface RecordSink {
   accept(records: readonly FlowRecord[]): void;
 }
 
+/**
+ * Why a batch was dropped: refused by the quota (drop-newest) or larger than it; the disk (or
+ * the database size cap) full; another storage error; not serializable or compressible (a bug);
+ * still queued when the writer was destroyed (forced stop).
+ */
+export type DropReason = 'quota' | 'oversize' | 'disk-full' | 'io' | 'encode' | 'closed';
+
 /** How the store took one batch. Every record of it is in exactly one of: committed, droppedRecords. */
 export interface AppendResult {
   /** The committed batch id, or null when the batch was dropped. */
   readonly id: number | null;
   readonly records: number;
-  /** Records of this batch that were dropped (quota with drop-newest, oversize batch, I/O error, unserializable). */
+  /** Records of this batch that were dropped (see dropReason). */
   readonly droppedRecords: number;
   /** Batches/records evicted (drop-oldest) to make room for this one. */
   readonly evictedBatches: number;
   readonly evictedRecords: number;
+  /** Of evictedRecords, those evicted because the disk was full (the rest made room within the quota). */
+  readonly evictedDiskFullRecords: number;
   /** Why the batch was dropped, when it was. */
-  readonly dropReason: 'quota' | 'oversize' | 'io' | 'encode' | null;
+  readonly dropReason: DropReason | null;
 }
 
 /** Outcome of a queued append: exactly one of the two is set. */

@@ -36,7 +36,7 @@ export interface BatcherOptions {
   readonly queued?: boolean;
   /** Called with each append result (metrics, logging). */
   readonly onAppend?: (result: AppendResult) => void;
-  /** Called when the sink throws (a bug, or a closed spool); the batch is counted as dropped. */
+  /** Called when the sink throws (a bug, or a closed spool), or records arrive after close(); they are counted as dropped. */
   readonly onError?: (err: unknown, records: number) => void;
 }
 
@@ -96,7 +96,7 @@ export class Batcher implements RecordSink, FusedBatchTarget {
 
   accept(records: readonly FlowRecord[]): void {
     if (this.closed) {
-      this.droppedRecords += records.length;
+      if (records.length > 0) this.report(records.length, new Error('records arrived after the batcher closed'), null);
       return;
     }
     if (this.queued) {

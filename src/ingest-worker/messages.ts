@@ -3,6 +3,7 @@ import type { SflowOctets } from '../decode/sflow/sflow.js';
 import type { LayerPolicy } from '../decode/template/layer-policy.js';
 import type { FiltersConfig } from '../filter/compile-filters.js';
 import type { FlowFilterStats } from '../filter/flow-filter.js';
+import type { LossCounts } from '../flow/loss.js';
 import type { StartupMessage } from '../flow/module-worker.js';
 import type { CompressionStats, FullPolicy, SpoolStatus } from '../spool/spool.js';
 import type { WalCheckpointerStats } from '../spool/wal-checkpointer.js';
@@ -77,6 +78,8 @@ export interface IngestWorkerStats {
   /** Batches compressed on the compressor thread / inline / stored uncompressed under overload, and whether ingest is overloaded now. */
   readonly compression: CompressionStats & { readonly overloaded: boolean };
   readonly exporters: readonly ExporterStats[];
+  /** What this thread lost since it started, by reason (the loss ledger on the main thread adds it up). */
+  readonly loss: LossCounts;
 }
 
 export type MainToWorker =

@@ -175,19 +175,24 @@ async function main(): Promise<void> {
     const counts = loop.counters();
     const filter = loop.filter.stats();
     const checkpoints = spool.checkpoints.stats();
+    const decode = service.stats();
     return {
       atMs: Date.now(),
       packets: counts.packets,
       records: counts.records,
       recordsFiltered: filter.dropped,
       decodeErrors: counts.decodeErrors,
-      decode: service.stats(),
+      decode,
       filter,
       batcher: batcher.counters(),
       spool: { ...spool.inspector.status(), inlineCheckpoints: checkpoints.inline, busyCheckpoints: checkpoints.busy },
       walCheckpointer: helpers.walCheckpointer?.stats() ?? null,
       compression: { ...spool.writer.compressionStats(), overloaded: overload.overloaded },
       exporters: counts.exporters,
+      loss: {
+        records: { ...outcomes.loss(), filter: filter.dropped, sequence_gap: decode.sequenceLost },
+        packets: { decode_error: Object.values(counts.decodeErrors).reduce((a, b) => a + b, 0) },
+      },
     };
   };
 

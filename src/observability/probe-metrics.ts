@@ -6,6 +6,8 @@ import type { TlsListenerStats } from '../ingest/tls/tls-listener.js';
 import type { UdpListenerStats } from '../ingest/udp/udp-listener.js';
 import type { BuildInfo } from './build-info.js';
 import type { CertificateExpiry } from './certificate-expiry.js';
+import type { PacketLossReason, RecordLossReason } from '../flow/loss.js';
+import type { LossSample, LossTotals } from './loss-ledger.js';
 import { family, type MetricFamily, type SampleSink } from './metrics.js';
 
 /**
@@ -16,24 +18,20 @@ import { family, type MetricFamily, type SampleSink } from './metrics.js';
  *
  * Loss has one family per unit so the totals add up: `sealflow_records_lost_total{reason}`
  * for flow records and `sealflow_packets_lost_total{reason}` for datagrams/messages lost
- * before decoding. A new source of loss adds a reason, never a family (LOSS_REASONS).
+ * before decoding, both the loss ledger's totals (loss-ledger.ts; reasons in src/flow/loss.ts).
+ * lossSamples() says which module counter feeds which reason. A new source of loss adds a
+ * reason, never a family.
  */
 
 const SECONDS_PER_MS = 1 / 1000;
 const sec = (ms: number | null | undefined): number | null => (ms === null || ms === undefined ? null : ms * SECONDS_PER_MS);
 
-/** The loss reasons exported today, by unit. */
-export const LOSS_REASONS = {
-  records: ['filter', 'quota_eviction', 'spool_dropped', 'parked', 'sequence_gap'],
-  packets: ['kernel_drop', 'channel_full', 'oversize'],
-} as const;
-
 export const F = {
   buildInfo: family('build_info', 'gauge', 'Always 1; the labels say which sealflow, Node.js and OpenSSL this process runs', ['version', 'node', 'openssl']),
   certificateNotAfter: family('certificate_not_after_timestamp_seconds', 'gauge', 'Unix time after which the earliest-expiring certificate in the file named by the setting is no longer valid', ['setting']),
 
-  recordsLost: family('records_lost_total', 'counter', 'Flow records that will never reach Fusion, by reason (sequence_gap is what exporters\' sequence numbers say was lost before reaching sealflow)', ['reason']),
-  packetsLost: family('packets_lost_total', 'counter', 'Datagrams and messages dropped before decoding, by reason', ['reason']),
+  recordsLost: family('records_lost_total', 'counter', 'Flow records that will never reach Fusion, by reason, since the loss ledger (spool.loss) was created (sequence_gap is what exporters\' sequence numbers say was lost before reaching sealflow)', ['reason']),
+  packetsLost: family('packets_lost_total', 'counter', 'Datagrams and messages dropped before their records were known (decode_error: per error), by reason, since the loss ledger (spool.loss) was created', ['reason']),
 
   udpPackets: family('udp_received_datagrams_total', 'counter', 'Datagrams received on a UDP listener (accepted or not)', ['listener']),
   udpBytes: family('udp_received_bytes_total', 'counter', 'Payload bytes received on a UDP listener', ['listener']),
@@ -134,6 +132,10 @@ export interface ProbeSnapshot {
   readonly tls: TlsListenerStats | null;
   readonly dtls: DtlsListenerStats | null;
   readonly drain: DrainStats | null;
+  /** Records of spooled batches the drain's spool connection set aside because they failed authentication. */
+  readonly quarantinedRecords: number | null;
+  /** The loss ledger's totals (null before it is open). */
+  readonly loss: LossTotals | null;
 }
 
 /** One sample per entry of a count map (reason → count), the key as the label `label`. */
@@ -156,35 +158,32 @@ export function collectProbeMetrics(s: ProbeSnapshot, emit: SampleSink): void {
   if (s.drain !== null) collectDrain(s.drain, emit);
 }
 
-export interface LossByReason {
-  readonly records: Readonly<Record<(typeof LOSS_REASONS.records)[number], number | null>>;
-  readonly packets: Readonly<Record<(typeof LOSS_REASONS.packets)[number], number | null>>;
-}
-
-/** Loss by reason from the modules that count it today; null where the module is not running (or /proc has no figure). */
-export function lossByReason(s: ProbeSnapshot): LossByReason {
+/**
+ * The module counters that feed the loss ledger, as samples: each a process-lifetime counter
+ * (the ledger adds what it gained since its last reading), null where the module has no figure.
+ */
+export function lossSamples(s: Omit<ProbeSnapshot, 'loss'>): LossSample[] {
+  const out: LossSample[] = [];
   const w = s.worker;
-  const listeners = s.udp?.listeners ?? null;
-  return {
-    records: {
-      filter: w?.filter.dropped ?? null,
-      quota_eviction: w?.spool.evictedRecords ?? null,
-      spool_dropped: w?.spool.droppedRecords ?? null,
-      parked: s.drain?.parkedRecords ?? null,
-      sequence_gap: w?.decode.sequenceLost ?? null,
-    },
-    packets: {
-      kernel_drop: listeners?.reduce<number | null>((a, l) => (l.kernelDrops === null ? a : (a ?? 0) + l.kernelDrops), null) ?? null,
-      channel_full: s.channel?.droppedPackets ?? null,
-      oversize: listeners?.reduce((a, l) => a + l.oversize, 0) ?? null,
-    },
-  };
+  if (w !== null) {
+    for (const [reason, value] of Object.entries(w.loss.records) as [RecordLossReason, number][]) out.push({ unit: 'records', reason, source: 'ingest-worker', value });
+    for (const [reason, value] of Object.entries(w.loss.packets) as [PacketLossReason, number][]) out.push({ unit: 'packets', reason, source: 'ingest-worker', value });
+  }
+  if (s.drain !== null) out.push({ unit: 'records', reason: 'parked', source: 'drain', value: s.drain.parkedRecords });
+  out.push({ unit: 'records', reason: 'integrity', source: 'drain-spool', value: s.quarantinedRecords });
+  if (s.channel !== null) out.push({ unit: 'packets', reason: 'channel_full', source: 'ingest-channel', value: s.channel.droppedPackets });
+  for (const l of s.udp?.listeners ?? []) {
+    out.push({ unit: 'packets', reason: 'kernel_drop', source: `udp:${l.name}`, value: l.kernelDrops });
+    out.push({ unit: 'packets', reason: 'oversize', source: `udp:${l.name}`, value: l.oversize });
+  }
+  if (s.dtls !== null) out.push({ unit: 'packets', reason: 'decode_error', source: 'dtls', value: s.dtls.messagesNotIpfix });
+  return out;
 }
 
 function collectLoss(s: ProbeSnapshot, emit: SampleSink): void {
-  const loss = lossByReason(s);
-  each(emit, F.recordsLost, 'reason', loss.records);
-  each(emit, F.packetsLost, 'reason', loss.packets);
+  if (s.loss === null) return;
+  each(emit, F.recordsLost, 'reason', s.loss.records);
+  each(emit, F.packetsLost, 'reason', s.loss.packets);
 }
 
 function collectUdp(u: UdpListenerStats, emit: SampleSink): void {

@@ -1,4 +1,4 @@
-import { lossByReason, type ProbeSnapshot } from './probe-metrics.js';
+import type { ProbeSnapshot } from './probe-metrics.js';
 
 /**
  * The /stats document: the same snapshot as /metrics, shaped for people and scripts.
@@ -7,7 +7,8 @@ import { lossByReason, type ProbeSnapshot } from './probe-metrics.js';
  *   counters inside it.
  * - Readable times: instants as ISO 8601 strings (`lastSeen`, `lastSuccessAt`), durations in
  *   seconds (`oldestAgeSeconds`, `backoffRemainingSeconds`); no epoch milliseconds.
- * - Loss by reason in one place (`loss`), the same figures as sealflow_*_lost_total.
+ * - Loss by reason in one place (`loss`: the loss ledger's totals since `createdAt`), the same
+ *   figures as sealflow_*_lost_total and `sealflow spool status`.
  * No flow data: counters, exporter addresses and identities only.
  */
 
@@ -53,7 +54,7 @@ export function statsDocument(s: StatsDocumentInput): Record<string, unknown> {
     generatedAtMs: s.nowMs,
     build: s.build,
     exporters: w?.exporters ?? [],
-    loss: lossByReason(s),
+    loss: s.loss === null ? null : { createdAtMs: s.loss.sinceMs, records: s.loss.records, packets: s.loss.packets },
     listeners: { udp: s.udp, tls: s.tls, dtls: s.dtls, channel: s.channel },
     decode: w?.decode ?? null,
     filter: w?.filter ?? null,

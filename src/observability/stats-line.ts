@@ -1,11 +1,12 @@
+import type { LossCounts } from '../flow/loss.js';
 import type { Logger } from './logger.js';
 
 /**
  * The periodic one-line stats summary (NetoFlow's `statsinterval`): every interval, one info
  * log line with the figures an operator scans for — how many exporters are sending, records
- * per second in and out, drops, spool depth and how far the drain lags. Rates are computed
- * from the difference of cumulative counters between two ticks, so nothing is reset and the
- * line agrees with /stats and /metrics.
+ * per second in and out, what was lost (the loss ledger's totals, with the largest reasons),
+ * spool depth and how far the drain lags. Rates are computed from the difference of cumulative
+ * counters between two ticks, so nothing is reset and the line agrees with /stats and /metrics.
  */
 
 /** The figures the line is built from; the composition root derives them from the same stats() as /stats. */
@@ -14,8 +15,8 @@ export interface StatsSummary {
   readonly exporters: number;
   /** Cumulative records decoded and accepted by the filters. */
   readonly records: number;
-  /** Cumulative packets/records dropped for any reason (not allowlisted, malformed, filtered, spool full). */
-  readonly dropped: number;
+  /** The loss ledger's totals by reason (records and packets). */
+  readonly lost: LossCounts;
   /** Records and bytes waiting in the spool. */
   readonly spoolRecords: number;
   readonly spoolBytes: number;
@@ -31,7 +32,10 @@ export interface StatsLineFields {
   readonly exporters: number;
   readonly recordsPerSecond: number;
   readonly uploadedPerSecond: number;
-  readonly dropped: number;
+  /** Loss ledger totals: records and packets, and every non-zero reason. */
+  readonly lostRecords: number;
+  readonly lostPackets: number;
+  readonly lostByReason: Readonly<Record<string, number>>;
   readonly spoolRecords: number;
   readonly spoolBytes: number;
   readonly drainLagMs: number | null;
@@ -69,6 +73,19 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** Reasons shown on the line per unit, largest first; the rest are in `lostByReason` and /metrics. */
+const LINE_REASONS = 2;
+
+/** `360000 rec (disk_full 320000, quota_eviction 40000)`: a unit's total and its largest reasons. */
+function lossText(counts: Readonly<Partial<Record<string, number>>>, unit: string): { total: number; text: string } {
+  const reasons = Object.entries(counts).filter((e): e is [string, number] => (e[1] ?? 0) > 0).sort((a, b) => b[1] - a[1]);
+  const total = reasons.reduce((a, [, n]) => a + n, 0);
+  if (total === 0) return { total, text: `0 ${unit}` };
+  const shown = reasons.slice(0, LINE_REASONS).map(([r, n]) => `${r} ${n}`);
+  if (reasons.length > LINE_REASONS) shown.push(`+${reasons.length - LINE_REASONS} more`);
+  return { total, text: `${total} ${unit} (${shown.join(', ')})` };
+}
+
 function rate(now: number, before: number | undefined, seconds: number): number {
   if (before === undefined || seconds <= 0 || now < before) return 0;
   return Math.round(((now - before) / seconds) * 10) / 10;
@@ -80,11 +97,17 @@ function rate(now: number, before: number | undefined, seconds: number): number 
  */
 export function formatStatsLine(current: StatsSummary, previous: Previous | null, nowMs: number): StatsLineText {
   const seconds = previous === null ? 0 : (nowMs - previous.atMs) / 1000;
+  const lostRecords = lossText(current.lost.records, 'rec');
+  const lostPackets = lossText(current.lost.packets, 'pkt');
+  const lostByReason: Record<string, number> = {};
+  for (const [r, n] of [...Object.entries(current.lost.records), ...Object.entries(current.lost.packets)] as [string, number | undefined][]) if (n !== undefined && n > 0) lostByReason[r] = n;
   const fields: StatsLineFields = {
     exporters: current.exporters,
     recordsPerSecond: rate(current.records, previous?.summary.records, seconds),
     uploadedPerSecond: rate(current.uploaded, previous?.summary.uploaded, seconds),
-    dropped: current.dropped,
+    lostRecords: lostRecords.total,
+    lostPackets: lostPackets.total,
+    lostByReason,
     spoolRecords: current.spoolRecords,
     spoolBytes: current.spoolBytes,
     drainLagMs: current.drainLagMs,
@@ -93,7 +116,7 @@ export function formatStatsLine(current: StatsSummary, previous: Previous | null
   const lag = current.drainLagMs === null ? 'none' : formatDuration(current.drainLagMs);
   const state = current.drainState === undefined ? '' : ` (${current.drainState})`;
   const text =
-    `exporters ${fields.exporters} | in ${fields.recordsPerSecond} rec/s | out ${fields.uploadedPerSecond} rec/s | dropped ${fields.dropped}` +
+    `exporters ${fields.exporters} | in ${fields.recordsPerSecond} rec/s | out ${fields.uploadedPerSecond} rec/s | lost ${lostRecords.text} ${lostPackets.text}` +
     ` | spool ${fields.spoolRecords} rec ${formatBytes(fields.spoolBytes)} | drain lag ${lag}${state}`;
   return { text, fields };
 }

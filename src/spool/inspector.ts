@@ -31,11 +31,10 @@ export interface SpoolStatus {
   readonly tombstones: number;
   readonly evictedBatches: number;
   readonly evictedRecords: number;
-  readonly droppedBatches: number;
-  readonly droppedRecords: number;
   readonly shreddedEpochs: number;
-  /** Since this instance opened. */
+  /** Since this instance opened: batches that failed authentication when read, and the records of those set aside. */
   readonly quarantined: number;
+  readonly quarantinedRecords: number;
   readonly ioErrors: number;
   readonly ackMisses: number;
   readonly rollback: Rollback | null;
@@ -121,10 +120,9 @@ export class SpoolInspector {
         tombstones,
         evictedBatches: meta.evicted_batches,
         evictedRecords: meta.evicted_records,
-        droppedBatches: meta.dropped_batches,
-        droppedRecords: meta.dropped_records,
         shreddedEpochs: meta.shredded_epochs,
         quarantined: store.counters.quarantined,
+        quarantinedRecords: store.counters.quarantinedRecords,
         ioErrors: store.counters.ioErrors,
         ackMisses: store.counters.ackMisses,
         rollback: this.chain.rollback,

@@ -26,6 +26,11 @@ export class SpoolReader implements BatchSource {
     private readonly statusOf: () => SpoolStatus,
   ) {}
 
+  /** Records of the batches this instance set aside because they failed authentication (also after close: for the loss ledger's last reading). */
+  get quarantinedRecords(): number {
+    return this.store.counters.quarantinedRecords;
+  }
+
   /**
    * Leases up to `maxBatches` of the oldest ready batches not leased by this instance,
    * decrypted, decompressed and verified (authentication and record count). A batch that fails
@@ -63,7 +68,7 @@ export class SpoolReader implements BatchSource {
       for (const { row, prevTag } of snapshot.picked) {
         const batch = this.chain.open(row, prevTag);
         if (typeof batch === 'string') {
-          this.quarantine(row.id, batch);
+          this.quarantine(row.id, row.records, batch);
           continue;
         }
         store.writeQuietly('attempts', () => store.q('UPDATE batches SET attempts = attempts + 1 WHERE id = ?').run(row.id));
@@ -74,11 +79,17 @@ export class SpoolReader implements BatchSource {
     return out;
   }
 
-  private quarantine(id: number, reason: string): void {
-    this.store.counters.quarantined++;
-    this.store.rateLog.log('error', 'quarantine', { event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
-    if (this.store.readOnly) return;
-    this.store.writeQuietly('quarantine', () => this.store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id));
+  private quarantine(id: number, records: number, reason: string): void {
+    const { store } = this;
+    store.counters.quarantined++;
+    store.rateLog.log('error', 'quarantine', { event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
+    if (store.readOnly) return;
+    // Its records are lost once it is set aside; a failed write leaves it to be quarantined (and counted) at the next lease.
+    const update = { changes: 0 };
+    store.writeQuietly('quarantine', () => {
+      update.changes = store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id).changes;
+    });
+    if (update.changes === 1) store.counters.quarantinedRecords += records;
   }
 
   /** Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the last). A batch already gone is a counted no-op. */

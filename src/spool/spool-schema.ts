@@ -34,8 +34,8 @@ CREATE TABLE meta (
   live_bytes INTEGER NOT NULL DEFAULT 0,
   evicted_batches INTEGER NOT NULL DEFAULT 0,
   evicted_records INTEGER NOT NULL DEFAULT 0,
-  dropped_batches INTEGER NOT NULL DEFAULT 0,
-  dropped_records INTEGER NOT NULL DEFAULT 0,
+  dropped_batches INTEGER NOT NULL DEFAULT 0, -- unused: drops are in the loss ledger (spool.loss)
+  dropped_records INTEGER NOT NULL DEFAULT 0, -- unused, as dropped_batches
   shredded_epochs INTEGER NOT NULL DEFAULT 0,
   hwm_seen INTEGER NOT NULL DEFAULT 0,
   rollback_expected INTEGER,

@@ -37,8 +37,6 @@ export interface MetaRow {
   live_bytes: number;
   evicted_batches: number;
   evicted_records: number;
-  dropped_batches: number;
-  dropped_records: number;
   shredded_epochs: number;
   hwm_seen: number;
   rollback_expected: number | null;
@@ -141,7 +139,7 @@ export class SpoolStore {
   /** Batch ids leased by this instance: leases live in memory only (invariant 3). */
   readonly leased = new Set<number>();
   /** Counted by this instance since it opened (shown by status()). */
-  readonly counters = { quarantined: 0, ioErrors: 0, ackMisses: 0 };
+  readonly counters = { quarantined: 0, quarantinedRecords: 0, ioErrors: 0, ackMisses: 0 };
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
 

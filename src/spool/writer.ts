@@ -1,4 +1,5 @@
-import type { AppendDone, AppendResult, BatchSink } from '../flow/pipeline.js';
+import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
+import type { AppendDone, AppendResult, BatchSink, DropReason } from '../flow/pipeline.js';
 import { AppendQueue, type CompressionStats, type QueuedBatch } from './append-queue.js';
 import type { BatchCompressor } from './batch-compressor.js';
 import type { Chain } from './chain.js';
@@ -13,7 +14,10 @@ import { isStorageError, MINUTE_MS, SCAN_PAGE_ROWS, sqliteCode, type SpoolStore 
  * The spool's writer (the ingest worker's BatchSink): compresses, seals and commits batches of
  * batch-format bytes it never reads, in the order they come (the hash chain's order), within
  * the byte quota. Storage problems never throw: quota, disk-full and I/O errors drop the batch
- * and are counted in its result and in status() (invariants 1–3 of spool.ts).
+ * and say so in its result, with the reason (invariants 1–3 of spool.ts). Drops are counted by
+ * whoever takes the results (the ingest worker's loss ledger), not in the database: a full
+ * disk cannot record its own failures. Evictions are counted in the database too (status()),
+ * in the transaction that evicts.
  */
 
 export type FullPolicy = 'drop-oldest' | 'drop-newest';
@@ -29,7 +33,12 @@ export interface WriterOptions {
   readonly compressorWaitMs: number;
 }
 
-const NOTHING: AppendResult = Object.freeze({ id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null });
+const NOTHING: AppendResult = Object.freeze({ id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, evictedDiskFullRecords: 0, dropReason: null });
+
+/** A dropped batch's result. */
+function dropped(n: number, dropReason: DropReason): AppendResult {
+  return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, evictedDiskFullRecords: 0, dropReason };
+}
 
 export class SpoolWriter implements BatchSink {
   readonly quotaBytes: number;
@@ -142,15 +151,14 @@ export class SpoolWriter implements BatchSink {
     this.queue.destroy();
   }
 
-  /** Counts a batch that could not be serialized or compressed as dropped. */
+  /** A queued batch that failed before its commit: not serializable or compressible, or still queued when the writer was destroyed. */
   private encodeFailed(err: unknown, n: number): AppendResult {
+    if (err instanceof SpoolError && err.code === SpoolErrorCode.Closed) {
+      this.store.rateLog.log('warn', 'closed', { event: 'spool.batch_dropped', reason: 'closed', records: n }, 'batch still queued at a forced stop; records dropped');
+      return dropped(n, 'closed');
+    }
     this.store.rateLog.log('error', 'encode', { event: 'spool.encode_failed', records: n, err: (err as Error).message }, 'batch could not be serialized or compressed; records dropped');
-    this.countDropped(n);
-    return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'encode' };
-  }
-
-  private countDropped(n: number): void {
-    this.store.q('UPDATE meta SET dropped_batches = dropped_batches + 1, dropped_records = dropped_records + ? WHERE id = 1').run(n);
+    return dropped(n, 'encode');
   }
 
   /** Commits ready queued batches in one transaction (one WAL sync); null when it rolled back. */
@@ -192,20 +200,22 @@ export class SpoolWriter implements BatchSink {
       try {
         const freed = this.store.db.transaction(() => this.evictFront(2 * (compressed.length + NONCE_BYTES + TAG_BYTES))).immediate();
         const result = this.commit(compressed, n, format);
-        return { ...result, evictedBatches: result.evictedBatches + freed.batches, evictedRecords: result.evictedRecords + freed.records };
+        return {
+          ...result,
+          evictedBatches: result.evictedBatches + freed.batches,
+          evictedRecords: result.evictedRecords + freed.records,
+          evictedDiskFullRecords: result.evictedDiskFullRecords + freed.records,
+        };
       } catch (err2) {
         if (!isStorageError(err2)) throw err2;
         err = err2;
       }
     }
     this.store.counters.ioErrors++;
-    this.store.rateLog.log('error', `io:${code}`, { event: 'spool.append_failed', code: sqliteCode(err), records: n }, 'spool write failed; batch dropped');
-    try {
-      this.countDropped(n);
-    } catch {
-      // The counter lives on the same failing disk; the instance counter (ioErrors) still shows it.
-    }
-    return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'io' };
+    const final = sqliteCode(err) ?? 'unknown';
+    this.store.rateLog.log('error', `io:${final}`, { event: 'spool.append_failed', code: final, records: n }, 'spool write failed; batch dropped (counted by the loss ledger)');
+    // Counted by the caller (the loss ledger), not here: on a full disk the database cannot record its own failure.
+    return dropped(n, final.startsWith('SQLITE_FULL') ? 'disk-full' : 'io');
   }
 
   /** Seals `compressed` (in seal format `format`, bound into the associated data) and commits it, within the quota. */
@@ -217,15 +227,13 @@ export class SpoolWriter implements BatchSink {
       const meta = this.store.meta();
       let evicted = { batches: 0, records: 0 };
       if (size > this.quotaBytes) {
-        this.countDropped(n);
         this.store.rateLog.log('warn', 'oversize', { event: 'spool.batch_dropped', reason: 'oversize', records: n, bytes: size }, 'batch larger than the spool quota; dropped');
-        return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'oversize' };
+        return dropped(n, 'oversize');
       }
       if (meta.live_bytes + size > this.quotaBytes) {
         if (this.fullPolicy === 'drop-newest') {
-          this.countDropped(n);
           this.store.rateLog.log('warn', 'quota', { event: 'spool.batch_dropped', reason: 'quota', records: n }, 'spool quota reached; new batch dropped (drop-newest)');
-          return { id: null, records: n, droppedRecords: n, evictedBatches: 0, evictedRecords: 0, dropReason: 'quota' };
+          return dropped(n, 'quota');
         }
         evicted = this.evictFront(meta.live_bytes + size - this.quotaBytes);
       }
@@ -236,7 +244,7 @@ export class SpoolWriter implements BatchSink {
       q('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, nonce, tag) VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?)')
         .run(id, format, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, sealed.nonce, sealed.tag);
       q('INSERT INTO payloads (id, data) VALUES (?, ?)').run(id, sealed.ciphertext);
-      return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, dropReason: null };
+      return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, evictedDiskFullRecords: 0, dropReason: null };
     }).immediate();
   }
 

@@ -69,7 +69,7 @@ describe('spool quota', () => {
     }
   });
 
-  test('drop-newest: new batches are dropped and counted', async () => {
+  test('drop-newest: new batches are dropped and said so in their result (the loss ledger counts them)', async () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 100_000, fullPolicy: 'drop-newest' });
@@ -84,8 +84,8 @@ describe('spool quota', () => {
       }
       const st = spool.inspector.status();
       assert.ok(dropped > 0);
-      assert.equal(st.droppedRecords, dropped);
       assert.equal(st.records, kept);
+      assert.equal(st.records + dropped, 30 * 200, 'every record stored or reported dropped');
       assert.equal(st.evictedBatches, 0);
       // Once space frees up, appends succeed again.
       for (const b of spool.reader.lease(3)) spool.reader.ack(b.id);
@@ -96,14 +96,15 @@ describe('spool quota', () => {
     }
   });
 
-  test('a batch larger than the whole quota is dropped and counted', async () => {
+  test('a batch larger than the whole quota is dropped, and its result says so', async () => {
     const { dir, cleanup } = tempDir();
     try {
       const spool = await Spool.open({ dir, kek: KEK, quotaBytes: 5_000 });
       const r = appendRecords(spool.writer, ipv4Records(2000));
       assert.equal(r.id, null);
       assert.equal(r.dropReason, 'oversize');
-      assert.equal(spool.inspector.status().droppedRecords, 2000);
+      assert.equal(r.droppedRecords, 2000);
+      assert.equal(spool.inspector.status().records, 0);
       spool.close();
     } finally {
       cleanup();
@@ -122,10 +123,12 @@ describe('spool quota', () => {
           const r = appendRecords(spool.writer, ipv4Records(300, i));
           if (r.id !== null) ok++;
           else {
-            assert.equal(r.dropReason, 'io');
+            assert.equal(r.dropReason, 'disk-full');
             failed++;
           }
           evicted += r.evictedBatches;
+          // The quota (1 GiB) is never near: every eviction made room on the full "disk".
+          assert.equal(r.evictedDiskFullRecords, r.evictedRecords);
         }
         const st = spool.inspector.status();
         if (fullPolicy === 'drop-oldest') {
@@ -161,7 +164,7 @@ describe('spool quota', () => {
           enqueueRecords(a.writer, ipv4Records(300, 50 + k), (err, r) => results.push(err !== null && err !== undefined ? 'error' : (r?.dropReason ?? null)));
         }
         await a.writer.settled();
-        assert.deepEqual(results, ['io', 'io', 'io']);
+        assert.deepEqual(results, ['disk-full', 'disk-full', 'disk-full']);
         // B then creates the next epoch id with its own key; A, appending after it, must not reuse a key for that id.
         assert.ok(appendRecords(b.writer, ipv4Records(1, 900)).id !== null);
         assert.ok(appendRecords(a.writer, ipv4Records(1, 901)).id !== null);

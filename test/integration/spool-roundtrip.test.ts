@@ -561,7 +561,7 @@ describe('spool round trip', () => {
       for (const r of results) {
         assert.ok(r !== undefined && !(r instanceof Error), r instanceof Error ? r.message : 'no result');
         if (r.id !== null) ok++;
-        else assert.equal(r.dropReason, 'io');
+        else assert.equal(r.dropReason, 'disk-full');
         evicted += r.evictedBatches;
       }
       // Disk-full eviction happens only on the single-batch retry path, so the groups fell back to it.

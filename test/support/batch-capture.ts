@@ -23,7 +23,7 @@ export class CapturedBatches implements BatchSink {
   }
 
   reject(recordCount: number, _err: unknown, done: AppendDone): void {
-    done(null, { id: null, records: recordCount, droppedRecords: recordCount, evictedBatches: 0, evictedRecords: 0, dropReason: 'encode' });
+    done(null, { id: null, records: recordCount, droppedRecords: recordCount, evictedBatches: 0, evictedRecords: 0, evictedDiskFullRecords: 0, dropReason: 'encode' });
   }
 
   /** The one batch taken (the batch format's empty batch when none was). */
@@ -37,6 +37,6 @@ export class CapturedBatches implements BatchSink {
       this.batches.push(batch);
       this.counts.push(recordCount);
     }
-    return { id: this.nextId++, records: recordCount, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, dropReason: null };
+    return { id: this.nextId++, records: recordCount, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, evictedDiskFullRecords: 0, dropReason: null };
   }
 }

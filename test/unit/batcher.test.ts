@@ -12,7 +12,7 @@ class Target implements BatchSink {
     this.batches.push(recordCount);
     const dropped = this.dropNext ? recordCount : 0;
     this.dropNext = false;
-    return { id: dropped ? null : this.batches.length, records: recordCount, droppedRecords: dropped, evictedBatches: 0, evictedRecords: 0, dropReason: dropped ? 'io' : null };
+    return { id: dropped ? null : this.batches.length, records: recordCount, droppedRecords: dropped, evictedBatches: 0, evictedRecords: 0, evictedDiskFullRecords: 0, dropReason: dropped ? 'io' : null };
   }
   enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void {
     done(null, this.append(batch, recordCount));
@@ -76,7 +76,7 @@ test('flushes by age through the injected timer, once per batch', () => {
   assert.deepEqual(t.batches, [7]);
 });
 
-test('counts appended and dropped records; close flushes, is idempotent, and later records are counted as dropped', () => {
+test('counts appended and dropped records; close flushes, is idempotent, and later records are counted as dropped and reported (onError)', () => {
   const t = new Target();
   const timers = fakeTimers();
   const errors: number[] = [];
@@ -89,11 +89,12 @@ test('counts appended and dropped records; close flushes, is idempotent, and lat
   b.accept(ipv4Records(2));
   assert.deepEqual(t.batches, [10, 5]);
   assert.deepEqual(b.counters(), { batches: 2, records: 5, droppedRecords: 12, inFlightRecords: 0 });
+  assert.deepEqual(errors, [2], 'the records after close() reach the outcome handler (the loss ledger counts them)');
   const closed = (): never => {
     throw new Error('closed');
   };
   const throwing = new Batcher({ append: closed, enqueue: closed, reject: closed, writable: true }, { maxRecords: 3, setTimer: timers.set, clearTimer: timers.clear, onError: (_e, n) => errors.push(n) });
   throwing.accept(ipv4Records(3));
-  assert.deepEqual(errors, [3]);
+  assert.deepEqual(errors, [2, 3]);
   assert.equal(throwing.counters().droppedRecords, 3);
 });

@@ -4,17 +4,26 @@ import { createLogger } from '../../src/observability/logger.js';
 import { formatBytes, formatDuration, formatStatsLine, StatsLine, type StatsSummary } from '../../src/observability/stats-line.js';
 
 function summary(over: Partial<StatsSummary> = {}): StatsSummary {
-  return { exporters: 0, records: 0, dropped: 0, spoolRecords: 0, spoolBytes: 0, drainLagMs: null, uploaded: 0, ...over };
+  return { exporters: 0, records: 0, lost: { records: {}, packets: {} }, spoolRecords: 0, spoolBytes: 0, drainLagMs: null, uploaded: 0, ...over };
 }
 
 describe('stats line', () => {
   test('rates come from counter differences over the elapsed time', () => {
     const prev = { summary: summary({ records: 1000, uploaded: 500 }), atMs: 10_000 };
-    const now = summary({ exporters: 3, records: 13_000, uploaded: 6500, dropped: 7, spoolRecords: 2048, spoolBytes: 3 * 1024 * 1024 + 512 * 1024, drainLagMs: 2100, drainState: 'ok' });
+    const now = summary({ exporters: 3, records: 13_000, uploaded: 6500, lost: { records: { filter: 7 }, packets: {} }, spoolRecords: 2048, spoolBytes: 3 * 1024 * 1024 + 512 * 1024, drainLagMs: 2100, drainState: 'ok' });
     const line = formatStatsLine(now, prev, 70_000);
     assert.equal(line.fields.recordsPerSecond, 200);
     assert.equal(line.fields.uploadedPerSecond, 100);
-    assert.equal(line.text, 'exporters 3 | in 200 rec/s | out 100 rec/s | dropped 7 | spool 2048 rec 3.5 MiB | drain lag 2.1s (ok)');
+    assert.equal(line.text, 'exporters 3 | in 200 rec/s | out 100 rec/s | lost 7 rec (filter 7) 0 pkt | spool 2048 rec 3.5 MiB | drain lag 2.1s (ok)');
+  });
+
+  test('loss: the loss ledger\'s totals per unit with the two largest reasons; every non-zero reason in the fields', () => {
+    const lost = { records: { filter: 5, disk_full: 320_000, quota_eviction: 40_000, parked: 0 }, packets: { kernel_drop: 3 } };
+    const line = formatStatsLine(summary({ lost }), null, 0);
+    assert.match(line.text, /\| lost 360005 rec \(disk_full 320000, quota_eviction 40000, \+1 more\) 3 pkt \(kernel_drop 3\) \|/);
+    assert.equal(line.fields.lostRecords, 360_005);
+    assert.equal(line.fields.lostPackets, 3);
+    assert.deepEqual(line.fields.lostByReason, { filter: 5, disk_full: 320_000, quota_eviction: 40_000, kernel_drop: 3 });
   });
 
   test('first tick and counters that went backwards give 0, not nonsense', () => {
@@ -47,7 +56,7 @@ describe('stats line', () => {
     assert.equal(line?.fields.recordsPerSecond, 50);
     const entry = JSON.parse(lines[0] ?? '{}') as { level: number; msg: string; stats: { recordsPerSecond: number } };
     assert.equal(entry.level, 30);
-    assert.equal(entry.msg, 'stats: exporters 1 | in 50 rec/s | out 0 rec/s | dropped 0 | spool 0 rec 0 B | drain lag none');
+    assert.equal(entry.msg, 'stats: exporters 1 | in 50 rec/s | out 0 rec/s | lost 0 rec 0 pkt | spool 0 rec 0 B | drain lag none');
     assert.equal(entry.stats.recordsPerSecond, 50);
     assert.deepEqual(seen, [line.text]);
     sl.close();

@@ -182,6 +182,8 @@ class SocketState {
   backpressured = 0;
   socketErrors = 0;
   recvBufferGranted = 0;
+  /** The kernel's drop count at the last reading (kept once the socket is closed: its final tally). */
+  kernelDrops: number | null = null;
   boundAddress = '';
   boundPort = 0;
   teeMask = 0;
@@ -199,6 +201,11 @@ class SocketState {
   /** Whether a socket is open (either receiver). */
   get open(): boolean {
     return this.socket !== null || this.native !== null;
+  }
+  /** Reads the kernel's drop count for the bound port now (unchanged where /proc has no figure). */
+  readKernelDrops(): number | null {
+    this.kernelDrops = readKernelUdpDrops(this.boundPort) ?? this.kernelDrops;
+    return this.kernelDrops;
   }
   constructor(
     readonly endpoint: UdpEndpoint,
@@ -612,7 +619,7 @@ export class UdpListener {
         oversize: s.oversize,
         backpressured: s.backpressured,
         socketErrors: s.socketErrors,
-        kernelDrops: s.open ? readKernelUdpDrops(s.boundPort) : null,
+        kernelDrops: s.open ? s.readKernelDrops() : s.kernelDrops,
       })),
       exporters,
       otherExporters: { packets: this.otherPackets, bytes: this.otherBytes },
@@ -634,6 +641,8 @@ export class UdpListener {
       this.sockets.map(
         (st) =>
           new Promise<void>((resolve) => {
+            // The final tally, for the loss ledger's last reading after the listeners closed.
+            if (st.open) st.readKernelDrops();
             if (st.native !== null) {
               // Joins the receiver thread; frames not yet delivered are dropped.
               st.native.close();
