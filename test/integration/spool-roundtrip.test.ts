@@ -446,14 +446,14 @@ describe('spool round trip', () => {
     }
   });
 
-  test('destroy() does not wait for the compressor thread: batches out on it are dropped and counted, committed ones stay; close() and destroy() are idempotent', { timeout: 30_000 }, async () => {
+  test('destroy() does not wait for the compressor thread: batches out on it are dropped and reported (reason closed, for the loss ledger), committed ones stay; close() and destroy() are idempotent', { timeout: 30_000 }, async () => {
     const { dir, cleanup } = tempDir();
     const compressor = await BatchCompressor.start();
     try {
       // compressorWaitMs is long: only destroy() may skip the wait.
       const spool = await Spool.open({ dir, kek: KEK, compressorWaitMs: 20_000 });
-      const results: { id: number | null; dropped: number }[] = [];
-      const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords }) });
+      const results: { id: number | null; dropped: number; reason: string | null }[] = [];
+      const batcher = queuedBatcher(spool, { maxRecords: 100, onAppend: (r) => results.push({ id: r.id, dropped: r.droppedRecords, reason: r.dropReason }) });
       batcher.accept(ipv4Records(100, 5)); // compressed inline: no compressor attached yet
       spool.writer.useCompressor(compressor);
       batcher.accept(ipv4Records(100, 6));
@@ -461,14 +461,13 @@ describe('spool round trip', () => {
       spool.destroy();
       spool.destroy();
       spool.close();
-      assert.deepEqual(results, [{ id: 1, dropped: 0 }, { id: null, dropped: 100 }]);
+      assert.deepEqual(results, [{ id: 1, dropped: 0, reason: null }, { id: null, dropped: 100, reason: 'closed' }]);
       assert.throws(() => spool.inspector.status(), (e: unknown) => e instanceof SpoolError && e.code === 'ERR_SPOOL_CLOSED');
       const again = await Spool.open({ dir, kek: KEK });
       try {
         assert.equal(again.inspector.verify().ok, true);
         const st = again.inspector.status();
-        assert.equal(st.records, 100);
-        assert.equal(st.droppedRecords, 100, 'the dropped batch is counted in the spool');
+        assert.equal(st.records, 100, 'the committed batch stays, the dropped one is not stored');
         again.close();
         again.close();
         again.destroy();
