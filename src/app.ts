@@ -58,6 +58,8 @@ export interface AppOptions {
   readonly onFatal?: (err: Error) => void;
   /** Gets the loss ledger's reports (what was lost, by reason, per period): the audit trail's port. */
   readonly onLoss?: LossListener;
+  /** The resolved master pseudonymisation key when privacy.pseudonymize is configured (handed to the ingest worker only). */
+  readonly pseudonymizeKey?: Uint8Array | null;
 }
 
 /** A bound listener, for the start-up banner. */
@@ -357,7 +359,16 @@ export class App {
       batch: { maxRecords: c.spool.batch.maxRecords, maxBytes: c.spool.batch.maxBytes, maxAgeMs: c.spool.batch.maxAgeMs },
       stdoutRecords: this.options.stdoutRecords ?? false,
       decoderStateIntervalMs: 10_000,
+      pseudonymize: this.pseudonymizeInit(),
     };
+  }
+
+  private pseudonymizeInit(): IngestWorkerInit['pseudonymize'] {
+    const p = this.config.privacy.pseudonymize;
+    if (p === undefined) return null;
+    const masterKey = this.options.pseudonymizeKey;
+    if (masterKey === undefined || masterKey === null) throw new Error('privacy.pseudonymize is configured but no key was resolved');
+    return { masterKey, rotation: p.rotation, epochSeconds: this.config.spool.epochSeconds, cacheEntries: p.cacheEntries, policy: { fields: p.fields, rules: p.rules } };
   }
 
   private workerStats(): IngestWorkerStats | null {

@@ -1,6 +1,7 @@
 import type { Counter, FlowRecord, FlowType, IpAddr, Transport } from '../flow/flow-record.js';
+import type { PseudonymKeyStamp } from '../flow/privacy.js';
 import {
-  BATCH_FORMAT_VERSION, BIGINT_OCTETS, BIGINT_PACKETS, HEAD_BITMAP, HEAD_CONTEXT, HEAD_TIME_DELTA, MAX_STRING_BYTES, PRESENT_BGPNH, PRESENT_DST,
+  BATCH_FORMAT_VERSION, BATCH_FORMAT_VERSION_STAMPED, STAMP_FINGERPRINT_BYTES, BIGINT_OCTETS, BIGINT_PACKETS, HEAD_BITMAP, HEAD_CONTEXT, HEAD_TIME_DELTA, MAX_STRING_BYTES, PRESENT_BGPNH, PRESENT_DST,
   PRESENT_END, PRESENT_IDENTITY, PRESENT_NH, PRESENT_SRC, PRESENT_START, PRESENT_UPTIME, V6_BGPNH, V6_DST, V6_NH, V6_SRC, formatError,
 } from './format.js';
 
@@ -124,8 +125,7 @@ const MIN_RECORD_BYTES = 1 + 2;
 /** Parses a serialized batch back into records (raw = null). Throws SpoolError(ERR_SPOOL_FORMAT) on malformed input. */
 export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
   const r = new BatchReader(bytes);
-  const version = r.u8();
-  if (version !== BATCH_FORMAT_VERSION) throw formatError('unsupported batch format version', { version });
+  readHeader(r);
   const count = r.varint();
   // Cap before allocating: a record takes at least MIN_RECORD_BYTES.
   if (count * MIN_RECORD_BYTES > bytes.length) throw formatError('record count larger than the batch', { count });
@@ -233,11 +233,28 @@ export function decodeBatch(bytes: Uint8Array): FlowRecord[] {
   return out;
 }
 
+/** Reads the version byte and, in a stamped batch, the stamp; leaves `r` at the record count. */
+function readHeader(r: BatchReader): PseudonymKeyStamp | null {
+  const version = r.u8();
+  if (version === BATCH_FORMAT_VERSION) return null;
+  if (version !== BATCH_FORMAT_VERSION_STAMPED) throw formatError('unsupported batch format version', { version });
+  const startS = r.varint();
+  const lengthS = r.varint();
+  r.need(STAMP_FINGERPRINT_BYTES);
+  const fingerprint = new Uint8Array(STAMP_FINGERPRINT_BYTES);
+  for (let i = 0; i < STAMP_FINGERPRINT_BYTES; i++) fingerprint[i] = r.u8();
+  return { startS, lengthS, fingerprint };
+}
+
 /** The record count in a serialized batch's header (without decoding it). */
 export function batchRecordCount(bytes: Uint8Array): number {
   const r = new BatchReader(bytes);
-  const version = r.u8();
-  if (version !== BATCH_FORMAT_VERSION) throw formatError('unsupported batch format version', { version });
+  readHeader(r);
   return r.varint();
+}
+
+/** Which pseudonymisation key wrote the batch's addresses; null when they are as decoded (version 1). */
+export function batchKeyStamp(bytes: Uint8Array): PseudonymKeyStamp | null {
+  return readHeader(new BatchReader(bytes));
 }
 

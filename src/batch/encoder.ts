@@ -1,9 +1,10 @@
 import { newFlowRecord, type FlowRecord, type FlowType, type Transport } from '../flow/flow-record.js';
+import type { PseudonymKeyStamp } from '../flow/privacy.js';
 import { grownBytes } from '../flow/byte-buffer.js';
 import {
-  BATCH_FORMAT_VERSION, BIGINT_OCTETS, BIGINT_PACKETS, HEAD_BITMAP, HEAD_CONTEXT, HEAD_TIME_DELTA, HEADER_ROOM, INITIAL_BYTES_PER_RECORD,
+  BATCH_FORMAT_VERSION, BATCH_FORMAT_VERSION_STAMPED, BIGINT_OCTETS, BIGINT_PACKETS, HEAD_BITMAP, HEAD_CONTEXT, HEAD_TIME_DELTA, HEADER_ROOM, INITIAL_BYTES_PER_RECORD,
   MAX_RECORD_FIXED_BYTES, MAX_STRING_BYTES, MAX_TIME_DELTA, PRESENT_BGPNH, PRESENT_DST, PRESENT_END, PRESENT_IDENTITY, PRESENT_NH, PRESENT_SRC,
-  PRESENT_START, PRESENT_UPTIME, TWO_POW_28, V6_BGPNH, V6_DST, V6_NH, V6_SRC, formatError, putAddr, putCounter, putNum, putVarint, putZigzag,
+  PRESENT_START, PRESENT_UPTIME, STAMP_FINGERPRINT_BYTES, TWO_POW_28, V6_BGPNH, V6_DST, V6_NH, V6_SRC, formatError, putAddr, putCounter, putNum, putVarint, putZigzag,
 } from './format.js';
 
 /** The batch encoder (format in format.ts): one per writing thread, its output buffer reused between batches. */
@@ -52,6 +53,8 @@ export class BatchEncoder {
   private hasPrev = false;
   private lastIndex = 0;
   private count = 0;
+  /** The open batch's pseudonymisation key stamp (null: addresses are as decoded). */
+  private stamp: PseudonymKeyStamp | null = null;
 
   constructor(initialBytes = 1 << 20) {
     this.buf = new Uint8Array(initialBytes);
@@ -59,8 +62,8 @@ export class BatchEncoder {
   }
 
   /** Serializes `records`; the result is a view of the encoder's buffer, valid until the next call. */
-  encode(records: readonly FlowRecord[]): Uint8Array {
-    this.begin(records.length);
+  encode(records: readonly FlowRecord[], stamp: PseudonymKeyStamp | null = null): Uint8Array {
+    this.begin(records.length, stamp);
     for (const r of records) this.add(r);
     return this.finish();
   }
@@ -68,9 +71,11 @@ export class BatchEncoder {
   /**
    * Starts a batch that is written record by record as records arrive (`add`), so a record is
    * serialized while it is still in cache and can die young instead of waiting in memory for
-   * the whole batch. `expected` only sizes the buffer. Any unfinished batch is discarded.
+   * the whole batch. `expected` only sizes the buffer; `stamp` says which pseudonymisation key
+   * wrote its addresses (the header records it). Any unfinished batch is discarded.
    */
-  begin(expected = 0): void {
+  begin(expected = 0, stamp: PseudonymKeyStamp | null = null): void {
+    this.stamp = stamp;
     this.pos = HEADER_ROOM;
     this.count = 0;
     this.strings.clear();
@@ -105,9 +110,18 @@ export class BatchEncoder {
     if (n >= TWO_POW_28) throw formatError('too many records in one batch', { records: n });
     let len = 1;
     for (let x = n; x >= 0x80; x >>>= 7) len++;
-    const start = HEADER_ROOM - 1 - len;
-    this.buf[start] = BATCH_FORMAT_VERSION;
-    putVarint(this.buf, start + 1, n);
+    const stamp = this.stamp;
+    if (stamp === null) {
+      const start = HEADER_ROOM - 1 - len;
+      this.buf[start] = BATCH_FORMAT_VERSION;
+      putVarint(this.buf, start + 1, n);
+      return this.buf.subarray(start, this.pos);
+    }
+    const head = stampBytes(stamp);
+    const start = HEADER_ROOM - 1 - head.length - len;
+    this.buf[start] = BATCH_FORMAT_VERSION_STAMPED;
+    this.buf.set(head, start + 1);
+    putVarint(this.buf, start + 1 + head.length, n);
     return this.buf.subarray(start, this.pos);
   }
 
@@ -335,8 +349,21 @@ export class BatchEncoder {
   }
 }
 
+/** A stamp's bytes (see the format). */
+function stampBytes(s: PseudonymKeyStamp): Uint8Array {
+  if (s.fingerprint.length !== STAMP_FINGERPRINT_BYTES) throw formatError('key fingerprint of the wrong length', { length: s.fingerprint.length });
+  if (!(Number.isSafeInteger(s.startS) && s.startS >= 0 && s.startS < 2 ** 35 && Number.isSafeInteger(s.lengthS) && s.lengthS >= 0 && s.lengthS < 2 ** 35)) {
+    throw formatError('key period outside the stamp\'s range');
+  }
+  const out = new Uint8Array(5 + 5 + STAMP_FINGERPRINT_BYTES);
+  let p = putVarint(out, 0, s.startS);
+  p = putVarint(out, p, s.lengthS);
+  out.set(s.fingerprint, p);
+  return out.subarray(0, p + STAMP_FINGERPRINT_BYTES);
+}
+
 /** Serializes with a fresh encoder (tests, tools); hot paths keep a BatchEncoder. */
-export function encodeBatch(records: readonly FlowRecord[]): Uint8Array {
-  return new BatchEncoder(16 + records.length * INITIAL_BYTES_PER_RECORD).encode(records).slice();
+export function encodeBatch(records: readonly FlowRecord[], stamp: PseudonymKeyStamp | null = null): Uint8Array {
+  return new BatchEncoder(16 + records.length * INITIAL_BYTES_PER_RECORD).encode(records, stamp).slice();
 }
 

@@ -8,9 +8,13 @@ import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
  * drain decodes it (decoder.ts). Row-oriented, single pass, no JSON. `raw` is not stored (it
  * is decoded again on demand only on the live path); it comes back as null.
  *
- * Format (version BATCH_FORMAT_VERSION):
+ * Format (version BATCH_FORMAT_VERSION, or BATCH_FORMAT_VERSION_STAMPED when the records'
+ * addresses were pseudonymised, src/privacy):
  *
  *   u8      format version
+ *   stamp   only in version 2: the pseudonymisation key in force (PseudonymKeyStamp):
+ *             varint period start (Unix seconds), varint period length (seconds, 0 = never
+ *             rotates), 8 bytes master key fingerprint
  *   varint  record count
  *   record* :
  *     u8      head: HEAD_BITMAP | HEAD_CONTEXT | HEAD_TIME_DELTA
@@ -40,6 +44,12 @@ import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
  */
 
 export const BATCH_FORMAT_VERSION = 1;
+/** The same format with a pseudonymisation key stamp after the version byte. */
+export const BATCH_FORMAT_VERSION_STAMPED = 2;
+/** Bytes of the key fingerprint in a stamp. */
+export const STAMP_FINGERPRINT_BYTES = 8;
+/** Largest stamp: two varints below 2^35 (5 bytes each) and the fingerprint. */
+export const MAX_STAMP_BYTES = 5 + 5 + STAMP_FINGERPRINT_BYTES;
 
 // Presence bitmap bits.
 export const PRESENT_SRC = 1 << 0;
@@ -84,8 +94,8 @@ export const TWO_POW_32 = 4294967296;
 export const TWO_POW_28 = 268435456;
 /** putNum's fast path: 2·v < 2^30 stays within 32-bit operations. */
 export const SMALL_NUM_LIMIT = 2 ** 29;
-/** Room left before the first record for the header: version byte + record count varint (< 2^28, ≤ 4 bytes). */
-export const HEADER_ROOM = 1 + 4;
+/** Room left before the first record for the header: version byte + stamp + record count varint (< 2^28, ≤ 4 bytes). */
+export const HEADER_ROOM = 1 + MAX_STAMP_BYTES + 4;
 
 /** Malformed batch bytes: SpoolError with the stable code ERR_SPOOL_FORMAT (batches live in the spool). */
 export function formatError(message: string, context: Record<string, number> = {}): SpoolError {

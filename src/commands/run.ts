@@ -17,6 +17,7 @@ import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
 import { createLogger, loggerSettingsFromConfig } from '../observability/logger.js';
 import { serviceNotifier, type ServiceNotifier } from '../observability/service-notify.js';
 import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
+import { resolvePseudonymizeKey } from '../privacy/key-source.js';
 import { KEK_BYTES, parseKekText } from '../spool/kek-source.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
@@ -91,6 +92,8 @@ export const main: CommandMain = async (argv, io) => {
       credentials = await fusionCredentialsFromConfig(config.drain, { env: io.env, warn: (m) => logger.warn(m) });
     }
     const adminToken = config.admin.token === undefined ? undefined : await resolveSecret(config.admin.token, 'admin.token', { env: io.env, warn: (m) => logger.warn(m) });
+    const pz = config.privacy.pseudonymize;
+    const pseudonymizeKey = pz === undefined ? null : await resolvePseudonymizeKey(pz.key, { env: io.env, warn: (m) => logger.warn(m) });
 
     app = new App({
       config,
@@ -99,6 +102,7 @@ export const main: CommandMain = async (argv, io) => {
       credentials,
       drainExtras,
       adminToken,
+      pseudonymizeKey,
       stdoutRecords: values.stdout === true,
       ...(sim === null ? {} : { extraStats: () => ({ fusionSim: sim?.stats ?? null }) }),
       onFatal: (err) => hooks.onFatal(err),

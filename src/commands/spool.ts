@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
-import { decodeBatch } from '../batch/decoder.js';
+import { batchKeyStamp, decodeBatch } from '../batch/decoder.js';
+import { stampText } from '../privacy/key-schedule.js';
 import { isSealflowError } from '../flow/errors.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import { toFusionRecord } from '../flow/fusion-record.js';
@@ -18,7 +19,8 @@ const HELP = `usage: sealflow spool <status|verify|export> [options]
   verify                 checks every batch's tag, the hash chain, the anchor and the
                          high-water mark; lists gaps and tampering; exit 65 when anything fails
   export --format ndjson decrypts every batch and prints Fusion records as NDJSON on stdout
-                         (nothing is written to disk); failing batches are listed on stderr
+                         (nothing is written to disk); failing batches are listed on stderr,
+                         and which pseudonymisation key (fingerprint, period) wrote which batches
 
 options:
   --data-dir DIR   the data directory; the spool is DIR/spool (as for \`sealflow run\`)
@@ -181,9 +183,21 @@ export const main: CommandMain = async (argv, io) => {
     const out = new LineWriter(io.stdout);
     const failures: VerifyFailure[] = [];
     let n = 0;
+    // Which pseudonymisation key wrote which batches (for `sealflow reidentify --at`), one line per run of batches.
+    const keyRun = { text: '', first: 0, last: 0 };
+    const reportKeyRun = (): void => {
+      if (keyRun.text !== '') io.stderr.write(`sealflow spool export: batches ${keyRun.first}–${keyRun.last}: addresses ${keyRun.text}\n`);
+    };
     for (const { id, batch } of spool.inspector.exportBatches((f) => failures.push(f))) {
       let records: FlowRecord[];
       try {
+        const stamp = batchKeyStamp(batch);
+        const text = stamp === null ? 'as decoded (not pseudonymised)' : `pseudonymised with ${stampText(stamp)}`;
+        if (keyRun.text === text) keyRun.last = id;
+        else {
+          reportKeyRun();
+          Object.assign(keyRun, { text, first: id, last: id });
+        }
         records = decodeBatch(batch);
       } catch (err) {
         failures.push({ id, reason: `authenticated but undecodable: ${(err as Error).message}` });
@@ -195,6 +209,7 @@ export const main: CommandMain = async (argv, io) => {
       }
     }
     await out.flush();
+    reportKeyRun();
     for (const f of failures) io.stderr.write(`sealflow spool export: batch ${f.id} skipped: ${f.reason}\n`);
     io.stderr.write(`sealflow spool export: ${n} records${failures.length > 0 ? `, ${failures.length} batches failed verification` : ''}\n`);
     return failures.length > 0 ? ExitCode.DataErr : ExitCode.Ok;

@@ -14,7 +14,8 @@ import { ConfigSchema, SECRET_SETTINGS } from './schema.js';
  *   secret sources as JSON (`[{"port":9995}]`, `{"file":"/run/keys/kek"}`).
  * - Secret shortcuts: SEALFLOW_SPOOL_KEK (the value itself), SEALFLOW_SPOOL_KEK_FILE (a path),
  *   SEALFLOW_SPOOL_KEK_COMMAND (a command: JSON argv array, or words split on whitespace,
- *   run without a shell); likewise SEALFLOW_FUSION_NETOSECRET* and SEALFLOW_ADMIN_TOKEN*.
+ *   run without a shell); likewise SEALFLOW_FUSION_NETOSECRET*, SEALFLOW_ADMIN_TOKEN* and
+ *   SEALFLOW_PSEUDONYMIZE_KEY*.
  *   At most one of each trio may be set.
  * - SEALFLOW_CONFIG names the config file when --config is not given.
  * - A SEALFLOW_ variable that is a setting's name with single underscores, or a nested name
@@ -49,6 +50,7 @@ export const SECRET_SHORTCUTS: readonly SecretShortcut[] = [
   { env: 'SEALFLOW_SPOOL_KEK', path: ['spool', 'kek'] },
   { env: 'SEALFLOW_FUSION_NETOSECRET', path: ['drain', 'fusion', 'netosecret'] },
   { env: 'SEALFLOW_ADMIN_TOKEN', path: ['admin', 'token'] },
+  { env: 'SEALFLOW_PSEUDONYMIZE_KEY', path: ['privacy', 'pseudonymize', 'key'] },
 ];
 
 /** The result of reading the environment: a partial config and which variable set which path. */

@@ -7,7 +7,7 @@ import { parseIp } from '../flow/ip.js';
 import { embeddedDefaults } from './embedded-defaults.js';
 import { CONFIG_PATH_ENV, readEnvLayer } from './env-layer.js';
 import { formatPath, InvalidConfigError, issuesFromZod, showValue, type ConfigIssue, type IssuePath } from './invalid-config-error.js';
-import { ConfigSchema, SECRET_INLINE_MESSAGE, SECRET_SETTINGS, type Config, type ConfigInput, type FilterConfig, type ParsedConfig, type SecretSource } from './schema.js';
+import { ConfigSchema, SECRET_INLINE_MESSAGE, SECRET_SETTINGS, type Config, type ConfigInput, type FilterConfig, type ParsedConfig, type PseudonymizeConfig, type SecretSource } from './schema.js';
 import { deepFreeze } from './defaults.js';
 
 /**
@@ -33,6 +33,8 @@ type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K
 
 /** compileFilters(config, setting) from src/filter: throws ConfigError naming the setting. */
 export type FilterCompiler = (filters: FilterConfig, setting?: string) => unknown;
+/** compilePseudonymPolicy(policy) from src/privacy: throws ConfigError naming the setting. */
+export type PseudonymPolicyCompiler = (policy: Pick<PseudonymizeConfig, 'fields' | 'rules'>) => unknown;
 
 export interface LoadConfigOptions {
   /** Config file (YAML, or JSON which is YAML). Default: $SEALFLOW_CONFIG, else none. */
@@ -52,6 +54,11 @@ export interface LoadConfigOptions {
    * src/filter/compile-filters.js when that module exists; pass null to check the shape only.
    */
   readonly compileFilters?: FilterCompiler | null;
+  /**
+   * Validates privacy.pseudonymize's rules (src/privacy compilePseudonymPolicy). Default: loaded
+   * from src/privacy/policy.js when that module exists; pass null to check the shape only.
+   */
+  readonly compilePseudonymPolicy?: PseudonymPolicyCompiler | null;
 }
 
 export interface LoadedConfig {
@@ -142,22 +149,38 @@ export async function readConfigFile(path: string, setting = '--config'): Promis
   return doc;
 }
 
-let filterCompilerPromise: Promise<FilterCompiler | null> | null = null;
+const optionalExports = new Map<string, Promise<unknown>>();
 
-/** Loads src/filter's compileFilters if the module is present (it is optional for config checking). */
-export function loadFilterCompiler(): Promise<FilterCompiler | null> {
-  filterCompilerPromise ??= (async () => {
-    const specifier = '../filter/compile-filters.js';
-    try {
-      const mod = (await import(specifier)) as { compileFilters?: unknown };
-      return typeof mod.compileFilters === 'function' ? (mod.compileFilters as FilterCompiler) : null;
-    } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
-      if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes('compile-filters')) return null;
-      throw err;
-    }
-  })();
-  return filterCompilerPromise;
+/**
+ * A function a stage module exports for checking its settings, when the module is present (it
+ * is optional for config checking): loaded by name at run time, so config/ depends on no stage.
+ */
+function optionalExport(specifier: string, name: string): Promise<unknown> {
+  let p = optionalExports.get(specifier);
+  if (p === undefined) {
+    p = (async () => {
+      try {
+        const mod = (await import(specifier)) as Record<string, unknown>;
+        return typeof mod[name] === 'function' ? mod[name] : null;
+      } catch (err) {
+        const e = err as { code?: unknown; message?: unknown };
+        if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(specifier.slice(specifier.lastIndexOf('/') + 1, -'.js'.length))) return null;
+        throw err;
+      }
+    })();
+    optionalExports.set(specifier, p);
+  }
+  return p;
+}
+
+/** Loads src/filter's compileFilters if the module is present. */
+export async function loadFilterCompiler(): Promise<FilterCompiler | null> {
+  return (await optionalExport('../filter/compile-filters.js', 'compileFilters')) as FilterCompiler | null;
+}
+
+/** Loads src/privacy's compilePseudonymPolicy if the module is present. */
+export async function loadPseudonymPolicyCompiler(): Promise<PseudonymPolicyCompiler | null> {
+  return (await optionalExport('../privacy/policy.js', 'compilePseudonymPolicy')) as PseudonymPolicyCompiler | null;
 }
 
 /** Loads, merges, validates and freezes the configuration. Throws ConfigError (exit 78) on any problem. */
@@ -205,9 +228,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   if (!parsed.success) throw new InvalidConfigError(issuesFromZod(parsed.error.issues, merged, originOf), where);
 
   const config = resolvePaths(parsed.data, cwd);
-  const compiler = options.compileFilters === undefined ? await loadFilterCompiler() : options.compileFilters;
+  const compilers: Compilers = {
+    filters: options.compileFilters === undefined ? await loadFilterCompiler() : options.compileFilters,
+    pseudonymPolicy: options.compilePseudonymPolicy === undefined ? await loadPseudonymPolicyCompiler() : options.compilePseudonymPolicy,
+  };
   const warnings: string[] = [];
-  const cross = crossChecks(config, compiler, warnings).map((i) => {
+  const cross = crossChecks(config, compilers, warnings).map((i) => {
     const origin = originOf(i.path);
     return origin === undefined || i.origin !== undefined ? i : { ...i, origin };
   });
@@ -268,6 +294,8 @@ function resolvePaths(c: ParsedConfig, cwd: string): Config {
   if (c.drain.fusion.caFile !== undefined) fusion.caFile = abs(cwd, c.drain.fusion.caFile);
   const admin: Record<string, unknown> = { ...c.admin };
   if (c.admin.token !== undefined) admin.token = absSecret(cwd, c.admin.token);
+  const pz = c.privacy.pseudonymize;
+  const privacy = pz === undefined ? c.privacy : { ...c.privacy, pseudonymize: { ...pz, key: absSecret(cwd, pz.key) } };
   const out = {
     ...c,
     dataDir,
@@ -283,6 +311,7 @@ function resolvePaths(c: ParsedConfig, cwd: string): Config {
       dtls: { ...dtls, ...trust(dtls, tls) },
     },
     spool,
+    privacy,
     drain: { ...c.drain, fusion },
     admin,
   };
@@ -318,7 +347,25 @@ interface Binding {
 }
 
 /** Checks that span several keys, or need parsing beyond the schema. Returns every problem. */
-function crossChecks(c: Config, compileFilters: FilterCompiler | null, warnings: string[]): ConfigIssue[] {
+/** The stages' own checks of their settings (null: the shape only). */
+interface Compilers {
+  readonly filters: FilterCompiler | null;
+  readonly pseudonymPolicy: PseudonymPolicyCompiler | null;
+}
+
+/** Runs a stage's check; its ConfigError (which names the setting itself) becomes the problem text. */
+function compilerIssue(check: () => unknown): ConfigIssue | null {
+  try {
+    check();
+    return null;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const prefix = `${err.setting}: `;
+    return { path: [err.setting], message: err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message };
+  }
+}
+
+function crossChecks(c: Config, compilers: Compilers, warnings: string[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const add = (path: IssuePath, message: string): void => {
     issues.push({ path, message });
@@ -396,22 +443,30 @@ function crossChecks(c: Config, compileFilters: FilterCompiler | null, warnings:
     checkPrefixes(t.exporters, ['tees', i, 'exporters']);
   });
 
+  const compileFilters = compilers.filters;
   if (compileFilters !== null) {
-    try {
-      compileFilters(c.filters, 'filters');
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      // The compiler names the setting itself; keep its message as the problem text.
-      const prefix = `${err.setting}: `;
-      const text = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-      issues.push({ path: [err.setting], message: text });
-    }
+    const issue = compilerIssue(() => compileFilters(c.filters, 'filters'));
+    if (issue !== null) issues.push(issue);
   } else {
     c.filters.rules.forEach((r, i) => {
       checkPrefixes(r.srcnets, ['filters', 'rules', i, 'srcnets']);
       checkPrefixes(r.dstnets, ['filters', 'rules', i, 'dstnets']);
       checkPrefixes(r.exporters, ['filters', 'rules', i, 'exporters']);
     });
+  }
+
+  const pz = c.privacy.pseudonymize;
+  const compilePolicy = compilers.pseudonymPolicy;
+  if (pz !== undefined) {
+    if (compilePolicy !== null) {
+      const issue = compilerIssue(() => compilePolicy({ fields: pz.fields, rules: pz.rules }));
+      if (issue !== null) issues.push(issue);
+    } else {
+      pz.rules.forEach((r, i) => {
+        checkPrefixes(r.prefixes, ['privacy', 'pseudonymize', 'rules', i, 'prefixes']);
+      });
+    }
+    if (c.tees.length > 0) warnings.push('tees forward raw datagrams as received: the collectors they reach get the real addresses that privacy.pseudonymize replaces in the spool and at Fusion');
   }
 
   if (c.spool.kek === undefined) {

@@ -3,6 +3,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import type { FusedSetResult, SetMeta } from '../decode/decode-service.js';
 import type { RecordContext } from '../decode/template/record-context.js';
 import type { FlowRecord } from '../flow/flow-record.js';
+import type { PseudonymKeyStamp } from '../flow/privacy.js';
 import type { AppendResult, BatchSink, RecordSink } from '../flow/pipeline.js';
 import type { FusedBatchTarget, FusedRecordWriter } from './fused-writer.js';
 
@@ -38,6 +39,11 @@ export interface BatcherOptions {
   readonly onAppend?: (result: AppendResult) => void;
   /** Called when the sink throws (a bug, or a closed spool), or records arrive after close(); they are counted as dropped. */
   readonly onError?: (err: unknown, records: number) => void;
+  /**
+   * The pseudonymisation key in force, recorded in each batch's header when it opens (queued)
+   * or is serialized (whole batches); the caller flushes before the key changes. Omit: none.
+   */
+  readonly keyStamp?: () => PseudonymKeyStamp | null;
 }
 
 /** Serialized size estimate: an IPv4 record with ~15 fields takes ~40 bytes in the batch format; each IPv6 address adds 12. */
@@ -192,7 +198,7 @@ export class Batcher implements RecordSink, FusedBatchTarget {
   /** Opens a serialized batch unless one is open. */
   private begin(): void {
     if (this.open) return;
-    this.encoder.begin();
+    this.encoder.begin(0, this.options.keyStamp?.() ?? null);
     this.open = true;
     this.openCount = 0;
     this.openFailure = null;
@@ -264,7 +270,7 @@ export class Batcher implements RecordSink, FusedBatchTarget {
     try {
       let batch: Uint8Array | null = null;
       try {
-        batch = this.encoder.encode(records);
+        batch = this.encoder.encode(records, this.options.keyStamp?.() ?? null);
       } catch (err) {
         this.sink.reject(n, err, (e, r) => this.report(n, e, r));
       }

@@ -7,6 +7,7 @@ import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
 import { absoluteFromSysInit, packetIntervalRate, recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
+import { A6_REMOVED } from '../privacy/pseudonymizer.js';
 
 /**
  * Fused writers: IPFIX / NetFlow v9 data records of a compiled template go from their wire
@@ -49,6 +50,20 @@ export interface FusedBatchTarget {
 export interface FusedRecordFilter {
   readonly fields: WritableFilterFields;
   admit(f: FilterFields): boolean;
+}
+
+/**
+ * The pseudonymiser as a fused writer sees it (src/privacy/pseudonymizer.ts): after the filter
+ * has seen the real addresses, each address property in `props` is replaced by a4()/a6()'s
+ * result (−1 / null: the address is removed), exactly as PseudonymizeStage does to a FlowRecord.
+ */
+export interface FusedPseudonymizer {
+  readonly policy: { readonly props: readonly string[] };
+  a4(a: number): number;
+  a6(a: Uint8Array): Uint8Array | null;
+  /** IPv6 in the packet: A6_KEPT (−1), A6_REMOVED (−2), or the slot whose pseudonym is v6words[4i … 4i+3]. */
+  a6at(view: DataView, at: number): number;
+  readonly v6words: Uint32Array;
 }
 
 /** The properties FilterFields reads, besides the exporter (from the set's metadata). */
@@ -123,7 +138,7 @@ function addressKinds(plans: readonly FieldPlan[]): Map<string, 'ipv4' | 'ipv6' 
  * `filtered`, the writer consults the filter `flt` (a constant of the compiled function)
  * between decoding the record into locals and writing it.
  */
-export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false): string {
+export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false, pseudonymized: readonly string[] = []): string {
   // IPv6 addresses are not copied out of the packet (buf.slice allocates a buffer each, about
   // 100 ns per address, measured). For a property with one source, its local holds the
   // constant V6 (a Uint8Array, so the bitmap and ipVersion tests see an IPv6 address) and
@@ -131,9 +146,13 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
   // four u32s. An address the filter rules read (srcAddr, dstAddr) is a view of the packet
   // instead; it stays in the filter's fields object until the next record overwrites it, but
   // admit() keeps nothing and nothing else reads it (on the ingest worker the frame's buffer
-  // is handed back after the frame, which empties such a view).
+  // is handed back after the frame, which empties such a view). A pseudonymised address is a
+  // view too: pz.a6() reads it and returns what to write. Otherwise a pseudonymised IPv6
+  // address stays in the packet as well: pz.a6at() looks it up there, and the writer copies
+  // either the packet's bytes (kept) or the pseudonym's four words (copied out at once).
   const kinds = addressKinds(plans);
   const filterReads = (prop: string): boolean => filtered && (FILTER_PROPS as readonly string[]).includes(prop);
+  const pz = new Set(pseudonymized);
   const inPlace = (prop: string): boolean => !filterReads(prop) && kinds.get(prop) === 'ipv6';
   const src = recordDecoderSource(plans, local, (prop, at) => (inPlace(prop) ? `(v6at_${prop} = ${at}, V6)` : `buf.subarray(${at}, ${at} + 16)`));
   const has = (prop: string): boolean => src.assigned.has(prop);
@@ -143,6 +162,7 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
   // epilogue reads srcAddr/dstAddr (to infer ipVersion) even when the template sets neither.
   for (const prop of new Set([...src.assigned, 'srcAddr', 'dstAddr', 'ipVersion'])) lines.push(`let ${local(prop)} = ${prop === 'octets' || prop === 'packets' || prop === 'ipVersion' ? '0' : 'null'};`);
   for (const [prop] of ADDRESSES) if (has(prop) && inPlace(prop)) lines.push(`let v6at_${prop} = 0;`);
+  for (const [prop] of ADDRESSES) if (has(prop) && inPlace(prop) && pz.has(prop)) lines.push(`let pzi_${prop} = -1, q0_${prop} = 0, q1_${prop} = 0, q2_${prop} = 0, q3_${prop} = 0;`);
   lines.push(...src.lines);
   if (filtered) {
     // The values FlowFilter would read from this record's FlowRecord: the template's locals, null for what it never sets.
@@ -150,6 +170,21 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
     for (const prop of FILTER_PROPS) lines.push(`fv.${prop} = ${has(prop) ? local(prop) : 'null'};`);
     lines.push('fv.exporter = m.exporter;');
     lines.push(`if (!flt.admit(fv)) return ${src.end}; }`);
+  }
+  // Pseudonymisation, after the filter saw the real addresses and before anything is written.
+  for (const [prop] of ADDRESSES) {
+    if (!has(prop) || !pz.has(prop)) continue;
+    const x = local(prop);
+    const kind = kinds.get(prop);
+    const v4 = `{ ${x} = pz.a4(${x}); if (${x} < 0) ${x} = null; }`;
+    if (kind === 'ipv4') lines.push(`if (${x} !== null) ${v4}`);
+    else if (kind === 'ipv6' && inPlace(prop)) {
+      const i = `pzi_${prop}`;
+      lines.push(
+        `if (${x} !== null) { ${i} = pz.a6at(view, v6at_${prop}); if (${i} === ${A6_REMOVED}) ${x} = null; else if (${i} >= 0) { const b = ${i} * 4; q0_${prop} = PW[b]; q1_${prop} = PW[b + 1]; q2_${prop} = PW[b + 2]; q3_${prop} = PW[b + 3]; } }`,
+      );
+    } else if (kind === 'ipv6') lines.push(`if (${x} !== null) ${x} = pz.a6(${x});`);
+    else lines.push(`if (${x} !== null) { if (typeof ${x} === 'number') ${v4} else ${x} = pz.a6(${x}); }`);
   }
   // The bitmap, as record() computes it; properties this template never sets are null.
   lines.push('let bits = m.identity !== null ? ' + String(c.PRESENT_IDENTITY) + ' : 0;');
@@ -186,7 +221,11 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
     if (kind === 'ipv4') lines.push(`if (${x} !== null) { ov.setUint32(o, ${x}, false); o += 4; }`);
     else if (inPlace(prop)) {
       const a = `v6at_${prop}`;
-      lines.push(`if (${x} !== null) { ov.setUint32(o, view.getUint32(${a})); ov.setUint32(o + 4, view.getUint32(${a} + 4)); ov.setUint32(o + 8, view.getUint32(${a} + 8)); ov.setUint32(o + 12, view.getUint32(${a} + 12)); o += 16; }`);
+      const fromPacket = `ov.setUint32(o, view.getUint32(${a})); ov.setUint32(o + 4, view.getUint32(${a} + 4)); ov.setUint32(o + 8, view.getUint32(${a} + 8)); ov.setUint32(o + 12, view.getUint32(${a} + 12));`;
+      if (pz.has(prop)) {
+        const fromPseudonym = `ov.setUint32(o, q0_${prop}); ov.setUint32(o + 4, q1_${prop}); ov.setUint32(o + 8, q2_${prop}); ov.setUint32(o + 12, q3_${prop});`;
+        lines.push(`if (${x} !== null) { if (pzi_${prop} >= 0) { ${fromPseudonym} } else { ${fromPacket} } o += 16; }`);
+      } else lines.push(`if (${x} !== null) { ${fromPacket} o += 16; }`);
     } else if (kind === 'ipv6') lines.push(`if (${x} !== null) { ob.set(${x}, o); o += 16; }`);
     else lines.push(`if (${x} !== null) o = putAddr(ob, ov, o, ${x});`);
   }
@@ -220,9 +259,12 @@ export function fusedWriterSource(plans: readonly FieldPlan[], filtered = false)
   return lines.join('\n  ');
 }
 
-/** Compiles a fused writer for `plans`, consulting `filter` when given (the source is built from numbers and fixed property names only, never from packet text). */
-export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRecordFilter | null = null): FusedRecordWriter {
-  const body = fusedWriterSource(plans, filter !== null);
+/**
+ * Compiles a fused writer for `plans`, consulting `filter` and applying `pseudonymizer` when
+ * given (the source is built from numbers and fixed property names only, never from packet text).
+ */
+export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRecordFilter | null = null, pseudonymizer: FusedPseudonymizer | null = null): FusedRecordWriter {
+  const body = fusedWriterSource(plans, filter !== null, pseudonymizer?.policy.props ?? []);
   const c = format;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the specialised writer is the point (see above)
   const factory = new Function(
@@ -234,6 +276,8 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     'putCounter',
     'putVarint',
     'flt',
+    'pz',
+    'PW',
     'V6',
     'absoluteFromSysInit',
     'packetIntervalRate',
@@ -247,11 +291,13 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
     pc: typeof c.putCounter,
     pv: typeof c.putVarint,
     flt: FusedRecordFilter | null,
+    pz: FusedPseudonymizer | null,
+    pw: Uint32Array,
     v6: Uint8Array,
     af: typeof absoluteFromSysInit,
     pr: typeof packetIntervalRate,
   ) => FusedRecordWriter;
-  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, V6_IN_PACKET, absoluteFromSysInit, packetIntervalRate);
+  return factory(readCounter64, readUnsignedN, c.putNum, c.putNumOther, c.putAddr, c.putCounter, c.putVarint, filter, pseudonymizer, pseudonymizer?.v6words ?? new Uint32Array(0), V6_IN_PACKET, absoluteFromSysInit, packetIntervalRate);
 }
 
 /** The value of an IPv6 address local whose bytes stay in the packet (see fusedWriterSource); never read or written. */
@@ -268,10 +314,15 @@ const MAX_CACHED_WRITERS = 4096;
 export class FusedSetWriter implements FusedSetSink {
   readonly #writers = new Map<string, FusedRecordWriter | null>();
   #filter: FusedRecordFilter | null;
+  readonly #pseudonymizer: FusedPseudonymizer | null;
 
-  /** `filter`: null when every record is kept (no filter code in the writers at all). */
-  constructor(private readonly target: FusedBatchTarget, filter: FusedRecordFilter | null = null) {
+  /**
+   * `filter`: null when every record is kept (no filter code in the writers at all);
+   * `pseudonymizer`: null when addresses are stored as decoded (no pseudonymisation code).
+   */
+  constructor(private readonly target: FusedBatchTarget, filter: FusedRecordFilter | null = null, pseudonymizer: FusedPseudonymizer | null = null) {
     this.#filter = filter;
+    this.#pseudonymizer = pseudonymizer;
   }
 
   /** Swaps the filter the writers consult (a reload); writers are compiled again as templates come. */
@@ -286,7 +337,7 @@ export class FusedSetWriter implements FusedSetSink {
     let w = this.#writers.get(t.signature);
     if (w === undefined) {
       try {
-        w = compileFusedWriter(t.plans, this.#filter);
+        w = compileFusedWriter(t.plans, this.#filter, this.#pseudonymizer);
       } catch {
         w = null;
       }

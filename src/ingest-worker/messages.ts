@@ -5,6 +5,9 @@ import type { FiltersConfig } from '../filter/compile-filters.js';
 import type { FlowFilterStats } from '../filter/flow-filter.js';
 import type { LossCounts } from '../flow/loss.js';
 import type { StartupMessage } from '../flow/module-worker.js';
+import type { Rotation } from '../privacy/key-schedule.js';
+import type { PseudonymPolicyConfig } from '../privacy/policy.js';
+import type { PseudonymizerStats } from '../privacy/pseudonymizer.js';
 import type { CompressionStats, FullPolicy, SpoolStatus } from '../spool/spool.js';
 import type { WalCheckpointerStats } from '../spool/wal-checkpointer.js';
 import type { BatcherCounters } from './batcher.js';
@@ -46,6 +49,16 @@ export interface IngestWorkerInit {
   readonly stdoutRecords: boolean;
   /** How often decoder state (templates, sampling, uptime anchors) is persisted, ms. */
   readonly decoderStateIntervalMs: number;
+  /** privacy.pseudonymize with its master key resolved (memory only: workerData is never written anywhere); null when not configured. */
+  readonly pseudonymize: PseudonymizeInit | null;
+}
+
+export interface PseudonymizeInit {
+  readonly masterKey: Uint8Array;
+  readonly rotation: Rotation;
+  readonly epochSeconds: number;
+  readonly cacheEntries: number;
+  readonly policy: PseudonymPolicyConfig;
 }
 
 export interface ExporterStats {
@@ -80,6 +93,8 @@ export interface IngestWorkerStats {
   readonly exporters: readonly ExporterStats[];
   /** What this thread lost since it started, by reason (the loss ledger on the main thread adds it up). */
   readonly loss: LossCounts;
+  /** The pseudonymiser's counters and the key in force (fingerprint and period only); null when not configured. */
+  readonly pseudonymize: PseudonymizerStats | null;
 }
 
 export type MainToWorker =

@@ -5,6 +5,7 @@ import type { FlowRecord } from '../flow/flow-record.js';
 import { FusionJsonWriter } from '../flow/fusion-record.js';
 import type { RecordSink } from '../flow/pipeline.js';
 import type { RateLimitedLog } from '../observability/rate-limited-log.js';
+import { PseudonymizeStage, type Pseudonymizer } from '../privacy/pseudonymizer.js';
 import type { Batcher } from './batcher.js';
 import { ExporterTable, type ExporterCounters } from './exporter-table.js';
 import { FusedSetWriter } from './fused-writer.js';
@@ -22,6 +23,11 @@ import { unpackFrame, type PacketFrame } from './packet-frame.js';
  * - the FlowRecord path: NetFlow v5, sFlow, templates without a fused writer, and every record
  *   when stdoutRecords wants the record objects.
  * Which applies is re-decided on every filter reload.
+ * With a pseudonymiser (privacy.pseudonymize), both paths replace the policy's addresses after
+ * the filter has seen the real ones and before the record is serialized (or printed): the
+ * fused writers call it inline, the FlowRecord path goes through PseudonymizeStage. Its key
+ * rotates only between batches: before a frame (or timed housekeeping) past the period's end,
+ * the open batch is flushed, then the key changes.
  */
 export interface PacketLoopOptions {
   readonly decode: DecodeService;
@@ -31,6 +37,9 @@ export interface PacketLoopOptions {
   readonly stdoutRecords: boolean;
   /** Malformed flow data is logged through this (rate-limited). */
   readonly decodeLog: RateLimitedLog;
+  /** Pseudonymises addresses before they are written; null: stored as decoded. */
+  readonly pseudonymizer?: Pseudonymizer | null;
+  readonly clock?: () => number;
 }
 
 /** Prints accepted records as NDJSON Fusion records, then passes them on. */
@@ -60,19 +69,37 @@ export class PacketLoop {
   private packets = 0;
   private records = 0;
   private readonly decodeErrors: Record<string, number> = {};
+  private readonly batcher: Batcher;
+  private readonly pseudonymizer: Pseudonymizer | null;
+  private readonly clock: () => number;
 
   constructor(options: PacketLoopOptions) {
     this.decode = options.decode;
+    this.batcher = options.batcher;
     this.stdoutRecords = options.stdoutRecords;
     this.decodeLog = options.decodeLog;
-    const afterFilter: RecordSink = options.stdoutRecords ? new StdoutRecordSink(options.batcher) : options.batcher;
+    this.pseudonymizer = options.pseudonymizer ?? null;
+    this.clock = options.clock ?? Date.now;
+    let afterFilter: RecordSink = options.stdoutRecords ? new StdoutRecordSink(options.batcher) : options.batcher;
+    if (this.pseudonymizer !== null) afterFilter = new PseudonymizeStage(this.pseudonymizer, afterFilter);
     this.filter = new FlowFilter(compileFilters(options.filters), afterFilter);
-    this.fused = new FusedSetWriter(options.batcher);
+    this.fused = new FusedSetWriter(options.batcher, null, this.pseudonymizer);
     this.chooseFusedPath();
+  }
+
+  /** Before records are written: a pseudonymisation period that has ended closes the open batch, then its key changes. */
+  private keyInForce(): void {
+    const pz = this.pseudonymizer;
+    if (pz === null) return;
+    const now = this.clock();
+    if (now < pz.periodEndMs) return;
+    this.batcher.flush();
+    pz.rotate(now);
   }
 
   /** Decodes a frame's packets in order. Returns the receive time of its oldest packet (-1: none). */
   frame(frame: PacketFrame): number {
+    this.keyInForce();
     let oldestMs = -1;
     for (const p of unpackFrame(frame)) {
       if (oldestMs < 0) oldestMs = p.receivedAtMs;
@@ -97,6 +124,7 @@ export class PacketLoop {
 
   /** Time-driven decoder housekeeping: held data and templates past their time (counted). */
   expire(nowMs: number): void {
+    this.keyInForce();
     this.handle(this.decode.expire(nowMs), null);
   }
 
@@ -105,6 +133,7 @@ export class PacketLoop {
    * templates stay, so the persisted state lets UDP data decode right after a restart.
    */
   flushHeld(): void {
+    this.keyInForce();
     this.handle(this.decode.flushPending(), null);
   }
 

@@ -27,6 +27,9 @@ import { isSealflowError } from '../flow/errors.js';
 import { parentChannel, startupError } from '../flow/module-worker.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
 import { createLogger } from '../observability/logger.js';
+import { loggingPrivacyEventSink } from '../privacy/events.js';
+import { compilePseudonymPolicy } from '../privacy/policy.js';
+import { Pseudonymizer } from '../privacy/pseudonymizer.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { BatchCompressor } from '../spool/batch-compressor.js';
 import { Spool } from '../spool/spool.js';
@@ -150,7 +153,11 @@ async function main(): Promise<void> {
   const helpers = await startHelpers(spool, logger, spoolLog);
   const service = decodeService(init, spool, logger);
   const outcomes = new BatchOutcomes(spoolLog, (lastBatchId) => parent.post({ type: 'committed', lastBatchId }));
+  // Pseudonymisation (src/privacy): the key in force is stamped on each batch as it opens.
+  const privacyEvents = loggingPrivacyEventSink(logger.child({ stage: 'privacy' }));
+  const pz = init.pseudonymize === null ? null : new Pseudonymizer({ ...init.pseudonymize, policy: compilePseudonymPolicy(init.pseudonymize.policy), events: privacyEvents }, Date.now());
   const batcher = new Batcher(spool.writer, {
+    ...(pz === null ? {} : { keyStamp: () => pz.stamp }),
     maxRecords: init.batch.maxRecords,
     maxBytes: init.batch.maxBytes,
     maxAgeMs: init.batch.maxAgeMs,
@@ -159,7 +166,7 @@ async function main(): Promise<void> {
     onAppend: (r) => outcomes.appended(r),
     onError: (err, n) => outcomes.failed(err, n),
   });
-  const loop = new PacketLoop({ decode: service, batcher, filters: init.filters, stdoutRecords: init.stdoutRecords, decodeLog });
+  const loop = new PacketLoop({ decode: service, batcher, filters: init.filters, stdoutRecords: init.stdoutRecords, decodeLog, pseudonymizer: pz });
 
   // Falling behind (frames waiting in the channel) means records will soon be dropped at the
   // channel's hard limit: batches are then stored uncompressed, which frees the CPU compression
@@ -193,6 +200,7 @@ async function main(): Promise<void> {
         records: { ...outcomes.loss(), filter: filter.dropped, sequence_gap: decode.sequenceLost },
         packets: { decode_error: Object.values(counts.decodeErrors).reduce((a, b) => a + b, 0) },
       },
+      pseudonymize: pz?.stats() ?? null,
     };
   };
 
@@ -227,6 +235,7 @@ async function main(): Promise<void> {
     } finally {
       // Whatever happened above, the spool closes (committing anything still queued) and the main thread hears back.
       spool.close();
+      pz?.destroy();
       parent.post({ type: 'stopped', stats: final ?? snapshot() });
       parent.close();
     }

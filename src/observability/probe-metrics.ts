@@ -120,6 +120,11 @@ export const F = {
   drainLastError: family('drain_last_error_timestamp_seconds', 'gauge', 'Unix time of the last failed upload'),
   drainGzipLevel: family('drain_gzip_level', 'gauge', 'gzip level in use (adapts down when compression is the bottleneck)'),
   drainDevices: family('drain_device_registrations_total', 'counter', 'Exporter device registrations at Fusion, by result', ['result']),
+
+  pseudonymizeAddresses: family('pseudonymize_addresses_total', 'counter', 'Addresses in the fields privacy.pseudonymize lists, by result (pseudonymized, kept in clear, removed because no pseudonym could be placed)', ['result']),
+  pseudonymizeCache: family('pseudonymize_cache_lookups_total', 'counter', 'Address to pseudonym cache lookups on the ingest worker, by result (a miss costs one Crypto-PAn computation)', ['result']),
+  pseudonymizeRotations: family('pseudonymize_key_rotations_total', 'counter', 'Pseudonymisation key periods begun since start (privacy.pseudonymize.rotation)'),
+  pseudonymizePeriodStart: family('pseudonymize_key_period_start_timestamp_seconds', 'gauge', 'Unix time at which the pseudonymisation key in force began (0: a key that never rotates)'),
 } as const;
 
 /** Everything the collector reads; null where the module is not running. */
@@ -278,6 +283,13 @@ function collectWorker(w: IngestWorkerStats, emit: SampleSink): void {
   emit(F.spoolCheckpoints, sp.inlineCheckpoints, { thread: 'ingest', result: 'complete' });
   emit(F.spoolCheckpoints, sp.busyCheckpoints, { thread: 'ingest', result: 'busy' });
   each(emit, F.spoolCompressed, 'compression', { compressor_thread: w.compression.offThread, inline: w.compression.inline, none: w.compression.bypassed });
+  const pz = w.pseudonymize;
+  if (pz !== null) {
+    each(emit, F.pseudonymizeAddresses, 'result', { pseudonymized: pz.pseudonymized, kept: pz.kept, removed: pz.unmappable });
+    each(emit, F.pseudonymizeCache, 'result', { hit: pz.cacheHits, miss: pz.cacheMisses });
+    emit(F.pseudonymizeRotations, pz.rotations);
+    emit(F.pseudonymizePeriodStart, pz.periodStartS);
+  }
 }
 
 function collectDrain(d: DrainStats, emit: SampleSink): void {

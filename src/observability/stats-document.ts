@@ -60,6 +60,8 @@ export function statsDocument(s: StatsDocumentInput): Record<string, unknown> {
     filter: w?.filter ?? null,
     batcher: w?.batcher ?? null,
     spool: w === null ? null : { ...w.spool, walCheckpointer: w.walCheckpointer, compression: w.compression },
+    // Counters and the key in force (fingerprint, period): never an address or a key.
+    pseudonymize: w?.pseudonymize ?? null,
     drain: drain === null ? null : { ...drain, timeToEmptySeconds: timeToEmptySeconds(w?.spool.records ?? 0, d?.recordsPerSec ?? 0) },
     certificates: s.certificates.map((c) => ({ setting: c.setting, file: c.file, subject: c.subject, notAfterAtMs: c.notAfterMs, expiresInDays: Math.floor((c.notAfterMs - s.nowMs) / 86_400_000) })),
     ...(s.extra ?? {}),

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
+import { parseBase64Key } from '../flow/key-text.js';
 
 /**
  * Where the spool's key-encryption key (KEK) comes from. The KEK never touches the spool's
@@ -35,13 +36,7 @@ function secretError(setting: string, message: string, cause?: unknown): ConfigE
 
 /** Decodes a base64 KEK; null when it is not exactly 32 bytes of valid base64. */
 export function parseKekText(text: string): Uint8Array | null {
-  const t = text.trim().replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
-  if (!/^[A-Za-z0-9+/]+$/.test(t)) return null;
-  const bytes = Buffer.from(t, 'base64');
-  if (bytes.length !== KEK_BYTES) return null;
-  // Buffer's decoder skips garbage silently; re-encoding proves every character was used.
-  if (bytes.toString('base64').replace(/=+$/, '') !== t) return null;
-  return new Uint8Array(bytes);
+  return parseBase64Key(text, KEK_BYTES);
 }
 
 /**

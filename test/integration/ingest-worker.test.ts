@@ -61,6 +61,7 @@ function workerInit(dir: string, filters: FiltersConfig): IngestWorkerInit {
     spool: { dir, keks: [KEK], quotaBytes: 1 << 30, fullPolicy: 'drop-oldest', synchronous: 'normal', epochMs: 3_600_000 },
     batch: { maxRecords: 5000, maxBytes: 1 << 20, maxAgeMs: 100 },
     stdoutRecords: false,
+    pseudonymize: null,
     decoderStateIntervalMs: 60_000,
   };
 }

@@ -25,7 +25,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   spool: ['flow', 'batch', 'observability', 'config/defaults'],
   drain: ['flow', 'batch', 'observability', 'config/defaults'],
   ingest: ['flow', 'observability', 'config/defaults'],
-  'ingest-worker': ['flow', 'batch', 'decode', 'filter', 'spool', 'observability', 'config/defaults'],
+  // Pseudonymisation (privacy.pseudonymize): a stage of the ingest worker's.
+  privacy: ['flow'],
+  'ingest-worker': ['flow', 'batch', 'decode', 'filter', 'privacy', 'spool', 'observability', 'config/defaults'],
   observability: ['flow', 'config/defaults'],
   config: ['flow'],
   // The Fusion stand-in speaks the drain's side of the protocol back (netosecret, JWT).
@@ -38,7 +40,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
  * Bridges from the configuration to one stage, called only by composition roots (app.ts,
  * commands): they read config/ beyond its defaults.
  */
-const CONFIG_BRIDGES: ReadonlySet<string> = new Set(['drain/drain-config.ts']);
+const CONFIG_BRIDGES: ReadonlySet<string> = new Set(['drain/drain-config.ts', 'privacy/key-source.ts']);
 
 /**
  * Views over every stage's statistics, used only by the composition root: they may import the

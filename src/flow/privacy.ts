@@ -1,0 +1,21 @@
+/** Which pseudonymisation key wrote a batch (recorded in its header, src/batch/format.ts; derived keys in src/privacy/key-schedule.ts). */
+export interface PseudonymKeyStamp {
+  /** Period start, Unix seconds. */
+  readonly startS: number;
+  /** Period length in seconds; 0 = the period never ends (rotation 'never'). */
+  readonly lengthS: number;
+  /** The master key's fingerprint (8 bytes). */
+  readonly fingerprint: Uint8Array;
+}
+
+/**
+ * The privacy happenings an audit trail must record, in one port: the composition roots wire a
+ * PrivacyEventSink (today: a log line each, see src/privacy/events.ts), and whatever keeps the
+ * audit trail hooks in there. Events carry key fingerprints and periods, counts and reasons;
+ * never a key, never a real (pseudonymised) address.
+ */
+export type PrivacyEvent =
+  /** A new pseudonymisation period began (its key derived from the master key): the ingest worker, at start and at each rotation. */
+  | { readonly kind: 'pseudonym_key.in_force'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly reason: 'start' | 'rotation' };
+
+export type PrivacyEventSink = (event: PrivacyEvent) => void;

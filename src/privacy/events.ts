@@ -1,0 +1,13 @@
+import type { Logger } from 'pino';
+import type { PrivacyEvent, PrivacyEventSink } from '../flow/privacy.js';
+
+/**
+ * Today's PrivacyEventSink (src/flow/privacy.ts): one log line per event, with the event's
+ * fields and its kind as `event`. An audit trail hooks in where the composition roots call this.
+ */
+export function loggingPrivacyEventSink(logger: Logger): PrivacyEventSink {
+  return (e: PrivacyEvent) => {
+    const { kind, ...fields } = e;
+    logger.info({ event: kind, ...fields }, e.reason === 'start' ? 'pseudonymisation key in force' : 'pseudonymisation key rotated: pseudonyms from now on are unlinkable to earlier ones');
+  };
+}
