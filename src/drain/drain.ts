@@ -19,184 +19,32 @@
  * What each upload answer leads to (retry / park / renew the token): see chunk-upload.ts.
  */
 import type { Logger } from 'pino';
-import { ConfigError, ConfigErrorCode, type DrainError } from '../flow/errors.js';
+import type { DrainError } from '../flow/errors.js';
 import { silentLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
-import { fullJitterMs, RateMeter, TokenBucket, type BackoffSettings } from './backoff.js';
+import { fullJitterMs, RateMeter, TokenBucket } from './backoff.js';
 import { deviceBody, type DeviceRegistration } from './device-registration.js';
 import type { BatchSource, BatchSourceStatus, LeasedBatch } from '../flow/pipeline.js';
-import { DEFAULT_AUTH_SETTINGS, errorText, FusionAuth, serverMessage, type AuthSettings, type AuthStats } from './fusion-auth.js';
-import { DEFAULT_TLS_SETTINGS, FusionHttp, type FusionTlsSettings } from './fusion-http.js';
+import { errorText, FusionAuth, serverMessage } from './fusion-auth.js';
+import { FusionHttp } from './fusion-http.js';
 import { uploadChunk, USER_AGENT, type ChunkResult, type RetryReason, type UploadTarget } from './chunk-upload.js';
 import { UploadPool } from './upload-pool.js';
 import { decodeBatch } from '../batch/decoder.js';
 import type { FusionCredentials } from './netosecret.js';
-import { DEFAULT_ENCODER_SETTINGS, idempotencyKey, UploadEncoder, type EncodedChunk, type EncodeTimings, type EncoderSettings } from './upload-encoder.js';
-import { DEFAULTS } from '../config/defaults.js';
+import { idempotencyKey, UploadEncoder, type EncodedChunk, type EncodeTimings } from './upload-encoder.js';
+import { systemClock, type DrainClock } from './drain-clock.js';
+import { resolveDrainSettings, type DeepPartial, type DrainSettings } from './drain-settings.js';
+import { emptyRetries, type DrainStats } from './drain-stats.js';
 
-/** The drain.fusion.uploadUrl setting's default (src/config/schema.ts says where it comes from). */
-export const DEFAULT_UPLOAD_URL = DEFAULTS.drain.fusion.uploadUrl;
+export { systemClock, type DrainClock } from './drain-clock.js';
+export { DEFAULT_DRAIN_SETTINGS, DEFAULT_UPLOAD_URL, resolveDrainSettings, type DeepPartial, type DrainSettings } from './drain-settings.js';
+export type { DrainStats } from './drain-stats.js';
 
 /** Remembered partially-delivered batches; beyond this the oldest is forgotten (its keys still dedupe). */
 const MAX_PARTIAL_BATCHES = 4096;
 
 /** Longest Retry-After honoured: a misconfigured "come back tomorrow" must not stall a probe for a day. */
 const MAX_RETRY_AFTER_MS = 60 * 60_000;
-
-export interface DrainClock {
-  now(): number;
-  /** Resolves after `ms`, or early (without throwing) when `signal` aborts. */
-  sleep(ms: number, signal: AbortSignal): Promise<void>;
-}
-
-export const systemClock: DrainClock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal.aborted || ms <= 0) {
-        resolve();
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    }),
-};
-
-export interface DrainSettings {
-  readonly uploadUrl: string;
-  readonly encoder: EncoderSettings;
-  readonly tls: FusionTlsSettings;
-  readonly auth: AuthSettings;
-  /** Batches in flight at once. */
-  readonly concurrency: number;
-  /** Retry backoff of uploads. */
-  readonly backoff: BackoffSettings;
-  /** Cap on compressed bytes sent per second (null = no cap). */
-  readonly maxBytesPerSecond: number | null;
-  /** Cap on records sent per second (null = no cap). */
-  readonly maxRecordsPerSecond: number | null;
-  /** How often to look at an empty spool (notify() wakes the drain earlier). */
-  readonly idlePollMs: number;
-  /** Mixed into idempotency keys so two probes never share one (e.g. the probe name). */
-  readonly idempotencyScope: string;
-  /** Register exporters with POST /api/v1/device (off by default). */
-  readonly registerDevices: boolean;
-  /**
-   * Worker threads that serialize, compress and upload batches (0 = all on the drain's own
-   * thread). With N workers the drain's thread only leases, paces and acks, so throughput
-   * scales with cores; give concurrency ≥ uploadWorkers.
-   */
-  readonly uploadWorkers: number;
-}
-
-export const DEFAULT_DRAIN_SETTINGS: DrainSettings = Object.freeze({
-  uploadUrl: DEFAULT_UPLOAD_URL,
-  encoder: DEFAULT_ENCODER_SETTINGS,
-  tls: DEFAULT_TLS_SETTINGS,
-  auth: DEFAULT_AUTH_SETTINGS,
-  // The drain settings' defaults (src/config/schema.ts); idlePollMs and the scope are not settings.
-  concurrency: DEFAULTS.drain.concurrency,
-  backoff: Object.freeze({ baseMs: DEFAULTS.drain.retry.initialDelayMs, capMs: DEFAULTS.drain.retry.maxDelayMs }),
-  maxBytesPerSecond: DEFAULTS.drain.maxBytesPerSecond ?? null,
-  maxRecordsPerSecond: DEFAULTS.drain.maxRecordsPerSecond ?? null,
-  idlePollMs: 1000,
-  idempotencyScope: '',
-  registerDevices: DEFAULTS.drain.fusion.registerDevices,
-  uploadWorkers: DEFAULTS.drain.uploadWorkers,
-});
-
-/** More upload workers than this buys nothing but memory (each has its own TLS pool). */
-const MAX_UPLOAD_WORKERS = 32;
-
-export type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
-
-/** Merges `partial` over the defaults, validates once (ConfigError naming the setting) and freezes. */
-export function resolveDrainSettings(partial: DeepPartial<DrainSettings> = {}): DrainSettings {
-  const d = DEFAULT_DRAIN_SETTINGS;
-  const s: DrainSettings = Object.freeze({
-    ...d,
-    ...stripUndefined(partial),
-    encoder: Object.freeze({ ...d.encoder, ...stripUndefined(partial.encoder ?? {}) }),
-    tls: Object.freeze({ ...d.tls, ...stripUndefined(partial.tls ?? {}) }),
-    auth: Object.freeze({
-      ...d.auth,
-      ...stripUndefined(partial.auth ?? {}),
-      backoff: Object.freeze({ ...d.auth.backoff, ...stripUndefined(partial.auth?.backoff ?? {}) }),
-    }),
-    backoff: Object.freeze({ ...d.backoff, ...stripUndefined(partial.backoff ?? {}) }),
-  });
-  const bad = (setting: string, msg: string): never => {
-    throw new ConfigError(ConfigErrorCode.Invalid, setting, `${setting}: ${msg}`);
-  };
-  let url: URL | null = null;
-  try {
-    url = new URL(s.uploadUrl);
-  } catch {
-    url = null;
-  }
-  if (url?.protocol !== 'https:') bad('drain.fusion.uploadUrl', 'want an https:// URL');
-  if (!Number.isInteger(s.concurrency) || s.concurrency < 1 || s.concurrency > 64) bad('drain.concurrency', 'want an integer 1–64');
-  if (!(s.backoff.baseMs > 0) || !(s.backoff.capMs >= s.backoff.baseMs)) bad('drain.retry', 'want 0 < initialDelayMs ≤ maxDelayMs');
-  if (!(s.auth.backoff.baseMs > 0) || !(s.auth.backoff.capMs >= s.auth.backoff.baseMs)) bad('drain.auth.backoff', 'want 0 < baseMs ≤ capMs');
-  if (!(s.auth.renewFraction > 0 && s.auth.renewFraction <= 1)) bad('drain.auth.renewFraction', 'want 0 < f ≤ 1');
-  for (const k of ['maxBytesPerSecond', 'maxRecordsPerSecond'] as const) {
-    const v = s[k];
-    if (v !== null && !(v > 0)) bad(`drain.${k}`, 'want a positive number or null (no cap)');
-  }
-  if (!(s.idlePollMs > 0)) bad('drain.idlePollMs', 'want a positive number');
-  if (!Number.isInteger(s.uploadWorkers) || s.uploadWorkers < 0 || s.uploadWorkers > MAX_UPLOAD_WORKERS) bad('drain.uploadWorkers', `want an integer 0–${MAX_UPLOAD_WORKERS}`);
-  return s;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function emptyRetries(): Record<RetryReason, number> {
-  return { timeout: 0, tls: 0, pin: 0, refused: 0, reset: 0, network: 0, aborted: 0, 'http-5xx': 0, 'http-429': 0, 'http-408': 0, auth: 0, forbidden: 0, endpoint: 0, encode: 0, source: 0, worker: 0 };
-}
-
-export interface DrainStats {
-  readonly state: 'idle' | 'running' | 'stopping' | 'stopped';
-  readonly deliveredBatches: number;
-  readonly deliveredRecords: number;
-  /** Compressed bytes of 2xx requests. */
-  readonly deliveredBytes: number;
-  readonly deliveredRawBytes: number;
-  readonly requests: number;
-  readonly retries: Readonly<Record<RetryReason, number>>;
-  readonly parkedBatches: number;
-  readonly parkedRecords: number;
-  /** Parked batches by HTTP status (bounded: 4xx codes only). */
-  readonly parkedByStatus: Readonly<Record<string, number>>;
-  /** Chunks skipped on retry because they already got 2xx. */
-  readonly chunksSkipped: number;
-  readonly auth: Readonly<AuthStats>;
-  readonly tlsPinMismatches: number;
-  readonly inFlightBatches: number;
-  readonly consecutiveFailures: number;
-  readonly backoffRemainingMs: number;
-  readonly lastSuccessAtMs: number | null;
-  readonly lastErrorAtMs: number | null;
-  readonly lastError: string | null;
-  /** EWMA (τ = 10 s) of delivered records and compressed bytes per second. */
-  readonly recordsPerSec: number;
-  readonly bytesPerSec: number;
-  readonly spool: BatchSourceStatus | null;
-  /** Spool records / recordsPerSec; null when nothing is being delivered. */
-  readonly etaMs: number | null;
-  readonly devicesRegistered: number;
-  readonly deviceRegistrationFailures: number;
-  /** gzip level in use (adapts between 1 and drain.fusion.gzipLevel); null when not compressing with gzip. */
-  readonly gzipLevel: number | null;
-}
 
 export interface DrainOnceOptions {
   /** Give up after this many consecutive failed attempts (NetoFlow retries 5 times). */
@@ -362,7 +210,7 @@ export class Drain {
     this.wake.abort();
     const done = this.loopDone ?? Promise.resolve();
     const timer = new AbortController();
-    const finished = await Promise.race([done.then(() => true), realSleep(graceMs, timer.signal).then(() => false)]);
+    const finished = await Promise.race([done.then(() => true), systemClock.sleep(graceMs, timer.signal).then(() => false)]);
     timer.abort();
     if (!finished) {
       if (!this.abortRequests.signal.aborted) this.log.warn({ event: 'drain.stop_forced', inFlight: this.inFlight.size }, 'drain: in-flight uploads overran the stop deadline; aborting them (their batches are released)');
@@ -715,10 +563,5 @@ function transferableBatch(batch: LeasedBatch): Uint8Array {
   // Buffer's slice() would share the memory).
   return new Uint8Array(batch.batch);
 }
-
-function realSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return systemClock.sleep(ms, signal);
-}
-
 
 export { USER_AGENT, type ChunkResult, type RetryReason };
