@@ -1,5 +1,4 @@
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import type { Logger } from 'pino';
@@ -23,7 +22,13 @@ import {
   type UdpReceiverAddon,
 } from './native-receiver.js';
 import type { UdpTee } from './tee.js';
+import { bindMessage, SocketState, SourceState, UNTRACKED_ALLOWED, UNTRACKED_REJECTED, type UdpEndpoint } from './udp-state.js';
+import type { UdpExporterStats, UdpListenerStats, UdpRejectedSourceStats } from './udp-stats.js';
 import { DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULTS, MAX_UDP_DATAGRAM_BYTES } from '../../config/defaults.js';
+
+export { readKernelUdpDrops } from './kernel-drops.js';
+export type { UdpEndpoint } from './udp-state.js';
+export type { UdpExporterStats, UdpListenerStats, UdpRejectedSourceStats, UdpSocketStats } from './udp-stats.js';
 
 /**
  * UDP ingest: one socket per configured (address, port), datagrams → ExporterPacket →
@@ -51,23 +56,6 @@ import { DEFAULT_RECEIVE_BUFFER_BYTES, DEFAULTS, MAX_UDP_DATAGRAM_BYTES } from '
  * source addresses are tracked; beyond that datagrams are still handled correctly but
  * counted under "other" (a spoofed-source flood cannot grow the maps).
  */
-
-export interface UdpEndpoint {
-  /** Local address to bind: "::" (dual-stack, IPv4 and IPv6), "0.0.0.0", "127.0.0.1", "::1"... */
-  readonly address: string;
-  /** Local port; 0 picks a free port (tests). */
-  readonly port: number;
-  /** Label for logs and stats (default "udp-<port>"); every port accepts every flow protocol. */
-  readonly name?: string;
-  /** Requested SO_RCVBUF in bytes; default UdpListenerOptions.receiveBufferBytes. */
-  readonly receiveBufferBytes?: number;
-  /** Larger datagrams are dropped and counted; default UdpListenerOptions.maxDatagramBytes. */
-  readonly maxDatagramBytes?: number;
-  /** Configuration path of this listener, named in bind errors (default "listeners.udp[<index>]"). */
-  readonly setting?: string;
-  /** For an IPv6 address: refuse IPv4-mapped traffic (default false = dual-stack on "::"). */
-  readonly ipv6Only?: boolean;
-}
 
 /** The listeners.udp setting's default endpoints (IPFIX 4739, NetFlow 2055, sFlow 6343). */
 export const DEFAULT_UDP_ENDPOINTS: readonly UdpEndpoint[] = DEFAULTS.listeners.udp.map((u) => ({ address: u.address, port: u.port, ...(u.name === undefined ? {} : { name: u.name }) }));
@@ -112,127 +100,6 @@ export interface UdpListenerOptions {
 }
 
 export type UdpReceiverMode = 'auto' | 'native' | 'node';
-
-export interface UdpSocketStats {
-  readonly name: string;
-  readonly address: string;
-  readonly port: number;
-  readonly recvBufferRequested: number;
-  /** As reported by getRecvBufferSize() (Linux: twice the effective size). */
-  readonly recvBufferGranted: number;
-  readonly packets: number;
-  readonly bytes: number;
-  readonly rejected: number;
-  readonly oversize: number;
-  /** Datagrams the sink took while above its high-water mark (submit returned false). */
-  readonly backpressured: number;
-  readonly socketErrors: number;
-  /** Kernel receive-queue drops for this port (/proc/net/udp*), null when unavailable. */
-  readonly kernelDrops: number | null;
-}
-
-export interface UdpExporterStats {
-  readonly exporter: string;
-  readonly packets: number;
-  readonly bytes: number;
-  readonly lastSeenMs: number;
-}
-
-export interface UdpRejectedSourceStats {
-  readonly source: string;
-  readonly packets: number;
-  readonly lastSeenMs: number;
-}
-
-export interface UdpListenerStats {
-  readonly listeners: readonly UdpSocketStats[];
-  readonly exporters: readonly UdpExporterStats[];
-  /** Accepted traffic from exporters beyond the tracking cap. */
-  readonly otherExporters: { readonly packets: number; readonly bytes: number };
-  readonly rejectedSources: readonly UdpRejectedSourceStats[];
-  /** Rejected datagrams from sources beyond the tracking cap. */
-  readonly otherRejected: number;
-  readonly rejectedTotal: number;
-}
-
-/** Per source address state; shape fixed so the hot path stays monomorphic. */
-class SourceState {
-  packets = 0;
-  bytes = 0;
-  lastSeenMs = 0;
-  rejected = 0;
-  lastRejectedMs = 0;
-  /** Cache of the last session key: exporters send from a stable source port. */
-  lastSrcPort = -1;
-  lastListenerPort = -1;
-  lastSessionKey = '';
-  constructor(
-    /** Normalised address text. */
-    readonly address: string,
-    public allowed: boolean,
-    public teeMask: number,
-  ) {}
-}
-
-class SocketState {
-  packets = 0;
-  bytes = 0;
-  rejected = 0;
-  oversize = 0;
-  backpressured = 0;
-  socketErrors = 0;
-  recvBufferGranted = 0;
-  /** The kernel's drop count at the last reading (kept once the socket is closed: its final tally). */
-  kernelDrops: number | null = null;
-  boundAddress = '';
-  boundPort = 0;
-  teeMask = 0;
-  socket: Socket | null = null;
-  native: NativeReceiver | null = null;
-  /** Reused log fields object: pino serialises synchronously, so one object per socket suffices. */
-  readonly rejectFields: { source: string; sourcePort: number; listener: string; port: number; packets: number } = {
-    source: '',
-    sourcePort: 0,
-    listener: '',
-    port: 0,
-    packets: 0,
-  };
-  onMessage: (msg: Buffer, rinfo: RemoteInfo) => void = () => undefined;
-  /** Whether a socket is open (either receiver). */
-  get open(): boolean {
-    return this.socket !== null || this.native !== null;
-  }
-  /** Reads the kernel's drop count for the bound port now (unchanged where /proc has no figure). */
-  readKernelDrops(): number | null {
-    this.kernelDrops = readKernelUdpDrops(this.boundPort) ?? this.kernelDrops;
-    return this.kernelDrops;
-  }
-  constructor(
-    readonly endpoint: UdpEndpoint,
-    readonly name: string,
-    readonly setting: string,
-    readonly recvBufferRequested: number,
-    readonly maxDatagramBytes: number,
-  ) {}
-}
-
-/** Explains a bind failure in terms of the setting to change. */
-function bindMessage(err: NodeJS.ErrnoException, st: SocketState): string {
-  const where = `UDP ${st.endpoint.address.includes(':') ? `[${st.endpoint.address}]` : st.endpoint.address}:${st.endpoint.port}`;
-  const head = `cannot listen on ${where} (${st.setting})`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `${head}: address already in use — another process (or another listener in this configuration) holds the port; stop it or change ${st.setting}.port`;
-    case 'EACCES':
-      return `${head}: permission denied — ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port ≥ 1024 in ${st.setting}.port or grant the capability`;
-    case 'EADDRNOTAVAIL':
-      return `${head}: the address is not configured on this host; fix ${st.setting}.address`;
-    case 'EAFNOSUPPORT':
-      return `${head}: this host has no support for that address family (IPv6 disabled?); use an IPv4 address in ${st.setting}.address`;
-    default:
-      return `${head}: ${err.code ?? ''} ${err.message}`.trim();
-  }
-}
 
 export class UdpListener {
   private readonly sockets: readonly SocketState[];
@@ -660,45 +527,4 @@ export class UdpListener {
       ),
     );
   }
-}
-
-/** Shared states for sources beyond the tracking caps; their empty address marks them untracked. */
-const UNTRACKED_ALLOWED = new SourceState('', true, 0);
-const UNTRACKED_REJECTED = new SourceState('', false, 0);
-
-/** Column index of "drops" in /proc/net/udp{,6} (after "sl"; see proc(5) / net/ipv4/udp.c udp4_format_sock). */
-const PROC_DROPS_COLUMN = 12;
-const PROC_LOCAL_ADDRESS_COLUMN = 1;
-
-/**
- * Sum of the kernel's receive-queue drop counters of every UDP socket bound to `port`
- * (IPv4 and IPv6 tables), i.e. datagrams the kernel discarded because the socket's receive
- * buffer was full. Null where /proc/self/net/udp is unavailable (not Linux) or no socket is bound.
- * Synchronous file reads: for stats and benchmarks, not the receive path.
- */
-export function readKernelUdpDrops(port: number): number | null {
-  let found = false;
-  let drops = 0;
-  // /proc/self/net is /proc/net (the process's network namespace), and stays visible under
-  // systemd's ProcSubset=pid, which hides /proc/net.
-  for (const file of ['/proc/self/net/udp', '/proc/self/net/udp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    const lines = text.split('\n');
-    for (const line of lines.slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      const local = cols[PROC_LOCAL_ADDRESS_COLUMN];
-      const d = cols[PROC_DROPS_COLUMN];
-      if (local === undefined || d === undefined) continue;
-      const colon = local.lastIndexOf(':');
-      if (colon < 0 || parseInt(local.slice(colon + 1), 16) !== port) continue;
-      found = true;
-      drops += Number(d);
-    }
-  }
-  return found ? drops : null;
 }
