@@ -16,6 +16,7 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   run: { summary: 'run the probe: listeners, decode, encrypted spool, drain to Fusion', load: () => import('./commands/run.js') },
   decode: { summary: 'decode flow captures (.dat/.bin, .pcap, .ipfix) to NDJSON Fusion records', load: () => import('./commands/decode.js') },
   keygen: { summary: 'print a new key (base64): spool KEK, or --purpose pseudonymize', load: () => import('./commands/keygen.js') },
+  reidentify: { summary: 'the real address behind a pseudonym (needs the pseudonymisation key; audited)', load: () => import('./commands/reidentify.js') },
   spool: { summary: 'inspect the encrypted spool: status | verify | export', load: () => import('./commands/spool.js') },
   rekey: { summary: 'rewrap the spool data keys under a new key-encryption key', load: () => import('./commands/rekey.js') },
   drain: { summary: 'drain the spool to Fusion (--once: what is spooled now, then exit)', load: () => import('./commands/drain.js') },

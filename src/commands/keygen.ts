@@ -15,8 +15,8 @@ Prints a new random key (base64) on stdout.
                           Losing the KEK makes the spooled flows unrecoverable; never write it next to the spool.
   --purpose pseudonymize  a master pseudonymisation key (${PSEUDONYMIZE_KEY_BYTES} bytes) for privacy.pseudonymize.key
                           (or ${PSEUDONYMIZE_KEY_ENV}, _FILE, _COMMAND). Whoever holds it can
-                          re-identify every pseudonym: keep it on site, apart from the spool
-                          and never with the data's recipients.
+                          re-identify every pseudonym (\`sealflow reidentify\`): keep it on site, apart
+                          from the spool and never with the data's recipients.
 `;
 
 /** `sealflow keygen`: a fresh key on stdout, advice on stderr (so `> file` captures only the key). */

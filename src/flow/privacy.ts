@@ -16,6 +16,8 @@ export interface PseudonymKeyStamp {
  */
 export type PrivacyEvent =
   /** A new pseudonymisation period began (its key derived from the master key): the ingest worker, at start and at each rotation. */
-  | { readonly kind: 'pseudonym_key.in_force'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly reason: 'start' | 'rotation' };
+  | { readonly kind: 'pseudonym_key.in_force'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly reason: 'start' | 'rotation' }
+  /** A pseudonym was reversed with the key (`sealflow reidentify`): who asked is the process's user. */
+  | { readonly kind: 'pseudonym_key.reidentification'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly pseudonym: string; readonly user: string; readonly outcome: 'reidentified' | 'not_a_pseudonym' };
 
 export type PrivacyEventSink = (event: PrivacyEvent) => void;

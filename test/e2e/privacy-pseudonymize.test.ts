@@ -1,13 +1,14 @@
 /**
  * Pseudonymisation at the edge, end to end with real sockets and the real daemon: IPFIX (the
  * fused path) and sFlow (the FlowRecord path) over UDP → `sealflow run` with
- * privacy.pseudonymize → encrypted spool; then `sealflow spool export`, and a second run that
- * drains to the Fusion stand-in over HTTPS.
+ * privacy.pseudonymize → encrypted spool; then `sealflow spool export`, `sealflow reidentify`,
+ * and a second run that drains to the Fusion stand-in over HTTPS.
  *
  * Proves: client addresses arrive as pseudonyms inside their prefix in the export and at Fusion,
  * server and public addresses in clear; the flow filter decided on the real address; the real
  * client addresses are nowhere on disk (every file the probe wrote, as text and in binary),
- * nor in /stats, /metrics or the logs; the pseudonymisation key is not on the spool's disk.
+ * nor in /stats, /metrics or the logs; `reidentify` returns each original (and is audited);
+ * the pseudonymisation key is not on the spool's disk.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,7 +100,7 @@ function cli(args: readonly string[], env: NodeJS.ProcessEnv): { status: number 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('privacy.pseudonymize: pseudonyms in the spool export and at Fusion, real addresses nowhere on disk, filters on real addresses', { timeout: 240_000 }, async () => {
+test('privacy.pseudonymize: pseudonyms in the spool export and at Fusion, real addresses nowhere on disk, filters on real addresses, reidentify returns the original', { timeout: 240_000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-privacy-'));
   const keys = path.join(dir, 'keys');
   const dataDir = path.join(dir, 'data');
@@ -183,6 +184,19 @@ test('privacy.pseudonymize: pseudonyms in the spool export and at Fusion, real a
     expectPseudonym(byPort.get(50005)?.srcip, '2001:db8:100::cafe', '2001:db8:100::/40');
     for (const r of records) assert.equal(r.flowsrcip, '127.0.0.1', 'the exporter address is not pseudonymised');
     for (const c of CLIENTS) assert.ok(!exported.stdout.includes(`"${c}"`) && !exported.stderr.includes(c), `${c} in the export`);
+
+    // Re-identification on site, with the key and the configuration (audited, without the real address in the log).
+    for (const [pseudonym, real] of pseudonyms) {
+      const r = cli(['reidentify', pseudonym, '--config', configPath], {});
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), real);
+      assert.match(r.stderr, /"event":"pseudonym_key\.reidentification"/);
+      assert.ok(r.stderr.includes(pseudonym) && !r.stderr.includes(real), r.stderr);
+    }
+    const notOne = cli(['reidentify', '198.51.100.7', '--config', configPath], {});
+    assert.equal(notOne.status, 1, 'a kept address is not a pseudonym');
+    const yesterday = cli(['reidentify', [...pseudonyms.keys()][0] ?? '', '--at', String(Math.floor(Date.now() / 1000) - 2 * 86_400), '--config', configPath], {});
+    assert.notEqual(yesterday.stdout.trim(), [...pseudonyms.values()][0], "another day's key does not re-identify today's pseudonym");
 
     // Phase 2: the same spool drains to the Fusion stand-in.
     writeFileSync(configPath, stringify(config(true)));
