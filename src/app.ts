@@ -355,6 +355,7 @@ export class App {
         fullPolicy: c.spool.fullPolicy,
         synchronous: c.spool.synchronous,
         epochMs: c.spool.epochSeconds * 1000,
+        maxAgeSeconds: c.spool.maxAgeSeconds ?? null,
       },
       batch: { maxRecords: c.spool.batch.maxRecords, maxBytes: c.spool.batch.maxBytes, maxAgeMs: c.spool.batch.maxAgeMs },
       stdoutRecords: this.options.stdoutRecords ?? false,

@@ -95,7 +95,7 @@ function statusText(s: SpoolStatus, loss: LossSection): string {
     `spool ${s.spoolId}`,
     `  batches         ${s.batches} (${s.records} records)`,
     `  bytes           ${s.bytes} of quota ${s.quotaBytes} (${(s.quotaUsed * 100).toFixed(1)}%), files ${s.fileBytes}`,
-    `  oldest batch    ${formatAge(s.oldestAgeMs)} (minute resolution)`,
+    `  oldest batch    ${formatAge(s.oldestAgeMs)} (minute resolution)${s.maxAgeMs === null ? ', no age limit' : `, limit ${formatAge(s.maxAgeMs)} (spool.maxAgeSeconds)${s.oldestAgeMs !== null && s.oldestAgeMs >= s.maxAgeMs ? ': OVER THE LIMIT, shredded at the next retention pass' : ''}`}`,
     `  key epochs      ${s.epochs} (shredded so far: ${s.shreddedEpochs})`,
     `  parked          ${s.parkedBatches} batches, ${s.parkedRecords} records${parked ? ` (${parked})` : ''}`,
     `  last batch id   ${s.lastBatchId}`,

@@ -277,6 +277,13 @@ const SpoolSchema = z
     epochSeconds: z.number().int().min(60).max(86_400 * 30).default(3600).describe('Data keys rotate every epoch; a whole epoch is erased by dropping its key.'),
     kek: SecretSourceSchema.optional().describe('Key-encryption key source (base64 of 32 bytes, `sealflow keygen`). Or set SEALFLOW_SPOOL_KEK / SEALFLOW_SPOOL_KEK_FILE / SEALFLOW_SPOOL_KEK_COMMAND.'),
     previousKeks: z.array(SecretSourceSchema).default([]).describe('Older KEK sources still accepted for unwrapping during a rotation (`sealflow rekey`).'),
+    maxAgeSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(86_400 * 3650)
+      .optional()
+      .describe('Retention: batches older than this are crypto-shredded, delivered or not, and never uploaded afterwards (counted and logged as retention expiries). Omit: no age limit (the quota alone bounds the spool).'),
   })
   .prefault({})
   .describe('The encrypted on-disk spool.');
@@ -317,7 +324,7 @@ const PrivacySchema = z
     pseudonymize: PseudonymizeSchema.optional().describe('Omit: addresses are stored and uploaded as decoded.'),
   })
   .prefault({})
-  .describe('Privacy at the edge: pseudonymisation of flow addresses.');
+  .describe('Privacy at the edge: pseudonymisation of flow addresses (retention is spool.maxAgeSeconds).');
 
 const FusionSchema = z
   .strictObject({

@@ -18,6 +18,8 @@ export const RECORD_LOSS_REASONS = [
   'filter',
   /** The oldest spooled batches, evicted to stay within spool.quotaBytes (fullPolicy drop-oldest). */
   'quota_eviction',
+  /** Spooled batches older than spool.maxAgeSeconds, destroyed before delivery (on purpose: retention). */
+  'retention',
   /** New batches refused by the quota (fullPolicy drop-newest, or a batch larger than the quota). */
   'quota_dropped',
   /** New batches dropped, or the oldest evicted, because the filesystem (or spool.maxDbBytes) was full. */

@@ -18,6 +18,8 @@ export type PrivacyEvent =
   /** A new pseudonymisation period began (its key derived from the master key): the ingest worker, at start and at each rotation. */
   | { readonly kind: 'pseudonym_key.in_force'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly reason: 'start' | 'rotation' }
   /** A pseudonym was reversed with the key (`sealflow reidentify`): who asked is the process's user. */
-  | { readonly kind: 'pseudonym_key.reidentification'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly pseudonym: string; readonly user: string; readonly outcome: 'reidentified' | 'not_a_pseudonym' };
+  | { readonly kind: 'pseudonym_key.reidentification'; readonly atMs: number; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly pseudonym: string; readonly user: string; readonly outcome: 'reidentified' | 'not_a_pseudonym' }
+  /** Batches older than spool.maxAgeSeconds were crypto-shredded, never to be uploaded (all undelivered: a delivered batch is deleted at its acknowledgement). */
+  | { readonly kind: 'retention.expired'; readonly atMs: number; readonly maxAgeSeconds: number; readonly batches: number; readonly records: number };
 
 export type PrivacyEventSink = (event: PrivacyEvent) => void;

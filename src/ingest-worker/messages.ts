@@ -43,6 +43,8 @@ export interface IngestWorkerInit {
     readonly fullPolicy: FullPolicy;
     readonly synchronous: 'normal' | 'full';
     readonly epochMs: number;
+    /** spool.maxAgeSeconds: batches older are shredded (null: no age limit). */
+    readonly maxAgeSeconds: number | null;
   };
   readonly batch: { readonly maxRecords: number; readonly maxBytes: number; readonly maxAgeMs: number };
   /** Also print every accepted record as an NDJSON Fusion record on stdout (NetoFlow's dumprecords). */

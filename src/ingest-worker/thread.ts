@@ -52,6 +52,8 @@ const OVERLOAD_ENTER_LAG_MS = 250;
 const OVERLOAD_LEAVE_LAG_MS = 50;
 /** How often held (template-less) data and expired templates are swept. */
 const EXPIRE_INTERVAL_MS = 1000;
+/** How often batches past spool.maxAgeSeconds are looked for (ages are kept at minute resolution). */
+const RETENTION_INTERVAL_MS = 30_000;
 /** Decoder state is saved at most this often, whatever the setting asks. */
 const MIN_DECODER_STATE_INTERVAL_MS = 1000;
 
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
       fullPolicy: init.spool.fullPolicy,
       synchronous: init.spool.synchronous,
       epochMs: init.spool.epochMs,
+      maxAgeSeconds: init.spool.maxAgeSeconds,
       logger: logger.child({ component: 'spool' }),
     });
   } catch (err) {
@@ -178,6 +181,22 @@ async function main(): Promise<void> {
     else spoolLog.log('info', 'overload-off', { event: 'ingest.overload_cleared', lagMs }, 'ingest caught up: batches are compressed again');
   });
 
+  // Retention: batches past spool.maxAgeSeconds are shredded here, on the appending connection
+  // (records counted for the loss ledger as `retention`, since this thread started).
+  let retentionExpiredRecords = 0;
+  const expireOld = (): void => {
+    const maxAgeSeconds = init.spool.maxAgeSeconds;
+    if (maxAgeSeconds === null) return;
+    try {
+      const r = spool.retention.expire(Date.now());
+      retentionExpiredRecords += r.records;
+      if (r.batches > 0) privacyEvents({ kind: 'retention.expired', atMs: Date.now(), maxAgeSeconds, batches: r.batches, records: r.records });
+    } catch (err) {
+      spoolLog.log('warn', 'retention', { event: 'spool.retention_failed', code: isSealflowError(err) ? err.code : 'unknown', err: (err as Error).message }, 'retention pass failed; retried at the next interval');
+    }
+  };
+  expireOld();
+
   const snapshot = (): IngestWorkerStats => {
     const counts = loop.counters();
     const filter = loop.filter.stats();
@@ -197,7 +216,7 @@ async function main(): Promise<void> {
       compression: { ...spool.writer.compressionStats(), overloaded: overload.overloaded },
       exporters: counts.exporters,
       loss: {
-        records: { ...outcomes.loss(), filter: filter.dropped, sequence_gap: decode.sequenceLost },
+        records: { ...outcomes.loss(), filter: filter.dropped, sequence_gap: decode.sequenceLost, retention: retentionExpiredRecords },
         packets: { decode_error: Object.values(counts.decodeErrors).reduce((a, b) => a + b, 0) },
       },
       pseudonymize: pz?.stats() ?? null,
@@ -216,6 +235,7 @@ async function main(): Promise<void> {
     setInterval(() => parent.post({ type: 'stats', stats: snapshot() }), STATS_INTERVAL_MS),
     setInterval(() => loop.expire(Date.now()), EXPIRE_INTERVAL_MS),
     setInterval(persistState, Math.max(MIN_DECODER_STATE_INTERVAL_MS, init.decoderStateIntervalMs)),
+    setInterval(expireOld, RETENTION_INTERVAL_MS),
   ];
 
   const stop = async (): Promise<void> => {

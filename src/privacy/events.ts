@@ -16,6 +16,9 @@ export function loggingPrivacyEventSink(logger: Logger): PrivacyEventSink {
       case 'pseudonym_key.reidentification':
         logger.warn({ event: kind, ...fields }, 'pseudonym re-identified with the pseudonymisation key');
         break;
+      case 'retention.expired':
+        logger.info({ event: kind, ...fields }, 'batches older than spool.maxAgeSeconds crypto-shredded');
+        break;
     }
   };
 }

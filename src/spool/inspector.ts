@@ -22,6 +22,11 @@ export interface SpoolStatus {
   /** bytes / quotaBytes. */
   readonly quotaUsed: number;
   readonly oldestAgeMs: number | null;
+  /** The retention limit recorded in the spool (spool.maxAgeSeconds of the probe that writes it), ms; null: none. */
+  readonly maxAgeMs: number | null;
+  /** Batches and records shredded by the retention limit (delivered ones are gone already; these were not). */
+  readonly expiredBatches: number;
+  readonly expiredRecords: number;
   readonly lastBatchId: number;
   readonly epochs: number;
   readonly leased: number;
@@ -111,6 +116,9 @@ export class SpoolInspector {
         quotaBytes: this.quotaBytes,
         quotaUsed: meta.live_bytes / this.quotaBytes,
         oldestAgeMs: oldest === undefined ? null : Math.max(0, store.clock() - oldest.created_min * MINUTE_MS),
+        maxAgeMs: meta.max_age_s === undefined || meta.max_age_s === null ? null : meta.max_age_s * 1000,
+        expiredBatches: meta.expired_batches ?? 0,
+        expiredRecords: meta.expired_records ?? 0,
         lastBatchId: store.sequence('batches'),
         epochs,
         leased: store.leased.size,

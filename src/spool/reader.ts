@@ -3,6 +3,7 @@ import type { Chain } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { SpoolStatus } from './inspector.js';
 import type { Keyring } from './keyring.js';
+import { isExpired } from './retention.js';
 import { BATCH_STATE_ACKED } from './spool-schema.js';
 import { MINUTE_MS, SCAN_PAGE_ROWS, type BatchRow, type SpoolStore } from './store.js';
 
@@ -51,12 +52,17 @@ export class SpoolReader implements BatchSource {
       // read only for batches not already leased here.
       const snapshot = store.db.transaction(() => {
         const rows = page.all(after, SCAN_PAGE_ROWS) as Omit<BatchRow, 'payload'>[];
-        const anchorTag = store.meta().anchor_tag;
+        const meta = store.meta();
+        const anchorTag = meta.anchor_tag;
+        const maxAgeS = meta.max_age_s ?? null;
+        const now = store.clock();
         const picked: { row: BatchRow; prevTag: Uint8Array }[] = [];
         let scannedTo: number | null = null;
         for (const r of rows) {
           scannedTo = r.id;
           if (store.leased.has(r.id)) continue;
+          // Past the retention limit: never uploaded (the appender's Retention removes it).
+          if (maxAgeS !== null && isExpired(r.created_min, maxAgeS, now)) continue;
           const data = (payload.get(r.id) as { data: Uint8Array } | undefined)?.data ?? null;
           picked.push({ row: { ...r, payload: data }, prevTag: (prevStmt.get(r.id) as { tag: Uint8Array } | undefined)?.tag ?? anchorTag });
           if (picked.length >= maxBatches - out.length) break;

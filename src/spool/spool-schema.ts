@@ -39,7 +39,10 @@ CREATE TABLE meta (
   shredded_epochs INTEGER NOT NULL DEFAULT 0,
   hwm_seen INTEGER NOT NULL DEFAULT 0,
   rollback_expected INTEGER,
-  rollback_found INTEGER
+  rollback_found INTEGER,
+  expired_batches INTEGER NOT NULL DEFAULT 0,
+  expired_records INTEGER NOT NULL DEFAULT 0,
+  max_age_s INTEGER
 );
 CREATE TABLE epochs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -12,6 +12,7 @@ import { DecoderStateStore } from './decoder-state.js';
 import { SpoolInspector } from './inspector.js';
 import { Keyring, spoolKeyAd } from './keyring.js';
 import { SpoolReader } from './reader.js';
+import { migrateRetentionColumns, Retention } from './retention.js';
 import { KDF_ANCHOR, Kek, randomBytes, randomKey, sodiumReady, subkey, wipe } from './spool-crypto.js';
 import { SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-schema.js';
 import { MINUTE_MS, openDatabase, SPOOL_DB_FILE, SpoolStore, sqliteCode, type MetaRow, type SynchronousMode } from './store.js';
@@ -29,6 +30,7 @@ import { SpoolWriter, type FullPolicy } from './writer.js';
  *   writer.ts       append, quota and eviction; append-queue.ts: compressor queue and
  *                   group commit (the ingest worker's BatchSink)                      (1–3, 7)
  *   reader.ts       lease, ack, release, park (the drain's BatchSource)               (3)
+ *   retention.ts    age limit: expired batches shredded from the front, never leased   (3, 6)
  *   inspector.ts    status, verify, export, rekey (`sealflow spool`, `rekey`)
  *   decoder-state.ts  the sealed decoder-state blob
  * Spool.open() builds them in that order and close() takes them down in reverse.
@@ -46,7 +48,8 @@ import { SpoolWriter, type FullPolicy } from './writer.js';
  *    Records still in the Batcher (≤ its max age, 1 s by default) or queued for a group commit
  *    (≤ 20 ms) are not yet committed in either mode. So the power-cut window is ≤ batch age with
  *    FULL (1 s by default), ≤ batch age + 1.25 checkpoint intervals (2.25 s) with NORMAL.
- * 3. Batches leave storage only by `ack` (delivered), quota eviction (counted) or never.
+ * 3. Batches leave storage only by `ack` (delivered), quota eviction or retention expiry
+ *    (both counted) or never; an expired batch is never leased again.
  *    Leases live in this instance's memory: after a crash every unacked batch is leasable.
  * 4. Batch ids come from AUTOINCREMENT and are never reused (also after a detected rollback,
  *    the sequence is moved past the high-water mark).
@@ -103,6 +106,11 @@ export interface SpoolOptions {
    * size; reaching it behaves like a full disk (evict-and-retry or drop, counted). Default none.
    */
   readonly maxDbBytes?: number;
+  /**
+   * Retention limit to record and enforce (spool.maxAgeSeconds; null: none). Omit to leave the
+   * recorded one as it is (inspection commands, the drain's connection).
+   */
+  readonly maxAgeSeconds?: number | null;
   /** SQLite busy timeout for contention between instances. Default 5 s. */
   readonly busyTimeoutMs?: number;
   /** Longest close(), append() and useCompressor() wait for batches out on the compressor thread before dropping them (counted). Default 10 s. */
@@ -151,6 +159,7 @@ export class Spool {
   readonly inspector: SpoolInspector;
   readonly checkpoints: Checkpoints;
   readonly decoderState: DecoderStateStore;
+  readonly retention: Retention;
   private readonly keyring: Keyring;
   private readonly chain: Chain;
 
@@ -183,6 +192,9 @@ export class Spool {
     });
     this.reader = new SpoolReader(store, keyring, chain, checkpoints, () => this.inspector.status());
     this.decoderState = new DecoderStateStore(store, keyring);
+    this.retention = new Retention(store, chain, keyring, () => {
+      this.checkpoints.keysShredded();
+    });
   }
 
   /**
@@ -207,13 +219,18 @@ export class Spool {
     try {
       db = openDatabase({ path: dbPath, create, synchronous, busyTimeoutMs, maxDbBytes: options.maxDbBytes });
       const clock = options.clock ?? Date.now;
-      const meta = loadOrInit(db, options.kek, create && !readOnly, clock());
+      let meta = loadOrInit(db, options.kek, create && !readOnly, clock());
+      if (!readOnly) {
+        migrateRetentionColumns(db);
+        meta = db.prepare('SELECT * FROM meta WHERE id = 1').get() as MetaRow;
+      }
       if (new Uint8Array(meta.spool_id).length !== SPOOL_ID_BYTES) throw new SpoolError(SpoolErrorCode.Format, `${dbPath}: spool id is malformed`);
       const store = new SpoolStore(db, { readOnly, synchronous, busyTimeoutMs, clock, logger: (options.logger ?? silentLogger()).child({ component: 'spool' }) });
       const spool = new Spool(store, meta, keks, options);
       spool.chain.checkAnchor(meta);
       spool.chain.checkRollback(meta);
       if (!readOnly && spool.keyring.wrappedByOldKek) spool.keyring.rewrapSpoolKey();
+      if (!readOnly && options.maxAgeSeconds !== undefined) spool.retention.setLimit(options.maxAgeSeconds);
       spool.checkpoints.start();
       return spool;
     } catch (err) {

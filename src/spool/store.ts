@@ -41,6 +41,10 @@ export interface MetaRow {
   hwm_seen: number;
   rollback_expected: number | null;
   rollback_found: number | null;
+  /** Added after schema version 1 (retention.ts): absent in a spool no writer has opened since. */
+  expired_batches?: number;
+  expired_records?: number;
+  max_age_s?: number | null;
 }
 
 export interface BatchRow {

@@ -120,7 +120,7 @@ test('privacy.pseudonymize: pseudonyms in the spool export and at Fusion, real a
       log: { level: 'debug', format: 'json' },
       listeners: { allowlist: ['127.0.0.1'], udp: [{ name: 'flows', address: '127.0.0.1', port: udpPort, receiveBufferBytes: 1 << 20 }] },
       filters: { default: 'accept', rules: [{ name: 'client-dns', action: 'drop', srcnets: ['10.66.77.88/32'], dstports: [53] }] },
-      spool: { kek: { file: path.join(keys, 'kek') }, batch: { maxAgeMs: 100 } },
+      spool: { kek: { file: path.join(keys, 'kek') }, batch: { maxAgeMs: 100 }, maxAgeSeconds: 86_400 },
       privacy: {
         pseudonymize: {
           key: { file: path.join(keys, 'pseudonymize.key') },

@@ -12,7 +12,7 @@ import { main as keygen } from '../../src/commands/keygen.js';
 import { Writable } from 'node:stream';
 
 /*
- * privacy.pseudonymize at the configuration's front door: defaults,
+ * privacy.pseudonymize and spool.maxAgeSeconds at the configuration's front door: defaults,
  * policy errors naming the exact setting, the key as a secret source only (never inline), the
  * SEALFLOW_PSEUDONYMIZE_KEY* shortcut, redaction, and `keygen --purpose pseudonymize`.
  */
@@ -44,15 +44,17 @@ async function problems(doc: Record<string, unknown>, env: NodeJS.ProcessEnv = {
   assert.fail('expected the configuration to be rejected');
 }
 
-test('defaults: no pseudonymisation unless configured; daily rotation and all four fields when it is', async () => {
+test('defaults: no pseudonymisation and no age limit unless configured; daily rotation and all four fields when it is', async () => {
   const plain = await loadWith(BASE);
   assert.equal(plain.config.privacy.pseudonymize, undefined);
-  const on = await loadWith({ ...BASE, privacy: { pseudonymize: { key: { file: 'pz.key' }, rules: RULES } } });
+  assert.equal(plain.config.spool.maxAgeSeconds, undefined);
+  const on = await loadWith({ ...BASE, spool: { ...BASE.spool, maxAgeSeconds: 604_800 }, privacy: { pseudonymize: { key: { file: 'pz.key' }, rules: RULES } } });
   const pz = on.config.privacy.pseudonymize;
   assert.ok(pz !== undefined);
   assert.equal(pz.rotation, 'daily');
   assert.deepEqual(pz.fields, ['srcip', 'dstip', 'nexthop', 'bgpnexthop']);
   assert.deepEqual(pz.key, { file: join(dir, 'pz.key') }, 'a relative key file resolves against the working directory');
+  assert.equal(on.config.spool.maxAgeSeconds, 604_800);
 });
 
 test('policy errors name the exact setting', async () => {
@@ -64,6 +66,7 @@ test('policy errors name the exact setting', async () => {
   assert.match(shadowed.join('\n'), /privacy\.pseudonymize\.rules\[1\]\.prefixes\[0\]: 10\.1\.0\.0\/16 never applies: the earlier all prefix 10\.0\.0\.0\/8 covers it/);
   assert.match((await problems(doc([]))).join('\n'), /privacy\.pseudonymize\.rules/);
   assert.match((await problems({ ...BASE, privacy: { pseudonymize: { rules: RULES } } })).join('\n'), /privacy\.pseudonymize\.key/);
+  assert.match((await problems({ ...BASE, spool: { ...BASE.spool, maxAgeSeconds: 10 } })).join('\n'), /spool\.maxAgeSeconds/);
 });
 
 test('the key is a secret source: inline values are refused; SEALFLOW_PSEUDONYMIZE_KEY_FILE works; a bad key is named', async () => {
