@@ -11,6 +11,8 @@
  * in the same minute (`BENCH_NFCAPD=off` skips it, e.g. for A/B runs of the probe alone).
  * Also reported: RSS of the probe process and spool bytes per record, with the share of batches
  * stored uncompressed because ingest was overloaded ("unc.", see README, Overload).
+ * `BENCH_PSEUDONYMIZE=on` runs the probe with privacy.pseudonymize on the generator's source
+ * addresses (10.0.0.0/8, 65,536 distinct; destinations 192.0.2.0/24 kept).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +29,7 @@ import { startUdpLoad } from './udp-load.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '10');
 const RATES = (process.env.BENCH_RATES ?? '250000,500000,1000000,1250000,1500000,1750000,2000000,2250000,2500000,3000000').split(',').map(Number);
 const LOSS_LIMIT = 0.001;
+const PSEUDONYMIZE = process.env.BENCH_PSEUDONYMIZE === 'on';
 const PORT = 47391;
 /** listeners.udpReceiver for the probe: "auto" (default), "native" or "node" to compare the two. */
 const RECEIVER = ((): 'auto' | 'native' | 'node' => {
@@ -123,13 +126,14 @@ async function probeStep(rate: number): Promise<Step> {
       dataDir: dir,
       listeners: { allowlist: ['127.0.0.0/8'], udp: [{ name: 'bench', address: '127.0.0.1', port: PORT, receiveBufferBytes: 64 * 1024 * 1024 }], udpReceiver: RECEIVER },
       spool: { synchronous: SYNCHRONOUS },
+      ...(PSEUDONYMIZE ? { privacy: { pseudonymize: { key: { env: 'SEALFLOW_BENCH_UNUSED' }, rules: [{ action: 'pseudonymize' as const, prefixes: ['10.0.0.0/8'] }] } } } : {}),
       drain: { enabled: false },
       admin: { enabled: false },
       stats: { intervalSeconds: 0 },
     },
     compileFilters: null,
   });
-  const app = new App({ config, logger: silentLogger(), keks: [kek], credentials: null });
+  const app = new App({ config, logger: silentLogger(), keks: [kek], credentials: null, pseudonymizeKey: PSEUDONYMIZE ? randomBytes(32) : null });
   await app.start();
   try {
     const cpuBefore = process.cpuUsage();
@@ -209,7 +213,7 @@ function pct(x: number): string {
  * each stops climbing at its own first step over the loss limit.
  */
 export async function run(): Promise<void> {
-  console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}; spool.synchronous ${SYNCHRONOUS}`);
+  console.log(`whole ingest path, UDP IPFIX 15-field IPv4 template, ${SECONDS} s per step; loss limit ${pct(LOSS_LIMIT)}; udpReceiver ${RECEIVER}; spool.synchronous ${SYNCHRONOUS}${PSEUDONYMIZE ? '; privacy.pseudonymize on (sources 10.0.0.0/8)' : ''}`);
   console.log(`probe CPU: all threads / receive path (main thread${loadUdpReceiverAddon().addon === null ? '' : ' + native receiver thread'}), ns per record spooled (the rest is mostly the ingest worker)`);
   let withNfcapd = process.env.BENCH_NFCAPD !== 'off';
   if (withNfcapd && spawnSync('nfcapd', ['-V'], { stdio: 'ignore' }).error !== undefined) {

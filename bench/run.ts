@@ -8,10 +8,11 @@
  *   tls       IPFIX over TLS ingest, 1 and several connections
  *   dtls      IPFIX over DTLS ingest, 1 and 8 sessions
  *   drain     spool → Fusion stand-in over HTTPS with gzip
+ *   privacy   pseudonymisation cost per address on the ingest worker (policy off/on)
  */
 import { existsSync } from 'node:fs';
 
-const ORDER = ['decode', 'spool', 'udp-load', 'pipeline', 'tls', 'dtls', 'drain'] as const;
+const ORDER = ['decode', 'spool', 'udp-load', 'pipeline', 'tls', 'dtls', 'drain', 'privacy'] as const;
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : [...ORDER];
