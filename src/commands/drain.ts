@@ -1,13 +1,13 @@
-import { loadConfig } from '../config/load.js';
-import { resolveSecret } from '../config/secrets.js';
 import { Drain, type DrainStats } from '../drain/drain.js';
-import { drainSettingsFromConfig, fusionCredentialsFromConfig, NETOSECRET_SETTING } from '../drain/drain-config.js';
+import { drainSettingsFromConfig, fusionCredentialsFromConfig, NETOSECRET_SETTING, type DrainRuntimeExtras } from '../drain/drain-config.js';
+import type { FusionCredentials } from '../drain/netosecret.js';
 import { ConfigError, ConfigErrorCode, isSealflowError } from '../flow/errors.js';
+import { startEmbeddedFusionSim, type EmbeddedFusionSim } from '../fusion-sim/embedded-fusion-sim.js';
 import { createLogger } from '../observability/logger.js';
-import { DATA_DIR_ENV, KEK_ENV, parseKekText, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
-import { Spool } from '../spool/spool.js';
+import type { Spool } from '../spool/spool.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
+import { isSpoolAccessProblem, loadSpoolCommandConfig, openConfiguredSpool, SPOOL_KEY_HELP, SPOOL_LOCATION_ARGS, SPOOL_LOCATION_OPTIONS, spoolCommandExit } from './spool-access.js';
 
 const HELP = `usage: sealflow drain --once [options]
 
@@ -17,14 +17,14 @@ progress line on a terminal, one summary line otherwise). Uses the same configur
 
 options:
   --once               drain what is spooled now, then exit (required)
-  --data-dir DIR       data directory; the spool is its spool/ (default: $${DATA_DIR_ENV}, else dataDir of the config)
-  --config FILE        configuration file (default: $SEALFLOW_CONFIG, else built-in defaults)
+${SPOOL_LOCATION_OPTIONS}
   --max-failures N     give up after N consecutive failed attempts (default 5)
   --json               print the final statistics as JSON
   -h, --help
 
-The Fusion API key comes from SEALFLOW_FUSION_NETOSECRET[_FILE|_COMMAND] or ${NETOSECRET_SETTING};
-the spool key from ${KEK_ENV}[_FILE|_COMMAND] (and ${PREVIOUS_KEK_ENV}* during a rotation) or spool.kek.
+The Fusion API key comes from ${NETOSECRET_SETTING} or SEALFLOW_FUSION_NETOSECRET[_FILE|_COMMAND]
+(the development setup drains to its embedded local stand-in, as \`npm start\` does).
+${SPOOL_KEY_HELP}
 Exit codes: 0 all delivered, 1 something was parked or not delivered, 64 usage, 66 no spool,
 78 configuration/key problem.
 `;
@@ -49,8 +49,7 @@ function summary(s: DrainStats, elapsedMs: number, complete: boolean): string {
 export const main: CommandMain = async (argv, io: CommandIo) => {
   const parsed = parseCommandArgs('drain', HELP, argv, io, {
     once: { type: 'boolean', default: false },
-    'data-dir': { type: 'string' },
-    config: { type: 'string' },
+    ...SPOOL_LOCATION_ARGS,
     'max-failures': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -69,19 +68,26 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
 
   let spool: Spool | null = null;
   let drain: Drain | null = null;
+  let sim: EmbeddedFusionSim | null = null;
   try {
-    const dataDir = values['data-dir'];
-    const loaded = await loadConfig({ configPath: values.config, env: io.env, compileFilters: null, overrides: dataDir === undefined ? {} : { dataDir } });
+    const loaded = await loadSpoolCommandConfig(values, io, true);
     const config = loaded.config;
-    const credentials = await fusionCredentialsFromConfig(config.drain, { env: io.env, warn: (m) => io.stderr.write(`sealflow drain: warning: ${m}\n`) });
+    // Open the spool first: without one there is nothing to drain and no key to ask for.
+    spool = await openConfiguredSpool(loaded, io, { readOnly: false });
+    let extras: DrainRuntimeExtras = {};
+    let credentials: FusionCredentials | null;
+    if (config.drain.fusion.embeddedSim) {
+      sim = await startEmbeddedFusionSim();
+      credentials = sim.credentials;
+      extras = sim.extras;
+      io.stderr.write(`sealflow drain: draining to the EMBEDDED LOCAL FUSION STAND-IN at ${sim.sim.url} (development setup): records are counted, not sent anywhere\n`);
+    } else {
+      credentials = await fusionCredentialsFromConfig(config.drain, { env: io.env, warn: (m) => io.stderr.write(`sealflow drain: warning: ${m}\n`) });
+    }
     if (credentials === null) {
       throw new ConfigError(ConfigErrorCode.Secret, NETOSECRET_SETTING, `${NETOSECRET_SETTING}: no Fusion API key; set SEALFLOW_FUSION_NETOSECRET, SEALFLOW_FUSION_NETOSECRET_FILE or _COMMAND`);
     }
-    const settings = drainSettingsFromConfig(config.drain);
-    // The same spool `sealflow run` writes: spool.dir, else <dataDir>/spool.
-    const dir = config.spool.dir;
-    const keks = await spoolKeys(io, config.spool.kek);
-    spool = await Spool.open({ dir, kek: keks.kek, previousKeks: keks.previousKeks, create: false });
+    const settings = drainSettingsFromConfig(config.drain, extras);
 
     const logger = createLogger({ level: 'warn', pretty: false }, { write: (line: string) => io.stderr.write(line) });
     drain = new Drain({ source: spool.reader, credentials, settings, logger });
@@ -103,27 +109,15 @@ export const main: CommandMain = async (argv, io: CommandIo) => {
     else io.stdout.write(summary(res.stats, elapsed, res.complete) + '\n');
     return res.complete && res.stats.parkedBatches === 0 ? ExitCode.Ok : ExitCode.Failure;
   } catch (err) {
+    if (isSpoolAccessProblem(err)) return spoolCommandExit('drain', io, err);
     if (isSealflowError(err)) {
       io.stderr.write(`sealflow drain: ${err.message}\n`);
-      if (err.code.startsWith('ERR_CONFIG')) return ExitCode.Config;
-      if (err.code === 'ERR_SPOOL_KEY') return ExitCode.Config;
-      if (err.code === 'ERR_SPOOL_IO') return ExitCode.NoInput;
       return ExitCode.Failure;
     }
     throw err;
   } finally {
     await drain?.close(1000);
     spool?.close();
+    await sim?.sim.close();
   }
 };
-
-/** The spool KEK: the SEALFLOW_SPOOL_KEK* variables (as `sealflow spool` does), else spool.kek of the config. */
-async function spoolKeys(io: CommandIo, configured: Parameters<typeof resolveSecret>[0] | undefined): Promise<{ kek: Uint8Array; previousKeks: Uint8Array[] }> {
-  const envSet = [KEK_ENV, `${KEK_ENV}_FILE`, `${KEK_ENV}_COMMAND`].some((k) => (io.env[k] ?? '') !== '');
-  if (envSet || configured === undefined) return spoolKeksFromEnv(io.env);
-  const bytes = await resolveSecret(configured, 'spool.kek', { env: io.env });
-  const kek = parseKekText(bytes.toString('latin1'));
-  bytes.fill(0);
-  if (kek === null) throw new ConfigError(ConfigErrorCode.Secret, 'spool.kek', 'spool.kek: must be 32 bytes as base64 (`sealflow keygen` prints one)');
-  return { kek, previousKeks: [] };
-}

@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { resolveSecret } from '../config/secrets.js';
 import { fusionCredentialsFromConfig, type DrainRuntimeExtras } from '../drain/drain-config.js';
 import type { FusionCredentials } from '../drain/netosecret.js';
-import { ConfigError, ConfigErrorCode, isSealflowError } from '../flow/errors.js';
+import { isSealflowError } from '../flow/errors.js';
 import { createDevCertificate } from '../fusion-sim/dev-certificate.js';
 import { startFusionSim, type FusionSim } from '../fusion-sim/fusion-sim.js';
 import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
@@ -18,7 +18,7 @@ import { createLogger, loggerSettingsFromConfig } from '../observability/logger.
 import { serviceNotifier, type ServiceNotifier } from '../observability/service-notify.js';
 import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
 import { resolvePseudonymizeKey } from '../privacy/key-source.js';
-import { KEK_BYTES, parseKekText } from '../spool/kek-source.js';
+import { KEK_BYTES, resolveSpoolKeks } from '../spool/kek-source.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 
@@ -79,7 +79,8 @@ export const main: CommandMain = async (argv, io) => {
   const hooks: SignalHooks = { onFatal: () => undefined };
   try {
     await prepareDevelopmentFiles(config, logger);
-    const keks = await resolveKeks(config, io, logger);
+    const spoolKeys = await resolveSpoolKeks(config.spool, { env: io.env, warn: (m) => logger.warn(m), origins: loaded.origins });
+    const keks = [spoolKeys.kek, ...spoolKeys.previousKeks];
     let credentials: FusionCredentials | null = null;
     let drainExtras: DrainRuntimeExtras = {};
     if (config.drain.enabled && config.drain.fusion.embeddedSim) {
@@ -156,31 +157,6 @@ async function prepareDevelopmentFiles(config: Config, logger: Logger): Promise<
       logger.warn({ dir: files.pkiDir }, DEV_PKI_WARNING);
     }
   }
-}
-
-/** Reads the spool KEK(s). A dev key file may start with a comment line (see DEV_KEK_BANNER). */
-async function resolveKeks(config: Config, io: CommandIo, logger: Logger): Promise<Uint8Array[]> {
-  const sources = config.spool.kek === undefined ? [] : [{ source: config.spool.kek, setting: 'spool.kek' }];
-  if (sources.length === 0) {
-    throw new ConfigError(
-      ConfigErrorCode.Secret,
-      'spool.kek',
-      "spool.kek: no key-encryption key configured; set SEALFLOW_SPOOL_KEK_FILE (or SEALFLOW_SPOOL_KEK / SEALFLOW_SPOOL_KEK_COMMAND, or spool.kek in the config) to a key made with 'sealflow keygen'",
-    );
-  }
-  config.spool.previousKeks.forEach((source, i) => sources.push({ source, setting: `spool.previousKeks[${i}]` }));
-  const out: Uint8Array[] = [];
-  for (const { source, setting } of sources) {
-    const bytes = await resolveSecret(source, setting, { env: io.env, warn: (m) => logger.warn(m) });
-    const text = bytes.toString('utf8').split('\n').filter((l) => !l.startsWith('#')).join('').trim();
-    bytes.fill(0);
-    const kek = parseKekText(text);
-    if (kek === null) {
-      throw new ConfigError(ConfigErrorCode.Secret, setting, `${setting}: not a valid key-encryption key (expected ${KEK_BYTES} bytes as base64, as printed by 'sealflow keygen')`);
-    }
-    out.push(kek);
-  }
-  return out;
 }
 
 function printBanner(io: CommandIo, bound: readonly BoundEndpoint[], loaded: LoadedConfig, config: Config, sim: FusionSim | null): void {

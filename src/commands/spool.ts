@@ -1,16 +1,14 @@
 import { join } from 'node:path';
-import type { CommandIo, CommandMain } from './command.js';
+import type { CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 import { batchKeyStamp, decodeBatch } from '../batch/decoder.js';
 import { stampText } from '../privacy/key-schedule.js';
-import { isSealflowError } from '../flow/errors.js';
 import type { FlowRecord } from '../flow/flow-record.js';
 import { toFusionRecord } from '../flow/fusion-record.js';
 import { totalLost } from '../flow/loss.js';
 import { LOSS_LEDGER_FILE, readLedgerFile, type LedgerRead } from '../observability/loss-ledger-file.js';
-import { KEK_ENV, PREVIOUS_KEK_ENV, spoolKeksFromEnv } from '../spool/kek-source.js';
-import { DATA_DIR_ENV, DEFAULT_DATA_DIR, SPOOL_DIR_ENV, resolveSpoolDir } from '../spool/spool-location.js';
-import { Spool, type SpoolStatus, type VerifyFailure, type VerifyReport } from '../spool/spool.js';
+import type { Spool, SpoolStatus, VerifyFailure, VerifyReport } from '../spool/spool.js';
+import { loadSpoolCommandConfig, openConfiguredSpool, SPOOL_KEY_HELP, SPOOL_LOCATION_ARGS, SPOOL_LOCATION_OPTIONS, spoolCommandExit } from './spool-access.js';
 
 const HELP = `usage: sealflow spool <status|verify|export> [options]
 
@@ -23,14 +21,11 @@ const HELP = `usage: sealflow spool <status|verify|export> [options]
                          and which pseudonymisation key (fingerprint, period) wrote which batches
 
 options:
-  --data-dir DIR   the data directory; the spool is DIR/spool (as for \`sealflow run\`)
-  --spool-dir DIR  the spool directory itself (the spool.dir setting)
-                   default: $${SPOOL_DIR_ENV}, else ($${DATA_DIR_ENV} or ${DEFAULT_DATA_DIR})/spool
+${SPOOL_LOCATION_OPTIONS}
   --json           status/verify: print JSON instead of text
   -h, --help
 
-The key-encryption key comes from ${KEK_ENV}, ${KEK_ENV}_FILE or ${KEK_ENV}_COMMAND
-(and, during a rotation, ${PREVIOUS_KEK_ENV}[_FILE|_COMMAND]).
+${SPOOL_KEY_HELP}
 Exit codes: 0 ok, 64 usage, 65 verification failed, 66 no spool, 74 I/O, 78 key/config problem.
 `;
 
@@ -120,16 +115,6 @@ function verifyText(r: VerifyReport): string {
   return lines.join('\n') + '\n';
 }
 
-function errorExit(io: CommandIo, err: unknown): number {
-  const e = err as { code?: unknown; message?: unknown };
-  io.stderr.write(`sealflow spool: ${String(e.message ?? err)}\n`);
-  if (!isSealflowError(err)) return ExitCode.Software;
-  if (err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SPOOL_KEY') return ExitCode.Config;
-  if (err.code === 'ERR_SPOOL_IO') return ExitCode.NoInput;
-  if (err.code === 'ERR_SPOOL_FORMAT') return ExitCode.DataErr;
-  return ExitCode.Software;
-}
-
 export const main: CommandMain = async (argv, io) => {
   const parsed = parseCommandArgs(
     'spool',
@@ -137,8 +122,7 @@ export const main: CommandMain = async (argv, io) => {
     argv,
     io,
     {
-      'data-dir': { type: 'string' },
-      'spool-dir': { type: 'string' },
+      ...SPOOL_LOCATION_ARGS,
       format: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -156,19 +140,19 @@ export const main: CommandMain = async (argv, io) => {
     io.stderr.write('sealflow spool export: --format ndjson is required (the only export format)\n');
     return ExitCode.Usage;
   }
-  const dir = resolveSpoolDir({ spoolDir: values['spool-dir'], dataDir: values['data-dir'] }, io.env);
-
   let spool: Spool;
+  let spoolDir: string;
   try {
-    const { kek, previousKeks } = await spoolKeksFromEnv(io.env);
-    spool = await Spool.open({ dir, kek, previousKeks, create: false, readOnly: true });
+    const loaded = await loadSpoolCommandConfig(values, io, false);
+    spoolDir = loaded.config.spool.dir;
+    spool = await openConfiguredSpool(loaded, io, { readOnly: true });
   } catch (err) {
-    return errorExit(io, err);
+    return spoolCommandExit('spool', io, err);
   }
   try {
     if (sub === 'status') {
       const s = spool.inspector.status();
-      const loss = lossSection(readLedgerFile(join(dir, LOSS_LEDGER_FILE)));
+      const loss = lossSection(readLedgerFile(join(spoolDir, LOSS_LEDGER_FILE)));
       io.stdout.write(values.json === true ? `${JSON.stringify({ ...s, loss })}\n` : statusText(s, loss));
       return ExitCode.Ok;
     }
@@ -214,7 +198,7 @@ export const main: CommandMain = async (argv, io) => {
     io.stderr.write(`sealflow spool export: ${n} records${failures.length > 0 ? `, ${failures.length} batches failed verification` : ''}\n`);
     return failures.length > 0 ? ExitCode.DataErr : ExitCode.Ok;
   } catch (err) {
-    return errorExit(io, err);
+    return spoolCommandExit('spool', io, err);
   } finally {
     spool.close();
   }

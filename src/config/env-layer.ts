@@ -13,10 +13,11 @@ import { ConfigSchema, SECRET_SETTINGS } from './schema.js';
  *   scalars comma-separated (`10.0.0.0/8,192.0.2.1`) or as a JSON array; lists of objects and
  *   secret sources as JSON (`[{"port":9995}]`, `{"file":"/run/keys/kek"}`).
  * - Secret shortcuts: SEALFLOW_SPOOL_KEK (the value itself), SEALFLOW_SPOOL_KEK_FILE (a path),
- *   SEALFLOW_SPOOL_KEK_COMMAND (a command: JSON argv array, or words split on whitespace,
- *   run without a shell); likewise SEALFLOW_FUSION_NETOSECRET*, SEALFLOW_ADMIN_TOKEN* and
- *   SEALFLOW_PSEUDONYMIZE_KEY*.
- *   At most one of each trio may be set.
+ *   SEALFLOW_SPOOL_KEK_COMMAND (a command run without a shell: a JSON argv array, words split
+ *   on whitespace, or {"command": [...], "passEnv": [...]} naming the variables it may see);
+ *   likewise SEALFLOW_SPOOL_PREVIOUS_KEK* (one entry of spool.previousKeks),
+ *   SEALFLOW_FUSION_NETOSECRET*, SEALFLOW_ADMIN_TOKEN* and SEALFLOW_PSEUDONYMIZE_KEY*. At most one
+ *   of each trio may be set.
  * - SEALFLOW_CONFIG names the config file when --config is not given.
  * - A SEALFLOW_ variable that is a setting's name with single underscores, or a nested name
  *   (`SEALFLOW_SPOOL__…`) that matches no setting, is an error (a typo must not be ignored);
@@ -44,10 +45,13 @@ export interface EnvSetting {
 export interface SecretShortcut {
   readonly env: string;
   readonly path: readonly string[];
+  /** The setting is a list of sources; the shortcut sets it to a list of one. */
+  readonly list?: boolean;
 }
 
 export const SECRET_SHORTCUTS: readonly SecretShortcut[] = [
   { env: 'SEALFLOW_SPOOL_KEK', path: ['spool', 'kek'] },
+  { env: 'SEALFLOW_SPOOL_PREVIOUS_KEK', path: ['spool', 'previousKeks'], list: true },
   { env: 'SEALFLOW_FUSION_NETOSECRET', path: ['drain', 'fusion', 'netosecret'] },
   { env: 'SEALFLOW_ADMIN_TOKEN', path: ['admin', 'token'] },
   { env: 'SEALFLOW_PSEUDONYMIZE_KEY', path: ['privacy', 'pseudonymize', 'key'] },
@@ -192,24 +196,45 @@ function parseJson(setting: EnvSetting, text: string): unknown {
   }
 }
 
-/** Splits a *_COMMAND value: a JSON array of strings, or words separated by whitespace (no quoting, no shell). */
-function parseCommand(variable: string, text: string): string[] {
+/**
+ * A *_COMMAND value: a JSON argv array, words separated by whitespace (no quoting, no shell),
+ * or a JSON object {"command": [...], "passEnv": [...]} (validated by the schema).
+ */
+function parseCommand(variable: string, text: string): Record<string, unknown> {
   const t = text.trim();
-  if (t.startsWith('[')) {
+  if (t.startsWith('[') || t.startsWith('{')) {
     let v: unknown;
     try {
       v = JSON.parse(t);
     } catch {
-      throw envError(variable, 'must be a JSON array of strings or whitespace-separated words');
+      throw envError(variable, 'must be a JSON array of strings, a JSON object {"command": [...], "passEnv": [...]}, or whitespace-separated words');
     }
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
     if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string' && x !== '')) {
       throw envError(variable, 'must be a non-empty JSON array of non-empty strings');
     }
-    return v as string[];
+    return { command: v as string[] };
   }
   const words = t.split(/\s+/).filter((w) => w !== '');
   if (words.length === 0) throw envError(variable, 'is empty; give the command to run, e.g. ["systemd-creds","cat","kek"]');
-  return words;
+  return { command: words };
+}
+
+/**
+ * The secret source a shortcut trio sets — `prefix` (the value: {env: prefix}), `prefix`_FILE
+ * or `prefix`_COMMAND — and the variable that set it; null when none is set. Also used for
+ * trios that are not settings (SEALFLOW_SPOOL_NEW_KEK for `sealflow rekey`).
+ */
+export function shortcutSource(env: NodeJS.ProcessEnv, prefix: string): { readonly source: unknown; readonly variable: string } | null {
+  const names = [prefix, `${prefix}_FILE`, `${prefix}_COMMAND`];
+  const set = names.filter((n) => env[n] !== undefined && env[n] !== '');
+  if (set.length > 1) throw envError(set.join(', '), `set only one of ${names.join(', ')}`);
+  const variable = set[0];
+  if (variable === undefined) return null;
+  const text = env[variable] ?? '';
+  if (variable === prefix) return { source: { env: prefix }, variable };
+  if (variable.endsWith('_FILE')) return { source: { file: text.trim() }, variable };
+  return { source: parseCommand(variable, text), variable };
 }
 
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
@@ -238,19 +263,11 @@ export function readEnvLayer(env: NodeJS.ProcessEnv): EnvLayer {
   const shortcutNames = new Set<string>([CONFIG_PATH_ENV]);
 
   for (const sc of SECRET_SHORTCUTS) {
-    const names = [sc.env, `${sc.env}_FILE`, `${sc.env}_COMMAND`];
-    for (const n of names) shortcutNames.add(n);
-    const set = names.filter((n) => env[n] !== undefined && env[n] !== '');
-    if (set.length > 1) throw envError(set.join(', '), `set only one of ${names.join(', ')}`);
-    const name = set[0];
-    if (name === undefined) continue;
-    const text = env[name] ?? '';
-    let source: unknown;
-    if (name === sc.env) source = { env: sc.env };
-    else if (name.endsWith('_FILE')) source = { file: text.trim() };
-    else source = { command: parseCommand(name, text) };
-    setPath(layer, sc.path, source);
-    sources.set(sc.path.join('.'), name);
+    for (const n of [sc.env, `${sc.env}_FILE`, `${sc.env}_COMMAND`]) shortcutNames.add(n);
+    const found = shortcutSource(env, sc.env);
+    if (found === null) continue;
+    setPath(layer, sc.path, sc.list === true ? [found.source] : found.source);
+    sources.set(sc.path.join('.'), found.variable);
   }
 
   const topPrefixes = Object.keys(ConfigSchema.shape).map(upperSnake);

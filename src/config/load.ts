@@ -59,6 +59,8 @@ export interface LoadConfigOptions {
    * from src/privacy/policy.js when that module exists; pass null to check the shape only.
    */
   readonly compilePseudonymPolicy?: PseudonymPolicyCompiler | null;
+  /** Whether a drain without a Fusion API key is a problem (default true; false for commands that only inspect the spool). */
+  readonly checkDrainCredentials?: boolean;
 }
 
 export interface LoadedConfig {
@@ -212,6 +214,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   merged = merge(merged, envLayer.layer, [], null, origins, issues);
   for (const [p, v] of envLayer.sources) origins.set(p, v);
   merged = merge(merged, options.overrides ?? {}, [], flagOrigin, origins, issues);
+  if (embedded) merged = realFusionReplacesStandIn(merged, origins);
 
   const originOf = (path: IssuePath): string | undefined => {
     const keys = path.map(String);
@@ -233,12 +236,24 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     pseudonymPolicy: options.compilePseudonymPolicy === undefined ? await loadPseudonymPolicyCompiler() : options.compilePseudonymPolicy,
   };
   const warnings: string[] = [];
-  const cross = crossChecks(config, compilers, warnings).map((i) => {
+  const cross = crossChecks(config, compilers, warnings, options.checkDrainCredentials ?? true).map((i) => {
     const origin = originOf(i.path);
     return origin === undefined || i.origin !== undefined ? i : { ...i, origin };
   });
   if (cross.length > 0) throw new InvalidConfigError(cross, where);
   return { config: deepFreeze(config), configPath, embedded, origins, warnings };
+}
+
+/**
+ * The embedded configuration drains to the in-process stand-in; a Fusion API key given on top
+ * of it (SEALFLOW_FUSION_NETOSECRET*, a flag) means the real Fusion, unless the stand-in was
+ * asked for explicitly too.
+ */
+function realFusionReplacesStandIn(merged: unknown, origins: ReadonlyMap<string, string>): unknown {
+  if (!isPlainObject(merged) || !isPlainObject(merged.drain) || !isPlainObject(merged.drain.fusion)) return merged;
+  const fusion = merged.drain.fusion;
+  if (fusion.netosecret === undefined || fusion.embeddedSim !== true || origins.has('drain.fusion.embeddedSim')) return merged;
+  return { ...merged, drain: { ...merged.drain, fusion: { ...fusion, embeddedSim: false } } };
 }
 
 /** Secret settings in a file layer that hold something other than a source object (an inline secret). */
@@ -365,7 +380,7 @@ function compilerIssue(check: () => unknown): ConfigIssue | null {
   }
 }
 
-function crossChecks(c: Config, compilers: Compilers, warnings: string[]): ConfigIssue[] {
+function crossChecks(c: Config, compilers: Compilers, warnings: string[], checkDrainCredentials: boolean): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const add = (path: IssuePath, message: string): void => {
     issues.push({ path, message });
@@ -472,7 +487,7 @@ function crossChecks(c: Config, compilers: Compilers, warnings: string[]): Confi
   if (c.spool.kek === undefined) {
     add(['spool', 'kek'], 'no key-encryption key is configured; set SEALFLOW_SPOOL_KEK, SEALFLOW_SPOOL_KEK_FILE or SEALFLOW_SPOOL_KEK_COMMAND, or spool.kek: {file: /path} (create a key with `sealflow keygen`)');
   }
-  if (c.drain.enabled && !c.drain.fusion.embeddedSim && c.drain.fusion.netosecret === undefined) {
+  if (checkDrainCredentials && c.drain.enabled && !c.drain.fusion.embeddedSim && c.drain.fusion.netosecret === undefined) {
     add(['drain', 'fusion', 'netosecret'], 'no Fusion API key is configured; set SEALFLOW_FUSION_NETOSECRET, SEALFLOW_FUSION_NETOSECRET_FILE or _COMMAND, or drain.fusion.netosecret: {file: /path} (or drain.enabled: false)');
   }
   if (c.development.generatePki) {

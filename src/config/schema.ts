@@ -66,6 +66,15 @@ export const SecretSourceSchema = z
           .array(nonEmpty)
           .min(1)
           .describe('Command (argv, run without a shell) whose standard output is the secret; e.g. ["systemd-creds", "cat", "kek"].'),
+        passEnv: z
+          .array(
+            z
+              .string()
+              .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+              .refine((n) => !n.startsWith('SEALFLOW_'), 'must not be a SEALFLOW_ variable: those configure sealflow and may hold its secrets'),
+          )
+          .optional()
+          .describe('Environment variables the command gets besides PATH and LANG (e.g. ["CREDENTIALS_DIRECTORY"], ["VAULT_ADDR", "VAULT_TOKEN"]); nothing else of the probe\'s environment reaches it.'),
       }),
     ],
     {
@@ -75,7 +84,7 @@ export const SecretSourceSchema = z
           : 'must be exactly one of {env: "VAR"}, {file: "/path"} or {command: ["argv0", "arg", ...]}',
     },
   )
-  .describe('A secret source: {env: "VAR"}, {file: "/path"} or {command: ["argv0", ...]}. Inline secret values are rejected.');
+  .describe('A secret source: {env: "VAR"}, {file: "/path"} or {command: ["argv0", ...], passEnv: ["VAR", ...]}. Inline secret values are rejected.');
 
 export const SECRET_INLINE_MESSAGE =
   'inline secret values are not accepted in configuration; use {env: "VAR"}, {file: "/path"} or {command: ["argv0", ...]} (or the matching SEALFLOW_*, *_FILE, *_COMMAND environment variable)';
@@ -423,7 +432,7 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** The parsed schema output, before path resolution and DTLS trust inheritance. */
 export type ParsedConfig = z.output<typeof ConfigSchema>;
 /** Where a secret comes from (never the secret itself). */
-export type SecretSource = { readonly env: string } | { readonly file: string } | { readonly command: readonly string[] };
+export type SecretSource = { readonly env: string } | { readonly file: string } | { readonly command: readonly string[]; readonly passEnv?: readonly string[] | undefined };
 
 type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 

@@ -7,8 +7,11 @@ import type { SecretSource } from './schema.js';
  * Resolving secret sources ({env}, {file}, {command}) into bytes, at the moment a component
  * needs them. Invariants: the secret value never appears in an error, a warning or a log
  * line (errors name the setting and the source, e.g. the file path or argv[0]); a command
- * runs without a shell, with a timeout and a capped output size; surrounding whitespace is
- * trimmed (keys and netosecrets are text: base64 / base64url), an empty result is an error.
+ * runs without a shell, with a timeout and a capped output size, and with a minimal
+ * environment — PATH, LANG and the variables its own setting names (passEnv) — so no other
+ * secret of the probe's environment (a KEK in SEALFLOW_SPOOL_KEK) reaches it; surrounding
+ * whitespace is trimmed (keys and netosecrets are text: base64 / base64url) unless the caller
+ * asks for the bytes as stored; an empty result is an error.
  */
 
 export type { SecretSource } from './schema.js';
@@ -26,6 +29,21 @@ export interface ResolveSecretOptions {
   /** Called with a message naming the setting when a secret file is group/other-accessible. */
   readonly warn?: (message: string) => void;
   readonly timeoutMs?: number;
+  /** Return the bytes as stored, surrounding whitespace included (a binary key file). Default false. */
+  readonly keepWhitespace?: boolean;
+}
+
+/** PATH for a secret command when the probe's environment has none. */
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The environment a secret command runs with: PATH, LANG and the variables its setting names. */
+export function secretCommandEnvironment(passEnv: readonly string[] | undefined, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { PATH: env.PATH ?? DEFAULT_PATH };
+  for (const name of ['LANG', ...(passEnv ?? [])]) {
+    const v = env[name];
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
 }
 
 /** A printable description of where a secret comes from, with command arguments hidden. */
@@ -39,7 +57,7 @@ function secretError(setting: string, message: string, cause?: unknown): ConfigE
   return new ConfigError(ConfigErrorCode.Secret, setting, `${setting}: ${message}`, {}, cause === undefined ? undefined : { cause });
 }
 
-function trimmed(setting: string, where: string, raw: Buffer): Buffer {
+function trimmed(setting: string, where: string, raw: Buffer, keepWhitespace = false): Buffer {
   let start = 0;
   let end = raw.length;
   // ASCII whitespace only: 0x09-0x0d and space.
@@ -47,7 +65,7 @@ function trimmed(setting: string, where: string, raw: Buffer): Buffer {
   while (start < end && ws(raw[start])) start++;
   while (end > start && ws(raw[end - 1])) end--;
   if (end === start) throw secretError(setting, `${where} is empty`);
-  return Buffer.from(raw.subarray(start, end));
+  return keepWhitespace ? Buffer.from(raw) : Buffer.from(raw.subarray(start, end));
 }
 
 /** Resolves a secret source into its bytes. Throws ConfigError (code ERR_CONFIG_SECRET) naming `setting`. */
@@ -58,7 +76,7 @@ export async function resolveSecret(source: SecretSource, setting: string, optio
     return trimmed(setting, `environment variable ${source.env}`, Buffer.from(value, 'utf8'));
   }
   if ('file' in source) return resolveFile(source.file, setting, options);
-  return resolveCommand(source.command, setting, options);
+  return resolveCommand(source.command, source.passEnv, setting, options);
 }
 
 async function resolveFile(path: string, setting: string, options: ResolveSecretOptions): Promise<Buffer> {
@@ -85,10 +103,14 @@ async function resolveFile(path: string, setting: string, options: ResolveSecret
     if (code === 'EACCES') throw secretError(setting, `secret file ${path} is not readable by this user`, err);
     throw secretError(setting, `cannot read secret file ${path} (${code ?? 'error'})`, err);
   }
-  return trimmed(setting, `secret file ${path}`, raw);
+  try {
+    return trimmed(setting, `secret file ${path}`, raw, options.keepWhitespace);
+  } finally {
+    raw.fill(0);
+  }
 }
 
-function resolveCommand(argv: readonly string[], setting: string, options: ResolveSecretOptions): Promise<Buffer> {
+function resolveCommand(argv: readonly string[], passEnv: readonly string[] | undefined, setting: string, options: ResolveSecretOptions): Promise<Buffer> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(secretError(setting, 'secret command is empty'));
   const timeout = options.timeoutMs ?? SECRET_COMMAND_TIMEOUT_MS;
@@ -96,7 +118,7 @@ function resolveCommand(argv: readonly string[], setting: string, options: Resol
     execFile(
       file,
       args,
-      { encoding: 'buffer', timeout, maxBuffer: MAX_SECRET_BYTES, shell: false, windowsHide: true, env: options.env ?? process.env },
+      { encoding: 'buffer', timeout, maxBuffer: MAX_SECRET_BYTES, shell: false, windowsHide: true, env: secretCommandEnvironment(passEnv, options.env ?? process.env) },
       (err, stdout) => {
         if (err !== null) {
           // Never include stdout/stderr: a failing helper may have printed part of the secret.
@@ -112,9 +134,11 @@ function resolveCommand(argv: readonly string[], setting: string, options: Resol
           return;
         }
         try {
-          resolve(trimmed(setting, `output of secret command ${file}`, stdout));
+          resolve(trimmed(setting, `output of secret command ${file}`, stdout, options.keepWhitespace));
         } catch (trimErr) {
           reject(trimErr instanceof Error ? trimErr : new Error(String(trimErr)));
+        } finally {
+          stdout.fill(0);
         }
       },
     );

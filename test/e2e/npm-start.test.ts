@@ -4,21 +4,24 @@
  * data directory, sends IPFIX from loopback over UDP (plain socket), TLS (`openssl s_client`
  * with the generated development exporter certificate) and DTLS (a DTLS 1.2 client over the
  * project's addon, same certificate), checks that every record reaches the embedded Fusion
- * stand-in, and that SIGTERM stops the probe with exit 0 within the shutdown deadline.
+ * stand-in, and that SIGTERM stops the probe with exit 0 within the shutdown deadline. Then,
+ * in the same directory and with no flags or SEALFLOW_* variables, as a user would type them,
+ * `sealflow spool status`, `spool verify` and `drain --once` find the same data directory and
+ * development key and report the quota the probe ran with.
  * The embedded defaults bind the fixed ports 4739/2055/6343/4740/9180 on 127.0.0.1.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DecodeService } from '../../src/decode/decode-service.js';
 import { DEV_EXPORTER_IDENTITY, devFiles } from '../../src/config/embedded-defaults.js';
 import { DtlsTestClient } from '../support/dtls-client.js';
 import { ensureBuilt, startProbe } from '../support/probe.js';
-import { corpora } from '../support/softflowd.js';
+import { corpora, repoRoot } from '../support/softflowd.js';
 import { until } from '../support/udp-harness.js';
 
 const MESSAGES = ['logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat', 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'].map((f) =>
@@ -49,10 +52,13 @@ function sClient(port: number, caFile: string, certFile: string, keyFile: string
 
 test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and deliver to the embedded stand-in; SIGTERM exits 0', { timeout: 240_000 }, async () => {
   ensureBuilt();
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'sealflow-start-'));
-  const probe = await startProbe({ args: ['--data-dir', dataDir], adminPort: 9180, compiled: true, env: { SEALFLOW_CONFIG: '' } });
+  // `npm start` in a directory of the user's: the data directory is ./.sealflow there.
+  const cwd = mkdtempSync(path.join(tmpdir(), 'sealflow-start-'));
+  const dataDir = path.join(cwd, '.sealflow');
+  const probe = await startProbe({ args: [], adminPort: 9180, compiled: true, env: { SEALFLOW_CONFIG: '' }, cwd });
   let code: number | null = null;
   let stopMs = 0;
+  let runningQuota = 0;
   try {
     const out = probe.output();
     assert.match(out, /DEVELOPMENT spool key/i, 'the generated dev key is announced loudly');
@@ -82,7 +88,7 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
     interface Stats {
       fusionSim: { recordsAccepted: number; recordsRejected: number };
       exporters: { transport: string; identity: string | null; records: number }[];
-      spool: { walCheckpointer: { checkpoints: number; failures: number } | null } | null;
+      spool: { quotaBytes: number; walCheckpointer: { checkpoints: number; failures: number } | null } | null;
       decode: { records: number; fusedRecords: number } | null;
     }
     let stats: Stats | null = null;
@@ -107,12 +113,31 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
     assert.match(metrics, /^sealflow_/m, 'Prometheus metrics are served');
     assert.match(metrics, /^sealflow_spool_wal_checkpoints_total\{thread="background",result="complete"\} [1-9]\d*/m, 'checkpointer counters are exported');
     assert.match(metrics, /^sealflow_decode_fused_records(_total)? \d+/m, 'fused-path records are exported');
+    runningQuota = s.spool.quotaBytes;
   } finally {
     const started = Date.now();
     code = await probe.stop('SIGTERM', 15_000);
     stopMs = Date.now() - started;
-    rmSync(dataDir, { recursive: true, force: true });
   }
-  assert.equal(code, 0, `exit status after SIGTERM; output:\n${probe.output().slice(-3000)}`);
-  assert.ok(stopMs < 10_000, `stopped within the default 10 s deadline (took ${stopMs} ms)`);
+  try {
+    assert.equal(code, 0, `exit status after SIGTERM; output:\n${probe.output().slice(-3000)}`);
+    assert.ok(stopMs < 10_000, `stopped within the default 10 s deadline (took ${stopMs} ms)`);
+
+    // The commands beside the probe, in the same directory, with no flags and no SEALFLOW_* variables.
+    const sealflow = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
+      spawnSync(process.execPath, [path.join(repoRoot, 'bin/sealflow.js'), ...args], { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, encoding: 'utf8' });
+    const status = sealflow('spool', 'status', '--json');
+    assert.equal(status.status, 0, status.stderr);
+    const spool = JSON.parse(status.stdout) as { quotaBytes: number; droppedRecords: number };
+    assert.equal(spool.quotaBytes, runningQuota, 'spool status reports the quota the probe ran with');
+    assert.equal(spool.quotaBytes, 10 * 1024 ** 3);
+    const verify = sealflow('spool', 'verify');
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+    const drain = sealflow('drain', '--once');
+    assert.equal(drain.status, 0, drain.stdout + drain.stderr);
+    assert.match(drain.stderr, /EMBEDDED LOCAL FUSION STAND-IN/);
+    assert.ok(existsSync(path.join(dataDir, 'dev-kek')));
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
 });

@@ -65,16 +65,16 @@ describe('spool keys', () => {
       const records = await makeSpool(dir, 1);
       let r = runSealflow(['spool', 'status', '--spool-dir', dir], {});
       assert.equal(r.code, 78);
-      assert.match(r.stderr, /SEALFLOW_SPOOL_KEK: the spool key-encryption key is not set/);
+      assert.match(r.stderr, /spool\.kek: no key-encryption key configured: .*SEALFLOW_SPOOL_KEK\[_FILE\|_COMMAND\]/);
       r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK: 'bm90IGEga2V5' });
       assert.equal(r.code, 78);
-      assert.match(r.stderr, /SEALFLOW_SPOOL_KEK: must be 32 bytes encoded as base64/);
+      assert.match(r.stderr, /spool\.kek \(from SEALFLOW_SPOOL_KEK\): not a valid key-encryption key; expected 32 bytes as base64/);
       r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_FILE: join(dir, 'nope.key') });
       assert.equal(r.code, 78);
-      assert.match(r.stderr, /SEALFLOW_SPOOL_KEK_FILE: cannot read the key file/);
+      assert.match(r.stderr, /spool\.kek \(from SEALFLOW_SPOOL_KEK_FILE\): secret file .*nope\.key does not exist/);
       r = runSealflow(['spool', 'status', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_COMMAND: 'false' });
       assert.equal(r.code, 78);
-      assert.match(r.stderr, /SEALFLOW_SPOOL_KEK_COMMAND: the key command "false" failed/);
+      assert.match(r.stderr, /spool\.kek \(from SEALFLOW_SPOOL_KEK_COMMAND\): secret command false exited with status 1/);
       // The same key through a file and through a command works.
       writeFileSync(join(dir, 'kek.b64'), `${kekBase64(KEK)}\n`, { mode: 0o600 });
       r = runSealflow(['spool', 'status', '--json', '--spool-dir', dir], { SEALFLOW_SPOOL_KEK_FILE: join(dir, 'kek.b64') });

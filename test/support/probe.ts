@@ -66,15 +66,17 @@ export interface StartProbeOptions {
   /** Run the compiled CLI (bin/sealflow.js → dist) instead of the sources under tsx. */
   readonly compiled?: boolean;
   readonly readyTimeoutMs?: number;
+  /** Working directory of the probe (default: the checkout), e.g. where `npm start` runs. */
+  readonly cwd?: string;
   /** Starts this command instead of node with `args` (e.g. a sandbox launcher); `env` is then its whole environment. */
   readonly command?: { readonly file: string; readonly args: readonly string[]; readonly env: NodeJS.ProcessEnv; readonly cwd?: string };
 }
 
 export async function startProbe(o: StartProbeOptions): Promise<RunningProbe> {
-  const argv = o.compiled === true ? ['bin/sealflow.js', 'run', ...o.args] : ['--import', 'tsx', 'src/main.ts', 'run', ...o.args];
+  const argv = o.compiled === true ? [path.join(repoRoot, 'bin/sealflow.js'), 'run', ...o.args] : ['--import', 'tsx', path.join(repoRoot, 'src/main.ts'), 'run', ...o.args];
   const child =
     o.command === undefined
-      ? spawn(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(process.execPath, argv, { cwd: o.cwd ?? repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn(o.command.file, o.command.args, { cwd: o.command.cwd ?? '/', env: o.command.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));

@@ -38,9 +38,10 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 
 /**
  * Bridges from the configuration to one stage, called only by composition roots (app.ts,
- * commands): they read config/ beyond its defaults.
+ * commands, preflight.ts): they read config/ beyond its defaults (the drain's settings and
+ * credentials; the spool's keys and the pseudonymisation key from their secret sources).
  */
-const CONFIG_BRIDGES: ReadonlySet<string> = new Set(['drain/drain-config.ts', 'privacy/key-source.ts']);
+const CONFIG_BRIDGES: ReadonlySet<string> = new Set(['drain/drain-config.ts', 'privacy/key-source.ts', 'spool/kek-source.ts']);
 
 /**
  * Views over every stage's statistics, used only by the composition root: they may import the

@@ -113,7 +113,9 @@ describe('layering', () => {
   });
 
   test('non-setting SEALFLOW_ variables that do not look like settings are left alone', () => {
-    assert.deepEqual(readEnvLayer({ SEALFLOW_TEST_CONCURRENCY: '2', SEALFLOW_CONFIG: '/x', SEALFLOW_SPOOL_NEW_KEK: 'k', SEALFLOW_SPOOL_PREVIOUS_KEK_FILE: '/k' }).layer, {});
+    assert.deepEqual(readEnvLayer({ SEALFLOW_TEST_CONCURRENCY: '2', SEALFLOW_CONFIG: '/x', SEALFLOW_SPOOL_NEW_KEK: 'k' }).layer, {});
+    // The previous KEK's trio is a shortcut for spool.previousKeks, like SEALFLOW_SPOOL_KEK* for spool.kek.
+    assert.deepEqual(readEnvLayer({ SEALFLOW_SPOOL_PREVIOUS_KEK_FILE: '/k' }).layer, { spool: { previousKeks: [{ file: '/k' }] } });
   });
 
   test('a nested name under a real section that matches no setting is an error', () => {
@@ -244,6 +246,14 @@ describe('result', () => {
     assert.equal(c.development.generateKek && c.development.generatePki, true);
     // The embedded layer is plain input: it passes the schema on its own.
     assert.ok(ConfigSchema.safeParse(embeddedDefaults(dataDir)).success);
+  });
+
+  test('embedded defaults: a Fusion API key given on top means the real Fusion, unless the stand-in is asked for too', async () => {
+    const dataDir = join(dir, 'embedded-fusion');
+    const key = { SEALFLOW_DATA_DIR: dataDir, SEALFLOW_FUSION_NETOSECRET: 'x' };
+    assert.equal((await load({ env: key, embeddedWhenNoFile: true })).config.drain.fusion.embeddedSim, false);
+    assert.equal((await load({ env: { ...key, SEALFLOW_DRAIN__FUSION__EMBEDDED_SIM: 'true' }, embeddedWhenNoFile: true })).config.drain.fusion.embeddedSim, true);
+    assert.equal((await load({ env: { SEALFLOW_DATA_DIR: dataDir }, embeddedWhenNoFile: true })).config.drain.fusion.embeddedSim, true);
   });
 
   test('a config file replaces the embedded defaults entirely', async () => {

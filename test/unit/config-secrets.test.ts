@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,6 +81,23 @@ describe('resolveSecret', () => {
     // Shell syntax is passed through literally as an argument, not interpreted.
     const literal = await resolveSecret({ command: [process.execPath, '-e', 'process.stdout.write(process.argv[1] ?? "")', '$(echo injected);x'] }, 'spool.kek');
     assert.equal(literal.toString(), '$(echo injected);x');
+  });
+
+  test('command: runs with PATH, LANG and the variables its passEnv names only; no other secret of the environment reaches it', async () => {
+    const dump = join(dir, 'child-env.json');
+    const script = `require('fs').writeFileSync(${JSON.stringify(dump)}, JSON.stringify(process.env)); process.stdout.write('ok')`;
+    const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', SEALFLOW_SPOOL_KEK: SECRET, SEALFLOW_FUSION_NETOSECRET: SECRET, VAULT_ADDR: 'https://vault.test', HOME: '/root', OTHER: 'x' };
+    await resolveSecret({ command: [process.execPath, '-e', script] }, 'drain.fusion.netosecret', { env });
+    const seen = JSON.parse(await readFile(dump, 'utf8')) as Record<string, string>;
+    assert.equal(seen.PATH, '/usr/bin:/bin');
+    assert.equal(seen.LANG, 'C.UTF-8');
+    assert.deepEqual(Object.keys(seen).filter((k) => !['PATH', 'LANG'].includes(k) && !k.startsWith('NODE_') && k !== '_'), []);
+    assert.ok(!JSON.stringify(seen).includes(SECRET));
+    await resolveSecret({ command: [process.execPath, '-e', script], passEnv: ['VAULT_ADDR', 'UNSET_ONE'] }, 'drain.fusion.netosecret', { env });
+    const named = JSON.parse(await readFile(dump, 'utf8')) as Record<string, string>;
+    assert.equal(named.VAULT_ADDR, 'https://vault.test');
+    assert.ok(!('UNSET_ONE' in named) && !('OTHER' in named) && !('HOME' in named));
+    assert.ok(!JSON.stringify(named).includes(SECRET));
   });
 
   test('command: failure, timeout, not found, empty output; output never echoed', async () => {
