@@ -7,18 +7,16 @@ import { App, type BoundEndpoint } from '../app.js';
 import { loadConfig, type ConfigOverrides, type LoadedConfig } from '../config/load.js';
 import { devFiles, DEV_EXPORTER_IDENTITY } from '../config/embedded-defaults.js';
 import type { Config } from '../config/schema.js';
-import { resolveSecret } from '../config/secrets.js';
-import { fusionCredentialsFromConfig, type DrainRuntimeExtras } from '../drain/drain-config.js';
-import type { FusionCredentials } from '../drain/netosecret.js';
 import { isSealflowError } from '../flow/errors.js';
-import { createDevCertificate } from '../fusion-sim/dev-certificate.js';
-import { startFusionSim, type FusionSim } from '../fusion-sim/fusion-sim.js';
+import type { DrainRuntimeExtras } from '../drain/drain-config.js';
+import { startEmbeddedFusionSim } from '../fusion-sim/embedded-fusion-sim.js';
+import type { FusionSim } from '../fusion-sim/fusion-sim.js';
 import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
 import { createLogger, loggerSettingsFromConfig } from '../observability/logger.js';
 import { serviceNotifier, type ServiceNotifier } from '../observability/service-notify.js';
 import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
-import { resolvePseudonymizeKey } from '../privacy/key-source.js';
-import { KEK_BYTES, resolveSpoolKeks } from '../spool/kek-source.js';
+import { KEK_BYTES } from '../spool/kek-source.js';
+import { preflight } from '../preflight.js';
 import type { CommandIo, CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 
@@ -66,7 +64,6 @@ export const main: CommandMain = async (argv, io) => {
   const config = loaded.config;
   const syslog = syslogDestinationFromConfig(config.log.syslog);
   const logger = createLogger({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) });
-  for (const w of loaded.warnings) logger.warn(w);
   const notifier = serviceNotifier(io.env, (m) => logger.warn(m));
   if (notifier.problem !== null) {
     logger.error({ socket: notifier.socket }, `NOTIFY_SOCKET is set (systemd Type=notify) but ${notifier.problem}: the service manager will not see the probe become ready`);
@@ -79,22 +76,20 @@ export const main: CommandMain = async (argv, io) => {
   const hooks: SignalHooks = { onFatal: () => undefined };
   try {
     await prepareDevelopmentFiles(config, logger);
-    const spoolKeys = await resolveSpoolKeks(config.spool, { env: io.env, warn: (m) => logger.warn(m), origins: loaded.origins });
-    const keks = [spoolKeys.kek, ...spoolKeys.previousKeks];
-    let credentials: FusionCredentials | null = null;
+    // Every check `config check` makes, all problems at once, before any socket is bound.
+    const { report, secrets } = await preflight(loaded, { env: io.env, developmentFilesCreated: true });
+    for (const w of report.warnings) logger.warn(w);
+    if (secrets === null) throw new StartRefused(report.problems);
+    let credentials = secrets.credentials;
     let drainExtras: DrainRuntimeExtras = {};
     if (config.drain.enabled && config.drain.fusion.embeddedSim) {
-      const cert = await createDevCertificate();
-      sim = await startFusionSim({ host: '127.0.0.1', port: 0, certPem: cert.certPem, keyPem: cert.keyPem, keepRecords: false });
-      credentials = sim.credentials;
-      drainExtras = { caPem: cert.certPem, uploadUrl: sim.uploadUrl };
-      logger.warn({ url: sim.url }, 'drain goes to the EMBEDDED LOCAL FUSION STAND-IN (development only): records are counted in memory, not sent anywhere');
-    } else if (config.drain.enabled) {
-      credentials = await fusionCredentialsFromConfig(config.drain, { env: io.env, warn: (m) => logger.warn(m) });
+      const embedded = await startEmbeddedFusionSim();
+      sim = embedded.sim;
+      credentials = embedded.credentials;
+      drainExtras = embedded.extras;
+      logger.warn({ url: embedded.sim.url }, 'drain goes to the EMBEDDED LOCAL FUSION STAND-IN (development only): records are counted in memory, not sent anywhere');
     }
-    const adminToken = config.admin.token === undefined ? undefined : await resolveSecret(config.admin.token, 'admin.token', { env: io.env, warn: (m) => logger.warn(m) });
-    const pz = config.privacy.pseudonymize;
-    const pseudonymizeKey = pz === undefined ? null : await resolvePseudonymizeKey(pz.key, { env: io.env, warn: (m) => logger.warn(m) });
+    const { keks, adminToken, pseudonymizeKey } = secrets;
 
     app = new App({
       config,
@@ -118,9 +113,9 @@ export const main: CommandMain = async (argv, io) => {
     });
     await app.start();
   } catch (err) {
-    const message = (err as Error).message;
-    const isConfig = isSealflowError(err) && (err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SPOOL_KEY');
-    logger.fatal({ code: isSealflowError(err) ? err.code : undefined }, `start-up failed: ${message}`);
+    const isConfig = err instanceof StartRefused || isConfigurationProblem(err);
+    if (err instanceof StartRefused) for (const p of err.problems) logger.fatal(`start-up refused: ${p}`);
+    else logger.fatal({ code: isSealflowError(err) ? err.code : undefined }, `start-up failed: ${(err as Error).message}`);
     if (app !== null) await app.close().catch(() => undefined);
     await sim?.close().catch(() => undefined);
     logger.flush();
@@ -134,6 +129,22 @@ export const main: CommandMain = async (argv, io) => {
   await syslog?.close();
   return code;
 };
+
+/** What preflight found: the probe does not start (exit 78). */
+class StartRefused extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('; '));
+  }
+}
+
+/**
+ * A failure that names a setting and needs an operator: a configuration, key or certificate
+ * problem, or a socket the configuration asks for that cannot be bound (port in use, a port
+ * below 1024 without the capability, an address not on this host). Exit 78, not retried.
+ */
+function isConfigurationProblem(err: unknown): boolean {
+  return isSealflowError(err) && (err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SPOOL_KEY' || err.code === 'ERR_INGEST_BIND' || err.code === 'ERR_INGEST_NATIVE');
+}
 
 /** Creates the development KEK and PKI the embedded configuration points at, if missing. */
 async function prepareDevelopmentFiles(config: Config, logger: Logger): Promise<void> {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { parsePrefix } from '../flow/cidr.js';
+import { networkOfHostBits, parsePrefix } from '../flow/cidr.js';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 import { parseIp } from '../flow/ip.js';
 import { embeddedDefaults } from './embedded-defaults.js';
@@ -385,10 +385,19 @@ function crossChecks(c: Config, compilers: Compilers, warnings: string[], checkD
   const add = (path: IssuePath, message: string): void => {
     issues.push({ path, message });
   };
+  /** 192.0.2.1/24: the network or the host? Either is a typo away; say both. */
+  const checkHostBits = (list: readonly string[] | undefined, path: IssuePath): void => {
+    (list ?? []).forEach((entry, i) => {
+      const network = networkOfHostBits(entry);
+      const host = entry.slice(0, entry.indexOf('/')).trim();
+      if (network !== null) add([...path, i], `${showValue(entry)} has host bits set; write the network ${network} or the single address ${host}/${host.includes(':') ? 128 : 32}`);
+    });
+  };
   const checkPrefixes = (list: readonly string[] | undefined, path: IssuePath): void => {
     (list ?? []).forEach((entry, i) => {
       if (parsePrefix(entry) === null) add([...path, i], `must be an IP address or CIDR prefix (e.g. 192.0.2.0/24, 2001:db8::/32); got ${showValue(entry)}`);
     });
+    checkHostBits(list, path);
   };
   const checkAddress = (address: string, path: IssuePath): void => {
     if (parseIp(address) === null) add(path, `must be an IP address to bind (e.g. 0.0.0.0, ::, 127.0.0.1); got ${showValue(address)}`);
@@ -462,13 +471,14 @@ function crossChecks(c: Config, compilers: Compilers, warnings: string[], checkD
   if (compileFilters !== null) {
     const issue = compilerIssue(() => compileFilters(c.filters, 'filters'));
     if (issue !== null) issues.push(issue);
-  } else {
-    c.filters.rules.forEach((r, i) => {
-      checkPrefixes(r.srcnets, ['filters', 'rules', i, 'srcnets']);
-      checkPrefixes(r.dstnets, ['filters', 'rules', i, 'dstnets']);
-      checkPrefixes(r.exporters, ['filters', 'rules', i, 'exporters']);
-    });
   }
+  // The compiler checks the prefix syntax of filter rules; host bits are checked here either way.
+  const checkRulePrefixes = compileFilters === null ? checkPrefixes : checkHostBits;
+  c.filters.rules.forEach((r, i) => {
+    checkRulePrefixes(r.srcnets, ['filters', 'rules', i, 'srcnets']);
+    checkRulePrefixes(r.dstnets, ['filters', 'rules', i, 'dstnets']);
+    checkRulePrefixes(r.exporters, ['filters', 'rules', i, 'exporters']);
+  });
 
   const pz = c.privacy.pseudonymize;
   const compilePolicy = compilers.pseudonymPolicy;
@@ -476,11 +486,12 @@ function crossChecks(c: Config, compilers: Compilers, warnings: string[], checkD
     if (compilePolicy !== null) {
       const issue = compilerIssue(() => compilePolicy({ fields: pz.fields, rules: pz.rules }));
       if (issue !== null) issues.push(issue);
-    } else {
-      pz.rules.forEach((r, i) => {
-        checkPrefixes(r.prefixes, ['privacy', 'pseudonymize', 'rules', i, 'prefixes']);
-      });
     }
+    // As for the filters: the compiler checks the syntax; host bits are checked here either way.
+    const checkPolicyPrefixes = compilePolicy === null ? checkPrefixes : checkHostBits;
+    pz.rules.forEach((r, i) => {
+      checkPolicyPrefixes(r.prefixes, ['privacy', 'pseudonymize', 'rules', i, 'prefixes']);
+    });
     if (c.tees.length > 0) warnings.push('tees forward raw datagrams as received: the collectors they reach get the real addresses that privacy.pseudonymize replaces in the spool and at Fusion');
   }
 

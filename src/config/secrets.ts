@@ -46,6 +46,16 @@ export function secretCommandEnvironment(passEnv: readonly string[] | undefined,
   return out;
 }
 
+/**
+ * The warning for a private file (secret, private key) that group or other users may access,
+ * or null. Reported, not refused: containers and Kubernetes mount secrets 0444 / 0644.
+ */
+export function groupOtherModeWarning(path: string, setting: string, mode: number): string | null {
+  if ((mode & GROUP_OTHER_BITS) === 0) return null;
+  const octal = (mode & 0o777).toString(8).padStart(3, '0');
+  return `${setting}: secret file ${path} has mode ${octal} and is readable by group/other users; chmod 600 it (or 400)`;
+}
+
 /** A printable description of where a secret comes from, with command arguments hidden. */
 export function describeSecretSource(source: SecretSource): string {
   if ('env' in source) return `environment variable ${source.env}`;
@@ -91,10 +101,8 @@ async function resolveFile(path: string, setting: string, options: ResolveSecret
   }
   if (!info.isFile()) throw secretError(setting, `secret file ${path} is not a regular file`);
   if (info.size > MAX_SECRET_BYTES) throw secretError(setting, `secret file ${path} is larger than ${MAX_SECRET_BYTES} bytes; it is not a secret`);
-  if ((info.mode & GROUP_OTHER_BITS) !== 0) {
-    const mode = (info.mode & 0o777).toString(8).padStart(3, '0');
-    options.warn?.(`${setting}: secret file ${path} has mode ${mode} and is readable by group/other users; chmod 600 it (or 400)`);
-  }
+  const modeWarning = groupOtherModeWarning(path, setting, info.mode);
+  if (modeWarning !== null) options.warn?.(modeWarning);
   let raw: Buffer;
   try {
     raw = await readFile(path);

@@ -1,5 +1,5 @@
 import type { IpAddr } from './flow-record.js';
-import { parseIp } from './ip.js';
+import { ipToString, parseIp } from './ip.js';
 
 /**
  * CIDR prefixes and prefix sets over IpAddr, shared by the UDP exporter allowlist, TLS/DTLS
@@ -44,6 +44,21 @@ export function parsePrefix(text: string): Prefix | null {
     net[i] = (addr[i] ?? 0) & m;
   }
   return { text, family, v4Network: 0, v4Mask: 0, v6Network: net, length };
+}
+
+/**
+ * The prefix as written has bits set after its length (192.0.2.1/24): ambiguous, since the
+ * writer meant either the network (192.0.2.0/24) or the host (192.0.2.1/32). Returns the
+ * network form to suggest, or null when the text is a proper network (or not a prefix).
+ */
+export function networkOfHostBits(text: string): string | null {
+  const p = parsePrefix(text);
+  const slash = text.indexOf('/');
+  if (p === null || slash < 0) return null;
+  const addr = parseIp(text.slice(0, slash).trim());
+  if (addr === null) return null;
+  const network = p.family === 4 ? ipToString(p.v4Network) : ipToString(p.v6Network);
+  return network === ipToString(addr) ? null : `${network}/${p.length}`;
 }
 
 export function prefixContains(p: Prefix, addr: IpAddr): boolean {

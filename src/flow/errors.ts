@@ -33,6 +33,8 @@ export const ConfigErrorCode = {
   File: 'ERR_CONFIG_FILE',
   Secret: 'ERR_CONFIG_SECRET',
   Certificate: 'ERR_CONFIG_CERT',
+  /** A socket the configuration asks for cannot be bound (port in use, privileged port, address not on this host). */
+  Bind: 'ERR_CONFIG_BIND',
 } as const;
 export type ConfigErrorCode = (typeof ConfigErrorCode)[keyof typeof ConfigErrorCode];
 

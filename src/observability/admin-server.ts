@@ -5,6 +5,8 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { DEFAULT_RATE_LIMIT, RateLimitedLog } from './rate-limited-log.js';
 import { DEFAULTS } from '../config/defaults.js';
+import { bindErrorMessage, endpointText } from '../flow/bind-error.js';
+import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
 /**
  * The admin HTTP endpoint (node:http, loopback by default):
@@ -89,12 +91,12 @@ export class AdminServer {
     });
   }
 
-  /** Binds and starts serving. Rejects (with the bind error) when the address/port is unusable. */
+  /** Binds and starts serving. Rejects with ConfigError ERR_CONFIG_BIND (naming admin.port) when the address/port is unusable. */
   start(): Promise<{ address: string; port: number }> {
     const host = this.options.address ?? DEFAULTS.admin.address;
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
-        reject(err);
+        reject(new ConfigError(ConfigErrorCode.Bind, 'admin.port', `admin: ${bindErrorMessage(err, endpointText('TCP', host, this.options.port), 'admin')}`, {}, { cause: err }));
       };
       this.server.once('error', onError);
       this.server.listen({ host, port: this.options.port, exclusive: true }, () => {

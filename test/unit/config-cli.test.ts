@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { encodeNetosecret } from '../../src/drain/netosecret.js';
 import { createTestPki, type TestPki } from '../support/test-pki.js';
 
 /**
@@ -24,11 +25,13 @@ interface Run {
 }
 
 /** Runs `sealflow <args>` with exactly `env` (plus PATH/HOME), so the developer's SEALFLOW_* variables cannot leak in. */
-function sealflow(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+function sealflow(args: readonly string[], env: Record<string, string> = {}, asNobody = false): Promise<Run> {
+  // As root, `nobody` stands for a service user without capabilities (as DynamicUser= runs it).
+  const prefix = asNobody && process.getuid?.() === 0 ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath] : [];
   return new Promise((done) => {
     execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/main.ts', ...args],
+      prefix.length > 0 ? 'setpriv' : process.execPath,
+      [...prefix, '--import', 'tsx', 'src/main.ts', ...args],
       { cwd: repoRoot, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env }, timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
@@ -38,8 +41,13 @@ function sealflow(args: readonly string[], env: Record<string, string> = {}): Pr
   });
 }
 
-/** The keys every otherwise-valid fixture is checked with (supplied the conventional way). */
-const KEYS = { SEALFLOW_SPOOL_KEK: 'fixture-kek', SEALFLOW_FUSION_NETOSECRET: 'fixture-netosecret' };
+/** The keys every otherwise-valid fixture is checked with (supplied the conventional way, in their real formats: config check parses them as run does). */
+const KEYS = {
+  SEALFLOW_SPOOL_KEK: Buffer.alloc(32, 0x5a).toString('base64'),
+  SEALFLOW_FUSION_NETOSECRET: encodeNetosecret({ url: 'https://api.example.test/api/v1', shortname: 'fixture', appname: 'probe', sharedsecret: 'fixture-shared', appkey: 'fixture-app' }),
+};
+/** valid.yaml names TLS files that do not exist on the test machine: cases about something else switch the listeners off. */
+const NO_TLS = { SEALFLOW_LISTENERS__TLS__ENABLED: 'false', SEALFLOW_LISTENERS__DTLS__ENABLED: 'false' };
 
 interface Case {
   readonly name: string;
@@ -141,8 +149,8 @@ const CASES: readonly Case[] = [
   {
     name: 'secret file that does not exist',
     file: '../valid.yaml',
-    env: { SEALFLOW_SPOOL_KEK: '', SEALFLOW_SPOOL_KEK_FILE: '/nonexistent/sealflow-kek' },
-    message: 'spool.kek: secret file /nonexistent/sealflow-kek does not exist',
+    env: { ...NO_TLS, SEALFLOW_SPOOL_KEK: '', SEALFLOW_SPOOL_KEK_FILE: '/nonexistent/sealflow-kek' },
+    message: 'spool.kek (from SEALFLOW_SPOOL_KEK_FILE): secret file /nonexistent/sealflow-kek does not exist',
   },
   {
     name: 'DTLS inherits TLS trust, and says so when both lack it',
@@ -251,8 +259,10 @@ describe('sealflow config check: valid configurations', () => {
   });
 
   test('no secret value reaches the output, from env, file or command sources', async () => {
-    const kek = 'KEK-7f3a9c1e-distinct-value';
-    const neto = 'NETO-b81d4e22-distinct-value';
+    const kek = Buffer.from('KEK-7f3a9c1e-distinct-value-32by').toString('base64');
+    const sharedsecret = 'NETO-b81d4e22-distinct-value';
+    const neto = encodeNetosecret({ url: 'https://api.example.test/api/v1', shortname: 'acme', appname: 'probe', sharedsecret, appkey: 'APPKEY-99aa-distinct' });
+    const oldKek = Buffer.from('OLDKEK-5a5a-distinct-32-bytes!!!').toString('base64');
     const token = 'TOKEN-c0ffee55-distinct-value';
     const argSecret = 'ARG-d00dfeed-vault-token';
     const netoFile = join(dir, 'netosecret');
@@ -267,7 +277,7 @@ describe('sealflow config check: valid configurations', () => {
       [
         'spool:',
         '  previousKeks:',
-        `    - command: ["${process.execPath}", "-e", "process.stdout.write('OLDKEK-5a5a-distinct')", "${argSecret}"]`,
+        `    - command: ["${process.execPath}", "-e", "process.stdout.write('${oldKek}')", "${argSecret}"]`,
         'drain:',
         '  fusion:',
         `    proxyUrl: "http://proxyuser:PROXYPASS-e1e1@proxy.example.net:3128"`,
@@ -283,7 +293,7 @@ describe('sealflow config check: valid configurations', () => {
     for (const r of runs) {
       assert.equal(r.code, 0, r.stderr);
       const all = r.stdout + r.stderr;
-      for (const secret of [kek, neto, token, 'OLDKEK-5a5a-distinct', argSecret, 'PROXYPASS-e1e1']) {
+      for (const secret of [kek, neto, sharedsecret, 'APPKEY-99aa-distinct', token, oldKek, argSecret, 'PROXYPASS-e1e1']) {
         assert.ok(!all.includes(secret), `secret ${secret} leaked into config check output`);
       }
     }
@@ -369,3 +379,112 @@ describe('sealflow config schema', () => {
     assert.match(r.stderr, /unknown subcommand "frobnicate"/);
   });
 });
+
+describe('sealflow config check: every check run makes, all problems at once', () => {
+  let dir = '';
+  let pki: TestPki | null = null;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sealflow-config-check-'));
+    await chmod(dir, 0o755);
+    pki = await createTestPki();
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await pki?.cleanup();
+  });
+
+  /** A production-shaped file; `tls` overrides listeners.tls. */
+  async function configFile(name: string, udpPort: number, tls: Record<string, unknown>): Promise<string> {
+    const path = join(dir, name);
+    const lines = [
+      'listeners:',
+      '  allowlist: [192.0.2.0/24]',
+      `  udp: [{name: syslogish, port: ${udpPort}}]`,
+      `  tls: ${JSON.stringify({ enabled: true, identities: [{ name: 'exporter1.test' }], ...tls })}`,
+      '',
+    ];
+    await writeFile(path, lines.join('\n'), { mode: 0o644 });
+    return path;
+  }
+
+  test('missing files, a malformed KEK and netosecret, a port below 1024: each reported, exit 78; run refuses with the same problems', async () => {
+    assert.ok(pki !== null);
+    // The files the check can read, readable by the user it runs as.
+    const key = join(dir, 'collector-key.pem');
+    const ca = join(dir, 'ca.pem');
+    await writeFile(key, await readFile(pki.collector.keyFile), { mode: 0o600 });
+    if (process.getuid?.() === 0) await chown(key, 65534, 65534);
+    await writeFile(ca, await readFile(pki.caFile), { mode: 0o644 });
+    const config = await configFile('broken.yaml', 514, {
+      certFile: join(dir, 'no-such-cert.pem'),
+      keyFile: key,
+      caFile: ca,
+      crlFiles: [join(dir, 'no-such.crl.pem')],
+    });
+    const env = { SEALFLOW_SPOOL_KEK: 'bm90IGEga2V5', SEALFLOW_FUSION_NETOSECRET: 'not-a-netosecret', SEALFLOW_DATA_DIR: join(dir, 'data') };
+    const expected = [
+      /listeners\.tls\.certFile: .*no-such-cert\.pem does not exist/,
+      /listeners\.tls\.crlFiles\[0\]: .*no-such\.crl\.pem does not exist/,
+      /spool\.kek \(from SEALFLOW_SPOOL_KEK\): not a valid key-encryption key/,
+      /SEALFLOW_FUSION_NETOSECRET \(drain\.fusion\.netosecret\): /,
+      /listeners\.udp\[0\]\.port: UDP 0\.0\.0\.0 port 514 is below 1024 .* lacks CAP_NET_BIND_SERVICE/,
+    ];
+    const check = await sealflow(['config', 'check', '--config', config], env, true);
+    assert.equal(check.code, EX_CONFIG, check.stderr);
+    assert.equal(check.stdout, '');
+    for (const re of expected) assert.match(check.stderr, re);
+    assert.equal(check.stderr.split('\n').filter((l) => l.startsWith('sealflow config check: ')).length, expected.length, check.stderr);
+    assert.ok(!check.stderr.includes('bm90IGEga2V5') && !check.stderr.includes('not-a-netosecret'), 'no secret value in the output');
+
+    const run = await sealflow(['run', '--config', config], { ...env, SEALFLOW_LOG__FORMAT: 'json' }, true);
+    assert.equal(run.code, EX_CONFIG, run.stderr);
+    for (const re of expected) assert.match(run.stderr, re);
+    assert.doesNotMatch(run.stderr, /listener ready/);
+  });
+
+  test('a private key readable by others is a warning (run starts with it); --strict makes it a problem', async () => {
+    assert.ok(pki !== null);
+    const key = join(dir, 'loose-key.pem');
+    await writeFile(key, await readFile(pki.collector.keyFile));
+    await chmod(key, 0o644);
+    const config = await configFile('loose.yaml', 4739, { certFile: pki.collector.certFile, keyFile: key, caFile: pki.caFile });
+    const env = { ...KEYS, SEALFLOW_DATA_DIR: join(dir, 'data') };
+    const ok = await sealflow(['config', 'check', '--config', config], env);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /warning: listeners\.tls\.keyFile: secret file .*loose-key\.pem has mode 644 and is readable by group\/other users; chmod 600/);
+    const strict = await sealflow(['config', 'check', '--strict', '--config', config], env);
+    assert.equal(strict.code, EX_CONFIG);
+    assert.match(strict.stderr, /loose-key\.pem has mode 644/);
+  });
+
+  test('a CIDR prefix with host bits set is an error naming both readings', async () => {
+    const config = join(dir, 'hostbits.yaml');
+    await writeFile(config, 'listeners:\n  allowlist: [192.0.2.1/24, "2001:db8::1/64", 198.51.100.0/24]\n');
+    const r = await sealflow(['config', 'check', '--config', config], KEYS);
+    assert.equal(r.code, EX_CONFIG);
+    assert.match(r.stderr, /listeners\.allowlist\[0\]: "192\.0\.2\.1\/24" has host bits set; write the network 192\.0\.2\.0\/24 or the single address 192\.0\.2\.1\/32/);
+    assert.match(r.stderr, /listeners\.allowlist\[1\]: "2001:db8::1\/64" has host bits set; write the network 2001:db8::\/64 or the single address 2001:db8::1\/128/);
+    assert.doesNotMatch(r.stderr, /allowlist\[2\]/);
+  });
+
+  test('privacy.pseudonymize: a malformed key is reported, exit 78, and run refuses with the same problem; a rule prefix with host bits is an error', async () => {
+    const config = join(dir, 'privacy.yaml');
+    const write = (prefix: string): Promise<void> => writeFile(config, `privacy:\n  pseudonymize:\n    key: {env: PZ_KEY}\n    rules: [{action: pseudonymize, prefixes: ["${prefix}"]}]\n`);
+    await write('10.1.0.0/16');
+    const env = { ...KEYS, PZ_KEY: 'c2hvcnQga2V5', SEALFLOW_DATA_DIR: join(dir, 'data') };
+    const check = await sealflow(['config', 'check', '--config', config], env, true);
+    assert.equal(check.code, EX_CONFIG, check.stderr);
+    assert.match(check.stderr, /privacy\.pseudonymize\.key: not a valid pseudonymisation key/);
+    assert.ok(!check.stderr.includes('c2hvcnQga2V5'), 'no secret value in the output');
+    const run = await sealflow(['run', '--config', config], { ...env, SEALFLOW_LOG__FORMAT: 'json' }, true);
+    assert.equal(run.code, EX_CONFIG, run.stderr);
+    assert.match(run.stderr, /privacy\.pseudonymize\.key: not a valid pseudonymisation key/);
+    assert.doesNotMatch(run.stderr, /listener ready/);
+
+    await write('10.1.2.3/16');
+    const hostBits = await sealflow(['config', 'check', '--config', config], { ...env, PZ_KEY: Buffer.alloc(32, 7).toString('base64') }, true);
+    assert.equal(hostBits.code, EX_CONFIG, hostBits.stderr);
+    assert.match(hostBits.stderr, /privacy\.pseudonymize\.rules\[0\]\.prefixes\[0\]: "10\.1\.2\.3\/16" has host bits set; write the network 10\.1\.0\.0\/16/);
+  });
+});
+

@@ -7,6 +7,7 @@ import { DEFAULT_RATE_LIMIT, RateLimitedLog, type RateLimitOptions } from '../..
 import { emptyAuthFailureCounts, type AuthFailureReason } from '../trust/auth-failure.js';
 import type { ExporterTrust } from '../trust/exporter-trust.js';
 import { DtlsServer, type DtlsAuthFailure, type DtlsServerStats, type DtlsSession } from './dtls-server.js';
+import { bindErrorMessage, endpointText } from '../../flow/bind-error.js';
 
 /**
  * IPFIX over DTLS (RFC 7011 §10.5, §11): the collector side on UDP port 4740. Each
@@ -144,9 +145,7 @@ export class DtlsListener {
       return { address: a.address, port: a.port };
     } catch (err) {
       const setting = this.options.setting ?? 'listeners.dtls';
-      throw new IngestError(IngestErrorCode.Bind,
-        `${setting}: cannot bind UDP ${this.options.address}:${this.options.port} (${err instanceof Error ? err.message : String(err)}); ` +
-        `change ${setting}.address/${setting}.port or free the port`, { address: this.options.address, port: this.options.port }, { cause: err });
+      throw new IngestError(IngestErrorCode.Bind, `${setting}: ${bindErrorMessage(err, endpointText('UDP', this.options.address, this.options.port), setting)}`, { address: this.options.address, port: this.options.port }, { cause: err });
     }
   }
 

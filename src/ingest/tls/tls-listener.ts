@@ -13,6 +13,7 @@ import { presentedIdentities } from '../trust/exporter-policy.js';
 import { ExporterTrust, type ExporterTrustSettings } from '../trust/exporter-trust.js';
 import { IpfixFramer, IPFIX_MAX_MESSAGE_LENGTH, type FramingErrorReason } from './ipfix-framer.js';
 import { DEFAULTS } from '../../config/defaults.js';
+import { bindErrorMessage, endpointText } from '../../flow/bind-error.js';
 
 /**
  * IPFIX over TLS (RFC 7011 §10.4, §11): the exporter is the TLS client, sealflow the server,
@@ -242,7 +243,7 @@ export class TlsListener {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         reject(
-          new IngestError(IngestErrorCode.Bind, `${this.settingPrefix}: cannot listen on ${this.options.host} port ${this.options.port}: ${err.code ?? err.message}`, {
+          new IngestError(IngestErrorCode.Bind, `${this.settingPrefix}: ${bindErrorMessage(err, endpointText('TCP', this.options.host, this.options.port), this.settingPrefix)}`, {
             host: this.options.host,
             port: this.options.port,
           }, { cause: err }),

@@ -1,6 +1,7 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { readKernelUdpDrops } from './kernel-drops.js';
 import type { NativeReceiver } from './native-receiver.js';
+import { bindErrorMessage, endpointText } from '../../flow/bind-error.js';
 
 /** The UDP listener's endpoints, its state per source address and per socket, and its bind-error messages. */
 
@@ -84,20 +85,7 @@ export class SocketState {
 
 /** Explains a bind failure in terms of the setting to change. */
 export function bindMessage(err: NodeJS.ErrnoException, st: SocketState): string {
-  const where = `UDP ${st.endpoint.address.includes(':') ? `[${st.endpoint.address}]` : st.endpoint.address}:${st.endpoint.port}`;
-  const head = `cannot listen on ${where} (${st.setting})`;
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `${head}: address already in use — another process (or another listener in this configuration) holds the port; stop it or change ${st.setting}.port`;
-    case 'EACCES':
-      return `${head}: permission denied — ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port ≥ 1024 in ${st.setting}.port or grant the capability`;
-    case 'EADDRNOTAVAIL':
-      return `${head}: the address is not configured on this host; fix ${st.setting}.address`;
-    case 'EAFNOSUPPORT':
-      return `${head}: this host has no support for that address family (IPv6 disabled?); use an IPv4 address in ${st.setting}.address`;
-    default:
-      return `${head}: ${err.code ?? ''} ${err.message}`.trim();
-  }
+  return bindErrorMessage(err, endpointText('UDP', st.endpoint.address, st.endpoint.port), st.setting);
 }
 
 /** Shared states for sources beyond the tracking caps; their empty address marks them untracked. */
