@@ -274,6 +274,7 @@ const SpoolSchema = z
     dir: nonEmpty.optional().describe('Spool directory: the SQLite database spool.db (with its WAL) and the sealed rollback marker spool.hwm (default: <dataDir>/spool).'),
     quotaBytes: z.number().int().min(1024 * 1024).default(DEFAULT_SPOOL_QUOTA_BYTES).describe('Largest size of spooled (encrypted) batches in bytes; see fullPolicy.'),
     fullPolicy: z.enum(['drop-oldest', 'drop-newest']).default('drop-oldest').describe('At the quota: evict the oldest batches, or refuse new records (both counted).'),
+    reserveBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(8 * 1024 * 1024).describe('Space kept allocated in the spool directory (spool.reserve) and given back when the filesystem is full, so that acks, eviction and checkpoints can still free space; 0: none.'),
     batch: z
       .strictObject({
         maxRecords: z.number().int().min(1).max(1_000_000).default(20000).describe('Records per spooled batch (one SQLite commit each; also capped by maxBytes).'),

@@ -101,7 +101,8 @@ export interface BatchSourceStatus {
  * - `lease(n)` returns up to n batches that are not already leased, oldest first. A leased
  *   batch stays in the store (encrypted) until `ack`, `release` or `park`.
  * - `ack(id)` deletes (crypto-shreds) the batch: called only after Fusion answered 2xx for
- *   every chunk of it.
+ *   every chunk of it. When the store cannot delete it now (a full disk), the batch stays
+ *   leased, so it is not delivered again, and the store retries the ack itself.
  * - `release(id)` returns the batch to the queue unchanged (it will be leased again, still
  *   oldest first); the store counts the attempt.
  * - `park(id, reason)` sets the batch aside, still encrypted, because Fusion rejected it

@@ -41,6 +41,8 @@ export interface IngestWorkerInit {
     readonly keks: readonly Uint8Array[];
     readonly quotaBytes: number;
     readonly fullPolicy: FullPolicy;
+    /** Space kept for a full disk (spool.reserveBytes). */
+    readonly reserveBytes: number;
     readonly synchronous: 'normal' | 'full';
     readonly epochMs: number;
     /** spool.maxAgeSeconds: batches older are shredded (null: no age limit). */

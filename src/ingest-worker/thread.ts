@@ -137,6 +137,7 @@ async function main(): Promise<void> {
       previousKeks: init.spool.keks.slice(1),
       quotaBytes: init.spool.quotaBytes,
       fullPolicy: init.spool.fullPolicy,
+      reserveBytes: init.spool.reserveBytes,
       synchronous: init.spool.synchronous,
       epochMs: init.spool.epochMs,
       maxAgeSeconds: init.spool.maxAgeSeconds,

@@ -1,4 +1,5 @@
 import type { Chain } from './chain.js';
+import type { SpaceReserve } from './space-reserve.js';
 import { JOURNAL_SIZE_LIMIT_BYTES, sqliteCode, type SpoolStore } from './store.js';
 import type { DurableMark } from './wal-checkpointer.js';
 
@@ -67,6 +68,7 @@ export class Checkpoints {
   constructor(
     private readonly store: SpoolStore,
     private readonly chain: Chain,
+    private readonly reserve: SpaceReserve,
     options: CheckpointOptions,
   ) {
     this.intervalMs = options.intervalMs;
@@ -200,7 +202,7 @@ export class Checkpoints {
       if (shortWait) db.pragma(`busy_timeout = ${CHECKPOINT_BUSY_TIMEOUT_MS}`);
       let r: { busy: number; log: number; checkpointed: number }[];
       try {
-        r = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+        r = this.walCheckpoint();
       } finally {
         if (shortWait) db.pragma(`busy_timeout = ${busyTimeoutMs}`);
       }
@@ -212,6 +214,7 @@ export class Checkpoints {
         this.dirty = false;
         // The database file is synced by a completed checkpoint, so `seq` is durable before the mark is written.
         this.chain.writeHwm(seq);
+        this.reserve.ensure();
         return;
       }
       this.busy++;
@@ -220,5 +223,18 @@ export class Checkpoints {
     }
     this.retryAtMs = now + Math.min(CHECKPOINT_RETRY_MS * 2 ** this.failuresInRow, this.intervalMs);
     this.failuresInRow = Math.min(this.failuresInRow + 1, 30);
+  }
+
+  /** The TRUNCATE checkpoint; when the database file cannot grow to take the WAL (SQLITE_FULL), once more spending the space reserve. */
+  private walCheckpoint(): { busy: number; log: number; checkpointed: number }[] {
+    const run = (): { busy: number; log: number; checkpointed: number }[] => this.store.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    try {
+      return run();
+    } catch (err) {
+      if (!(sqliteCode(err) ?? '').startsWith('SQLITE_FULL')) throw err;
+      const spent = this.reserve.spend(run, () => undefined);
+      if (spent === null) throw err;
+      return spent.value;
+    }
   }
 }

@@ -4,6 +4,7 @@ import type { Checkpoints } from './checkpoints.js';
 import type { SpoolStatus } from './inspector.js';
 import type { Keyring } from './keyring.js';
 import { isExpired } from './retention.js';
+import type { SpaceReserve } from './space-reserve.js';
 import { BATCH_STATE_ACKED } from './spool-schema.js';
 import { MINUTE_MS, SCAN_PAGE_ROWS, type BatchRow, type SpoolStore } from './store.js';
 
@@ -18,11 +19,20 @@ const MAX_PARK_REASON_LENGTH = 200;
 export const PARK_REASON_INTEGRITY = 'integrity';
 
 export class SpoolReader implements BatchSource {
+  /**
+   * Delivered batches whose ack failed on a storage error (a full disk: deleting needs WAL
+   * space too). They stay leased, so this instance never hands them out (uploads them) again,
+   * and their acks are retried before each lease and at close. After a restart they are
+   * leasable again: delivered once more (at-least-once), never lost.
+   */
+  private readonly ackPending = new Set<number>();
+
   constructor(
     private readonly store: SpoolStore,
     private readonly keyring: Keyring,
     private readonly chain: Chain,
     private readonly checkpoints: Checkpoints,
+    private readonly reserve: SpaceReserve,
     /** The inspector's status (the drain shows it on /stats). */
     private readonly statusOf: () => SpoolStatus,
   ) {}
@@ -39,6 +49,7 @@ export class SpoolReader implements BatchSource {
    */
   lease(maxBatches: number): LeasedBatch[] {
     this.store.assertOpen();
+    this.retryAcks();
     const out: LeasedBatch[] = [];
     if (maxBatches <= 0) return out;
     const { store } = this;
@@ -101,11 +112,34 @@ export class SpoolReader implements BatchSource {
   /** Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the last). A batch already gone is a counted no-op. */
   ack(id: number): void {
     this.store.assertOpen();
+    this.settleAck(id);
+    this.checkpoints.afterWrite();
+  }
+
+  /** Acks still pending after storage errors (see ackPending), oldest first; the first that fails again ends the round. */
+  retryAcks(): void {
+    if (this.ackPending.size === 0 || this.store.isClosed || this.store.readOnly) return;
+    let acked = false;
+    for (const id of [...this.ackPending].sort((a, b) => a - b)) {
+      if (!this.settleAck(id)) break;
+      acked = true;
+    }
+    if (acked) this.checkpoints.afterWrite();
+  }
+
+  /** Delivered batches whose ack is pending (see ackPending). */
+  get pendingAcks(): number {
+    return this.ackPending.size;
+  }
+
+  /**
+   * Removes a delivered batch; false when a storage error left it (kept leased, its ack
+   * pending). On a full disk it spends the space reserve (space-reserve.ts) and is tried once more.
+   */
+  private settleAck(id: number): boolean {
     const { store } = this;
-    store.leased.delete(id);
     const outcome = { removed: true };
-    // A storage error leaves the batch in the spool (it is delivered again later: at-least-once).
-    store.writeQuietly('ack', () => {
+    const remove = (): void => {
       outcome.removed = store.db.transaction((): boolean => {
         const row = store.q('SELECT state, tag FROM batches WHERE id = ?').get(id) as { state: number; tag: Uint8Array } | undefined;
         if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
@@ -114,9 +148,20 @@ export class SpoolReader implements BatchSource {
         this.keyring.shredEmptyEpochs(store.clock());
         return true;
       }).immediate();
-    });
+    };
+    let written = store.writeQuietly('ack', remove);
+    if (!written && (store.lastWriteError ?? '').startsWith('SQLITE_FULL')) {
+      written = this.reserve.spend(() => store.writeQuietly('ack', remove), () => this.checkpoints.checkpoint(false))?.value ?? false;
+    }
+    if (!written) {
+      store.leased.add(id);
+      this.ackPending.add(id);
+      return false;
+    }
+    store.leased.delete(id);
+    this.ackPending.delete(id);
     if (!outcome.removed) store.counters.ackMisses++;
-    this.checkpoints.afterWrite();
+    return true;
   }
 
   /** Returns a leased batch to the queue (delivery failed; retry later). */

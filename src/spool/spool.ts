@@ -13,6 +13,7 @@ import { SpoolInspector } from './inspector.js';
 import { Keyring, spoolKeyAd } from './keyring.js';
 import { SpoolReader } from './reader.js';
 import { migrateRetentionColumns, Retention } from './retention.js';
+import { SPOOL_RESERVE_FILE, SpaceReserve } from './space-reserve.js';
 import { KDF_ANCHOR, Kek, randomBytes, randomKey, sodiumReady, subkey, wipe } from './spool-crypto.js';
 import { SCHEMA_SQL, SPOOL_SCHEMA_VERSION } from './spool-schema.js';
 import { MINUTE_MS, openDatabase, SPOOL_DB_FILE, SpoolStore, sqliteCode, type MetaRow, type SynchronousMode } from './store.js';
@@ -27,6 +28,7 @@ import { SpoolWriter, type FullPolicy } from './writer.js';
  *   keyring.ts      KEKs, the spool key and its subkeys, epoch data keys, shredding   (6)
  *   chain.ts        sealing and opening in place, anchor, tombstones, high-water mark (4, 5)
  *   checkpoints.ts  WAL checkpoints and the high-water mark's writes                  (2, 6)
+ *   space-reserve.ts  space given back on a full disk so acks and eviction still run
  *   writer.ts       append, quota and eviction; append-queue.ts: compressor queue and
  *                   group commit (the ingest worker's BatchSink)                      (1–3, 7)
  *   reader.ts       lease, ack, release, park (the drain's BatchSource)               (3)
@@ -111,6 +113,8 @@ export interface SpoolOptions {
    * recorded one as it is (inspection commands, the drain's connection).
    */
   readonly maxAgeSeconds?: number | null;
+  /** Space kept allocated in the directory and given back on a full disk (space-reserve.ts). Default: the spool.reserveBytes setting's; 0: none. */
+  readonly reserveBytes?: number;
   /** SQLite busy timeout for contention between instances. Default 5 s. */
   readonly busyTimeoutMs?: number;
   /** Longest close(), append() and useCompressor() wait for batches out on the compressor thread before dropping them (counted). Default 10 s. */
@@ -131,7 +135,7 @@ export { PARK_REASON_INTEGRITY } from './reader.js';
 export type { SynchronousMode } from './store.js';
 export type { FullPolicy } from './writer.js';
 export { batchAd } from './chain.js';
-export { SPOOL_DB_FILE, SPOOL_HWM_FILE };
+export { SPOOL_DB_FILE, SPOOL_HWM_FILE, SPOOL_RESERVE_FILE };
 
 /*
  * The settings' defaults come from the schema (DEFAULTS). synchronous defaults to FULL: a
@@ -162,6 +166,7 @@ export class Spool {
   readonly retention: Retention;
   private readonly keyring: Keyring;
   private readonly chain: Chain;
+  private readonly reserve: SpaceReserve;
 
   private constructor(
     private readonly store: SpoolStore,
@@ -175,7 +180,8 @@ export class Spool {
       this.checkpoints.keysShredded();
     });
     const chain = new Chain(store, keyring, join(options.dir, SPOOL_HWM_FILE));
-    const checkpoints = new Checkpoints(store, chain, {
+    const reserve = new SpaceReserve(join(options.dir, SPOOL_RESERVE_FILE), store.readOnly ? 0 : (options.reserveBytes ?? DEFAULTS.spool.reserveBytes), store.rateLog);
+    const checkpoints = new Checkpoints(store, chain, reserve, {
       intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
       setInterval: options.setInterval ?? ((fn: () => void, ms: number) => setInterval(fn, ms).unref()),
       clearInterval: options.clearInterval ?? ((h: unknown) => clearInterval(h as NodeJS.Timeout)),
@@ -184,13 +190,14 @@ export class Spool {
     this.chain = chain;
     this.checkpoints = checkpoints;
     this.inspector = new SpoolInspector(store, keyring, chain, checkpoints, quotaBytes);
-    this.writer = new SpoolWriter(store, keyring, chain, checkpoints, {
+    this.writer = new SpoolWriter(store, keyring, chain, checkpoints, reserve, {
       quotaBytes,
       fullPolicy: options.fullPolicy ?? DEFAULTS.spool.fullPolicy,
       sealFormat: sealFormatOf(options.compression),
       compressorWaitMs: options.compressorWaitMs ?? DEFAULT_COMPRESSOR_WAIT_MS,
     });
-    this.reader = new SpoolReader(store, keyring, chain, checkpoints, () => this.inspector.status());
+    this.reader = new SpoolReader(store, keyring, chain, checkpoints, reserve, () => this.inspector.status());
+    this.reserve = reserve;
     this.decoderState = new DecoderStateStore(store, keyring);
     this.retention = new Retention(store, chain, keyring, () => {
       this.checkpoints.keysShredded();
@@ -231,6 +238,7 @@ export class Spool {
       spool.chain.checkRollback(meta);
       if (!readOnly && spool.keyring.wrappedByOldKek) spool.keyring.rewrapSpoolKey();
       if (!readOnly && options.maxAgeSeconds !== undefined) spool.retention.setLimit(options.maxAgeSeconds);
+      spool.reserve.ensure();
       spool.checkpoints.start();
       return spool;
     } catch (err) {
@@ -254,6 +262,8 @@ export class Spool {
     if (this.store.isClosed) return;
     this.writer.close();
     try {
+      // Delivered batches whose ack failed on a full disk: removed now if space has returned.
+      this.reader.retryAcks();
       // This appender will not use its epoch again: let it be shredded as soon as it is empty.
       if (!this.store.readOnly) this.keyring.endCurrentEpoch(this.store.clock());
       this.checkpoints.checkpoint(true);

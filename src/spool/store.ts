@@ -144,6 +144,8 @@ export class SpoolStore {
   readonly leased = new Set<number>();
   /** Counted by this instance since it opened (shown by status()). */
   readonly counters = { quarantined: 0, quarantinedRecords: 0, ioErrors: 0, ackMisses: 0 };
+  /** The SQLite code of the last storage error writeQuietly() swallowed (null: its last write succeeded). */
+  lastWriteError: string | null = null;
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
 
@@ -200,9 +202,11 @@ export class SpoolStore {
   writeQuietly(what: string, fn: () => unknown): boolean {
     try {
       fn();
+      this.lastWriteError = null;
       return true;
     } catch (err) {
       if (!isStorageError(err)) throw err;
+      this.lastWriteError = sqliteCode(err);
       this.counters.ioErrors++;
       this.rateLog.log('error', `io:${what}`, { event: 'spool.write_failed', what, code: sqliteCode(err) }, 'spool metadata write failed');
       return false;

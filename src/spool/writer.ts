@@ -6,6 +6,7 @@ import type { Chain } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
 import { compressBatch } from './compression.js';
 import type { Keyring } from './keyring.js';
+import type { SpaceReserve } from './space-reserve.js';
 import { NONCE_BYTES, TAG_BYTES } from './spool-crypto.js';
 import { BATCH_STATE_ACKED } from './spool-schema.js';
 import { isStorageError, MINUTE_MS, SCAN_PAGE_ROWS, sqliteCode, type SpoolStore } from './store.js';
@@ -45,17 +46,22 @@ export class SpoolWriter implements BatchSink {
   private readonly fullPolicy: FullPolicy;
   private readonly sealFormat: number;
   private readonly queue: AppendQueue;
+  /** The database's page cap as opened (spool.maxDbBytes, else SQLite's own), and whether it is held at the current size now (see holdGrowth). */
+  private readonly pageCap: number;
+  private growthHeld = false;
 
   constructor(
     private readonly store: SpoolStore,
     private readonly keyring: Keyring,
     private readonly chain: Chain,
     private readonly checkpoints: Checkpoints,
+    private readonly reserve: SpaceReserve,
     options: WriterOptions,
   ) {
     this.quotaBytes = options.quotaBytes;
     this.fullPolicy = options.fullPolicy;
     this.sealFormat = options.sealFormat;
+    this.pageCap = store.db.pragma('max_page_count', { simple: true }) as number;
     this.queue = new AppendQueue(
       {
         store: (compressed, records, format) => this.storeOne(compressed, records, format),
@@ -163,6 +169,7 @@ export class SpoolWriter implements BatchSink {
 
   /** Commits ready queued batches in one transaction (one WAL sync); null when it rolled back. */
   private commitGroup(group: readonly QueuedBatch[]): AppendResult[] | null {
+    this.releaseGrowth();
     const results: AppendResult[] = [];
     try {
       this.store.db
@@ -181,6 +188,7 @@ export class SpoolWriter implements BatchSink {
 
   /** Seals and commits a compressed batch; storage errors drop it (counted). */
   private storeOne(compressed: Uint8Array, n: number, format: number): AppendResult {
+    this.releaseGrowth();
     let result: AppendResult;
     try {
       result = this.commit(compressed, n, format);
@@ -195,19 +203,51 @@ export class SpoolWriter implements BatchSink {
   private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number, format: number): AppendResult {
     this.keyring.forgetRolledBackEpoch();
     const code = sqliteCode(err) ?? 'unknown';
-    // Disk full with drop-oldest: free what the batch needs (twice, for page slack) and retry once.
-    if (code.startsWith('SQLITE_FULL') && this.fullPolicy === 'drop-oldest') {
+    if (code.startsWith('SQLITE_FULL')) this.holdGrowth();
+    // Disk full, but the database file has free pages for the batch (the drain emptied it): only
+    // the WAL lacks space. Spending the reserve costs nothing then: the checkpoint after the
+    // commit needs no growth, so the WAL's space returns and the reserve is taken again.
+    if (code.startsWith('SQLITE_FULL') && this.freeBytes() >= 2 * (compressed.length + NONCE_BYTES + TAG_BYTES)) {
       try {
-        const freed = this.store.db.transaction(() => this.evictFront(2 * (compressed.length + NONCE_BYTES + TAG_BYTES))).immediate();
-        const result = this.commit(compressed, n, format);
-        return {
-          ...result,
-          evictedBatches: result.evictedBatches + freed.batches,
-          evictedRecords: result.evictedRecords + freed.records,
-          evictedDiskFullRecords: result.evictedDiskFullRecords + freed.records,
-        };
+        const spent = this.reserve.spend(() => this.commit(compressed, n, format), () => this.checkpoints.checkpoint(false));
+        if (spent !== null) return spent.value;
       } catch (err2) {
         if (!isStorageError(err2)) throw err2;
+        this.keyring.forgetRolledBackEpoch();
+        err = err2;
+      }
+    }
+    // Disk full with drop-oldest: evict what the batch needs (twice, for page slack) and retry.
+    // When that finds no room either (the eviction's and the commit's WAL frames need space
+    // too), once more spending the space reserve: the evicted pages take the batch, so the
+    // checkpoint after it returns the WAL's space and the reserve is taken again.
+    const freed = { batches: 0, records: 0 };
+    if (code.startsWith('SQLITE_FULL') && this.fullPolicy === 'drop-oldest') {
+      const evictAndCommit = (): AppendResult => {
+        // What the free pages do not already hold (an eviction before may have freed them).
+        const need = 2 * (compressed.length + NONCE_BYTES + TAG_BYTES) - this.freeBytes();
+        if (need > 0) {
+          const f = this.store.db.transaction(() => this.evictFront(need)).immediate();
+          freed.batches += f.batches;
+          freed.records += f.records;
+        }
+        return this.commit(compressed, n, format);
+      };
+      try {
+        let result: AppendResult;
+        try {
+          result = evictAndCommit();
+        } catch (err2) {
+          if (!(sqliteCode(err2) ?? '').startsWith('SQLITE_FULL')) throw err2;
+          this.keyring.forgetRolledBackEpoch();
+          const spent = this.reserve.spend(evictAndCommit, () => this.checkpoints.checkpoint(false));
+          if (spent === null) throw err2;
+          result = spent.value;
+        }
+        return { ...result, evictedBatches: result.evictedBatches + freed.batches, evictedRecords: result.evictedRecords + freed.records, evictedDiskFullRecords: result.evictedDiskFullRecords + freed.records };
+      } catch (err2) {
+        if (!isStorageError(err2)) throw err2;
+        this.keyring.forgetRolledBackEpoch();
         err = err2;
       }
     }
@@ -215,7 +255,45 @@ export class SpoolWriter implements BatchSink {
     const final = sqliteCode(err) ?? 'unknown';
     this.store.rateLog.log('error', `io:${final}`, { event: 'spool.append_failed', code: final, records: n }, 'spool write failed; batch dropped (counted by the loss ledger)');
     // Counted by the caller (the loss ledger), not here: on a full disk the database cannot record its own failure.
-    return dropped(n, final.startsWith('SQLITE_FULL') ? 'disk-full' : 'io');
+    // Batches evicted before the commit failed are gone too: they are in the result.
+    return { ...dropped(n, final.startsWith('SQLITE_FULL') ? 'disk-full' : 'io'), evictedBatches: freed.batches, evictedRecords: freed.records, evictedDiskFullRecords: freed.records };
+  }
+
+  /**
+   * On a full filesystem the database file may not grow: pages it grew by now would be taken
+   * from the space the checkpoints return (or from the reserve, which the next checkpoint then
+   * cannot take back), and the steps that free space would find none. So its page cap is held
+   * at its current size (a commit that needs more fails with SQLITE_FULL: evicted for or
+   * dropped, as on a full disk) until the reserve is back and as much again is free.
+   */
+  private holdGrowth(): void {
+    if (this.growthHeld || this.reserve.bytes <= 0) return;
+    try {
+      this.store.db.pragma(`max_page_count = ${this.store.db.pragma('page_count', { simple: true }) as number}`);
+      this.growthHeld = true;
+    } catch {
+      // The next full-disk error tries again.
+    }
+  }
+
+  /** Lets the database grow again once there is room (see holdGrowth). Cheap while it is not held. */
+  private releaseGrowth(): void {
+    if (!this.growthHeld || !this.reserve.roomToGrow()) return;
+    try {
+      this.store.db.pragma(`max_page_count = ${this.pageCap}`);
+      this.growthHeld = false;
+    } catch {
+      // Tried again at the next append.
+    }
+  }
+
+  /** Bytes of the database file's free pages (what can be stored without growing it). */
+  private freeBytes(): number {
+    try {
+      return (this.store.db.pragma('freelist_count', { simple: true }) as number) * (this.store.db.pragma('page_size', { simple: true }) as number);
+    } catch {
+      return 0;
+    }
   }
 
   /** Seals `compressed` (in seal format `format`, bound into the associated data) and commits it, within the quota. */

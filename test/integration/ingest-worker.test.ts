@@ -58,7 +58,7 @@ function workerInit(dir: string, filters: FiltersConfig): IngestWorkerInit {
     logLevel: 'silent',
     decode: { templateLifetimeMs: 1_800_000, maxTemplatesPerSession: 64, maxFieldsPerTemplate: 64, pendingHoldMs: 2000, maxPendingRecordsPerSession: 1000, maxSessions: 16, tunnelLayer: 'inner', sflowOctets: 'ip' },
     filters,
-    spool: { dir, keks: [KEK], quotaBytes: 1 << 30, fullPolicy: 'drop-oldest', synchronous: 'normal', epochMs: 3_600_000, maxAgeSeconds: null },
+    spool: { dir, keks: [KEK], quotaBytes: 1 << 30, fullPolicy: 'drop-oldest', reserveBytes: 0, synchronous: 'normal', epochMs: 3_600_000, maxAgeSeconds: null },
     batch: { maxRecords: 5000, maxBytes: 1 << 20, maxAgeMs: 100 },
     stdoutRecords: false,
     pseudonymize: null,

@@ -13,11 +13,11 @@
  * database file, -shm) as they run on a machine whose disk fills.
  */
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { AppendResult } from '../../src/flow/pipeline.js';
-import { Spool, type SpoolOptions } from '../../src/spool/spool.js';
+import { Spool, SPOOL_RESERVE_FILE, type SpoolOptions } from '../../src/spool/spool.js';
 import { smallFilesystem, type SmallFilesystem } from '../support/small-filesystem.js';
 import { ipv4Records, testKek } from '../support/spool-fixtures.js';
 import { appendRecords, enqueueRecords, leaseRecords } from '../support/spool-records.js';
@@ -28,6 +28,8 @@ const NEW_KEK = testKek(42);
 /** Room for the database, its WAL and -shm, and a few dozen batches. */
 const FS_BYTES = 4 * 1024 * 1024;
 const RECORDS_PER_BATCH = 200;
+/** The space reserve where a test uses one (the setting's default, 8 MiB, is twice this filesystem). */
+const RESERVE_BYTES = 512 * 1024;
 
 /**
  * What the test committed: batch id → the seed of its records (ipv4Records(RECORDS_PER_BATCH,
@@ -98,6 +100,8 @@ function setup(t: TestContext, extra: Partial<SpoolOptions> = {}): Setup | null 
     checkpointIntervalMs: 3_600_000,
     setInterval: () => null,
     clearInterval: () => undefined,
+    // No space reserve unless the test asks for one: the steps as they run once it is spent.
+    reserveBytes: 0,
     ...extra,
   };
   return { fs, dir, options, logs };
@@ -236,32 +240,55 @@ describe('spool on a full disk (ENOSPC at each SQLite step)', { timeout: 120_000
     again.close();
   });
 
-  test('lease and ack: lease works, a failed ack leaves the batch (delivered again: at-least-once), counted; acks remove batches once space returns', async (t) => {
+  test('lease and ack: lease works; a failed ack keeps the delivered batch out of later leases (never uploaded twice) and is retried before the next lease once space returns', async (t) => {
     const r0 = await started(t, 5);
     if (r0 === null) return;
     const { s, spool, book } = r0;
     s.fs.fill();
-    const leased = leaseRecords(spool.reader, 2);
-    assert.equal(leased.length, 2, 'lease works on a full disk');
+    const delivered = leaseRecords(spool.reader, 2).map((b) => b.id);
+    assert.equal(delivered.length, 2, 'lease works on a full disk');
     const errorsBefore = spool.inspector.status().ioErrors;
-    for (const b of leased) spool.reader.ack(b.id);
+    for (const id of delivered) spool.reader.ack(id);
     const st = spool.inspector.status();
     t.diagnostic(`ack on a full disk: ioErrors ${errorsBefore} → ${st.ioErrors}, ackMisses ${st.ackMisses}, batches ${st.batches}`);
     assert.equal(st.ackMisses, 0, 'a failed ack is not a miss');
     assert.ok(st.ioErrors > errorsBefore, 'counted');
     assert.equal(st.batches, 5, 'the batches stay');
-    book.check(spool);
+    assert.equal(spool.reader.pendingAcks, 2);
+    const others = spool.reader.lease(10).map((b) => b.id);
+    assert.deepEqual(others, [...book.batches.keys()].filter((id) => !delivered.includes(id)), 'the delivered batches are not leased again');
+    for (const id of others) spool.reader.release(id);
+    assert.equal(spool.inspector.status().batches, 5, 'still on the full disk: the retried acks failed again');
     s.fs.free();
-    for (const b of leaseRecords(spool.reader, 2)) {
-      spool.reader.ack(b.id);
-      book.batches.delete(b.id);
-    }
+    const next = spool.reader.lease(10).map((b) => b.id);
+    for (const id of delivered) book.batches.delete(id);
+    assert.deepEqual(next, [...book.batches.keys()], 'the pending acks went through first: only the undelivered batches are leased');
+    for (const id of next) spool.reader.release(id);
+    assert.equal(spool.reader.pendingAcks, 0);
     assert.equal(spool.inspector.status().batches, 3);
+    assert.equal(spool.inspector.status().ackMisses, 0);
     book.check(spool);
     spool.close();
   });
 
-  test('shred: the ack that empties an ended epoch fails as a whole (batch and key stay); once space returns the key is destroyed and the WAL truncated', async (t) => {
+  test('a pending ack is retried at close: the delivered batch is gone after a restart once space returned', async (t) => {
+    const r0 = await started(t, 3);
+    if (r0 === null) return;
+    const { s, spool, book } = r0;
+    s.fs.fill();
+    const [first] = spool.reader.lease(1);
+    assert.ok(first !== undefined);
+    spool.reader.ack(first.id);
+    assert.equal(spool.reader.pendingAcks, 1);
+    s.fs.free();
+    spool.close();
+    book.batches.delete(first.id);
+    const again = await Spool.open(s.options);
+    book.check(again);
+    again.close();
+  });
+
+  test('shred: the ack that empties an ended epoch fails as a whole (batch and key stay); once space returns the retried ack destroys the key and the WAL is truncated', async (t) => {
     let now = 1_765_000_000_000;
     const r0 = await started(t, 3, { epochMs: 60_000, clock: () => now });
     if (r0 === null) return;
@@ -274,13 +301,13 @@ describe('spool on a full disk (ENOSPC at each SQLite step)', { timeout: 120_000
     const first = leaseRecords(spool.reader, 3).map((b) => b.id);
     for (const id of first) spool.reader.ack(id);
     assert.equal(spool.inspector.status().shreddedEpochs, 0, 'not shredded on the full disk');
-    book.check(spool);
+    assert.equal(spool.inspector.status().batches, 4, 'batches and key stay');
+    assert.equal(spool.reader.pendingAcks, 3);
     s.fs.free();
-    for (const b of leaseRecords(spool.reader, 3)) {
-      assert.ok(first.includes(b.id));
-      spool.reader.ack(b.id);
-      book.batches.delete(b.id);
-    }
+    // What the next lease does first.
+    spool.reader.retryAcks();
+    for (const id of first) book.batches.delete(id);
+    assert.equal(spool.reader.pendingAcks, 0);
     assert.equal(spool.inspector.status().shreddedEpochs, 1, 'the ended, empty epoch is shredded');
     assert.equal(walBytes(s.dir), 0, 'and its key\'s old pages left the WAL (TRUNCATE checkpoint)');
     book.check(spool);
@@ -337,5 +364,50 @@ describe('spool on a full disk (ENOSPC at each SQLite step)', { timeout: 120_000
     assert.notEqual(book.append(again).id, null);
     book.check(again);
     again.close();
+  });
+  test('with a space reserve, drop-oldest on a full disk evicts the oldest batches and keeps the newest; the reserve is spent and taken again', async (t) => {
+    const r0 = await started(t, 8, { fullPolicy: 'drop-oldest', reserveBytes: RESERVE_BYTES });
+    if (r0 === null) return;
+    const { s, spool, book } = r0;
+    const reserve = path.join(s.dir, SPOOL_RESERVE_FILE);
+    assert.ok(existsSync(reserve), 'made at open');
+    s.fs.fill();
+    let evicted = 0;
+    for (let i = 0; i < 6; i++) {
+      const r = book.append(spool);
+      assert.notEqual(r.id, null, `append ${i} committed on the full disk: ${JSON.stringify(r)}`);
+      assert.equal(r.evictedDiskFullRecords, r.evictedRecords);
+      evicted += r.evictedRecords;
+      spool.checkpoints.checkpoint(false);
+    }
+    t.diagnostic(`full disk with a reserve, drop-oldest: evicted ${evicted} records, the 6 new batches kept`);
+    assert.ok(evicted > 0);
+    assert.ok(s.logs.lines.some((l) => l.event === 'spool.reserve_released'), 'the reserve was spent (logged)');
+    assert.ok(existsSync(reserve), 'and taken again: the evicted pages took the new batches, the checkpoint returned the WAL\'s space');
+    book.check(spool);
+    s.fs.free();
+    book.check(spool);
+    spool.close();
+  });
+
+  test('with a space reserve, the ack of a delivered batch on a full disk goes through: the reserve is given back, the checkpoint completes and the WAL\'s space returns', async (t) => {
+    const r0 = await started(t, 5, { reserveBytes: RESERVE_BYTES });
+    if (r0 === null) return;
+    const { s, spool, book } = r0;
+    s.fs.fill();
+    const delivered = spool.reader.lease(5).map((b) => b.id);
+    for (const id of delivered) {
+      spool.reader.ack(id);
+      book.batches.delete(id);
+      spool.checkpoints.checkpoint(false);
+    }
+    assert.equal(spool.reader.pendingAcks, 0, 'every ack went through');
+    assert.equal(spool.inspector.status().batches, 0);
+    spool.checkpoints.checkpoint(true);
+    assert.equal(walBytes(s.dir), 0, 'the WAL truncated on the full disk');
+    assert.ok(s.fs.available() > 0, 'the filesystem has room again (the reserve and the WAL)');
+    assert.notEqual(book.append(spool).id, null, 'the room the drain made takes new batches, the ballast still there');
+    book.check(spool);
+    spool.close();
   });
 });

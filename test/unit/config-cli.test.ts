@@ -66,7 +66,7 @@ const CASES: readonly Case[] = [
     name: 'unknown key, with a suggestion',
     file: 'unknown-key.yaml',
     message:
-      'invalid configuration in <FILE>: spool.quotaByte: unknown key; did you mean "quotaBytes"? allowed keys: dir, quotaBytes, fullPolicy, batch, synchronous, epochSeconds, kek, previousKeks, maxAgeSeconds',
+      'invalid configuration in <FILE>: spool.quotaByte: unknown key; did you mean "quotaBytes"? allowed keys: dir, quotaBytes, fullPolicy, reserveBytes, batch, synchronous, epochSeconds, kek, previousKeks, maxAgeSeconds',
   },
   {
     name: 'unknown top-level key, no far-fetched suggestion',
