@@ -144,8 +144,10 @@ export class Pseudonymizer {
     key.fill(0);
     this.#stamp = { startS, lengthS: this.#lengthS, fingerprint: this.#fingerprint };
     this.#periodEndMs = this.#lengthS === 0 ? Infinity : (startS + this.#lengthS) * 1000;
-    // Empties both caches at once: no mapping of the previous period survives.
+    // Empties both caches at once (the generation), and overwrites the previous period's
+    // addresses and pseudonyms: no mapping of an earlier period stays in memory.
     this.#gen = (this.#gen + 1) >>> 0 || 1;
+    if (reason === 'rotation') this.#wipeMappings();
     this.#events?.({ kind: 'pseudonym_key.in_force', atMs: nowMs, fingerprint: this.#fingerprintHex, periodStartS: startS, periodLengthS: this.#lengthS, reason });
   }
 
@@ -331,6 +333,10 @@ export class Pseudonymizer {
     this.#master.fill(0);
     this.#cp = null;
     this.#gen = (this.#gen + 1) >>> 0 || 1;
+    this.#wipeMappings();
+  }
+
+  #wipeMappings(): void {
     this.v6words.fill(0);
     this.#v4.fill(0);
     this.#k4.fill(0);

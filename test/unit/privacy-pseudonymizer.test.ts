@@ -147,6 +147,12 @@ test('rotation: pseudonyms change with the period (daily), not within it; never 
   assert.equal(ipToString(reversePseudonym(compiled, cryptoPanAt(KEY, 'daily', 3600, T0 + 86_400_000).cp, day2) ?? 0), '10.1.2.3');
   assert.notEqual(ipToString(reversePseudonym(compiled, cryptoPanAt(KEY, 'daily', 3600, T0).cp, day2) ?? 0), '10.1.2.3');
 
+  // The previous period's mappings are overwritten, not only invalidated.
+  pz.a6(Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]));
+  assert.ok(pz.v6words.some((w) => w !== 0));
+  assert.equal(pz.rotate(T0 + 2 * 86_400_000), true);
+  assert.ok(pz.v6words.every((w) => w === 0), 'no pseudonym of the previous period left in the cache');
+
   const never = make({ rotation: 'never' });
   const n1 = never.a4(a);
   assert.equal(never.rotate(T0 + 400 * 86_400_000), false);
