@@ -1,4 +1,4 @@
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -6,9 +6,14 @@ import { reasonFromHandshakeError, reasonFromVerifyError, type AuthFailureReason
 import { clientHelloRandom, inspectDtlsDatagram, protectedRecordsFit, type DatagramRejectReason } from './dtls-datagram.js';
 import {
   ListenKind, NativeState, loadDtlsAddon,
-  type NativeAddon, type NativeContext, type NativeListener, type NativeResult, type NativeSession,
+  type NativeAddon, type NativeContext, type NativeListener, type NativeResult,
 } from './native-binding.js';
 import { DEFAULTS } from '../../config/defaults.js';
+import { DtlsSession, type DtlsCloseReason, type DtlsSessionHost } from './dtls-session.js';
+import { emptyCounters, type DtlsAuthFailure, type DtlsServerStats } from './dtls-stats.js';
+
+export { DtlsSession, type DtlsCloseReason } from './dtls-session.js';
+export type { DtlsAuthFailure, DtlsCounter, DtlsServerStats } from './dtls-stats.js';
 
 /**
  * A DTLS 1.2 server over a node:dgram socket, shaped like a future `node:dtls` so it can be
@@ -88,44 +93,6 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
 export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 const COOKIE_SECRET_BYTES = 32;
 
-export type DtlsCloseReason =
-  | 'close_notify' | 'idle_timeout' | 'replaced' | 'server_close' | 'destroyed' | 'error';
-
-export type DtlsCounter =
-  | 'datagrams' | 'datagramsTooLarge' | 'datagramsMalformed' | 'datagramsUnknownPeer'
-  | 'helloVerifyRequests' | 'hellosDropped' | 'cookiesAccepted'
-  | 'handshakesCompleted' | 'handshakesFailed' | 'handshakeTimeouts' | 'authRejected'
-  | 'limitSessions' | 'limitSessionsPerSource' | 'limitHandshakeRate'
-  | 'sessionsReplaced' | 'handshakesSuperseded' | 'sessionsClosed' | 'idleTimeouts' | 'records' | 'sessionErrors';
-
-export interface DtlsServerStats {
-  readonly counters: Readonly<Record<DtlsCounter, number>>;
-  /** Malformed datagrams by what was wrong with them. */
-  readonly malformed: Readonly<Partial<Record<DatagramRejectReason, number>>>;
-  /** Failed handshakes and rejected identities by reason (RFC 7011 §11.6). */
-  readonly authFailures: Readonly<Partial<Record<AuthFailureReason, number>>>;
-  readonly sessionsOpen: number;
-  readonly sessionsHandshaking: number;
-}
-
-export interface DtlsAuthFailure {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly reason: AuthFailureReason;
-  /** OpenSSL's error text (no secrets: it names the failed check). */
-  readonly detail: string;
-}
-
-function emptyCounters(): Record<DtlsCounter, number> {
-  return {
-    datagrams: 0, datagramsTooLarge: 0, datagramsMalformed: 0, datagramsUnknownPeer: 0,
-    helloVerifyRequests: 0, hellosDropped: 0, cookiesAccepted: 0,
-    handshakesCompleted: 0, handshakesFailed: 0, handshakeTimeouts: 0, authRejected: 0,
-    limitSessions: 0, limitSessionsPerSource: 0, limitHandshakeRate: 0,
-    sessionsReplaced: 0, handshakesSuperseded: 0, sessionsClosed: 0, idleTimeouts: 0, records: 0, sessionErrors: 0,
-  };
-}
-
 function toBuffer(v: string | Buffer): Buffer {
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }
@@ -139,86 +106,13 @@ interface Association {
   pending: DtlsSession | null;
 }
 
-let sessionSerial = 0;
-
-/** One DTLS association. Emits 'message' per decrypted record and 'close' once. */
-export class DtlsSession extends EventEmitter<{ message: [Buffer]; close: [DtlsCloseReason] }> {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  /** Unique per association for the process lifetime. */
-  readonly id: number;
-  /** Authorized identity (set before 'session' is emitted). */
-  identity: string | null = null;
-  /** @internal */ state: 'handshake' | 'open' | 'closed' = 'handshake';
-  /** @internal */ announced = false;
-  /** @internal */ readonly createdAtMs: number;
-  /** @internal */ lastActivityMs: number;
-  /** @internal */ retransmitTimer: NodeJS.Timeout | null = null;
-  /** @internal Client random of the hello that created this association (hex). */
-  helloRandom: string | null = null;
-  /** @internal Protected-record overhead of the negotiated cipher (set when the handshake completes). */
-  recordOverhead = 0;
-  /** @internal */ native: NativeSession | null;
-  private readonly server: DtlsServer;
-
-  /** @internal */
-  constructor(server: DtlsServer, native: NativeSession, address: string, port: number, nowMs: number) {
-    super();
-    this.server = server;
-    this.native = native;
-    this.remoteAddress = address;
-    this.remotePort = port;
-    this.id = ++sessionSerial;
-    this.createdAtMs = nowMs;
-    this.lastActivityMs = nowMs;
-  }
-
-  isOpen(): boolean {
-    return this.state === 'open';
-  }
-
-  /** The client certificate (DER) OpenSSL verified, or null. */
-  getPeerCertificateDer(): Buffer | null {
-    return this.native?.peerCertificate() ?? null;
-  }
-
-  getPeerX509Certificate(): X509Certificate | null {
-    const der = this.getPeerCertificateDer();
-    return der === null ? null : new X509Certificate(der);
-  }
-
-  get protocol(): string | null {
-    return this.native?.info().protocol ?? null;
-  }
-
-  get cipher(): string | null {
-    return this.native?.info().cipher ?? null;
-  }
-
-  /** Sends one application record (one datagram). Throws unless the association is open. */
-  send(record: Buffer): void {
-    if (this.state !== 'open' || this.native === null) throw new Error('DTLS session is not open');
-    this.server.sendOut(this, this.native.write(record));
-  }
-
-  /** Graceful: close_notify to the peer, then gone. Idempotent. */
-  close(): void {
-    this.server.closeSession(this, 'server_close');
-  }
-
-  /** Forced: no close_notify. Idempotent. */
-  destroy(): void {
-    this.server.closeSession(this, 'destroyed', false);
-  }
-}
-
 export class DtlsServer extends EventEmitter<{
   session: [DtlsSession];
   authFailure: [DtlsAuthFailure];
   listening: [];
   close: [];
   error: [Error];
-}> {
+}> implements DtlsSessionHost {
   private readonly addon: NativeAddon;
   private ctx: NativeContext;
   private readonly listener: NativeListener;
