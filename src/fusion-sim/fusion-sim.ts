@@ -25,12 +25,14 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
-import * as zlib from 'node:zlib';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import { encodeNetosecret, parseNetosecret, type FusionCredentials } from '../drain/netosecret.js';
 import { verifyHs256Jwt } from '../drain/request-jwt.js';
 import { describeIssue, fusionFlowRecordSchema } from './flow-record-schema.js';
+import { parseSimFault, type ScheduledFault, type SimFault } from './sim-faults.js';
+import { BodyTooLarge, gunzip, isLoopback, readBody, send, sendError, zstdDecompressor } from './sim-http.js';
+
+export { parseSimFault, type ScheduledFault, type SimFault } from './sim-faults.js';
 
 export const DEFAULT_SIM_UPLOAD_PATH = '/api/v1/flows';
 const AUTH_PATH = '/api/v1/auth/token';
@@ -42,37 +44,6 @@ const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 const MAX_REMEMBERED = 1_000_000;
 /** Upload log entries kept for inspection. */
 const MAX_UPLOAD_LOG = 100_000;
-
-export type SimFault =
-  | { readonly kind: 'refuse' }
-  | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string; readonly count?: number; readonly scope?: 'upload' | 'auth' | 'all'; readonly after?: number }
-  | { readonly kind: 'slow'; readonly delayMs: number; readonly count?: number; readonly scope?: 'upload' | 'auth' | 'all' }
-  | { readonly kind: 'reset-mid-body'; readonly count?: number }
-  | { readonly kind: 'reset-after-body'; readonly count?: number }
-  | { readonly kind: 'expire-tokens' }
-  | { readonly kind: 'reject-auth'; readonly status?: 401 | 403; readonly count?: number };
-
-const faultSchema = z.union([
-  z.strictObject({ kind: z.literal('refuse') }),
-  z.strictObject({ kind: z.literal('status'), status: z.int().min(100).max(599), retryAfter: z.string().optional(), count: z.int().min(1).optional(), scope: z.enum(['upload', 'auth', 'all']).optional(), after: z.int().min(0).optional() }),
-  z.strictObject({ kind: z.literal('slow'), delayMs: z.int().min(0).max(600_000), count: z.int().min(1).optional(), scope: z.enum(['upload', 'auth', 'all']).optional() }),
-  z.strictObject({ kind: z.literal('reset-mid-body'), count: z.int().min(1).optional() }),
-  z.strictObject({ kind: z.literal('reset-after-body'), count: z.int().min(1).optional() }),
-  z.strictObject({ kind: z.literal('expire-tokens') }),
-  z.strictObject({ kind: z.literal('reject-auth'), status: z.union([z.literal(401), z.literal(403)]).optional(), count: z.int().min(1).optional() }),
-]);
-
-export function parseSimFault(value: unknown): SimFault | null {
-  if (value === null) return null;
-  return faultSchema.parse(value) as SimFault;
-}
-
-export interface ScheduledFault {
-  /** Ms after start. */
-  readonly atMs: number;
-  /** null clears the fault. */
-  readonly fault: SimFault | null;
-}
 
 export interface FusionSimOptions {
   readonly host?: string;
@@ -143,61 +114,9 @@ export interface FusionSim {
   close(): Promise<void>;
 }
 
-const gunzip = promisify(zlib.gunzip) as (b: Buffer, o: zlib.ZlibOptions) => Promise<Buffer>;
-
-function zstdDecompressor(): ((b: Buffer, max: number) => Promise<Buffer>) | null {
-  const fn = (zlib as unknown as Record<string, unknown>).zstdDecompress;
-  if (typeof fn !== 'function') return null;
-  const p = promisify(fn as (b: Buffer, o: object, cb: (e: Error | null, r: Buffer) => void) => void);
-  return (b, max) => p(b, { maxOutputLength: max });
-}
-
-function isLoopback(addr: string | undefined): boolean {
-  if (addr === undefined) return false;
-  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.writableEnded || res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-const STATUS_NAMES: Record<number, string> = {
-  400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 405: 'MethodNotAllowed', 413: 'PayloadTooLarge',
-  415: 'UnsupportedMediaType', 422: 'UnprocessableEntity', 429: 'TooManyRequests', 500: 'InternalServerError', 503: 'ServiceUnavailable',
-};
-
-function sendError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
-  send(res, status, { status, name: STATUS_NAMES[status] ?? 'Error', message }, headers);
-}
-
-class BodyTooLarge extends Error {}
-
 type IngestResult =
   | { readonly ok: true; readonly records: number; readonly duplicate: boolean; readonly firstIndex: number }
   | { readonly ok: false; readonly status: number; readonly message: string };
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        reject(new BodyTooLarge());
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-    req.on('aborted', () => reject(new Error('aborted')));
-  });
-}
 
 class FusionSimServer implements FusionSim {
   url = '';
