@@ -345,6 +345,8 @@ export class App {
         pendingHoldMs: c.decode.pendingHoldMs,
         maxPendingRecordsPerSession: c.decode.maxPendingRecordsPerSession,
         maxSessions: c.decode.maxSessions,
+        maxStateBytes: c.decode.maxStateBytes,
+        maxStateBytesPerExporter: c.decode.maxStateBytesPerExporter,
         tunnelLayer: c.decode.tunnelLayer,
         sflowOctets: c.decode.sflowOctets,
       },

@@ -262,7 +262,11 @@ const DecodeSchema = z
     // Templates normally follow within one refresh burst; 2 s covers reordering at startup.
     pendingHoldMs: z.number().int().min(0).max(600_000).default(2000).describe('Data sets that arrive before their template are held this long waiting for it.'),
     maxPendingRecordsPerSession: z.number().int().min(0).max(10_000_000).default(10_000).describe('Cap on held (template-less) data per session; beyond it they are dropped and counted.'),
-    maxSessions: z.number().int().min(1).max(10_000_000).default(10_000).describe('Transport sessions (exporter × port × transport) with template state; least recently seen are evicted.'),
+    maxSessions: z.number().int().min(1).max(10_000_000).default(10_000).describe('Transport sessions (exporter × port × transport) with template state; beyond it the least recently seen session of the exporter with the most sessions is evicted.'),
+    // A typical exporter's templates cost well under 1 MiB (docs/decoding.md, "Memory"): 256 MiB holds hundreds of them.
+    maxStateBytes: z.number().int().min(1024 * 1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024).describe('Bytes of decoder state (sessions, templates, samplers, held data) in all, charged before allocation; beyond it the largest exporter\'s sessions are evicted. See docs/decoding.md, "Memory".'),
+    // ~2,000 templates of 15 fields: far above any real exporter, a small share of the total.
+    maxStateBytesPerExporter: z.number().int().min(64 * 1024).max(64 * 1024 * 1024 * 1024).default(16 * 1024 * 1024).describe('Bytes of decoder state one exporter address may hold (all its source ports and transports); beyond it its own older sessions are evicted, then new state is refused.'),
     tunnelLayer: z.enum(['inner', 'outer']).default('inner').describe('Which IP header of a tunnelled flow fills a record (addresses, protocol, ports, ToS, flags, ICMP all from that one header): a template repeating the IP header elements, or a packet section / sampled header with IP-in-IP, GRE or VXLAN. See docs/decoding.md.'),
     sflowOctets: z.enum(['ip', 'frame']).default('ip').describe('sFlow byte count: ip = the IP packet length (IP header + payload, as NetFlow/IPFIX octets count), frame = the sampled L2 frame length (goflow2). See docs/decoding.md.'),
   })

@@ -1,7 +1,7 @@
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
-/** What bounds the decoder's memory: sessions, templates, fields and held data. */
+/** What bounds the decoder's memory: bytes of state in all and per exporter, sessions, templates, fields and held data. */
 
 export interface DecodeLimits {
   /** Templates (data + options, all domains) one transport session may define. */
@@ -16,8 +16,12 @@ export interface DecodeLimits {
   maxPendingRecordsPerSession: number;
   /** Bytes of held data per session. */
   maxPendingBytesPerSession: number;
-  /** Transport sessions tracked at once; the least recently seen is evicted beyond it. */
+  /** Transport sessions tracked at once; beyond it one is evicted (state-budget.ts). */
   maxSessions: number;
+  /** Bytes of decoder state (sessions, domains, templates, samplers, held data) in all (state-budget.ts). */
+  maxStateBytes: number;
+  /** Bytes of decoder state one exporter address may hold, all its sessions together. */
+  maxStateBytesPerExporter: number;
 }
 
 /** The decode settings' defaults (src/config/schema.ts says why each is what it is), and one limit that is not a setting. */
@@ -30,6 +34,8 @@ export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
   // Held data is copied out of its datagram: 4 MiB bounds what one session can hold that way.
   maxPendingBytesPerSession: 4 * 1024 * 1024,
   maxSessions: DEFAULTS.decode.maxSessions,
+  maxStateBytes: DEFAULTS.decode.maxStateBytes,
+  maxStateBytesPerExporter: DEFAULTS.decode.maxStateBytesPerExporter,
 });
 
 /** The limits with `limits` applied over the defaults, checked. Throws ConfigError (setting `decode.<limit>`) for a negative or non-finite limit. */

@@ -52,6 +52,16 @@ export interface DecodeOutcome extends DecodeCounters {
   observationDomainId: number | null;
 }
 
+/** Why decoder state was evicted or refused (state-budget.ts): the exporter's budget, the total budget, or maxSessions. */
+export type BudgetReason = 'exporter' | 'total' | 'sessions';
+
+export interface StateBudgetCounters {
+  /** Sessions evicted to make room, by reason. */
+  evictions: Record<BudgetReason, number>;
+  /** New state (a session, domain, template, sampler or held set) refused, by reason. */
+  refusals: Record<BudgetReason, number>;
+}
+
 export interface DecodeServiceStats extends DecodeCounters {
   packets: number;
   /** Every record decoded, both paths. */
@@ -67,8 +77,13 @@ export interface DecodeServiceStats extends DecodeCounters {
   sequenceReordered: number;
   /** Wild sequence jumps not (yet) believed (RFC 7011 §11; see SequenceTracker). */
   sequenceJumpsHeld: number;
-  /** Sessions dropped to stay within maxSessions. */
+  /** Sessions dropped to stay within maxSessions or the state budget (by reason in stateBudget.evictions). */
   sessionsEvicted: number;
+  /** Bytes charged to the state budget now (an upper estimate of the decoder state's memory). */
+  stateBytes: number;
+  /** Exporter addresses with state. */
+  stateExporters: number;
+  stateBudget: StateBudgetCounters;
 }
 
 /** Errors kept per outcome; a flood of bad records is counted, not listed. */
@@ -149,6 +164,9 @@ export function newStats(): DecodeServiceStats {
     sequenceReordered: 0,
     sequenceJumpsHeld: 0,
     sessionsEvicted: 0,
+    stateBytes: 0,
+    stateExporters: 0,
+    stateBudget: { evictions: { exporter: 0, total: 0, sessions: 0 }, refusals: { exporter: 0, total: 0, sessions: 0 } },
     ...zeroCounters(),
   };
 }

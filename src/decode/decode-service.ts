@@ -9,11 +9,12 @@ import { MessageContext, type FusedSetSink } from './message-context.js';
 import { decodeNetflow5 } from './netflow5/netflow5.js';
 import { NETFLOW9_VERSION, parseNetflow9Packet } from './netflow9/netflow9.js';
 import { SessionTable } from './session-table.js';
+import { budgetError, STATE_COST } from './state-budget.js';
 import { SetDecoder } from './set-decoder.js';
 import { DEFAULT_SFLOW_OPTIONS, decodeSflow, type SflowDecodeOptions, type SflowOctets } from './sflow/sflow.js';
 import type { LayerPolicy } from './template/layer-policy.js';
 import { FLOW_SEQUENCE_OPTIONS, IPFIX_SEQUENCE_OPTIONS, PACKET_SEQUENCE_OPTIONS, SequenceTracker } from './template/sequence-tracker.js';
-import { DecoderFactory, type SessionState } from './template/template-cache.js';
+import { DecoderFactory, type DomainState, type SessionState } from './template/template-cache.js';
 
 /**
  * DecodeService: the one stateful entry point of decoding. Bytes of one ExporterPacket in,
@@ -83,8 +84,8 @@ export class DecodeService {
     this.#factory = new DecoderFactory(options.compiledDecoders ?? true, options.layerPolicy);
     this.#sflowOptions = Object.freeze({ octets: options.sflowOctets ?? DEFAULT_SFLOW_OPTIONS.octets, layer: options.layerPolicy ?? DEFAULT_SFLOW_OPTIONS.layer });
     this.#sessions = new SessionTable(this.#limits, this.#stats);
-    this.#held = new HeldData(this.#limits, this.#stats);
-    this.#sets = new SetDecoder(this.#limits, this.#stats, this.#held, { factory: this.#factory, rawRecords: options.rawRecords ?? true });
+    this.#held = new HeldData(this.#limits, this.#stats, this.#sessions.budget);
+    this.#sets = new SetDecoder(this.#limits, this.#stats, this.#held, this.#sessions.budget, { factory: this.#factory, rawRecords: options.rawRecords ?? true });
     this.#sets.fused = options.fused ?? null;
   }
 
@@ -101,8 +102,13 @@ export class DecodeService {
   decode(packet: ExporterPacket, nowMs: number = packet.receivedAtMs): DecodeOutcome {
     const out = newOutcome();
     this.#stats.packets++;
+    const evicted = this.#stats.sessionsEvicted;
+    const ev = this.#stats.stateBudget.evictions;
+    const byExporter = ev.exporter;
+    const byTotal = ev.total;
     try {
       const session = this.#sessions.sessionFor(packet, nowMs);
+      if (typeof session === 'string') throw budgetError(session, `no room for a new session of exporter ${packet.exporter}`);
       if (session.pending.length > 0) this.#held.expire(out, session, nowMs);
       const payload = packet.payload;
       if (payload.length < 4) {
@@ -122,6 +128,16 @@ export class DecodeService {
         err instanceof DecodeError
           ? err
           : new DecodeError(DecodeErrorCode.BadRecord, `decoder failure: ${err instanceof Error ? err.message : String(err)}`, 0),
+      );
+    }
+    if (this.#stats.sessionsEvicted !== evicted) {
+      const exporter = ev.exporter - byExporter;
+      const total = ev.total - byTotal;
+      const sessions = this.#stats.sessionsEvicted - evicted - exporter - total;
+      recordError(
+        out,
+        this.#stats,
+        new DecodeError(DecodeErrorCode.StateEvicted, `decoder state budget: ${exporter} sessions evicted for the exporter's budget, ${total} for the total, ${sessions} for maxSessions`, 0, { exporter, total, sessions }),
       );
     }
     addOutcome(this.#stats, out);
@@ -160,7 +176,8 @@ export class DecodeService {
   }
 
   stats(): DecodeServiceStats {
-    return { ...this.#stats, errorsByCode: { ...this.#stats.errorsByCode } };
+    const b = this.#stats.stateBudget;
+    return { ...this.#stats, errorsByCode: { ...this.#stats.errorsByCode }, stateBudget: { evictions: { ...b.evictions }, refusals: { ...b.refusals } } };
   }
 
   /** Template, options (sampling) and uptime-anchor state of UDP sessions as bytes (decoder-state.ts). */
@@ -170,12 +187,13 @@ export class DecodeService {
 
   /**
    * Restores exportState() output, replacing the state of the sessions it names. Validates
-   * everything and applies the current limits; throws only DecodeError (BadState), and
-   * changes nothing when it throws.
+   * everything and applies the current limits (sessions beyond the state budget are left out,
+   * counted); throws only DecodeError (BadState), and changes nothing when it throws.
    */
   importState(state: Uint8Array): void {
     for (const s of importSessions(state, this.#limits, this.#factory)) {
       this.#sessions.end(s.key);
+      // A session that does not fit the state budget is left out (counted in stateBudget.refusals).
       this.#sessions.add(s);
     }
   }
@@ -205,16 +223,22 @@ export class DecodeService {
     const h = decodeNetflow5(packet, out.records);
     out.version = NETFLOW5_VERSION;
     out.observationDomainId = h.observationDomainId;
-    const d = session.domain(NETFLOW5_VERSION, h.observationDomainId);
-    out.sequenceLost += this.#flowSeq.observe(d.sequence, h.sequence, h.count);
+    const d = this.#domain(session, NETFLOW5_VERSION, h.observationDomainId);
+    if (d !== null) out.sequenceLost += this.#flowSeq.observe(d.sequence, h.sequence, h.count);
   }
 
   #decodeSflow(out: DecodeOutcome, packet: ExporterPacket, session: SessionState): void {
     const h = decodeSflow(packet, out.records, undefined, this.#sflowOptions);
     out.version = SFLOW_VERSION_WORD;
     out.observationDomainId = h.subAgentId;
-    const d = session.domain(SFLOW_DOMAIN_VERSION, h.subAgentId);
-    out.sequenceLost += this.#packetSeq.observe(d.sequence, h.sequence, 1);
+    const d = this.#domain(session, SFLOW_DOMAIN_VERSION, h.subAgentId);
+    if (d !== null) out.sequenceLost += this.#packetSeq.observe(d.sequence, h.sequence, 1);
+  }
+
+  /** The domain for a NetFlow v5 / sFlow sequence check, charged to the state budget when new; null when it does not fit (the records are kept, the check skipped). */
+  #domain(session: SessionState, version: number, id: number): DomainState | null {
+    if (!session.hasDomain(version, id) && this.#sessions.budget.reserve(session, STATE_COST.domain) !== null) return null;
+    return session.domain(version, id);
   }
 
   /** After an IPFIX message or a v9 packet: its sequence number against the domain's (RFC 7011 §10.3.3: records for IPFIX, packets for v9). */

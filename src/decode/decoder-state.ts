@@ -66,7 +66,7 @@ export function importSessions(state: Uint8Array, limits: Readonly<DecodeLimits>
   const sessions = validateState(parsed, limits);
   const built: SessionState[] = [];
   for (const ps of sessions) {
-    const s = new SessionState(ps.key, 'udp');
+    const s = new SessionState(ps.key, 'udp', exporterOfKey(ps.key));
     for (const pd of ps.domains) {
       const d = s.domain(pd.version, pd.odid);
       d.sysInitMs = pd.sysInitMs;
@@ -115,6 +115,12 @@ interface PersistedState {
   format: string;
   version: number;
   sessions: PersistedSession[];
+}
+
+/** The exporter address in a UDP session key (`udp|<address>|<port>|<local port>`, see udp-listener.ts), else the key. */
+function exporterOfKey(key: string): string {
+  const parts = key.split('|');
+  return parts.length >= 2 && parts[1] !== undefined && parts[1] !== '' ? parts[1] : key;
 }
 
 function badState(why: string): DecodeError {

@@ -3,18 +3,21 @@ import type { ByteReader } from './byte-reader.js';
 import type { DecodeLimits } from './decode-limits.js';
 import { recordError, type DecodeOutcome, type DecodeServiceStats } from './decode-outcome.js';
 import type { MessageContext } from './message-context.js';
+import { budgetError, heldSetCost, type StateBudget } from './state-budget.js';
 import type { DomainState, PendingSet, SessionState } from './template/template-cache.js';
 
 /**
  * Data that arrives before its template (RFC 7011 §9.3): a data set for an unknown template is
  * held, a copy of its bytes, per session, for pendingHoldMs, within per-session caps on sets
  * and bytes; it is decoded when its template comes (SetDecoder), or dropped and counted when
- * its time is up. The stats' held-data gauges follow every change.
+ * its time is up. Each held set is charged to the state budget (its bytes and a fixed overhead)
+ * until it leaves the buffer. The stats' held-data gauges follow every change.
  */
 export class HeldData {
   constructor(
     private readonly limits: Readonly<DecodeLimits>,
     private readonly stats: DecodeServiceStats,
+    private readonly budget: StateBudget,
   ) {}
 
   /** Holds the rest of `body` (a data set for `templateId` in domain `d` of the message in progress), or drops it (counted) when holding is off or full. */
@@ -39,6 +42,12 @@ export class HeldData {
     const packet = m.packet;
     const h = m.header;
     if (h === null) return;
+    const refused = this.budget.reserve(session, heldSetCost(len));
+    if (refused !== null) {
+      m.out.unknownTemplateSets++;
+      recordError(m.out, this.stats, budgetError(refused, `data set for unknown template ${templateId} (observation domain ${d.observationDomainId}) not held`, body.offset));
+      return;
+    }
     const last = session.pending[session.pending.length - 1];
     if (last !== undefined && m.nowMs < last.receivedAtMs) session.pendingUnordered = true;
     session.pending.push({
@@ -105,6 +114,7 @@ export class HeldData {
     if (n === 0) return;
     pending.splice(0, n);
     if (pending.length === 0) session.pendingUnordered = false;
+    this.budget.release(session, n * heldSetCost(0) + bytes);
     session.pendingBytes -= bytes;
     this.stats.pendingSets -= n;
     this.stats.pendingBytes -= bytes;
@@ -133,9 +143,11 @@ export class HeldData {
   }
 
   private replace(session: SessionState, keep: PendingSet[]): void {
-    this.stats.pendingSets -= session.pending.length - keep.length;
+    const removed = session.pending.length - keep.length;
+    this.stats.pendingSets -= removed;
     let bytes = 0;
     for (const p of keep) bytes += p.bytes.length;
+    this.budget.release(session, removed * heldSetCost(0) + session.pendingBytes - bytes);
     this.stats.pendingBytes -= session.pendingBytes - bytes;
     session.pendingBytes = bytes;
     session.pending.length = 0;

@@ -1,48 +1,65 @@
 import type { ExporterPacket } from '../flow/exporter-packet.js';
 import type { DecodeLimits } from './decode-limits.js';
 import type { DecodeOutcome, DecodeServiceStats } from './decode-outcome.js';
+import { sessionCost, STATE_COST, StateBudget, templateCost, type BudgetReason } from './state-budget.js';
 import { isReliable, SessionState } from './template/template-cache.js';
 
 /**
  * The decoder's transport sessions (RFC 7011 §3: template state belongs to a session and an
- * observation domain), least recently seen first, at most `maxSessions` of them: a new one
- * evicts the oldest (counted). The stats' session, template and held-data gauges follow.
+ * observation domain), least recently seen first, at most `maxSessions` of them, every one
+ * charged to its exporter's share of the state budget (state-budget.ts), which picks the
+ * session to evict when one more does not fit. The stats' session, template and held-data
+ * gauges follow.
  */
 export class SessionTable {
   private readonly sessions = new Map<string, SessionState>();
+  readonly budget: StateBudget;
 
   constructor(
     private readonly limits: Readonly<DecodeLimits>,
     private readonly stats: DecodeServiceStats,
-  ) {}
+  ) {
+    this.budget = new StateBudget(limits, stats, (s) => {
+      this.end(s.key);
+      this.stats.sessionsEvicted++;
+    });
+  }
 
-  /** The session of `packet`, made (evicting the least recently seen beyond the limit) when new, and marked seen at `nowMs`. */
-  sessionFor(packet: ExporterPacket, nowMs: number): SessionState {
+  /**
+   * The session of `packet`, made when new (charged to the budget, which may evict others), and
+   * marked seen at `nowMs`. A string instead when a new session does not fit: the reason.
+   */
+  sessionFor(packet: ExporterPacket, nowMs: number): SessionState | BudgetReason {
     let s = this.sessions.get(packet.sessionKey);
     if (s === undefined) {
-      s = new SessionState(packet.sessionKey, packet.transport);
-      this.add(s);
+      s = new SessionState(packet.sessionKey, packet.transport, packet.exporter);
+      const refused = this.add(s, STATE_COST.session);
+      if (refused !== null) return refused;
     } else if (s.lastSeenMs !== nowMs) {
       // Keep Map order = least recently seen first, for eviction.
       this.sessions.delete(packet.sessionKey);
       this.sessions.set(packet.sessionKey, s);
+      this.budget.touch(s);
     }
     s.transport = packet.transport;
     s.lastSeenMs = nowMs;
     return s;
   }
 
-  /** Adds a session (one restored from saved state, or a new one), evicting the least recently seen beyond the limit. */
-  add(s: SessionState): void {
+  /**
+   * Adds a session (a new one, or one restored from saved state), charged `bytes` (default: what
+   * it holds), making room within maxSessions and the budget. Returns null when added, else why not.
+   */
+  add(s: SessionState, bytes: number = sessionCost(s)): BudgetReason | null {
     while (this.sessions.size >= Math.max(1, this.limits.maxSessions)) {
-      const oldest = this.sessions.keys().next();
-      if (oldest.done === true) break;
-      this.end(oldest.value);
-      this.stats.sessionsEvicted++;
+      if (!this.budget.evictForSessionCount()) break;
     }
+    const refused = this.budget.attach(s, bytes);
+    if (refused !== null) return refused;
     this.sessions.set(s.key, s);
     this.stats.templatesLive += s.templateCount;
     this.stats.sessions = this.sessions.size;
+    return null;
   }
 
   /** Forgets a session with its templates and held data (uncounted). */
@@ -53,6 +70,7 @@ export class SessionTable {
     this.stats.pendingSets -= s.pending.length;
     this.stats.pendingBytes -= s.pendingBytes;
     this.sessions.delete(sessionKey);
+    this.budget.detach(s);
     this.stats.sessions = this.sessions.size;
   }
 
@@ -70,12 +88,14 @@ export class SessionTable {
             d.templates.delete(id);
             s.templateCount--;
             this.stats.templatesLive--;
+            this.budget.release(s, templateCost(t.fields.length));
             out.templatesExpired++;
           }
         }
       }
       if (!isReliable(s.transport) && s.templateCount === 0 && s.pending.length === 0 && nowMs - s.lastSeenMs > this.limits.templateLifetimeMs) {
         this.sessions.delete(key);
+        this.budget.detach(s);
       }
     }
     this.stats.sessions = this.sessions.size;

@@ -5,12 +5,13 @@ import type { ByteReader } from './byte-reader.js';
 import type { DecodeLimits } from './decode-limits.js';
 import { recordError, type DecodeOutcome, type DecodeServiceStats } from './decode-outcome.js';
 import type { HeldData } from './held-data.js';
+import { budgetError, STATE_COST, templateCost, type StateBudget } from './state-budget.js';
 import { clearedResult, type ContextSetSink, type FusedSetResult, type FusedSetSink, type MessageContext, type SetMeta } from './message-context.js';
 import { decodeExtendedSet } from './template/extended-set.js';
 import { newOptionsValues, readOptionsRecord } from './template/options-record.js';
 import { RawRecordView } from './template/raw-record-view.js';
 import { RecordContext } from './template/record-context.js';
-import { isReliable, sameLayout, templateSignature, type DecoderFactory, type DomainState, type Template } from './template/template-cache.js';
+import { isReliable, MAX_SAMPLERS_PER_DOMAIN, sameLayout, templateSignature, type DecoderFactory, type DomainState, type Template } from './template/template-cache.js';
 import type { MessageHeader, TemplateDefinition, WithdrawalScope } from './template/template.js';
 
 export interface SetDecoderOptions {
@@ -41,6 +42,7 @@ export class SetDecoder implements ContextSetSink {
     private readonly limits: Readonly<DecodeLimits>,
     private readonly stats: DecodeServiceStats,
     private readonly held: HeldData,
+    private readonly budget: StateBudget,
     options: SetDecoderOptions,
   ) {
     this.factory = options.factory;
@@ -49,13 +51,23 @@ export class SetDecoder implements ContextSetSink {
 
   begin(m: MessageContext, h: MessageHeader): void {
     const packet = m.packet;
+    m.out.version = h.version;
+    m.out.observationDomainId = h.observationDomainId;
+    if (!m.session.hasDomain(h.version, h.observationDomainId)) {
+      const refused = this.budget.reserve(m.session, STATE_COST.domain);
+      if (refused !== null) {
+        // The message is skipped: its sets find no domain (template() and data() do nothing).
+        m.header = null;
+        m.domain = null;
+        this.error(m, budgetError(refused, `observation domain ${h.observationDomainId} of exporter ${packet.exporter} not kept`));
+        return;
+      }
+    }
     const d = m.session.domain(h.version, h.observationDomainId);
     m.header = h;
     m.domain = d;
     m.messageRecords = 0;
     m.messageCountKnown = true;
-    m.out.version = h.version;
-    m.out.observationDomainId = h.observationDomainId;
     m.meta = {
       version: h.version,
       transport: packet.transport,
@@ -88,11 +100,20 @@ export class SetDecoder implements ContextSetSink {
       );
       return;
     }
+    // Charged before it is built (the compiled decoder is most of its cost); a replaced one is given back after.
+    const cost = templateCost(def.fields.length);
+    const refused = this.budget.reserve(session, cost);
+    if (refused !== null) {
+      this.error(m, budgetError(refused, `template ${def.templateId} of exporter ${m.packet.exporter} not learned`, def.offset));
+      return;
+    }
     const t = this.factory.build(def, signature, expiresAtMs);
     if (t === null) {
+      this.budget.release(session, cost);
       this.error(m, new DecodeError(DecodeErrorCode.BadTemplate, `template ${def.templateId}: every field has length 0, records would be empty`, def.offset, { templateId: def.templateId }));
       return;
     }
+    if (existing !== undefined) this.budget.release(session, templateCost(existing.fields.length));
     if (existing === undefined) {
       session.templateCount++;
       this.stats.templatesLive++;
@@ -122,6 +143,7 @@ export class SetDecoder implements ContextSetSink {
       d.templates.delete(id);
       session.templateCount--;
       this.stats.templatesLive--;
+      this.budget.release(session, templateCost(t.fields.length));
       m.out.templatesWithdrawn++;
     }
   }
@@ -135,6 +157,7 @@ export class SetDecoder implements ContextSetSink {
       d.templates.delete(templateId);
       session.templateCount--;
       this.stats.templatesLive--;
+      this.budget.release(session, templateCost(t.fields.length));
       m.out.templatesExpired++;
       t = undefined;
     }
@@ -199,8 +222,8 @@ export class SetDecoder implements ContextSetSink {
         if (q < 0) return this.badVarLength(m, t, offsetBase + p);
         if (o.sysInitMs >= 0) d.sysInitMs = o.sysInitMs;
         if (o.interval > 0) {
-          if (o.samplerId >= 0) d.setSampler(o.samplerId, o.interval);
-          else d.explicitSampling = o.interval;
+          if (o.samplerId < 0) d.explicitSampling = o.interval;
+          else if (d.samplers.has(o.samplerId) || (d.samplers.size < MAX_SAMPLERS_PER_DOMAIN && this.budget.reserve(m.session, STATE_COST.sampler) === null)) d.setSampler(o.samplerId, o.interval);
         }
         out.optionsRecords++;
         out.options.push({

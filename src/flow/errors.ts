@@ -25,6 +25,10 @@ export const DecodeErrorCode = {
   BadState: 'ERR_DECODE_BAD_STATE',
   /** A data set held for its template was dropped: the template never came, or the hold buffer was full. */
   PendingExpired: 'ERR_DECODE_PENDING_EXPIRED',
+  /** New decoder state (session, domain, template, sampler, held set) did not fit the state budget and was refused (context: reason). */
+  StateBudget: 'ERR_DECODE_STATE_BUDGET',
+  /** Sessions of this or another exporter were evicted to make room for this packet's state (context: count per reason). */
+  StateEvicted: 'ERR_DECODE_STATE_EVICTED',
 } as const;
 export type DecodeErrorCode = (typeof DecodeErrorCode)[keyof typeof DecodeErrorCode];
 

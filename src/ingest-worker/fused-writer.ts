@@ -7,6 +7,7 @@ import type { RecordContext } from '../decode/template/record-context.js';
 import type { FilterFields, WritableFilterFields } from '../filter/compile-filters.js';
 import { absoluteFromSysInit, packetIntervalRate, recordDecoderSource } from '../decode/template/record-decoder.js';
 import type { Template } from '../decode/template/template-cache.js';
+import { templateCost } from '../decode/state-cost.js';
 import { A6_REMOVED } from '../privacy/pseudonymizer.js';
 
 /**
@@ -303,8 +304,12 @@ export function compileFusedWriter(plans: readonly FieldPlan[], filter: FusedRec
 /** The value of an IPv6 address local whose bytes stay in the packet (see fusedWriterSource); never read or written. */
 const V6_IN_PACKET = new Uint8Array(16);
 
-/** Bound on distinct layouts with a compiled writer (like the decoders' cache). */
-const MAX_CACHED_WRITERS = 4096;
+/**
+ * Bound on the compiled writers kept, in estimated bytes (like the decoders' cache: the decoder
+ * state budget's per-template cost, src/decode/state-budget.ts); part of the ingest worker's
+ * fixed memory overhead (docs/decoding.md, "Memory").
+ */
+export const MAX_CACHED_WRITER_BYTES = 8 * 1024 * 1024;
 
 /**
  * The DecodeService's FusedSetSink on the ingest worker: compiles (once per template layout
@@ -313,6 +318,7 @@ const MAX_CACHED_WRITERS = 4096;
  */
 export class FusedSetWriter implements FusedSetSink {
   readonly #writers = new Map<string, FusedRecordWriter | null>();
+  #writerBytes = 0;
   #filter: FusedRecordFilter | null;
   readonly #pseudonymizer: FusedPseudonymizer | null;
 
@@ -330,6 +336,7 @@ export class FusedSetWriter implements FusedSetSink {
     if (filter === this.#filter) return;
     this.#filter = filter;
     this.#writers.clear();
+    this.#writerBytes = 0;
   }
 
   writeSet(t: Template, view: DataView, buf: Uint8Array, p: number, end: number, ctx: RecordContext, meta: SetMeta, result: FusedSetResult): boolean {
@@ -341,8 +348,13 @@ export class FusedSetWriter implements FusedSetSink {
       } catch {
         w = null;
       }
-      if (this.#writers.size >= MAX_CACHED_WRITERS) this.#writers.clear();
+      const bytes = templateCost(t.plans.length);
+      if (this.#writerBytes + bytes > MAX_CACHED_WRITER_BYTES) {
+        this.#writers.clear();
+        this.#writerBytes = 0;
+      }
       this.#writers.set(t.signature, w);
+      this.#writerBytes += bytes;
     }
     if (w === null) return false;
     this.target.writeFusedSet(w, view, buf, p, end, t.minLength, ctx, meta, result);

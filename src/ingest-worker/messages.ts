@@ -29,6 +29,8 @@ export interface IngestWorkerInit {
     readonly pendingHoldMs: number;
     readonly maxPendingRecordsPerSession: number;
     readonly maxSessions: number;
+    readonly maxStateBytes: number;
+    readonly maxStateBytesPerExporter: number;
     readonly tunnelLayer: LayerPolicy;
     readonly sflowOctets: SflowOctets;
   };

@@ -105,6 +105,8 @@ function decodeService(init: IngestWorkerInit, spool: Spool, logger: Logger): De
       pendingHoldMs: init.decode.pendingHoldMs,
       maxPendingRecordsPerSession: init.decode.maxPendingRecordsPerSession,
       maxSessions: init.decode.maxSessions,
+      maxStateBytes: init.decode.maxStateBytes,
+      maxStateBytesPerExporter: init.decode.maxStateBytesPerExporter,
     },
     // Nothing after decoding here reads `raw` (filters, the batch format and stdout use the decoded
     // fields), and it must stay off: frame buffers are handed back to the main thread after each frame.

@@ -78,7 +78,10 @@ export const F = {
   templatesActive: family('templates_active', 'gauge', 'Templates currently known across all sessions'),
   templateEvents: family('template_events_total', 'counter', 'Template lifecycle events (learned, replaced, withdrawn, expired, withdrawal_ignored)', ['event']),
   decodeSessions: family('decode_sessions', 'gauge', 'Transport sessions with decoder state'),
-  decodeSessionsEvicted: family('decode_sessions_evicted_total', 'counter', 'Decoder sessions dropped to stay within decode.maxSessions'),
+  decodeSessionsEvicted: family('decode_sessions_evicted_total', 'counter', 'Decoder sessions dropped to stay within decode.maxSessions or the decoder state budget'),
+  decodeStateBytes: family('decode_state_bytes', 'gauge', 'Bytes of decoder state charged to the budget (decode.maxStateBytes; an upper estimate of its memory)'),
+  decodeStateEvictions: family('decode_state_evictions_total', 'counter', 'Decoder sessions evicted to make room, by reason (exporter = its own budget, total = the total budget, sessions = decode.maxSessions)', ['reason']),
+  decodeStateRefusals: family('decode_state_refusals_total', 'counter', 'New decoder state (session, domain, template, sampler, held set) refused for lack of room, by reason', ['reason']),
   heldSets: family('decode_held_sets_total', 'counter', 'Data sets held for a template not known yet, by outcome (held, decoded, expired, unknown_template)', ['event']),
   pendingBytes: family('decode_pending_bytes', 'gauge', 'Bytes of data sets waiting for their template'),
   optionsRecords: family('decode_options_records_total', 'counter', 'Options data records decoded (sampling, interface names, uptime)'),
@@ -250,6 +253,9 @@ function collectWorker(w: IngestWorkerStats, emit: SampleSink): void {
   each(emit, F.templateEvents, 'event', { learned: d.templatesLearned, replaced: d.templatesReplaced, withdrawn: d.templatesWithdrawn, expired: d.templatesExpired, withdrawal_ignored: d.withdrawalsIgnored });
   emit(F.decodeSessions, d.sessions);
   emit(F.decodeSessionsEvicted, d.sessionsEvicted);
+  emit(F.decodeStateBytes, d.stateBytes);
+  each(emit, F.decodeStateEvictions, 'reason', d.stateBudget.evictions);
+  each(emit, F.decodeStateRefusals, 'reason', d.stateBudget.refusals);
   each(emit, F.heldSets, 'event', { held: d.pendingHeld, decoded: d.pendingDecoded, expired: d.pendingExpired, unknown_template: d.unknownTemplateSets });
   emit(F.pendingBytes, d.pendingBytes);
   emit(F.optionsRecords, d.optionsRecords);

@@ -56,7 +56,7 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
 function workerInit(dir: string, filters: FiltersConfig): IngestWorkerInit {
   return {
     logLevel: 'silent',
-    decode: { templateLifetimeMs: 1_800_000, maxTemplatesPerSession: 64, maxFieldsPerTemplate: 64, pendingHoldMs: 2000, maxPendingRecordsPerSession: 1000, maxSessions: 16, tunnelLayer: 'inner', sflowOctets: 'ip' },
+    decode: { templateLifetimeMs: 1_800_000, maxTemplatesPerSession: 64, maxFieldsPerTemplate: 64, pendingHoldMs: 2000, maxPendingRecordsPerSession: 1000, maxSessions: 16, maxStateBytes: 64 << 20, maxStateBytesPerExporter: 16 << 20, tunnelLayer: 'inner', sflowOctets: 'ip' },
     filters,
     spool: { dir, keks: [KEK], quotaBytes: 1 << 30, fullPolicy: 'drop-oldest', reserveBytes: 0, synchronous: 'normal', epochMs: 3_600_000, maxAgeSeconds: null },
     batch: { maxRecords: 5000, maxBytes: 1 << 20, maxAgeMs: 100 },

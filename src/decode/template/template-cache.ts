@@ -9,6 +9,7 @@ import { compileRecordDecoder, genericRecordDecoder, minRecordLength } from './r
 import type { SequenceState } from './sequence-tracker.js';
 import { newSequenceState } from './sequence-tracker.js';
 import type { TemplateDefinition } from './template.js';
+import { templateCost } from '../state-cost.js';
 
 /**
  * Template and options state, scoped as RFC 7011 §3 / §8 require: per transport session
@@ -100,6 +101,10 @@ export interface PendingSet {
 
 export class SessionState {
   readonly key: string;
+  /** The exporter address whose state budget this session is charged to (state-budget.ts). */
+  readonly exporter: string;
+  /** Bytes charged to the budget for this session and everything in it. */
+  stateBytes = 0;
   transport: Transport;
   readonly domains = new Map<number, DomainState>();
   templateCount = 0;
@@ -109,9 +114,14 @@ export class SessionState {
   pendingUnordered = false;
   lastSeenMs = 0;
 
-  constructor(key: string, transport: Transport) {
+  constructor(key: string, transport: Transport, exporter: string = key) {
     this.key = key;
     this.transport = transport;
+    this.exporter = exporter;
+  }
+
+  hasDomain(version: number, observationDomainId: number): boolean {
+    return this.domains.has(version * 0x100000000 + observationDomainId);
   }
 
   domain(version: number, observationDomainId: number): DomainState {
@@ -165,8 +175,13 @@ function compileOrGeneric(plans: readonly FieldPlan[]): RecordDecoder {
   }
 }
 
-/** Bound on distinct compiled layouts kept for reuse across sessions (many exporters share a handful). */
-const MAX_CACHED_DECODERS = 4096;
+/**
+ * Bound on the compiled layouts kept for reuse across sessions (many exporters share a
+ * handful), in estimated bytes (the state budget's template cost, src/decode/state-budget.ts):
+ * decoders of templates since evicted stay reachable from here, so this is part of the
+ * decoder's fixed memory overhead (docs/decoding.md, "Memory").
+ */
+export const MAX_CACHED_DECODER_BYTES = 8 * 1024 * 1024;
 
 /**
  * Builds record decoders and shares them between sessions with the same layout, so a fleet
@@ -176,6 +191,7 @@ export class DecoderFactory {
   readonly #compiled: boolean;
   readonly #layer: LayerPolicy;
   readonly #cache = new Map<string, RecordDecoder>();
+  #cacheBytes = 0;
 
   constructor(compiled: boolean, layer: LayerPolicy = DEFAULT_LAYER_POLICY) {
     this.#compiled = compiled;
@@ -186,8 +202,13 @@ export class DecoderFactory {
     let decoder = this.#cache.get(key);
     if (decoder === undefined) {
       decoder = this.#compiled ? compileOrGeneric(plans) : genericRecordDecoder(plans);
-      if (this.#cache.size >= MAX_CACHED_DECODERS) this.#cache.clear();
+      const bytes = templateCost(plans.length);
+      if (this.#cacheBytes + bytes > MAX_CACHED_DECODER_BYTES) {
+        this.#cache.clear();
+        this.#cacheBytes = 0;
+      }
       this.#cache.set(key, decoder);
+      this.#cacheBytes += bytes;
     }
     return decoder;
   }
