@@ -93,6 +93,8 @@ export class App {
   private readonly endpoints: BoundEndpoint[] = [];
   private readonly build = buildInfo();
   private certificates: readonly CertificateExpiry[] = [];
+  /** The drain.fusion.caFile the drain trusts now (SIGHUP may change it). */
+  private drainCaFile: string | null;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private closePromise: Promise<void> | null = null;
   /** The step of stop() in progress, named when the deadline passes. */
@@ -100,6 +102,7 @@ export class App {
 
   constructor(private readonly options: AppOptions) {
     this.config = options.config;
+    this.drainCaFile = options.config.drain.fusion.caFile ?? null;
     this.log = options.logger;
   }
 
@@ -312,7 +315,7 @@ export class App {
     this.ledger?.close();
   }
 
-  /** SIGHUP: certificates, CRLs, identity allowlists, the UDP allowlist and flow filters. */
+  /** SIGHUP: certificates, CRLs, identity allowlists, the UDP allowlist, flow filters and the drain's CA file (drain.fusion.caFile: the file read again, or the one the setting now names). */
   reload(newConfig: Config): void {
     const c = newConfig;
     const tryReload = (what: string, fn: () => void): void => {
@@ -327,6 +330,13 @@ export class App {
     if (this.tls !== null) tryReload('tls trust', () => this.tls?.reload(this.trustSettings('tls', c)));
     if (this.dtls !== null) tryReload('dtls trust', () => this.dtls?.reload(ExporterTrust.load(this.trustSettings('dtls', c), 'listeners.dtls')));
     tryReload('flow filters', () => this.worker?.reload({ filters: c.filters }));
+    const caFile = c.drain.fusion.caFile ?? null;
+    if (this.drain !== null && (caFile !== null || this.drainCaFile !== null)) {
+      tryReload('drain.fusion.caFile', () => {
+        this.drain?.reloadCa(caFile);
+        this.drainCaFile = caFile;
+      });
+    }
     this.certificates = certificatesOf(c);
   }
 

@@ -30,7 +30,7 @@ Runs the probe: UDP/TLS/DTLS listeners → decode → filters → encrypted spoo
   --log-level LEVEL  trace | debug | info | warn | error | fatal
   --stdout           also print every accepted record as an NDJSON Fusion record on stdout
 Signals: SIGTERM/SIGINT stop gracefully (a second one forces exit), SIGHUP reloads
-certificates, CRLs, allowlists and filters.
+certificates, CRLs, allowlists, filters and the drain's CA file (drain.fusion.caFile).
 `;
 
 /** Written as the first line of a generated dev key file so nobody mistakes it for a real one. */
@@ -247,7 +247,7 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
       stopWith(ExitCode.Ok);
     };
     const onHup = (): void => {
-      logger.info('SIGHUP: reloading certificates, CRLs, allowlists and filters');
+      logger.info('SIGHUP: reloading certificates, CRLs, allowlists, filters and drain.fusion.caFile');
       void load().then(
         (l) => app.reload(l.config),
         (err: unknown) => logger.error({ err: (err as Error).message }, 'SIGHUP: configuration invalid; keeping the running settings'),

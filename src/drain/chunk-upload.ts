@@ -1,6 +1,6 @@
 import { parseRetryAfterMs } from './backoff.js';
 import { errorText, serverMessage } from './fusion-auth.js';
-import { classifyTransportError, type FusionHttp } from './fusion-http.js';
+import { classifyTransportError, tlsFailureHint, type FusionHttp } from './fusion-http.js';
 import type { EncodedChunk } from './upload-encoder.js';
 
 /**
@@ -46,7 +46,8 @@ export async function uploadChunk(target: UploadTarget, chunk: EncodedChunk, key
     });
   } catch (err) {
     const kind = classifyTransportError(err);
-    return { kind: 'retry', reason: kind, message: `upload to ${url} failed (${kind}): ${errorText(err)}`, retryAfterMs: null };
+    const hint = kind === 'tls' || kind === 'pin' ? `; ${tlsFailureHint(err)}` : '';
+    return { kind: 'retry', reason: kind, message: `upload to ${url} failed (${kind}): ${errorText(err)}${hint}`, retryAfterMs: null };
   }
   const s = res.status;
   if (s >= 200 && s <= 299) return { kind: 'ok' };

@@ -101,6 +101,8 @@ export class Drain {
   /** Aborts in-flight HTTP requests: only when the stop deadline passes. */
   private readonly abortRequests = new AbortController();
   private wake = new AbortController();
+  /** Aborted by reloadCa(): a backoff sleep ends at once. */
+  private retryNow = new AbortController();
   private readonly inFlight = new Set<number>();
   /** batch id → idempotency keys of its chunks that already got 2xx. */
   private readonly partial = new Map<number, Set<string>>();
@@ -173,6 +175,21 @@ export class Drain {
       await this.pool?.close();
     }
     return { stats: this.stats(), complete: !gaveUp };
+  }
+
+  /**
+   * SIGHUP: reads drain.fusion.caFile (`caFile`, the setting's current value) on every upload
+   * thread and retries at once instead of waiting out a backoff that a trust problem caused.
+   * Throws the ConfigError naming drain.fusion.caFile when the file is unusable; the previous
+   * CA stays in use.
+   */
+  reloadCa(caFile: string | null): void {
+    this.http.reloadCa(caFile);
+    this.pool?.reloadCa(caFile);
+    this.auth.resetBackoff();
+    this.notBeforeMs = 0;
+    this.retryNow.abort();
+    this.retryNow = new AbortController();
   }
 
   /** Wakes an idle drain (the spool just got a batch). */
@@ -315,7 +332,7 @@ export class Drain {
       if (wait > 0) {
         // Backing off: let in-flight uploads finish first, then wait out the rest.
         if (running.size > 0) await Promise.race(running.values());
-        else await this.clock.sleep(wait, this.stopSleeps.signal);
+        else await this.clock.sleep(wait, AbortSignal.any([this.stopSleeps.signal, this.retryNow.signal]));
         continue;
       }
       if (running.size >= concurrency) {

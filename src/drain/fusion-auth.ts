@@ -1,6 +1,6 @@
 import { DrainError, DrainErrorCode } from '../flow/errors.js';
 import { equalJitterMs, type BackoffSettings } from './backoff.js';
-import { classifyTransportError, type FusionHttp } from './fusion-http.js';
+import { classifyTransportError, tlsFailureHint, type FusionHttp } from './fusion-http.js';
 import type { FusionCredentials } from './netosecret.js';
 import { signRequestJwt } from './request-jwt.js';
 
@@ -84,6 +84,12 @@ export class FusionAuth {
     return this.pending;
   }
 
+  /** Forgets the failure backoff (the TLS trust was reloaded): the next token request goes out at once. */
+  resetBackoff(): void {
+    this.consecutiveFailures = 0;
+    this.blockedUntilMs = 0;
+  }
+
   /** Drops `token` (an upload got 401 with it) so the next call mints a new one. */
   invalidate(token: string): void {
     if (this.cached?.token === token) this.cached = null;
@@ -111,7 +117,8 @@ export class FusionAuth {
       body = res.body;
     } catch (err) {
       const kind = classifyTransportError(err);
-      throw this.fail(kind, DrainErrorCode.Auth, `Fusion auth request to ${url} failed (${kind}): ${errorText(err)}`);
+      const hint = kind === 'tls' || kind === 'pin' ? `; ${tlsFailureHint(err)}` : '';
+      throw this.fail(kind, DrainErrorCode.Auth, `Fusion auth request to ${url} failed (${kind}): ${errorText(err)}${hint}`);
     }
     if (status === 401 || status === 403) {
       throw this.fail('rejected', DrainErrorCode.Credentials,

@@ -108,14 +108,41 @@ export interface HttpResponse {
 const MAX_RESPONSE_BODY_BYTES = 64 * 1024;
 
 export class FusionHttp {
-  private readonly dispatcher: Dispatcher;
+  private dispatcher: Dispatcher;
   private closed = false;
   private destroyed = false;
   /** TLS handshakes refused because the server key matched no pin. */
   pinMismatches = 0;
 
-  constructor(settings: FusionTlsSettings) {
+  constructor(private settings: FusionTlsSettings) {
     validateTlsSettings(settings);
+    this.dispatcher = this.createDispatcher();
+  }
+
+  /**
+   * Reads drain.fusion.caFile (SIGHUP: `caFile` is the setting's current value, null when it is
+   * no longer set) and sends new requests through a new connection pool that trusts it;
+   * requests in flight finish on the old pool, which then closes. Throws the ConfigError naming
+   * drain.fusion.caFile when the file is unusable (the previous CA stays in use).
+   */
+  reloadCa(caFile: string | null): void {
+    if (this.closed || this.destroyed) return;
+    const previous = this.settings;
+    this.settings = { ...previous, caFile };
+    let next: Dispatcher;
+    try {
+      next = this.createDispatcher();
+    } catch (err) {
+      this.settings = previous;
+      throw err;
+    }
+    const old = this.dispatcher;
+    this.dispatcher = next;
+    void old.close().catch(() => undefined);
+  }
+
+  private createDispatcher(): Dispatcher {
+    const settings = this.settings;
     const ca = loadCa(settings);
     const pins = new Set(settings.pinSha256);
     const tlsOptions = {
@@ -142,7 +169,7 @@ export class FusionHttp {
       keepAliveTimeout: settings.keepAliveTimeoutMs,
       connections: settings.connections,
     };
-    this.dispatcher = settings.proxyUrl === null
+    return settings.proxyUrl === null
       ? new Agent({ ...common, connect: { ...tlsOptions, timeout: settings.connectTimeoutMs } })
       : new ProxyAgent({ ...common, uri: settings.proxyUrl, requestTls: { ...tlsOptions, timeout: settings.connectTimeoutMs }, connect: { timeout: settings.connectTimeoutMs } });
   }
@@ -192,16 +219,40 @@ const TLS_CODES = new Set([
   'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ERR_TLS_HANDSHAKE_TIMEOUT', 'INVALID_PURPOSE',
 ]);
 
-export function classifyTransportError(err: unknown): TransportFailure {
+/** Certificate-chain verification failures: the server's CA is not trusted. */
+const UNTRUSTED_CODES = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE']);
+
+/**
+ * What to change when a request to Fusion failed its TLS handshake, naming the setting: an
+ * untrusted chain (a private CA or a TLS-inspecting proxy) needs drain.fusion.caFile.
+ */
+export function tlsFailureHint(err: unknown): string {
+  for (const { code } of causeChain(err)) {
+    if (code === undefined) continue;
+    if (UNTRUSTED_CODES.has(code)) return `the server's certificate (${code}) is not signed by a trusted CA: put the CA that issued it (a private CA, or a TLS-inspecting proxy's) in the PEM file named by drain.fusion.caFile, then reload (SIGHUP)`;
+    if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `the server's certificate is outside its validity period (${code}): check this machine's clock`;
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return "the server's certificate does not name the host of drain.fusion.uploadUrl";
+    if (code === PIN_MISMATCH_CODE) return 'update drain.fusion.pinSha256 if the server\'s key changed';
+  }
+  return 'check drain.fusion.caFile, drain.fusion.proxyUrl and the server\'s TLS settings';
+}
+
+/** The error and its `cause`s (undici wraps the socket error in `cause`), each once, with their string code and name. */
+function* causeChain(err: unknown): Generator<{ readonly code: string | undefined; readonly name: unknown }> {
   const seen = new Set<unknown>();
   let e: unknown = err;
-  // undici wraps the socket error in `cause`; look down the chain.
   while (typeof e === 'object' && e !== null && !seen.has(e)) {
     seen.add(e);
     const code = (e as { code?: unknown }).code;
-    const name = (e as { name?: unknown }).name;
+    yield { code: typeof code === 'string' ? code : undefined, name: (e as { name?: unknown }).name };
+    e = (e as { cause?: unknown }).cause;
+  }
+}
+
+export function classifyTransportError(err: unknown): TransportFailure {
+  for (const { code, name } of causeChain(err)) {
     if (code === PIN_MISMATCH_CODE) return 'pin';
-    if (typeof code === 'string') {
+    if (code !== undefined) {
       if (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return 'tls';
       if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') return 'timeout';
       if (code === 'ECONNREFUSED') return 'refused';
@@ -209,7 +260,6 @@ export function classifyTransportError(err: unknown): TransportFailure {
       if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return 'aborted';
     }
     if (name === 'AbortError') return 'aborted';
-    e = (e as { cause?: unknown }).cause;
   }
   return 'network';
 }

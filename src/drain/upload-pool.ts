@@ -51,7 +51,7 @@ export interface UploadReply {
 }
 
 /** To an upload worker. */
-export type ToUploadWorker = { readonly type: 'job'; readonly job: UploadJob } | { readonly type: 'close' };
+export type ToUploadWorker = { readonly type: 'job'; readonly job: UploadJob } | { readonly type: 'reload-ca'; readonly caFile: string | null } | { readonly type: 'close' };
 /** From an upload worker: one reply per job. */
 export type FromUploadWorker = UploadReply;
 
@@ -112,6 +112,11 @@ export class UploadPool {
     }).finally(() => {
       if (slot.pending.size === 0) slot.worker.unref();
     });
+  }
+
+  /** Each worker reads drain.fusion.caFile (`caFile`) again; the main thread checked the file just before. */
+  reloadCa(caFile: string | null): void {
+    for (const s of this.slots) if (!s.dead) s.channel.post({ type: 'reload-ca', caFile });
   }
 
   /** Graceful: workers finish nothing new and exit. */

@@ -61,5 +61,13 @@ parent.on((msg) => {
     void http.destroy().then(() => parent.close());
     return;
   }
+  if (msg.type === 'reload-ca') {
+    try {
+      http.reloadCa(msg.caFile);
+    } catch {
+      // The main thread read the same file a moment before and reported any problem with it.
+    }
+    return;
+  }
   void run(msg.job).then((reply) => parent.post(reply));
 });

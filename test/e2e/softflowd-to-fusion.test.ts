@@ -7,16 +7,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import { createDevCertificate } from '../../src/fusion-sim/dev-certificate.js';
 import { startFusionSim } from '../../src/fusion-sim/fusion-sim.js';
 import { corpora, haveSoftflowd, requireTool, softflowdReplay, type TruthFlow } from '../support/softflowd.js';
 import { loadTrafficTruth } from '../support/traffic-truth.js';
-import { freeTcpPort, freeUdpPort, startProbe } from '../support/probe.js';
+import { fusionProbeConfig } from '../support/fusion-probe-config.js';
+import { startProbe } from '../support/probe.js';
 import { until } from '../support/udp-harness.js';
 
 interface Received {
@@ -47,21 +46,8 @@ test('softflowd → UDP → encrypted spool → drain → Fusion stand-in: every
   const sim = await startFusionSim({ host: '127.0.0.1', port: 0, certPem: cert.certPem, keyPem: cert.keyPem });
   try {
     writeFileSync(path.join(dir, 'ca.pem'), cert.certPem);
-    writeFileSync(path.join(dir, 'kek'), randomBytes(32).toString('base64'), { mode: 0o600 });
-    writeFileSync(path.join(dir, 'netosecret'), sim.netosecret, { mode: 0o600 });
-    const udpPort = await freeUdpPort();
-    const adminPort = await freeTcpPort();
-    const config = {
-      dataDir: path.join(dir, 'data'),
-      log: { level: 'info', format: 'json' },
-      listeners: { allowlist: ['127.0.0.1'], udp: [{ name: 'flows', address: '127.0.0.1', port: udpPort, receiveBufferBytes: 4 * 1024 * 1024 }] },
-      spool: { kek: { file: path.join(dir, 'kek') }, batch: { maxAgeMs: 200 } },
-      drain: { fusion: { uploadUrl: sim.uploadUrl, caFile: path.join(dir, 'ca.pem'), netosecret: { file: path.join(dir, 'netosecret') } }, retry: { initialDelayMs: 100, maxDelayMs: 1000 } },
-      admin: { port: adminPort },
-      stats: { intervalSeconds: 0 },
-    };
-    writeFileSync(path.join(dir, 'sealflow.yaml'), stringify(config));
-    const probe = await startProbe({ args: ['--config', path.join(dir, 'sealflow.yaml')], adminPort });
+    const { file, udpPort, adminPort } = await fusionProbeConfig(dir, sim, { caFile: path.join(dir, 'ca.pem'), retry: { initialDelayMs: 100, maxDelayMs: 1000 } });
+    const probe = await startProbe({ args: ['--config', file], adminPort });
     try {
       const v4 = truth.flows.filter((f) => !f.src.includes(':'));
       const expected = new Map<number, TruthFlow[]>([

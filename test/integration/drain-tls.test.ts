@@ -5,7 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { until } from '../support/udp-harness.js';
 import { createHash } from 'node:crypto';
 import { drainFor, fillSpool, openTempSpool, pemPair, startTestSim, testPki } from '../support/drain-fixtures.js';
 import { spkiSha256 } from '../../src/drain/fusion-http.js';
@@ -72,6 +75,43 @@ test('matching SPKI pin (and a CA file): delivered', async () => {
     assert.equal(env.sim.records.length, 20);
     assert.equal(res.stats.tlsPinMismatches, 0);
   } finally {
+    await t.cleanup();
+    await env.cleanup();
+  }
+});
+
+test('an untrusted Fusion certificate names drain.fusion.caFile; the CA file is re-read on reload (SIGHUP) and delivery resumes at once', async () => {
+  const env = await startTestSim();
+  const t = await openTempSpool();
+  const dir = mkdtempSync(path.join(tmpdir(), 'sealflow-cafile-'));
+  const caFile = path.join(dir, 'fusion-ca.pem');
+  try {
+    const { pki } = await testPki();
+    // The file first holds another CA's certificate: the stand-in's chain is not trusted.
+    copyFileSync(pki.otherCa.certFile, caFile);
+    fillSpool(t.spool, 2, 10);
+    // Backoff of a minute: only the reload can make the drain deliver within the test's wait.
+    const drain = drainFor(env, t.spool.reader, { uploadWorkers: 1, tls: { caPem: null, caFile }, backoff: { baseMs: 60_000, capMs: 60_000 }, auth: { backoff: { baseMs: 60_000, capMs: 60_000 } } }, { random: half });
+    drain.start();
+    try {
+      await until(() => drain.stats().lastError !== null, 'a failed attempt', 10_000);
+      const err = drain.stats().lastError ?? '';
+      assert.match(err, /drain\.fusion\.caFile/, err);
+      assert.match(err, /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED/, err);
+      assert.equal(env.sim.stats.uploadRequests, 0);
+
+      writeFileSync(caFile, 'not a certificate\n');
+      assert.throws(() => drain.reloadCa(caFile), /drain\.fusion\.caFile/);
+
+      copyFileSync(pki.caFile, caFile);
+      drain.reloadCa(caFile);
+      await until(() => drain.stats().deliveredRecords === 20, 'delivery after the reload', 10_000);
+      assert.equal(env.sim.records.length, 20);
+    } finally {
+      await drain.close(1000);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
     await t.cleanup();
     await env.cleanup();
   }
