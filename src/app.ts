@@ -54,6 +54,8 @@ export interface AppOptions {
   readonly onStatusLine?: (line: StatsLineText) => void;
   /** Extra sections for /stats (e.g. the embedded Fusion stand-in's counters). */
   readonly extraStats?: () => Record<string, unknown>;
+  /** Where other threads' JSON log lines are written (LogOutput.write); standard error without it. */
+  readonly logLine?: (jsonLine: string) => void;
   /** A component died (the ingest worker): the caller stops the app and exits non-zero. */
   readonly onFatal?: (err: Error) => void;
   /** Gets the loss ledger's reports (what was lost, by reason, per period): the audit trail's port. */
@@ -118,6 +120,7 @@ export class App {
 
     // 1. Ingest worker: opens the appending spool connection (key check happens here).
     this.worker = new IngestWorker(this.workerInit());
+    if (this.options.logLine !== undefined) this.worker.setLogOutput(this.options.logLine);
     this.worker.setFatalHandler((err) => {
       this.log.fatal({ err: err.message }, 'ingest worker died');
       this.options.onFatal?.(err);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { App, type BoundEndpoint } from '../app.js';
 import { loadConfig, type ConfigOverrides, type LoadedConfig } from '../config/load.js';
@@ -12,12 +12,13 @@ import type { DrainRuntimeExtras } from '../drain/drain-config.js';
 import { startEmbeddedFusionSim } from '../fusion-sim/embedded-fusion-sim.js';
 import type { FusionSim } from '../fusion-sim/fusion-sim.js';
 import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
-import { createLogger, loggerSettingsFromConfig } from '../observability/logger.js';
+import { createLogOutput, loggerSettingsFromConfig } from '../observability/logger.js';
 import { serviceNotifier, type ServiceNotifier } from '../observability/service-notify.js';
 import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
 import { KEK_BYTES } from '../spool/kek-source.js';
 import { preflight } from '../preflight.js';
 import type { CommandIo, CommandMain } from './command.js';
+import { SAMPLE_RECORDS, writeSampleMessages } from './sample-messages.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 
 const HELP = `usage: sealflow run [--config PATH] [--data-dir DIR] [--log-level LEVEL] [--stdout]
@@ -63,12 +64,12 @@ export const main: CommandMain = async (argv, io) => {
   }
   const config = loaded.config;
   const syslog = syslogDestinationFromConfig(config.log.syslog);
-  const logger = createLogger({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) });
+  const logOutput = createLogOutput({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) });
+  const logger = logOutput.logger;
   const notifier = serviceNotifier(io.env, (m) => logger.warn(m));
   if (notifier.problem !== null) {
     logger.error({ socket: notifier.socket }, `NOTIFY_SOCKET is set (systemd Type=notify) but ${notifier.problem}: the service manager will not see the probe become ready`);
   }
-  const terminalStatus = loaded.embedded && process.stderr.isTTY;
 
   let sim: FusionSim | null = null;
   let app: App | null = null;
@@ -102,14 +103,9 @@ export const main: CommandMain = async (argv, io) => {
       stdoutRecords: values.stdout === true,
       ...(sim === null ? {} : { extraStats: () => ({ fusionSim: sim?.stats ?? null }) }),
       onFatal: (err) => hooks.onFatal(err),
-      ...(terminalStatus || notifier.socket !== null
-        ? {
-            onStatusLine: (l) => {
-              if (terminalStatus) io.stderr.write(`${l.text}\n`);
-              notifier.status(l.text);
-            },
-          }
-        : {}),
+      // The stats line reaches the terminal once, through the logger; systemd gets it as STATUS=.
+      ...(notifier.socket === null ? {} : { onStatusLine: (l) => notifier.status(l.text) }),
+      logLine: (line) => logOutput.write(line),
     });
     await app.start();
   } catch (err) {
@@ -123,7 +119,8 @@ export const main: CommandMain = async (argv, io) => {
     return isConfig ? ExitCode.Config : ExitCode.Software;
   }
 
-  printBanner(io, app.bound(), loaded, config, sim);
+  const sample = loaded.embedded ? await writeSampleMessages(resolve(config.dataDir, 'samples')) : null;
+  printBanner(io, app.bound(), loaded, config, sim, sample);
   notifier.ready(`listening on ${app.bound().map((b) => `${b.transport} ${b.address}:${b.port}`).join(', ')}`);
   const code = await runUntilSignal(app, sim, config, logger, load, hooks, notifier);
   await syslog?.close();
@@ -170,25 +167,36 @@ async function prepareDevelopmentFiles(config: Config, logger: Logger): Promise<
   }
 }
 
-function printBanner(io: CommandIo, bound: readonly BoundEndpoint[], loaded: LoadedConfig, config: Config, sim: FusionSim | null): void {
+/** A path as a shell word: quoted when it holds anything a shell would split or expand. */
+function shellWord(p: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(p) ? p : `'${p.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The start-up banner: what is listening, and (embedded defaults) commands that send the
+ * sample message as they are, copied from the terminal (test/e2e/npm-start.test.ts runs them).
+ */
+function printBanner(io: CommandIo, bound: readonly BoundEndpoint[], loaded: LoadedConfig, config: Config, sim: FusionSim | null, sample: string | null): void {
   const lines: string[] = ['', 'sealflow is running.'];
   for (const b of bound) {
     const host = b.address.includes(':') ? `[${b.address}]` : b.address;
     const what = b.transport === 'admin' ? 'admin  ' : b.transport === 'udp' ? `udp    ${b.name.padEnd(8)}` : `${b.transport.padEnd(7)}ipfix   `;
     lines.push(`  ${what} ${host}:${b.port}`);
   }
-  if (loaded.embedded) {
-    const udp = bound.find((b) => b.transport === 'udp' && b.port === 2055) ?? bound.find((b) => b.transport === 'udp');
-    const files = devFiles(config.dataDir);
-    if (udp !== undefined) lines.push('', `Send flows, e.g.:  softflowd -r capture.pcap -n ${udp.address}:${udp.port} -v 9`);
+  if (loaded.embedded && sample !== null) {
+    // Absolute paths: the commands work from any directory.
+    const files = devFiles(resolve(config.dataDir));
+    const exporter = join(files.pkiDir, 'exporters', DEV_EXPORTER_IDENTITY);
+    const ipfixUdp = bound.find((b) => b.transport === 'udp' && b.name === 'ipfix') ?? bound.find((b) => b.transport === 'udp');
     const tls = bound.find((b) => b.transport === 'tls');
+    lines.push('', `Send the sample IPFIX message (${SAMPLE_RECORDS} flow records) to see them counted:`);
+    if (ipfixUdp !== undefined) lines.push(`  over UDP:  socat -u OPEN:${shellWord(sample)} UDP:${ipfixUdp.address}:${ipfixUdp.port}`);
     if (tls !== undefined) {
       lines.push(
-        `IPFIX over TLS:    openssl s_client -quiet -connect ${tls.address}:${tls.port} -CAfile ${files.pkiDir}/ca.crt.pem \\`,
-        `                     -cert ${files.pkiDir}/exporters/${DEV_EXPORTER_IDENTITY}.crt.pem -key ${files.pkiDir}/exporters/${DEV_EXPORTER_IDENTITY}.key.pem < messages.ipfix`,
+        `  over TLS:  openssl s_client -quiet -no_ign_eof -connect ${tls.address}:${tls.port} -CAfile ${shellWord(files.caFile)} -cert ${shellWord(`${exporter}.crt.pem`)} -key ${shellWord(`${exporter}.key.pem`)} < ${shellWord(sample)}`,
       );
     }
-    if (sim !== null) lines.push(`Drain target:      embedded Fusion stand-in at ${sim.url} (development only)`);
+    if (sim !== null) lines.push(`Drain target: embedded Fusion stand-in at ${sim.url} (development only)`);
     lines.push('Development mode: the PKI and spool key under the data directory are for development only.');
   }
   lines.push('');

@@ -36,6 +36,8 @@ export class IngestWorker {
   private stopped = false;
   private onFatal: (err: Error) => void = () => undefined;
   private readonly committedListeners: ((lastBatchId: number) => void)[] = [];
+  /** Where the thread's JSON log lines go (the app's log output; standard error until one is set). */
+  private logLine: (line: string) => void = (line) => process.stderr.write(line);
 
   constructor(init: IngestWorkerInit, channelOptions: IngestChannelOptions = DEFAULT_INGEST_CHANNEL) {
     this.worker = startModuleWorker(import.meta.url, new URL('./thread', import.meta.url), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
@@ -69,6 +71,9 @@ export class IngestWorker {
         case 'stats':
           this.lastStats = msg.stats;
           break;
+        case 'log':
+          this.logLine(msg.line);
+          break;
         case 'stopped':
           this.lastStats = msg.stats;
           this.stopped = true;
@@ -90,6 +95,11 @@ export class IngestWorker {
 
   ready(): Promise<void> {
     return this.readyPromise;
+  }
+
+  /** Sends the thread's log lines to `write` (LogOutput.write) instead of standard error. */
+  setLogOutput(write: (jsonLine: string) => void): void {
+    this.logLine = write;
   }
 
   /** Called when the worker dies unexpectedly (the app treats it as fatal). */

@@ -116,4 +116,6 @@ export type WorkerToMain =
   /** Batches up to `lastBatchId` are committed (durable): the drain has something to deliver. At most one per turn of the worker's event loop. */
   | { readonly type: 'committed'; readonly lastBatchId: number }
   | { readonly type: 'stats'; readonly stats: IngestWorkerStats }
+  /** One JSON log line of this thread: the main thread writes it where its own lines go (pretty on a terminal, syslog, the status page). */
+  | { readonly type: 'log'; readonly line: string }
   | { readonly type: 'stopped'; readonly stats: IngestWorkerStats };

@@ -21,7 +21,7 @@
  *   and the spool closed before 'stopped' is posted.
  */
 import { workerData } from 'node:worker_threads';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { DecodeService } from '../decode/decode-service.js';
 import { isSealflowError } from '../flow/errors.js';
 import { parentChannel, startupError } from '../flow/module-worker.js';
@@ -127,7 +127,8 @@ function decodeService(init: IngestWorkerInit, spool: Spool, logger: Logger): De
 async function main(): Promise<void> {
   const init = workerData as IngestWorkerInit;
   lowerThreadPriority('ingest-worker');
-  const logger = createLogger({ level: init.logLevel, pretty: false }, pino.destination({ dest: 2, sync: false })).child({ component: 'ingest-worker' });
+  // Lines go to the main thread, which writes them with its own (pretty, syslog, status page).
+  const logger = createLogger({ level: init.logLevel, pretty: false }, { write: (line: string) => parent.post({ type: 'log', line }) }).child({ component: 'ingest-worker' });
   const decodeLog = new RateLimitedLog(logger.child({ stage: 'decode' }));
   const spoolLog = new RateLimitedLog(logger.child({ stage: 'spool' }));
 

@@ -17,6 +17,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SAMPLE_RECORDS } from '../../src/commands/sample-messages.js';
 import { DecodeService } from '../../src/decode/decode-service.js';
 import { DEV_EXPORTER_IDENTITY, devFiles } from '../../src/config/embedded-defaults.js';
 import { DtlsTestClient } from '../support/dtls-client.js';
@@ -60,10 +61,12 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
   let stopMs = 0;
   let runningQuota = 0;
   try {
+    // The banner follows readiness by a moment (the sample message is written first).
+    await until(() => probe.output().includes('Development mode:'), 'the start-up banner', 10_000);
     const out = probe.output();
     assert.match(out, /DEVELOPMENT spool key/i, 'the generated dev key is announced loudly');
     assert.match(out, /DEVELOPMENT PKI ONLY/, 'the generated dev PKI is announced loudly');
-    assert.match(out, /softflowd -r capture\.pcap -n 127\.0\.0\.1:2055/, 'it says where to send flows');
+    assert.match(out, /over UDP: {2}socat -u OPEN:\S+\/samples\/messages\.ipfix UDP:127\.0\.0\.1:4739$/m, 'it says how to send flows');
     const perTransport = expectedRecords();
     assert.ok(perTransport > 0);
 
@@ -113,6 +116,19 @@ test('npm start: embedded defaults accept UDP, TLS and DTLS from loopback and de
     assert.match(metrics, /^sealflow_/m, 'Prometheus metrics are served');
     assert.match(metrics, /^sealflow_spool_wal_checkpoints_total\{thread="background",result="complete"\} [1-9]\d*/m, 'checkpointer counters are exported');
     assert.match(metrics, /^sealflow_decode_fused_records(_total)? \d+/m, 'fused-path records are exported');
+
+    // The banner's commands, run verbatim by a shell: each sends the sample message, whose records arrive.
+    const commands = [...out.matchAll(/^ {2}over (UDP|TLS): {2}(.+)$/gm)].map((m) => ({ transport: String(m[1]), command: String(m[2]) }));
+    assert.deepEqual(commands.map((c) => c.transport), ['UDP', 'TLS'], `banner commands:\n${out}`);
+    for (const c of commands) {
+      const r = spawnSync('sh', ['-c', c.command], { cwd: tmpdir(), encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, `${c.transport} command exits 0 by itself: ${c.command}\n${r.stderr}`);
+    }
+    const withSamples = want + commands.length * SAMPLE_RECORDS;
+    await until(async () => ((await probe.getJson('/stats')) as Stats).fusionSim.recordsAccepted >= withSamples, `${withSamples} records with the samples`, 60_000);
+    const after = (await probe.getJson('/stats')) as Stats;
+    assert.equal(after.fusionSim.recordsAccepted, withSamples);
+    assert.equal(after.exporters.find((x) => x.transport === 'tls')?.records, perTransport + SAMPLE_RECORDS, 'the TLS sample, authenticated as the dev exporter');
     runningQuota = s.spool.quotaBytes;
   } finally {
     const started = Date.now();
