@@ -35,6 +35,8 @@ import { LOSS_LEDGER_FILE } from './observability/loss-ledger-file.js';
 import { Metrics } from './observability/metrics.js';
 import { collectProbeMetrics, lossSamples, type ProbeSnapshot } from './observability/probe-metrics.js';
 import { statsDocument } from './observability/stats-document.js';
+import { historySample, RecentWarnings, StatusHistory } from './observability/status-history.js';
+import { renderStatusPage } from './observability/status-page.js';
 import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
 import { IngestWorker } from './ingest-worker/ingest-worker.js';
 import type { IngestWorkerInit, IngestWorkerStats } from './ingest-worker/messages.js';
@@ -56,6 +58,8 @@ export interface AppOptions {
   readonly extraStats?: () => Record<string, unknown>;
   /** Where other threads' JSON log lines are written (LogOutput.write); standard error without it. */
   readonly logLine?: (jsonLine: string) => void;
+  /** Warnings and errors of every thread for the status page (fed by the log destination); none shown without it. */
+  readonly recentWarnings?: RecentWarnings;
   /** A component died (the ingest worker): the caller stops the app and exits non-zero. */
   readonly onFatal?: (err: Error) => void;
   /** Gets the loss ledger's reports (what was lost, by reason, per period): the audit trail's port. */
@@ -71,6 +75,11 @@ export interface BoundEndpoint {
   readonly address: string;
   readonly port: number;
 }
+
+/** The status page's charts sample at most this often (and at the stats line's interval when it is shorter). */
+const HISTORY_PERIOD_MS = 10_000;
+/** An exporter heard from within this window is active (status line, status page). */
+const ACTIVE_EXPORTER_WINDOW_MS = 5 * 60_000;
 
 /** Drain's own grace within the stop deadline: in-flight uploads may finish, then are aborted. */
 const DRAIN_STOP_SHARE = 0.5;
@@ -97,6 +106,9 @@ export class App {
   private certificates: readonly CertificateExpiry[] = [];
   /** The drain.fusion.caFile the drain trusts now (SIGHUP may change it). */
   private drainCaFile: string | null;
+  private readonly startedAtMs = Date.now();
+  private readonly history: StatusHistory;
+  private historyTimer: NodeJS.Timeout | null = null;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private closePromise: Promise<void> | null = null;
   /** The step of stop() in progress, named when the deadline passes. */
@@ -106,6 +118,8 @@ export class App {
     this.config = options.config;
     this.drainCaFile = options.config.drain.fusion.caFile ?? null;
     this.log = options.logger;
+    const statsMs = options.config.stats.intervalSeconds * 1000;
+    this.history = new StatusHistory(statsMs > 0 ? Math.min(statsMs, HISTORY_PERIOD_MS) : HISTORY_PERIOD_MS);
   }
 
   bound(): readonly BoundEndpoint[] {
@@ -240,6 +254,7 @@ export class App {
         token: this.options.adminToken,
         metrics: this.metrics,
         stats: () => this.stats(),
+        statusPage: () => this.statusPage(),
         readiness: () => this.readiness(),
         logger: this.log.child({ component: 'admin' }),
       });
@@ -253,6 +268,11 @@ export class App {
       ...(this.options.onStatusLine === undefined ? {} : { onLine: this.options.onStatusLine }),
     });
     this.statsLine.start();
+    this.sampleHistory();
+    this.historyTimer = setInterval(() => {
+      this.sampleHistory();
+    }, this.history.periodMs);
+    this.historyTimer.unref();
     this.state = 'running';
   }
 
@@ -288,6 +308,7 @@ export class App {
       }
     };
     this.statsLine?.close();
+    if (this.historyTimer !== null) clearInterval(this.historyTimer);
     await step('udp listeners', () => this.udp?.close());
     await step('tls listener', () => this.tls?.close());
     await step('dtls listener', () => this.dtls?.close());
@@ -416,6 +437,27 @@ export class App {
     return statsDocument({ ...this.snapshot(), state: this.state, nowMs: Date.now(), ...(this.options.extraStats === undefined ? {} : { extra: this.options.extraStats() }) });
   }
 
+  private sampleHistory(): void {
+    const now = Date.now();
+    const snap = this.snapshot();
+    this.history.add(historySample(snap, now));
+    this.history.noteExporters(snap.worker?.exporters ?? [], now);
+  }
+
+  /** The status page (src/observability/status-page.ts). */
+  statusPage(): string {
+    return renderStatusPage({
+      snapshot: this.snapshot(),
+      state: this.state,
+      startedAtMs: this.startedAtMs,
+      nowMs: Date.now(),
+      endpoints: this.endpoints.filter((e) => e.transport !== 'admin'),
+      history: this.history,
+      warnings: this.options.recentWarnings?.list() ?? [],
+      activeWindowMs: ACTIVE_EXPORTER_WINDOW_MS,
+    });
+  }
+
   readiness(): Readiness {
     const reasons: string[] = [];
     if (this.state !== 'running') reasons.push(`state ${this.state}`);
@@ -430,7 +472,7 @@ export class App {
     const w = s.worker;
     const spool = w?.spool ?? null;
     const d = s.drain;
-    const activeSince = Date.now() - 5 * 60_000;
+    const activeSince = Date.now() - ACTIVE_EXPORTER_WINDOW_MS;
     return {
       exporters: (w?.exporters ?? []).filter((e) => e.lastSeenMs >= activeSince).length,
       records: w?.records ?? 0,

@@ -14,6 +14,7 @@ import type { FusionSim } from '../fusion-sim/fusion-sim.js';
 import { createDevPki, DEV_PKI_WARNING } from '../ingest/trust/dev-pki.js';
 import { createLogOutput, loggerSettingsFromConfig } from '../observability/logger.js';
 import { serviceNotifier, type ServiceNotifier } from '../observability/service-notify.js';
+import { RecentWarnings } from '../observability/status-history.js';
 import { syslogDestinationFromConfig } from '../observability/syslog-destination.js';
 import { KEK_BYTES } from '../spool/kek-source.js';
 import { preflight } from '../preflight.js';
@@ -64,7 +65,8 @@ export const main: CommandMain = async (argv, io) => {
   }
   const config = loaded.config;
   const syslog = syslogDestinationFromConfig(config.log.syslog);
-  const logOutput = createLogOutput({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) });
+  const recentWarnings = new RecentWarnings();
+  const logOutput = createLogOutput({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }), tap: (line) => recentWarnings.add(line) });
   const logger = logOutput.logger;
   const notifier = serviceNotifier(io.env, (m) => logger.warn(m));
   if (notifier.problem !== null) {
@@ -106,6 +108,7 @@ export const main: CommandMain = async (argv, io) => {
       // The stats line reaches the terminal once, through the logger; systemd gets it as STATUS=.
       ...(notifier.socket === null ? {} : { onStatusLine: (l) => notifier.status(l.text) }),
       logLine: (line) => logOutput.write(line),
+      recentWarnings,
     });
     await app.start();
   } catch (err) {
@@ -181,7 +184,7 @@ function printBanner(io: CommandIo, bound: readonly BoundEndpoint[], loaded: Loa
   for (const b of bound) {
     const host = b.address.includes(':') ? `[${b.address}]` : b.address;
     const what = b.transport === 'admin' ? 'admin  ' : b.transport === 'udp' ? `udp    ${b.name.padEnd(8)}` : `${b.transport.padEnd(7)}ipfix   `;
-    lines.push(`  ${what} ${host}:${b.port}`);
+    lines.push(`  ${what} ${host}:${b.port}${b.transport === 'admin' ? `   status page: http://${host}:${b.port}/` : ''}`);
   }
   if (loaded.embedded && sample !== null) {
     // Absolute paths: the commands work from any directory.

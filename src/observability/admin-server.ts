@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { STATUS_PAGE_CSP } from './status-page.js';
 import { DEFAULT_RATE_LIMIT, RateLimitedLog } from './rate-limited-log.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { bindErrorMessage, endpointText } from '../flow/bind-error.js';
@@ -10,13 +11,16 @@ import { ConfigError, ConfigErrorCode } from '../flow/errors.js';
 
 /**
  * The admin HTTP endpoint (node:http, loopback by default):
+ *   GET /         the status page (HTML, see status-page.ts), when statusPage is given
  *   GET /healthz  200 while the process can answer at all (liveness)
  *   GET /readyz   200 when readiness() reports ready (listeners bound, spool open, drain ok),
  *                 else 503 with {"ready":false,"reasons":[...]}
  *   GET /stats    JSON of stats() (exporters, listeners, spool, drain, auth failures)
  *   GET /metrics  Prometheus text format from the Metrics registry
- * With a token configured every request must carry `Authorization: Bearer <token>`; the
- * comparison is constant-time over SHA-256 digests (so neither content nor length leaks
+ * With a token configured every request must carry `Authorization: Bearer <token>`, or the
+ * token as the password of HTTP Basic authentication (any user name): a browser cannot send a
+ * bearer token, so `/` asks for Basic credentials and the page stays behind the same secret.
+ * The comparison is constant-time over SHA-256 digests (so neither content nor length leaks
  * through timing) and the token is never logged. Only GET/HEAD are served; request bodies are
  * not read. Limits (headers timeout, connection cap) keep a stray scanner from holding it.
  */
@@ -36,6 +40,8 @@ export interface AdminServerOptions {
   readonly token?: Buffer | undefined;
   readonly metrics: Metrics;
   readonly stats: () => unknown;
+  /** The status page's HTML; without it `/` answers 404. */
+  readonly statusPage?: () => string;
   readonly readiness: () => Readiness | Promise<Readiness>;
   readonly logger: Logger;
 }
@@ -134,9 +140,13 @@ export class AdminServer {
     if (this.tokenDigest === null) return true;
     const header = req.headers.authorization;
     if (typeof header !== 'string') return false;
-    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (m?.[1] === undefined) return false;
-    return timingSafeEqual(digest(Buffer.from(m[1], 'utf8')), this.tokenDigest);
+    const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(header)?.[1];
+    if (bearer !== undefined) return timingSafeEqual(digest(Buffer.from(bearer, 'utf8')), this.tokenDigest);
+    const basic = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header)?.[1];
+    if (basic === undefined) return false;
+    const userPass = Buffer.from(basic, 'base64').toString('utf8');
+    const colon = userPass.indexOf(':');
+    return colon >= 0 && timingSafeEqual(digest(Buffer.from(userPass.slice(colon + 1), 'utf8')), this.tokenDigest);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -150,11 +160,19 @@ export class AdminServer {
       // The header value is deliberately not logged: a wrong token may be a near-miss of the right one.
       const remoteAddress = req.socket.remoteAddress ?? 'unknown';
       this.rejectedLog.log('warn', remoteAddress, { path, remoteAddress, hadCredentials: req.headers.authorization !== undefined }, 'admin request rejected: missing or wrong bearer token');
-      res.setHeader('WWW-Authenticate', 'Bearer realm="sealflow"');
+      // Browsers ask for a password only on a Basic challenge: the page gets one, the API the bearer scheme.
+      res.setHeader('WWW-Authenticate', path === '/' && this.options.statusPage !== undefined ? 'Basic realm="sealflow", charset="UTF-8"' : 'Bearer realm="sealflow"');
       send(res, 401, 'text/plain; charset=utf-8', 'unauthorized\n');
       return;
     }
     switch (path) {
+      case '/':
+        if (this.options.statusPage === undefined) break;
+        res.setHeader('Content-Security-Policy', STATUS_PAGE_CSP);
+        res.setHeader('X-Content-Type-Options', 'nosniff');
+        res.setHeader('Referrer-Policy', 'no-referrer');
+        send(res, 200, 'text/html; charset=utf-8', this.options.statusPage());
+        return;
       case '/healthz':
         send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
         return;
@@ -174,9 +192,8 @@ export class AdminServer {
       case '/metrics':
         send(res, 200, this.options.metrics.contentType, await this.options.metrics.render());
         return;
-      default:
-        send(res, 404, 'text/plain; charset=utf-8', 'not found: try /healthz, /readyz, /stats, /metrics\n');
     }
+    send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /healthz, /readyz, /stats, /metrics\n');
   }
 }
 

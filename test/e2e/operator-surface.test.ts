@@ -5,28 +5,57 @@
  *   and carries build info, certificate not-after (checked against `openssl x509 -enddate`)
  *   and loss by reason;
  * - every metric the shipped dashboard and alert rules (deploy/monitoring) query is exported;
- * - /stats has one spool section and readable times.
+ * - /stats has one spool section and readable times;
+ * - the status page (`/`) renders in headless Chromium (Debian's chromium) with the live
+ *   numbers, loads nothing from anywhere, shows no flow data; its screenshot is written to
+ *   $SEALFLOW_ARTIFACTS_DIR (CI: .ci/artifacts) and its path printed.
  * One probe serves every check (the suite's time stays modest).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
-import { devFiles, embeddedDefaults } from '../../src/config/embedded-defaults.js';
+import { devFiles } from '../../src/config/embedded-defaults.js';
+import { DecodeService } from '../../src/decode/decode-service.js';
+import { ipToString } from '../../src/flow/ip.js';
 import { PACKET_LOSS_REASONS, RECORD_LOSS_REASONS } from '../../src/flow/loss.js';
-import { freeTcpPort, freeUdpPort, startProbe, type RunningProbe } from '../support/probe.js';
+import { devConfigFile } from '../support/dev-config.js';
+import { httpGet, type Reply } from '../support/http-get.js';
+import { freeTcpPort, startProbe, type RunningProbe } from '../support/probe.js';
 import { queriedMetricNames } from '../support/monitoring-files.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
-import { corpora, requireTool } from '../support/softflowd.js';
+import { corpora, repoRoot, requireTool } from '../support/softflowd.js';
 import { until } from '../support/udp-harness.js';
 
 const MESSAGES = ['logstash-codec-netflow/ipfix_test_openbsd_pflow_tpl.dat', 'logstash-codec-netflow/ipfix_test_openbsd_pflow_data.dat'].map((f) =>
   readFileSync(path.join(corpora, f)),
 );
+
+/** Every address in the capture's flow records: none may appear on the status page. */
+function flowAddresses(): Set<string> {
+  const service = new DecodeService();
+  const out = new Set<string>();
+  for (const payload of MESSAGES) {
+    for (const r of service.decode({ payload, exporter: '127.0.0.1', exporterPort: 1, transport: 'udp', sessionKey: 'page', identity: null, receivedAtMs: Date.now() }).records) {
+      for (const a of [r.srcAddr, r.dstAddr]) if (a !== null) out.add(ipToString(a));
+    }
+  }
+  return out;
+}
+
+function haveChromium(): boolean {
+  return spawnSync('chromium', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
+/** Headless Debian Chromium as root on a machine without network (flags from the machine's notes). */
+function chromium(args: readonly string[], profile: string): { status: number | null; stdout: string; stderr: string } {
+  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`];
+  const r = spawnSync('chromium', [...flags, ...args], { encoding: 'utf8', timeout: 90_000, maxBuffer: 16 * 1024 * 1024 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 function havePromtool(): boolean {
   return spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
@@ -35,22 +64,6 @@ function havePromtool(): boolean {
 let probe: RunningProbe;
 let dataDir: string;
 
-/**
- * The embedded development configuration (dev PKI, dev key, Fusion stand-in) with free ports,
- * so this file can run beside the `npm start` test, which owns the fixed ones.
- */
-async function configFile(dir: string, adminPort: number): Promise<string> {
-  const c = embeddedDefaults(dir) as { listeners: { udp: { port: number }[]; tls: { port: number }; dtls: { port: number } }; admin: Record<string, unknown>; stats: Record<string, unknown> };
-  for (const u of c.listeners.udp) u.port = await freeUdpPort();
-  c.listeners.tls.port = await freeTcpPort();
-  c.listeners.dtls.port = await freeUdpPort();
-  c.admin.port = adminPort;
-  c.stats.intervalSeconds = 1;
-  const file = path.join(dir, 'sealflow.yaml');
-  writeFileSync(file, stringify(c));
-  return file;
-}
-
 interface ListenerPorts {
   listeners: { udp: { listeners: { name: string; port: number }[] } };
 }
@@ -58,8 +71,8 @@ interface ListenerPorts {
 before(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'sealflow-operator-'));
   const adminPort = await freeTcpPort();
-  probe = await startProbe({ args: ['--config', await configFile(dataDir, adminPort)], adminPort });
-  const ports = (await probe.getJson('/stats')) as ListenerPorts;
+  probe = await startProbe({ args: ['--config', await devConfigFile(dataDir, adminPort, 1)], adminPort });
+  const ports = (await getJson('/stats')) as ListenerPorts;
   const ipfix = ports.listeners.udp.listeners.find((l) => l.name === 'ipfix')?.port ?? 0;
   const udp = createSocket('udp4');
   // The capture's two messages, and one whose header claims more bytes than it has (a decode error).
@@ -67,7 +80,7 @@ before(async () => {
   for (const m of [...MESSAGES, truncated]) await new Promise<void>((resolve, reject) => udp.send(m, ipfix, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
   udp.close();
   await until(async () => {
-    const s = (await probe.getJson('/stats')) as { drain: { deliveredRecords: number } | null };
+    const s = (await getJson('/stats')) as { drain: { deliveredRecords: number } | null };
     return (s.drain?.deliveredRecords ?? 0) > 0;
   }, 'records delivered to the embedded stand-in', 60_000);
 });
@@ -78,10 +91,18 @@ after(async () => {
   assert.equal(code, 0, `probe exit status; output:\n${probe.output().slice(-3000)}`);
 });
 
+function get(pathname: string): Promise<Reply> {
+  return httpGet(Number(new URL(probe.adminUrl).port), pathname);
+}
+
+async function getJson(pathname: string): Promise<unknown> {
+  return JSON.parse((await get(pathname)).body);
+}
+
 async function scrape(): Promise<string> {
-  const res = await fetch(`${probe.adminUrl}/metrics`);
+  const res = await get('/metrics');
   assert.equal(res.status, 200);
-  return res.text();
+  return res.body;
 }
 
 describe('a live probe, as an operator sees it', { timeout: 180_000 }, () => {
@@ -128,8 +149,49 @@ describe('a live probe, as an operator sees it', { timeout: 180_000 }, () => {
     for (const name of queriedMetricNames()) assert.ok(live.has(name), `${name} (deploy/monitoring) is not exported by a running probe`);
   });
 
+  test('the status page: same origin only, no script, live numbers, no flow data', async () => {
+    const res = await get('/');
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^text\/html/);
+    assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+    const html = res.body;
+    assert.doesNotMatch(html, /<script|<link|<img|<iframe|\bsrc=|\bhref=|url\(|@import/i, 'nothing is loaded from anywhere');
+    assert.match(html, /<h2>Exporters<\/h2>/);
+    const addresses = flowAddresses();
+    assert.ok(addresses.size >= 2, `the capture has flow addresses: ${[...addresses].join(' ')}`);
+    for (const a of addresses) if (a !== '127.0.0.1') assert.ok(!html.includes(a), `flow address ${a} is not shown`);
+  });
+
+  test('the status page renders in headless Chromium with the live numbers (screenshot kept)', async (t) => {
+    if (!requireTool(t, haveChromium(), 'chromium (Debian package chromium)')) return;
+    const profile = mkdtempSync(path.join(tmpdir(), 'sealflow-chromium-'));
+    try {
+      const stats = (await getJson('/stats')) as { exporters: { records: number }[]; spool: { records: number } };
+      const dom = chromium(['--dump-dom', `${probe.adminUrl}/`], profile);
+      assert.equal(dom.status, 0, dom.stderr.slice(-2000));
+      assert.match(dom.stdout, /<h1>sealflow<\/h1>/);
+      assert.match(dom.stdout, /1 active exporters/);
+      // The exporter row as Chromium parsed it: transport, address, identity, last seen, rate, then the record count /stats reports.
+      const row = /<tr><td>udp<\/td><td>127\.0\.0\.1<\/td><td>–<\/td><td><span class="ok">[^<]+ ago<\/span><\/td><td>[^<]+<\/td><td>([\d,]+)<\/td>/.exec(dom.stdout);
+      assert.equal(row?.[1], String(stats.exporters[0]?.records), 'records of the exporter, as on /stats');
+      assert.match(dom.stdout, /<svg [^>]*aria-label="records in"/);
+      const dir = process.env.SEALFLOW_ARTIFACTS_DIR ?? path.join(repoRoot, 'test-output');
+      mkdirSync(dir, { recursive: true });
+      const png = path.join(dir, 'status-page.png');
+      rmSync(png, { force: true });
+      const shot = chromium(['--window-size=1280,1400', '--hide-scrollbars', `--screenshot=${png}`, `${probe.adminUrl}/`], profile);
+      assert.equal(shot.status, 0, shot.stderr.slice(-2000));
+      assert.ok(existsSync(png) && statSync(png).size > 20_000, 'a screenshot with content');
+      assert.deepEqual([...readFileSync(png).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG');
+      t.diagnostic(`status page screenshot: ${png}`);
+      console.log(`status page screenshot: ${png}`);
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
   test('/stats: one spool section, readable times', async () => {
-    const body = await (await fetch(`${probe.adminUrl}/stats`)).text();
+    const body = (await get('/stats')).body;
     const s = JSON.parse(body) as { spool: { records: number; walCheckpointer: unknown }; drain: Record<string, unknown>; exporters: { lastSeen: string }[]; generatedAt: string };
     assert.equal(typeof s.spool.records, 'number');
     assert.ok(s.spool.walCheckpointer !== undefined);

@@ -1,32 +1,16 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { after, describe, test } from 'node:test';
 import { AdminServer, type Readiness } from '../../src/observability/admin-server.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { family, Metrics } from '../../src/observability/metrics.js';
+import { httpGet, type Reply } from '../support/http-get.js';
 import { parsePrometheusText, sampleValue } from '../support/prometheus-text.js';
 
-interface Reply {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
 function get(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpGet(port, path, headers, method);
 }
 
 function captureLogger(): { logger: Logger; lines: string[] } {
@@ -40,8 +24,9 @@ after(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 
-async function startServer(opts: { token?: Buffer; metrics?: Metrics; stats?: () => unknown; readiness?: () => Readiness; logger?: Logger; address?: string }): Promise<{ server: AdminServer; port: number; address: string }> {
+async function startServer(opts: { token?: Buffer; metrics?: Metrics; stats?: () => unknown; readiness?: () => Readiness; logger?: Logger; address?: string; statusPage?: () => string }): Promise<{ server: AdminServer; port: number; address: string }> {
   const server = new AdminServer({
+    ...(opts.statusPage === undefined ? {} : { statusPage: opts.statusPage }),
     port: 0,
     ...(opts.address === undefined ? {} : { address: opts.address }),
     token: opts.token,
@@ -134,6 +119,25 @@ describe('admin server', () => {
     assert.ok(log.includes('admin request rejected'), 'rejections are logged');
     assert.ok(!log.includes(token.slice(0, 10)), 'token must not be logged');
     assert.ok(!log.includes(wrong), 'a wrong token must not be logged either');
+  });
+
+  test('the status page: behind the same token, which a browser sends as the Basic password; no external assets', async () => {
+    const token = 'page-T0KEN-4711';
+    const { port } = await startServer({ token: Buffer.from(token), statusPage: () => '<!doctype html><title>sealflow</title>' });
+    const none = await get(port, '/');
+    assert.equal(none.status, 401);
+    assert.match(String(none.headers['www-authenticate']), /^Basic realm="sealflow"/, 'a browser asks for the password');
+    const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    assert.equal((await get(port, '/', { Authorization: basic('admin', `${token}x`) })).status, 401);
+    assert.equal((await get(port, '/', { Authorization: basic(token, '') })).status, 401, 'the token is the password, not the user');
+    const ok = await get(port, '/', { Authorization: basic('anyone', token) });
+    assert.equal(ok.status, 200);
+    assert.match(String(ok.headers['content-type']), /^text\/html/);
+    assert.match(String(ok.headers['content-security-policy']), /default-src 'none'/);
+    assert.equal((await get(port, '/', { Authorization: `Bearer ${token}` })).status, 200);
+    assert.equal((await get(port, '/stats', { Authorization: basic('x', token) })).status, 200, 'the same credentials work for the API');
+    const { port: bare } = await startServer({});
+    assert.equal((await get(bare, '/')).status, 404, 'no page without a status page');
   });
 
   test('/stats serialises bigint counters exactly and Maps as objects', async () => {
