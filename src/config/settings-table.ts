@@ -5,7 +5,7 @@ import { ConfigSchema } from './schema.js';
 
 /**
  * Documentation generated from the schema: the JSON Schema for editors (`sealflow config
- * schema`) and the settings table for the README (`sealflow config schema --markdown`),
+ * schema`) and the settings table of docs/configuration.md (`sealflow config schema --markdown`),
  * so documentation cannot drift from what is validated.
  */
 
@@ -39,7 +39,7 @@ function showDefault(v: unknown): string {
   return s.length > 60 ? '(see description)' : `\`${s}\``;
 }
 
-/** The README settings table: one row per setting, with its environment variable and default. */
+/** The settings table of docs/configuration.md: one row per setting, with its environment variable and default. */
 export function settingsMarkdown(): string {
   const rows = ['| setting | environment variable | default | description |', '| --- | --- | --- | --- |'];
   for (const s of envSettings()) {

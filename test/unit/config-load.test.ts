@@ -107,9 +107,9 @@ describe('layering', () => {
     assert.ok(names.includes('SEALFLOW_DRAIN__FUSION__PIN_SHA256'));
   });
 
-  test('src/config/README.md carries the current generated settings table', async () => {
-    const readme = await readFile(join(repoRoot, 'src/config/README.md'), 'utf8');
-    assert.ok(readme.includes(settingsMarkdown()), 'regenerate with: sealflow config schema --markdown');
+  test('docs/configuration.md carries the current generated settings table', async () => {
+    const readme = await readFile(join(repoRoot, 'docs/configuration.md'), 'utf8');
+    assert.ok(readme.includes(settingsMarkdown()), 'regenerate the table in docs/configuration.md with: sealflow config schema --markdown');
   });
 
   test('non-setting SEALFLOW_ variables that do not look like settings are left alone', () => {
