@@ -16,6 +16,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { AuditService, configHash } from './audit/audit-service.js';
+import type { DeviceKey } from './audit/device-key.js';
+import { AuditTrail } from './audit/trail.js';
+import { redactConfig } from './config/redact-config.js';
 import type { Config } from './config/schema.js';
 import { Drain } from './drain/drain.js';
 import { drainSettingsFromConfig, type DrainRuntimeExtras } from './drain/drain-config.js';
@@ -40,7 +44,8 @@ import { renderStatusPage } from './observability/status-page.js';
 import { StatsLine, type StatsLineText, type StatsSummary } from './observability/stats-line.js';
 import { IngestWorker } from './ingest-worker/ingest-worker.js';
 import type { IngestWorkerInit, IngestWorkerStats } from './ingest-worker/messages.js';
-import { Spool } from './spool/spool.js';
+import { SEALFLOW_VERSION } from './observability/build-info.js';
+import { Spool, SPOOL_DB_FILE } from './spool/spool.js';
 
 export interface AppOptions {
   readonly config: Config;
@@ -66,6 +71,8 @@ export interface AppOptions {
   readonly onLoss?: LossListener;
   /** The resolved master pseudonymisation key when privacy.pseudonymize is configured (handed to the ingest worker only). */
   readonly pseudonymizeKey?: Uint8Array | null;
+  /** The device signing key for the audit trail's digests (the app owns it from here); null or absent: unsigned. */
+  readonly signingKey?: DeviceKey | null;
 }
 
 /** A bound listener, for the start-up banner. */
@@ -91,6 +98,9 @@ export class App {
   private readonly log: Logger;
   private readonly metrics = new Metrics();
   private worker: IngestWorker | null = null;
+  private audit: AuditService | null = null;
+  /** Recorded as probe.stopped's reason (run.ts names the signal or the fatal error). */
+  stopReason = 'stop';
   private drainSpool: Spool | null = null;
   private drain: Drain | null = null;
   private tee: UdpTee | null = null;
@@ -130,6 +140,7 @@ export class App {
     if (this.state !== 'new') throw new Error('App.start() called twice');
     this.state = 'starting';
     const c = this.config;
+    const startedAtMs = Date.now();
     mkdirSync(c.spool.dir, { recursive: true, mode: 0o700 });
 
     // 1. Ingest worker: opens the appending spool connection (key check happens here).
@@ -147,6 +158,19 @@ export class App {
     this.ledgerTimer = setInterval(() => this.flushLedger(), LOSS_LEDGER_FLUSH_MS);
     this.ledgerTimer.unref();
 
+    // The audit trail's own connection (lifecycle events and signed digests); the spool's
+    // connections record theirs in their transactions (src/audit/trail.ts).
+    this.audit = new AuditService({
+      dbPath: join(c.spool.dir, SPOOL_DB_FILE),
+      key: this.options.signingKey ?? null,
+      digestIntervalMs: c.audit.digestIntervalSeconds * 1000,
+      retentionMs: c.audit.retentionDays * 86_400_000,
+      logger: this.log.child({ component: 'audit' }),
+    });
+    this.audit.begin({ configHash: configHash(redactConfig(c)), version: SEALFLOW_VERSION, startedAtMs });
+    // The trail records what the ledger reports lost (reasons and counts per period, never flow data).
+    this.ledger.onReport((r) => this.audit?.record({ kind: 'loss.reported', fromMs: r.fromMs, toMs: r.toMs, records: r.lost.records, packets: r.lost.packets }));
+
     // 2. Drain (second spool connection in this thread).
     if (c.drain.enabled && this.options.credentials !== null) {
       this.drainSpool = await Spool.open({
@@ -159,6 +183,7 @@ export class App {
         synchronous: c.spool.synchronous,
         epochMs: c.spool.epochSeconds * 1000,
         create: false,
+        audit: (db) => new AuditTrail(db),
         logger: this.log.child({ component: 'spool-drain' }),
       });
       this.drain = new Drain({
@@ -295,6 +320,7 @@ export class App {
     await this.drain?.destroy();
     this.drainSpool?.destroy();
     this.closeLedger();
+    this.audit?.destroy();
   }
 
   private async shutdown(): Promise<void> {
@@ -319,6 +345,8 @@ export class App {
     await step('spool', () => this.drainSpool?.close());
     await step('admin endpoint', () => this.admin?.close());
     await step('loss ledger', () => this.closeLedger());
+    // After the ledger's last report, which it records; the final digest signs everything.
+    await step('audit trail (final digest)', () => this.audit?.close(this.stopReason));
     // The last word: the totals after everything stopped (the same as `sealflow spool status` shows now).
     if (this.config.stats.intervalSeconds > 0) this.statsLine?.tick();
     this.currentStep = '';
@@ -362,6 +390,7 @@ export class App {
       });
     }
     this.certificates = certificatesOf(c);
+    this.audit?.reloaded(configHash(redactConfig(c)));
   }
 
   private trustSettings(which: 'tls' | 'dtls', config: Config = this.config): ExporterTrustSettings {

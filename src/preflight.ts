@@ -8,6 +8,8 @@ import { fusionCredentialsFromConfig } from './drain/drain-config.js';
 import type { FusionCredentials } from './drain/netosecret.js';
 import { ConfigError } from './flow/errors.js';
 import { ExporterTrust, trustSettingsFromConfig } from './ingest/trust/exporter-trust.js';
+import { loadDeviceKey } from './audit/signing-key-source.js';
+import type { DeviceKey } from './audit/device-key.js';
 import { resolvePseudonymizeKey } from './privacy/key-source.js';
 import { resolveSpoolKeks } from './spool/kek-source.js';
 
@@ -19,7 +21,8 @@ import { resolveSpoolKeks } from './spool/kek-source.js';
  *   CA bundle): present, readable, and loaded with the listeners' own loader (key matches the
  *   certificate, bundles and CRLs parse, identities valid);
  * - every secret resolved from its source and parsed as its user parses it (the KEK and the
- *   earlier KEKs, the Fusion netosecret, the admin token, the master pseudonymisation key);
+ *   earlier KEKs, the Fusion netosecret, the admin token, the master pseudonymisation key, the
+ *   audit signing key);
  * - ports below net.ipv4.ip_unprivileged_port_start for a process without CAP_NET_BIND_SERVICE;
  * - private key and secret files readable by group or other users (warnings: containers and
  *   Kubernetes mount secrets 0444/0644, so they are reported, not refused).
@@ -44,6 +47,8 @@ export interface StartSecrets {
   readonly adminToken: Buffer | undefined;
   /** The master pseudonymisation key; null without privacy.pseudonymize. */
   readonly pseudonymizeKey: Uint8Array | null;
+  /** The audit trail's device signing key; null without audit.signingKey (the trail is then unsigned). */
+  readonly signingKey: DeviceKey | null;
 }
 
 export interface PreflightOptions {
@@ -186,6 +191,14 @@ export async function preflight(loaded: LoadedConfig, options: PreflightOptions)
     pseudonymizeKey = await attempt(() => resolvePseudonymizeKey(pz.key, secretOptions));
     if (pseudonymizeKey !== undefined) notes.push(`secret privacy.pseudonymize.key: ok (${describeSecretSource(pz.key)})`);
   }
+  let signingKey: DeviceKey | null | undefined = null;
+  const sk = c.audit.signingKey;
+  const devSigningKeyPending = !options.developmentFilesCreated && c.development.generateSigningKey && sk !== undefined && 'file' in sk && (await unreadable(sk.file, 'audit.signingKey')) !== null;
+  if (devSigningKeyPending) notes.push(`secret audit.signingKey: development key ${describeSecretSource(sk)} will be created on first start`);
+  else if (sk !== undefined) {
+    signingKey = await attempt(() => loadDeviceKey(c, secretOptions));
+    if (signingKey !== undefined) notes.push(`secret audit.signingKey: ok (${describeSecretSource(sk)})`);
+  }
 
   // Ports the kernel will refuse to this process.
   const rules = options.ports ?? (await hostPortRules());
@@ -200,12 +213,13 @@ export async function preflight(loaded: LoadedConfig, options: PreflightOptions)
   }
 
   const report = { problems, warnings, notes };
-  if (problems.length > 0 || keys === undefined || credentials === undefined || pseudonymizeKey === undefined) {
+  if (problems.length > 0 || keys === undefined || credentials === undefined || pseudonymizeKey === undefined || signingKey === undefined) {
     keys?.kek.fill(0);
     for (const k of keys?.previousKeks ?? []) k.fill(0);
     adminToken?.fill(0);
     pseudonymizeKey?.fill(0);
+    signingKey?.destroy();
     return { report, secrets: null };
   }
-  return { report, secrets: { keks: [keys.kek, ...keys.previousKeks], credentials, adminToken, pseudonymizeKey } };
+  return { report, secrets: { keks: [keys.kek, ...keys.previousKeks], credentials, adminToken, pseudonymizeKey, signingKey } };
 }

@@ -1,6 +1,7 @@
 import { newFlowRecord, type FlowRecord, type FlowType, type Transport } from '../flow/flow-record.js';
 import type { PseudonymKeyStamp } from '../flow/privacy.js';
 import { grownBytes } from '../flow/byte-buffer.js';
+import { NO_SPAN, type BatchSpan } from '../flow/pipeline.js';
 import {
   BATCH_FORMAT_VERSION, BATCH_FORMAT_VERSION_STAMPED, BIGINT_OCTETS, BIGINT_PACKETS, HEAD_BITMAP, HEAD_CONTEXT, HEAD_TIME_DELTA, HEADER_ROOM, INITIAL_BYTES_PER_RECORD,
   MAX_RECORD_FIXED_BYTES, MAX_STRING_BYTES, MAX_TIME_DELTA, PRESENT_BGPNH, PRESENT_DST, PRESENT_END, PRESENT_IDENTITY, PRESENT_NH, PRESENT_SRC,
@@ -55,6 +56,9 @@ export class BatchEncoder {
   private count = 0;
   /** The open batch's pseudonymisation key stamp (null: addresses are as decoded). */
   private stamp: PseudonymKeyStamp | null = null;
+  /** Earliest and latest exportTime (Unix seconds) of the batch's records: tracked where the context changes, so per packet, not per record. */
+  private minExportS = Number.POSITIVE_INFINITY;
+  private maxExportS = Number.NEGATIVE_INFINITY;
 
   constructor(initialBytes = 1 << 20) {
     this.buf = new Uint8Array(initialBytes);
@@ -82,7 +86,14 @@ export class BatchEncoder {
     this.lastString = null;
     this.hasPrev = false;
     this.prev = PLACEHOLDER_RECORD;
+    this.minExportS = Number.POSITIVE_INFINITY;
+    this.maxExportS = Number.NEGATIVE_INFINITY;
     this.ensure(16 + expected * INITIAL_BYTES_PER_RECORD);
+  }
+
+  /** The export times (Unix seconds) of the batch's earliest and latest records since begin(); nulls when it has none. */
+  get exportSpan(): BatchSpan {
+    return this.minExportS <= this.maxExportS ? { firstExportS: this.minExportS, lastExportS: this.maxExportS } : NO_SPAN;
   }
 
   add(r: FlowRecord): void {
@@ -231,6 +242,10 @@ export class BatchEncoder {
     this.num(r.exportTime);
     this.num(r.ipVersion);
     this.num(r.samplingInterval);
+    // Every record's exportTime passes here: it is part of the context (sameContext compares it).
+    const t = r.exportTime;
+    if (t < this.minExportS) this.minExportS = t;
+    if (t > this.maxExportS) this.maxExportS = t;
     this.prev = r;
     this.hasPrev = true;
   }

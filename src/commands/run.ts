@@ -4,6 +4,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { App, type BoundEndpoint } from '../app.js';
+import type { DeviceKey } from '../audit/device-key.js';
+import { createDevSigningKey } from '../audit/signing-key-source.js';
 import { loadConfig, type ConfigOverrides, type LoadedConfig } from '../config/load.js';
 import { devFiles, DEV_EXPORTER_IDENTITY } from '../config/embedded-defaults.js';
 import type { Config } from '../config/schema.js';
@@ -77,6 +79,7 @@ export const main: CommandMain = async (argv, io) => {
   let app: App | null = null;
   // Set by runUntilSignal once the app runs; a component dying before then fails start().
   const hooks: SignalHooks = { onFatal: () => undefined };
+  let signingKey: DeviceKey | null = null;
   try {
     await prepareDevelopmentFiles(config, logger);
     // Every check `config check` makes, all problems at once, before any socket is bound.
@@ -93,6 +96,7 @@ export const main: CommandMain = async (argv, io) => {
       logger.warn({ url: embedded.sim.url }, 'drain goes to the EMBEDDED LOCAL FUSION STAND-IN (development only): records are counted in memory, not sent anywhere');
     }
     const { keks, adminToken, pseudonymizeKey } = secrets;
+    signingKey = secrets.signingKey;
 
     app = new App({
       config,
@@ -102,6 +106,7 @@ export const main: CommandMain = async (argv, io) => {
       drainExtras,
       adminToken,
       pseudonymizeKey,
+      signingKey,
       stdoutRecords: values.stdout === true,
       ...(sim === null ? {} : { extraStats: () => ({ fusionSim: sim?.stats ?? null }) }),
       onFatal: (err) => hooks.onFatal(err),
@@ -116,6 +121,7 @@ export const main: CommandMain = async (argv, io) => {
     if (err instanceof StartRefused) for (const p of err.problems) logger.fatal(`start-up refused: ${p}`);
     else logger.fatal({ code: isSealflowError(err) ? err.code : undefined }, `start-up failed: ${(err as Error).message}`);
     if (app !== null) await app.close().catch(() => undefined);
+    else signingKey?.destroy();
     await sim?.close().catch(() => undefined);
     logger.flush();
     await syslog?.close();
@@ -158,6 +164,9 @@ async function prepareDevelopmentFiles(config: Config, logger: Logger): Promise<
       key.fill(0);
       logger.warn({ file: source.file }, 'generated a DEVELOPMENT spool key (KEK) next to the spool: anyone with this directory can decrypt it. NOT FOR PRODUCTION');
     }
+  }
+  if (await createDevSigningKey(config)) {
+    logger.warn({ file: config.audit.signingKey !== undefined && 'file' in config.audit.signingKey ? config.audit.signingKey.file : undefined }, 'generated a DEVELOPMENT audit signing key next to the spool: evidence it signs proves nothing. NOT FOR PRODUCTION');
   }
   if (dev.generatePki) {
     const tls = config.listeners.tls;
@@ -244,6 +253,7 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
     hooks.onFatal = (err: Error): void => {
       if (stopping) return;
       stopping = true;
+      app.stopReason = 'fatal-error';
       logger.fatal({ err: err.message }, 'fatal component error: stopping');
       stopWith(ExitCode.Software);
     };
@@ -254,6 +264,7 @@ function runUntilSignal(app: App, sim: FusionSim | null, config: Config, logger:
         return;
       }
       stopping = true;
+      app.stopReason = signal;
       logger.info({ signal }, 'stopping');
       stopWith(ExitCode.Ok);
     };

@@ -1,3 +1,5 @@
+import type Database from 'better-sqlite3';
+import { AuditTrail } from '../audit/trail.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type ConfigOverrides, type LoadedConfig } from '../config/load.js';
@@ -75,7 +77,8 @@ export async function openConfiguredSpool(loaded: LoadedConfig, io: CommandIo, o
   }
   const { kek, previousKeks } = await resolveSpoolKeks(c.spool, { env: io.env, warn: (m) => io.stderr.write(`warning: ${m}\n`), origins: loaded.origins });
   const keks = options.newKek === undefined ? { kek, previousKeks } : { kek: options.newKek, previousKeks: [kek, ...previousKeks] };
-  return Spool.open({ dir: c.spool.dir, ...keks, create: false, readOnly: options.readOnly, quotaBytes: c.spool.quotaBytes });
+  // A writing command (rekey, drain) records what it does in the audit trail, as the probe does.
+  return Spool.open({ dir: c.spool.dir, ...keks, create: false, readOnly: options.readOnly, quotaBytes: c.spool.quotaBytes, ...(options.readOnly ? {} : { audit: (db: Database.Database) => new AuditTrail(db) }) });
 }
 
 class SpoolNotFound extends Error {}

@@ -18,7 +18,7 @@ export const LOOPBACK_ALLOWLIST: readonly string[] = ['127.0.0.0/8', '::1'];
 const LOOPBACK = '127.0.0.1';
 
 /** Where the development PKI and key live under a data directory. */
-export function devFiles(dataDir: string): { readonly pkiDir: string; readonly caFile: string; readonly certFile: string; readonly keyFile: string; readonly kekFile: string } {
+export function devFiles(dataDir: string): { readonly pkiDir: string; readonly caFile: string; readonly certFile: string; readonly keyFile: string; readonly kekFile: string; readonly signingKeyFile: string } {
   const pkiDir = join(dataDir, 'pki');
   return {
     pkiDir,
@@ -27,6 +27,7 @@ export function devFiles(dataDir: string): { readonly pkiDir: string; readonly c
     certFile: join(pkiDir, 'collector.crt.pem'),
     keyFile: join(pkiDir, 'collector.key.pem'),
     kekFile: join(dataDir, 'dev-kek'),
+    signingKeyFile: join(dataDir, 'dev-audit-signing-key'),
   };
 }
 
@@ -50,8 +51,9 @@ export function embeddedDefaults(dataDir: string): ConfigInput {
     spool: { kek: { file: f.kekFile } },
     drain: { enabled: true, fusion: { embeddedSim: true } },
     admin: { enabled: true, address: LOOPBACK },
+    audit: { signingKey: { file: f.signingKeyFile } },
     // A demo wants feedback sooner than the production minute.
     stats: { intervalSeconds: 10 },
-    development: { generatePki: true, generateKek: true },
+    development: { generatePki: true, generateKek: true, generateSigningKey: true },
   };
 }

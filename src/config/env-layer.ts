@@ -16,8 +16,8 @@ import { ConfigSchema, SECRET_SETTINGS } from './schema.js';
  *   SEALFLOW_SPOOL_KEK_COMMAND (a command run without a shell: a JSON argv array, words split
  *   on whitespace, or {"command": [...], "passEnv": [...]} naming the variables it may see);
  *   likewise SEALFLOW_SPOOL_PREVIOUS_KEK* (one entry of spool.previousKeks),
- *   SEALFLOW_FUSION_NETOSECRET*, SEALFLOW_ADMIN_TOKEN* and SEALFLOW_PSEUDONYMIZE_KEY*. At most one
- *   of each trio may be set.
+ *   SEALFLOW_FUSION_NETOSECRET*, SEALFLOW_ADMIN_TOKEN*, SEALFLOW_PSEUDONYMIZE_KEY* and
+ *   SEALFLOW_AUDIT_SIGNING_KEY*. At most one of each trio may be set.
  * - SEALFLOW_CONFIG names the config file when --config is not given.
  * - A SEALFLOW_ variable that is a setting's name with single underscores, or a nested name
  *   (`SEALFLOW_SPOOL__…`) that matches no setting, is an error (a typo must not be ignored);
@@ -55,6 +55,7 @@ export const SECRET_SHORTCUTS: readonly SecretShortcut[] = [
   { env: 'SEALFLOW_FUSION_NETOSECRET', path: ['drain', 'fusion', 'netosecret'] },
   { env: 'SEALFLOW_ADMIN_TOKEN', path: ['admin', 'token'] },
   { env: 'SEALFLOW_PSEUDONYMIZE_KEY', path: ['privacy', 'pseudonymize', 'key'] },
+  { env: 'SEALFLOW_AUDIT_SIGNING_KEY', path: ['audit', 'signingKey'] },
 ];
 
 /** The result of reading the environment: a partial config and which variable set which path. */

@@ -311,9 +311,12 @@ function resolvePaths(c: ParsedConfig, cwd: string): Config {
   if (c.admin.token !== undefined) admin.token = absSecret(cwd, c.admin.token);
   const pz = c.privacy.pseudonymize;
   const privacy = pz === undefined ? c.privacy : { ...c.privacy, pseudonymize: { ...pz, key: absSecret(cwd, pz.key) } };
+  const audit: Record<string, unknown> = { ...c.audit };
+  if (c.audit.signingKey !== undefined) audit.signingKey = absSecret(cwd, c.audit.signingKey);
   const out = {
     ...c,
     dataDir,
+    audit,
     listeners: {
       ...c.listeners,
       udp: c.listeners.udp.map((u) => {

@@ -90,7 +90,7 @@ export const SECRET_INLINE_MESSAGE =
   'inline secret values are not accepted in configuration; use {env: "VAR"}, {file: "/path"} or {command: ["argv0", ...]} (or the matching SEALFLOW_*, *_FILE, *_COMMAND environment variable)';
 
 /** Dotted paths (a trailing `*` covers array items) whose values are secret sources. */
-export const SECRET_SETTINGS: readonly string[] = ['spool.kek', 'spool.previousKeks', 'drain.fusion.netosecret', 'admin.token', 'privacy.pseudonymize.key'];
+export const SECRET_SETTINGS: readonly string[] = ['spool.kek', 'spool.previousKeks', 'drain.fusion.netosecret', 'admin.token', 'privacy.pseudonymize.key', 'audit.signingKey'];
 
 const LogSchema = z
   .strictObject({
@@ -396,10 +396,25 @@ const AdminSchema = z
   .prefault({})
   .describe('Admin HTTP endpoint.');
 
+/** PCI DSS 4.0 10.5.1: audit logs are kept at least 12 months; 400 days leaves a margin for a late audit. */
+const DEFAULT_AUDIT_RETENTION_DAYS = 400;
+
+const AuditSchema = z
+  .strictObject({
+    signingKey: SecretSourceSchema.optional().describe(
+      'Device signing key source: an Ed25519 seed, base64 of 32 bytes (`sealflow keygen`). Signs the audit trail\'s digests, deletion receipts, attestation reports and evidence packs; `sealflow audit pubkey` prints its public key. Or set SEALFLOW_AUDIT_SIGNING_KEY / _FILE / _COMMAND. Omit: the trail is hash-chained but not signed (logged, and an attestation finding).',
+    ),
+    digestIntervalSeconds: z.number().int().min(60).max(86_400).default(3600).describe('A signed digest of the trail is made this often while running, and at every start and stop.'),
+    retentionDays: z.number().int().min(1).max(3650).default(DEFAULT_AUDIT_RETENTION_DAYS).describe('Audit events older than this, once signed, are removed (digests and deletion receipts are kept).'),
+  })
+  .prefault({})
+  .describe('Audit trail, signed digests and receipts (docs/audit.md).');
+
 const DevelopmentSchema = z
   .strictObject({
     generatePki: z.boolean().default(false).describe('Create a development CA and collector certificate at listeners.tls cert/key/ca paths when missing. Never in production.'),
     generateKek: z.boolean().default(false).describe('When spool.kek is a {file} source and the file is missing, create a development KEK there. Never in production.'),
+    generateSigningKey: z.boolean().default(false).describe('When audit.signingKey is a {file} source and the file is missing, create a development signing key there. Never in production.'),
   })
   .prefault({})
   .describe('Development conveniences used by the embedded `npm start` configuration.');
@@ -416,6 +431,7 @@ export const ConfigSchema = z
     privacy: PrivacySchema,
     drain: DrainSchema,
     admin: AdminSchema,
+    audit: AuditSchema,
     stats: z
       .strictObject({
         intervalSeconds: z.number().int().min(0).max(86_400).default(60).describe('Seconds between one-line stats log entries (0 = off).'),
@@ -467,5 +483,6 @@ export type SpoolConfig = Config['spool'];
 export type DrainConfig = Config['drain'];
 export type FusionConfig = DrainConfig['fusion'];
 export type AdminConfig = Config['admin'];
+export type AuditConfig = Config['audit'];
 export type LogConfig = Config['log'];
 export type PseudonymizeConfig = NonNullable<Config['privacy']['pseudonymize']>;

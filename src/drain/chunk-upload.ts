@@ -17,11 +17,19 @@ import type { EncodedChunk } from './upload-encoder.js';
  */
 
 export const USER_AGENT = 'sealflow/0.1.0';
+/** The response header an upload's request id is read from (kept in the audit trail's batch.delivered). */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+function headerText(v: string | string[] | undefined): string | null {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s === '' ? null : s;
+}
 
 export type RetryReason = 'timeout' | 'tls' | 'pin' | 'refused' | 'reset' | 'network' | 'aborted' | 'http-5xx' | 'http-429' | 'http-408' | 'auth' | 'forbidden' | 'endpoint' | 'encode' | 'source' | 'worker';
 
 export type ChunkResult =
-  | { readonly kind: 'ok' }
+  /** 2xx: the status and Fusion's request id (x-request-id), if it sent one, for the audit trail. */
+  | { readonly kind: 'ok'; readonly status: number; readonly requestId: string | null }
   | { readonly kind: 'retry'; readonly reason: RetryReason; readonly message: string; readonly retryAfterMs: number | null }
   | { readonly kind: 'park'; readonly status: number; readonly message: string };
 
@@ -50,7 +58,7 @@ export async function uploadChunk(target: UploadTarget, chunk: EncodedChunk, key
     return { kind: 'retry', reason: kind, message: `upload to ${url} failed (${kind}): ${errorText(err)}${hint}`, retryAfterMs: null };
   }
   const s = res.status;
-  if (s >= 200 && s <= 299) return { kind: 'ok' };
+  if (s >= 200 && s <= 299) return { kind: 'ok', status: s, requestId: headerText(res.headers[REQUEST_ID_HEADER]) };
   const msg = `upload to ${url} answered HTTP ${s}${serverMessage(res.body)}`;
   if (s === 401) return { kind: 'unauthorized', message: msg };
   if (s === 403) return { kind: 'retry', reason: 'forbidden', message: `${msg}: the API key lacks the neto_flow role`, retryAfterMs: target.forbiddenRetryAfterMs };

@@ -24,7 +24,7 @@ import { silentLogger } from '../observability/logger.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 import { fullJitterMs, RateMeter, TokenBucket } from './backoff.js';
 import { deviceBody, type DeviceRegistration } from './device-registration.js';
-import type { BatchSource, BatchSourceStatus, LeasedBatch } from '../flow/pipeline.js';
+import type { BatchSource, BatchSourceStatus, DeliveryReceipt, LeasedBatch } from '../flow/pipeline.js';
 import { errorText, FusionAuth, serverMessage } from './fusion-auth.js';
 import { FusionHttp } from './fusion-http.js';
 import { uploadChunk, USER_AGENT, type ChunkResult, type RetryReason, type UploadTarget } from './chunk-upload.js';
@@ -69,7 +69,8 @@ export interface DrainOptions {
   readonly random?: () => number;
 }
 
-type BatchOutcome = ChunkResult;
+/** How a delivery attempt ended; a delivered batch carries what Fusion answered (the audit trail keeps it). */
+type BatchOutcome = Exclude<ChunkResult, { kind: 'ok' }> | { readonly kind: 'ok'; readonly receipt: DeliveryReceipt };
 
 export class Drain {
   readonly settings: DrainSettings;
@@ -383,13 +384,13 @@ export class Drain {
     }
     try {
       if (outcome.kind === 'ok') {
-        this.source.ack(batch.id);
+        this.source.ack(batch.id, outcome.receipt);
         this.partial.delete(batch.id);
         this.counters.deliveredBatches++;
         this.counters.lastSuccessAtMs = this.clock.now();
         this.consecutiveFailures = 0;
       } else if (outcome.kind === 'park') {
-        this.source.park(batch.id, outcome.message);
+        this.source.park(batch.id, outcome.message, { chunks: 0, status: outcome.status, requestId: null });
         this.partial.delete(batch.id);
         this.counters.parkedBatches++;
         this.counters.parkedRecords += batch.recordCount;
@@ -437,6 +438,7 @@ export class Drain {
     const timings: EncodeTimings = { compressMs: 0 };
     const chunks = await this.encoder.encode(decodeBatch(batch.batch), timings);
     const done = this.partial.get(batch.id);
+    let answered: { status: number; requestId: string | null } = { status: 0, requestId: null };
     // Network time for the gzip level control: requests plus byte-cap waits (real time).
     let networkMs = 0;
     for (const chunk of chunks) {
@@ -452,6 +454,7 @@ export class Drain {
       const result = await this.send(chunk, key, true);
       networkMs += performance.now() - t0;
       if (result.kind !== 'ok') return result;
+      answered = result;
       const now = this.clock.now();
       this.counters.deliveredRecords += chunk.recordCount;
       this.counters.deliveredBytes += chunk.body.length;
@@ -462,7 +465,7 @@ export class Drain {
     }
     // A resumed batch compressed every chunk but sent only some: it would understate the network.
     if (done === undefined) this.encoder.gzip.observe(timings.compressMs, networkMs);
-    return { kind: 'ok' };
+    return { kind: 'ok', receipt: { chunks: chunks.length, status: answered.status, requestId: answered.requestId } };
   }
 
   /**
@@ -537,6 +540,8 @@ export class Drain {
         if (d.multiChunk) this.rememberChunk(batch.id, d.key);
       }
       if (this.byteBucket !== null && bytes > 0) this.paceUntilMs = Math.max(this.paceUntilMs, t + this.byteBucket.take(bytes, t));
+      const lastDone = reply.done.at(-1);
+      if (reply.outcome.kind === 'ok') return { kind: 'ok', receipt: { chunks: reply.chunks, status: lastDone?.status ?? reply.outcome.status, requestId: lastDone?.requestId ?? null } };
       if (reply.outcome.kind !== 'unauthorized') return reply.outcome;
       this.auth.invalidate(token);
       lastMessage = reply.outcome.message;
@@ -562,7 +567,7 @@ export class Drain {
     done.add(key);
   }
 
-  private authFailure(err: unknown): ChunkResult {
+  private authFailure(err: unknown): Extract<ChunkResult, { kind: 'retry' }> {
     const e = err as DrainError;
     const retryAfter = typeof e.context.retryAfterMs === 'number' ? e.context.retryAfterMs : this.auth.backoffRemainingMs();
     return { kind: 'retry', reason: 'auth', message: errorText(err), retryAfterMs: retryAfter };

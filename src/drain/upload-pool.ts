@@ -38,12 +38,17 @@ export interface DoneChunk {
   readonly rawBytes: number;
   /** The batch was split into several chunks (the drain remembers delivered ones). */
   readonly multiChunk: boolean;
+  /** Fusion's answer to this chunk (status, request id). */
+  readonly status: number;
+  readonly requestId: string | null;
 }
 
 export interface UploadReply {
   readonly type: 'reply';
   readonly id: number;
   readonly done: readonly DoneChunk[];
+  /** Chunks the batch was cut into (delivered now, earlier, or not yet). */
+  readonly chunks: number;
   readonly requests: number;
   readonly outcome: UploadAnswer;
   /** The worker's gzip level after this job. */

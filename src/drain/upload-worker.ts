@@ -28,11 +28,13 @@ const parent = parentChannel<ToUploadWorker, FromUploadWorker>();
 async function run(job: UploadJob): Promise<UploadReply> {
   const done: DoneChunk[] = [];
   let requests = 0;
-  let outcome: UploadAnswer = { kind: 'ok' };
+  let outcome: UploadAnswer = { kind: 'ok', status: 0, requestId: null };
+  let chunkCount = 0;
   try {
     const records = decodeBatch(job.batch);
     const timings: EncodeTimings = { compressMs: 0 };
     const chunks = await encoder.encode(records, timings);
+    chunkCount = chunks.length;
     const skip = new Set(job.skip);
     const t0 = performance.now();
     for (const chunk of chunks) {
@@ -40,11 +42,9 @@ async function run(job: UploadJob): Promise<UploadReply> {
       if (skip.has(key)) continue;
       requests++;
       const answer = await uploadChunk(target, chunk, key, job.token, Date.now, abort.signal);
-      if (answer.kind !== 'ok') {
-        outcome = answer;
-        break;
-      }
-      done.push({ key, records: chunk.recordCount, bytes: chunk.body.length, rawBytes: chunk.rawBytes, multiChunk: chunks.length > 1 });
+      outcome = answer;
+      if (answer.kind !== 'ok') break;
+      done.push({ key, records: chunk.recordCount, bytes: chunk.body.length, rawBytes: chunk.rawBytes, multiChunk: chunks.length > 1, status: answer.status, requestId: answer.requestId });
     }
     // Only clean first deliveries say how fast the network is: failures end early or time
     // out, and a resumed batch compressed every chunk but sent only some.
@@ -52,7 +52,7 @@ async function run(job: UploadJob): Promise<UploadReply> {
   } catch (err) {
     outcome = { kind: 'retry', reason: 'encode', message: `batch ${job.batchId}: ${(err as Error).message}`, retryAfterMs: null };
   }
-  return { type: 'reply', id: job.id, done, requests, outcome, gzipLevel: encoder.gzip.level };
+  return { type: 'reply', id: job.id, done, chunks: chunkCount, requests, outcome, gzipLevel: encoder.gzip.level };
 }
 
 parent.on((msg) => {

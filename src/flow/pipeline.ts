@@ -49,6 +49,14 @@ export interface AppendResult {
   readonly dropReason: DropReason | null;
 }
 
+/** The export times (Unix seconds) of a batch's earliest and latest records, for the audit trail; nulls when unknown. */
+export interface BatchSpan {
+  readonly firstExportS: number | null;
+  readonly lastExportS: number | null;
+}
+
+export const NO_SPAN: BatchSpan = Object.freeze({ firstExportS: null, lastExportS: null });
+
 /** Outcome of a queued append: exactly one of the two is set. */
 export type AppendDone = (err: unknown, result: AppendResult | null) => void;
 
@@ -59,12 +67,12 @@ export type AppendDone = (err: unknown, result: AppendResult | null) => void;
  */
 export interface BatchSink {
   /** Commits one batch now (after any queued ones, in order). */
-  append(batch: Uint8Array, recordCount: number): AppendResult;
+  append(batch: Uint8Array, recordCount: number, span?: BatchSpan): AppendResult;
   /**
    * Queues one batch, which owns its whole ArrayBuffer (it may be transferred to a compressor
    * thread): committed in queue order, `done` called once with its result, on this thread.
    */
-  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void;
+  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone, span?: BatchSpan): void;
   /** A batch whose records could not be serialized: dropped and counted ('encode'), reported in queue order. */
   reject(recordCount: number, err: unknown, done: AppendDone): void;
   /** Whether it takes batches now (false once closed, or opened read-only). */
@@ -94,6 +102,16 @@ export interface BatchSourceStatus {
   readonly spoolId?: string | undefined;
 }
 
+/** What Fusion answered for a batch the drain settles (the audit trail records it). */
+export interface DeliveryReceipt {
+  /** Upload requests the batch took (chunks). */
+  readonly chunks: number;
+  /** HTTP status of the last answer. */
+  readonly status: number;
+  /** The request id Fusion returned with the last answer, if any (x-request-id). */
+  readonly requestId: string | null;
+}
+
 /**
  * Where the drain takes batches from (the spool's reader).
  *
@@ -110,8 +128,8 @@ export interface BatchSourceStatus {
  */
 export interface BatchSource {
   lease(maxBatches: number): LeasedBatch[];
-  ack(id: number): void;
+  ack(id: number, receipt?: DeliveryReceipt): void;
   release(id: number): void;
-  park(id: number, reason: string): void;
+  park(id: number, reason: string, receipt?: DeliveryReceipt): void;
   status(): BatchSourceStatus;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as zlib from 'node:zlib';
 import { promisify } from 'node:util';
@@ -21,7 +22,8 @@ export function isLoopback(addr: string | undefined): boolean {
 export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.writableEnded || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  // Every answer carries a request id, as API gateways do: the drain keeps a delivery's in the audit trail.
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-request-id': `sim-${randomUUID()}`, ...headers });
   res.end(text);
 }
 

@@ -253,7 +253,7 @@ export class Batcher implements RecordSink, FusedBatchTarget {
         this.sink.reject(n, err, done);
         return;
       }
-      this.sink.enqueue(batch, n, done);
+      this.sink.enqueue(batch, n, done, this.encoder.exportSpan);
     } catch (err) {
       this.inFlightRecords -= n;
       this.report(n, err, null);
@@ -274,7 +274,7 @@ export class Batcher implements RecordSink, FusedBatchTarget {
       } catch (err) {
         this.sink.reject(n, err, (e, r) => this.report(n, e, r));
       }
-      if (batch !== null) result = this.sink.append(batch, n);
+      if (batch !== null) result = this.sink.append(batch, n, this.encoder.exportSpan);
     } catch (err) {
       this.report(n, err, null);
       return;

@@ -1,8 +1,8 @@
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
-import type { AppendDone, AppendResult } from '../flow/pipeline.js';
+import { NO_SPAN, type AppendDone, type AppendResult, type BatchSpan } from '../flow/pipeline.js';
 import type { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { BatchCompressor } from './batch-compressor.js';
-import { compressBatch, SEAL_FORMAT_NONE } from './compression.js';
+import { batchDigest, compressBatch, SEAL_FORMAT_NONE } from './compression.js';
 import type { SynchronousMode } from './store.js';
 
 /**
@@ -40,10 +40,19 @@ export interface CompressionStats {
   readonly bypassed: number;
 }
 
+/** What the audit trail records of a batch besides its id: its plaintext digest and export-time span. */
+export interface BatchFacts {
+  readonly digest: string;
+  readonly span: BatchSpan;
+}
+
 /** One queued batch. */
 export interface QueuedBatch {
   readonly seq: number;
   readonly records: number;
+  readonly span: BatchSpan;
+  /** SHA-256 of the plaintext, set with `compressed`. */
+  digest: string | null;
   /** Seal format of `compressed` (the spool's, or SEAL_FORMAT_NONE when compression was bypassed). */
   readonly format: number;
   compressed: Uint8Array | null;
@@ -61,7 +70,7 @@ function isReady(e: QueuedBatch): boolean {
 /** What commits the queue's batches (the writer). */
 export interface QueueCommitter {
   /** Seals and commits one batch; storage errors drop it (counted). */
-  store(compressed: Uint8Array, records: number, format: number): AppendResult;
+  store(compressed: Uint8Array, records: number, format: number, facts: BatchFacts): AppendResult;
   /** Commits ready batches in one transaction; null when it rolled back (they are then stored one by one). */
   commitGroup(group: readonly QueuedBatch[]): AppendResult[] | null;
   /** Counts a batch that could not be serialized or compressed as dropped. */
@@ -97,21 +106,22 @@ export class AppendQueue {
   ) {}
 
   /** Queues a batch (owning its buffer): stored as is under bypass, else compressed on the thread or here. */
-  enqueue(plain: Uint8Array, records: number, done: AppendDone): void {
+  enqueue(plain: Uint8Array, records: number, done: AppendDone, span: BatchSpan = NO_SPAN): void {
     this.poll();
     const format = this.options.sealFormat;
     if (this.bypass || format === SEAL_FORMAT_NONE) {
       // Overloaded (or compression 'none'): store it as is rather than spend CPU the ingest path lacks.
-      this.queue.push({ seq: this.nextSeq++, records, format: SEAL_FORMAT_NONE, compressed: plain, failed: null, done });
+      this.queue.push({ seq: this.nextSeq++, records, span, digest: batchDigest(plain), format: SEAL_FORMAT_NONE, compressed: plain, failed: null, done });
       if (format !== SEAL_FORMAT_NONE) this.counts.bypassed++;
       this.commitSoon();
       return;
     }
-    const entry: QueuedBatch = { seq: this.nextSeq++, records, format, compressed: null, failed: null, done };
+    const entry: QueuedBatch = { seq: this.nextSeq++, records, span, digest: null, format, compressed: null, failed: null, done };
     this.queue.push(entry);
     if (this.compressor?.alive !== true || this.jobs.size >= MAX_COMPRESSOR_JOBS) {
       this.counts.inline++;
       try {
+        entry.digest = batchDigest(plain);
         entry.compressed = compressBatch(format, plain);
       } catch (err) {
         entry.failed = err as Error;
@@ -127,7 +137,7 @@ export class AppendQueue {
 
   /** Queues a batch that could not be serialized: earlier batches keep their place, it is reported (dropped, counted) after them. */
   reject(records: number, err: unknown, done: AppendDone): void {
-    this.queue.push({ seq: this.nextSeq++, records, format: this.options.sealFormat, compressed: null, failed: err as Error, done });
+    this.queue.push({ seq: this.nextSeq++, records, span: NO_SPAN, digest: null, format: this.options.sealFormat, compressed: null, failed: err as Error, done });
     this.commitQueued();
   }
 
@@ -235,8 +245,10 @@ export class AppendQueue {
         const seq = r.seq;
         const entry = this.queue.find((e) => e.seq === seq);
         if (entry !== undefined) {
-          if (r.out !== null) entry.compressed = r.out;
-          else entry.failed = new SpoolError(SpoolErrorCode.Format, `batch compression failed: ${r.error ?? 'unknown error'}`);
+          if (r.out !== null && r.digest !== null) {
+            entry.compressed = r.out;
+            entry.digest = r.digest;
+          } else entry.failed = new SpoolError(SpoolErrorCode.Format, `batch compression failed: ${r.error ?? 'unknown error'}`);
         }
       }
       r = this.compressor.poll();
@@ -308,8 +320,8 @@ export class AppendQueue {
     try {
       while (head !== undefined && isReady(head)) {
         this.queue.shift();
-        const { compressed, failed, records, format, committed } = head;
-        settle(head.done, () => committed ?? (compressed !== null ? this.committer.store(compressed, records, format) : this.committer.encodeFailed(failed, records)));
+        const { compressed, failed, records, format, committed, span, digest } = head;
+        settle(head.done, () => committed ?? (compressed !== null ? this.committer.store(compressed, records, format, { span, digest: digest ?? '' }) : this.committer.encodeFailed(failed, records)));
         head = this.queue[0];
       }
     } finally {

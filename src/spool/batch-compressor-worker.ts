@@ -6,7 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { parentChannel } from '../flow/module-worker.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
 import type { CompressorInit, CompressorResult, FromCompressor, ToCompressor } from './batch-compressor.js';
-import { compressBatch } from './compression.js';
+import { batchDigest, compressBatch } from './compression.js';
 
 const { results } = workerData as CompressorInit;
 const parent = parentChannel<ToCompressor, FromCompressor>();
@@ -20,10 +20,11 @@ parent.on((job) => {
   }
   let msg: CompressorResult;
   try {
+    const digest = batchDigest(job.plain);
     const out = compressBatch(job.format, job.plain);
-    msg = { type: 'compressed', seq: job.seq, out, error: null };
+    msg = { type: 'compressed', seq: job.seq, out, digest, error: null };
   } catch (err) {
-    msg = { type: 'compressed', seq: job.seq, out: null, error: (err as Error).message };
+    msg = { type: 'compressed', seq: job.seq, out: null, digest: null, error: (err as Error).message };
   }
   // The output is a fresh Buffer; transferring its ArrayBuffer is safe only when it owns it whole (not a pool slice).
   const transfer = msg.out !== null && msg.out.byteOffset === 0 && msg.out.byteLength === msg.out.buffer.byteLength ? [msg.out.buffer as ArrayBuffer] : [];

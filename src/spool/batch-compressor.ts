@@ -29,6 +29,8 @@ export interface CompressorResult {
   readonly type: 'compressed';
   readonly seq: number;
   readonly out: Uint8Array | null;
+  /** SHA-256 (hex) of the plaintext batch (batchDigest), for the audit trail. */
+  readonly digest: string | null;
   readonly error: string | null;
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
 
 /**
@@ -49,4 +50,14 @@ export function decompressBatch(format: number, packed: Uint8Array): Uint8Array 
   }
   if (format === SEAL_FORMAT_DEFLATE) return inflateRawSync(packed, { maxOutputLength: MAX_BATCH_PLAIN_BYTES });
   return brotliDecompressSync(packed, { maxOutputLength: MAX_BATCH_PLAIN_BYTES });
+}
+
+/**
+ * SHA-256 (hex) of a batch's plaintext (batch-format bytes), recorded in the audit trail's
+ * `batch.sealed` event: `sealflow spool export` shows the same digest for a batch it decrypts,
+ * so an auditor can tie a delivered or exported batch to its sealing. Computed where the batch
+ * is compressed (the compressor thread, when it runs).
+ */
+export function batchDigest(plain: Uint8Array): string {
+  return createHash('sha256').update(plain).digest('hex');
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { KDF_ANCHOR, KDF_DECODER_STATE, KDF_HWM, Kek, equalBytes, randomKey, subkey, u64be, wipe } from './spool-crypto.js';
 import { MINUTE_MS, type MetaRow, type SpoolStore } from './store.js';
@@ -12,6 +13,15 @@ import { MINUTE_MS, type MetaRow, type SpoolStore } from './store.js';
 const SPOOL_ID_BYTES = 16;
 /** An ended epoch is shredded only this long after its end, so an appender racing the clock never loses its key. */
 const SHRED_GRACE_MINUTES = 2;
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+interface ShredRow {
+  id: number;
+  wrapped: Uint8Array;
+  created_min: number;
+  ends_min: number;
+}
 
 interface EpochRow {
   id: number;
@@ -179,24 +189,37 @@ export class Keyring {
   /** Destroys the keys of ended epochs that hold no live batch (crypto-shredding). Runs inside a transaction. */
   shredEmptyEpochs(now: number): void {
     const cutoff = Math.floor(now / MINUTE_MS) - SHRED_GRACE_MINUTES;
-    const ids = this.store.q('SELECT id FROM epochs WHERE ends_min < ? AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.epoch = epochs.id AND batches.state != 2)')
-      .all(cutoff) as { id: number }[];
-    if (ids.length === 0) return;
+    const rows = this.store.q('SELECT id, wrapped, created_min, ends_min FROM epochs WHERE ends_min < ? AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.epoch = epochs.id AND batches.state != 2)')
+      .all(cutoff) as ShredRow[];
+    this.shred(rows.filter((r) => this.current?.id !== r.id));
+  }
+
+  private shred(rows: readonly ShredRow[]): void {
+    if (rows.length === 0) return;
     const del = this.store.q('DELETE FROM epochs WHERE id = ?');
-    for (const { id } of ids) {
-      if (this.current?.id === id) continue;
+    for (const row of rows) {
+      const { id } = row;
       del.run(id);
       const key = this.epochKeys.get(id);
       if (key !== undefined) wipe(key);
       this.epochKeys.delete(id);
+      this.store.audit.record({ kind: 'epoch.shredded', epoch: id, createdMin: row.created_min, endsMin: row.ends_min, wrappedKeyDigest: createHash('sha256').update(row.wrapped).digest('hex') });
       this.store.logger.info({ event: 'spool.epoch_shredded', epoch: id }, 'epoch data key destroyed');
     }
-    this.store.q('UPDATE meta SET shredded_epochs = shredded_epochs + ? WHERE id = 1').run(ids.length);
+    this.store.q('UPDATE meta SET shredded_epochs = shredded_epochs + ? WHERE id = 1').run(rows.length);
     this.onShredded();
   }
 
-  /** Wraps the spool key under the current KEK. */
+  /** Wraps the spool key under the current KEK (a rotation begun by configuring a new KEK with the old one as previous). */
   rewrapSpoolKey(): void {
+    this.store.db.transaction(() => {
+      const from = this.store.meta().kek_fp;
+      this.writeSpoolKey();
+      this.store.audit.record({ kind: 'kek.rotated', from: [hex(from)], to: hex(this.currentKek.fingerprint), epochs: 0 });
+    }).immediate();
+  }
+
+  private writeSpoolKey(): void {
     const kek = this.currentKek;
     this.store.q('UPDATE meta SET kek_fp = ?, spool_key = ? WHERE id = 1').run(kek.fingerprint, kek.wrap(this.spoolKey, spoolKeyAd(this.spoolId)));
   }
@@ -209,14 +232,17 @@ export class Keyring {
     const kek = this.currentKek;
     let n = 0;
     this.store.db.transaction(() => {
-      this.rewrapSpoolKey();
+      const from = new Set([hex(this.store.meta().kek_fp)]);
+      this.writeSpoolKey();
       const rows = this.store.q('SELECT id, kek_fp, wrapped, ends_min FROM epochs').all() as EpochRow[];
       const update = this.store.q('UPDATE epochs SET kek_fp = ?, wrapped = ? WHERE id = ?');
       for (const row of rows) {
+        from.add(hex(row.kek_fp));
         const key = this.epochKeys.get(row.id) ?? this.unwrapEpoch(row);
         update.run(kek.fingerprint, kek.wrap(key, epochKeyAd(this.spoolId, row.id)), row.id);
         n++;
       }
+      this.store.audit.record({ kind: 'kek.rotated', from: [...from].sort(), to: hex(kek.fingerprint), epochs: n });
     }).immediate();
     return n;
   }

@@ -1,4 +1,4 @@
-import type { BatchSource, LeasedBatch } from '../flow/pipeline.js';
+import type { BatchSource, DeliveryReceipt, LeasedBatch } from '../flow/pipeline.js';
 import type { Chain } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { SpoolStatus } from './inspector.js';
@@ -17,6 +17,23 @@ import { MINUTE_MS, SCAN_PAGE_ROWS, type BatchRow, type SpoolStore } from './sto
 /** Park reasons are metadata shown by `spool status`; long strings are cut. */
 const MAX_PARK_REASON_LENGTH = 200;
 export const PARK_REASON_INTEGRITY = 'integrity';
+/** Longest Fusion request id kept in the audit trail (ids are short tokens; more is not an id). */
+const MAX_REQUEST_ID_LENGTH = 128;
+
+/**
+ * The park reason as the audit trail records it: a code, never free text (a Fusion error body
+ * may quote what it rejected). With a receipt, `fusion-http-<status>`; else the caller's reason
+ * when it is already a code, or 'other'.
+ */
+function parkReasonCode(reason: string, receipt: DeliveryReceipt | undefined): string {
+  if (receipt !== undefined) return `fusion-http-${receipt.status}`;
+  return /^[a-z][a-z0-9._-]{0,63}$/.test(reason) ? reason : 'other';
+}
+
+function requestIdOf(receipt: DeliveryReceipt | undefined): string | null {
+  const id = receipt?.requestId ?? null;
+  return id !== null && id.length <= MAX_REQUEST_ID_LENGTH && /^[\x21-\x7e]+$/.test(id) ? id : null;
+}
 
 export class SpoolReader implements BatchSource {
   /**
@@ -26,6 +43,8 @@ export class SpoolReader implements BatchSource {
    * leasable again: delivered once more (at-least-once), never lost.
    */
   private readonly ackPending = new Set<number>();
+  /** Fusion's answer for each pending ack, recorded with the delivery when the ack is written. */
+  private readonly pendingReceipts = new Map<number, DeliveryReceipt>();
 
   constructor(
     private readonly store: SpoolStore,
@@ -102,17 +121,31 @@ export class SpoolReader implements BatchSource {
     store.rateLog.log('error', 'quarantine', { event: 'spool.batch_quarantined', batchId: id, reason }, 'spool batch failed verification; parked as integrity');
     if (store.readOnly) return;
     // Its records are lost once it is set aside; a failed write leaves it to be quarantined (and counted) at the next lease.
-    const update = { changes: 0 };
+    const update = { parked: false };
     store.writeQuietly('quarantine', () => {
-      update.changes = store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(PARK_REASON_INTEGRITY, id).changes;
+      update.parked = this.parkRow(id, PARK_REASON_INTEGRITY, PARK_REASON_INTEGRITY);
     });
-    if (update.changes === 1) store.counters.quarantinedRecords += records;
+    if (update.parked) store.counters.quarantinedRecords += records;
   }
 
-  /** Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the last). A batch already gone is a counted no-op. */
-  ack(id: number): void {
+  /** Parks a ready batch and records it, in one transaction; false when it was not ready (gone, or parked already). */
+  private parkRow(id: number, reason: string, code: string): boolean {
+    return this.store.db.transaction((): boolean => {
+      const row = this.store.q('SELECT records FROM batches WHERE id = ? AND state = 0').get(id) as { records: number } | undefined;
+      if (row === undefined) return false;
+      this.store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ?').run(reason, id);
+      this.store.audit.record({ kind: 'batch.parked', batch: id, records: row.records, reason: code });
+      return true;
+    }).immediate();
+  }
+
+  /**
+   * Acknowledges a delivered batch: it is removed (and its epoch key shredded if it was the
+   * last), and the delivery recorded with Fusion's answer. A batch already gone is a counted no-op.
+   */
+  ack(id: number, receipt?: DeliveryReceipt): void {
     this.store.assertOpen();
-    this.settleAck(id);
+    this.settleAck(id, receipt);
     this.checkpoints.afterWrite();
   }
 
@@ -121,7 +154,7 @@ export class SpoolReader implements BatchSource {
     if (this.ackPending.size === 0 || this.store.isClosed || this.store.readOnly) return;
     let acked = false;
     for (const id of [...this.ackPending].sort((a, b) => a - b)) {
-      if (!this.settleAck(id)) break;
+      if (!this.settleAck(id, this.pendingReceipts.get(id))) break;
       acked = true;
     }
     if (acked) this.checkpoints.afterWrite();
@@ -136,13 +169,14 @@ export class SpoolReader implements BatchSource {
    * Removes a delivered batch; false when a storage error left it (kept leased, its ack
    * pending). On a full disk it spends the space reserve (space-reserve.ts) and is tried once more.
    */
-  private settleAck(id: number): boolean {
+  private settleAck(id: number, receipt: DeliveryReceipt | undefined): boolean {
     const { store } = this;
     const outcome = { removed: true };
     const remove = (): void => {
       outcome.removed = store.db.transaction((): boolean => {
-        const row = store.q('SELECT state, tag FROM batches WHERE id = ?').get(id) as { state: number; tag: Uint8Array } | undefined;
+        const row = store.q('SELECT state, tag, records FROM batches WHERE id = ?').get(id) as { state: number; tag: Uint8Array; records: number } | undefined;
         if (row === undefined || row.state === BATCH_STATE_ACKED) return false;
+        store.audit.record({ kind: 'batch.delivered', batch: id, records: row.records, chunks: receipt?.chunks ?? 1, status: receipt?.status ?? 200, requestId: requestIdOf(receipt) });
         this.chain.tombstone(id, row.tag);
         this.chain.compactFront();
         this.keyring.shredEmptyEpochs(store.clock());
@@ -156,10 +190,12 @@ export class SpoolReader implements BatchSource {
     if (!written) {
       store.leased.add(id);
       this.ackPending.add(id);
+      if (receipt !== undefined) this.pendingReceipts.set(id, receipt);
       return false;
     }
     store.leased.delete(id);
     this.ackPending.delete(id);
+    this.pendingReceipts.delete(id);
     if (!outcome.removed) store.counters.ackMisses++;
     return true;
   }
@@ -171,10 +207,10 @@ export class SpoolReader implements BatchSource {
   }
 
   /** Keeps a batch (encrypted) out of the queue, e.g. rejected by the receiver; visible in status. */
-  park(id: number, reason: string): void {
+  park(id: number, reason: string, receipt?: DeliveryReceipt): void {
     this.store.assertOpen();
     this.store.leased.delete(id);
-    this.store.writeQuietly('park', () => this.store.q('UPDATE batches SET state = 1, park_reason = ? WHERE id = ? AND state = 0').run(reason.slice(0, MAX_PARK_REASON_LENGTH), id));
+    this.store.writeQuietly('park', () => this.parkRow(id, reason.slice(0, MAX_PARK_REASON_LENGTH), parkReasonCode(reason, receipt)));
   }
 
   /** Puts parked batches back into the queue (all, or those parked for `reason`). Returns how many. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { DEFAULTS } from '../config/defaults.js';
+import type { AuditLog } from '../flow/audit.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { silentLogger } from '../observability/logger.js';
 import { anchorMac, Chain, SPOOL_HWM_FILE, ZERO_TAG } from './chain.js';
@@ -119,6 +120,12 @@ export interface SpoolOptions {
   readonly busyTimeoutMs?: number;
   /** Longest close(), append() and useCompressor() wait for batches out on the compressor thread before dropping them (counted). Default 10 s. */
   readonly compressorWaitMs?: number;
+  /**
+   * Binds the audit trail (src/flow/audit.ts) to this instance's database connection: every
+   * sealing, delivery, parking, eviction, shredding and rekeying is recorded in the transaction
+   * that does it. The composition root wires it (src/audit/trail.ts); none: nothing recorded.
+   */
+  readonly audit?: (db: Database.Database) => AuditLog;
   readonly clock?: () => number;
   /** Timer for the idle checkpoint tick (tests inject their own). Defaults to an unref'd setInterval. */
   readonly setInterval?: (fn: () => void, ms: number) => unknown;
@@ -232,7 +239,7 @@ export class Spool {
         meta = db.prepare('SELECT * FROM meta WHERE id = 1').get() as MetaRow;
       }
       if (new Uint8Array(meta.spool_id).length !== SPOOL_ID_BYTES) throw new SpoolError(SpoolErrorCode.Format, `${dbPath}: spool id is malformed`);
-      const store = new SpoolStore(db, { readOnly, synchronous, busyTimeoutMs, clock, logger: (options.logger ?? silentLogger()).child({ component: 'spool' }) });
+      const store = new SpoolStore(db, { readOnly, synchronous, busyTimeoutMs, clock, logger: (options.logger ?? silentLogger()).child({ component: 'spool' }), audit: readOnly ? undefined : options.audit });
       const spool = new Spool(store, meta, keks, options);
       spool.chain.checkAnchor(meta);
       spool.chain.checkRollback(meta);

@@ -1,6 +1,7 @@
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { NO_AUDIT, type AuditLog } from '../flow/audit.js';
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
 import { RateLimitedLog } from '../observability/rate-limited-log.js';
 
@@ -129,6 +130,8 @@ export interface StoreOptions {
   readonly busyTimeoutMs: number;
   readonly clock: () => number;
   readonly logger: Logger;
+  /** Where sealing, delivery, eviction, parking, shredding and rekeying are recorded, inside the transaction that does them. */
+  readonly audit?: ((db: Database.Database) => AuditLog) | undefined;
 }
 
 export class SpoolStore {
@@ -138,6 +141,8 @@ export class SpoolStore {
   readonly busyTimeoutMs: number;
   readonly clock: () => number;
   readonly logger: Logger;
+  /** The audit trail bound to this connection (src/flow/audit.ts); NO_AUDIT when none was wired. */
+  readonly audit: AuditLog;
   /** Repeated problems (I/O, quota, quarantine) are logged through this. */
   readonly rateLog: RateLimitedLog;
   /** Batch ids leased by this instance: leases live in memory only (invariant 3). */
@@ -159,6 +164,7 @@ export class SpoolStore {
     this.busyTimeoutMs = Math.trunc(options.busyTimeoutMs);
     this.clock = options.clock;
     this.logger = options.logger;
+    this.audit = options.audit?.(db) ?? NO_AUDIT;
     this.rateLog = new RateLimitedLog(this.logger, { windowMs: 60_000, burst: 5, maxKeys: 64, now: this.clock });
   }
 

@@ -1,14 +1,15 @@
 import { SpoolError, SpoolErrorCode } from '../flow/errors.js';
-import type { AppendDone, AppendResult, BatchSink, DropReason } from '../flow/pipeline.js';
-import { AppendQueue, type CompressionStats, type QueuedBatch } from './append-queue.js';
+import { NO_SPAN, type AppendDone, type AppendResult, type BatchSink, type BatchSpan, type DropReason } from '../flow/pipeline.js';
+import { AppendQueue, type BatchFacts, type CompressionStats, type QueuedBatch } from './append-queue.js';
 import type { BatchCompressor } from './batch-compressor.js';
 import type { Chain } from './chain.js';
 import type { Checkpoints } from './checkpoints.js';
-import { compressBatch } from './compression.js';
+import { batchDigest, compressBatch } from './compression.js';
 import type { Keyring } from './keyring.js';
 import type { SpaceReserve } from './space-reserve.js';
 import { NONCE_BYTES, TAG_BYTES } from './spool-crypto.js';
 import { BATCH_STATE_ACKED } from './spool-schema.js';
+import type { EvictReason } from '../flow/audit.js';
 import { isStorageError, MINUTE_MS, SCAN_PAGE_ROWS, sqliteCode, type SpoolStore } from './store.js';
 
 /**
@@ -64,7 +65,7 @@ export class SpoolWriter implements BatchSink {
     this.pageCap = store.db.pragma('max_page_count', { simple: true }) as number;
     this.queue = new AppendQueue(
       {
-        store: (compressed, records, format) => this.storeOne(compressed, records, format),
+        store: (compressed, records, format, facts) => this.storeOne(compressed, records, format, facts),
         commitGroup: (group) => this.commitGroup(group),
         encodeFailed: (err, records) => this.encodeFailed(err, records),
       },
@@ -78,18 +79,20 @@ export class SpoolWriter implements BatchSink {
   }
 
   /** Compresses, seals and commits one batch after any queued ones. */
-  append(batch: Uint8Array, recordCount: number): AppendResult {
+  append(batch: Uint8Array, recordCount: number, span: BatchSpan = NO_SPAN): AppendResult {
     this.store.assertWritable();
     if (recordCount === 0) return NOTHING;
     // Queued batches commit first, so the chain follows the order batches were closed in.
     this.queue.commitAll();
     let compressed: Uint8Array;
+    let digest: string;
     try {
+      digest = batchDigest(batch);
       compressed = compressBatch(this.sealFormat, batch);
     } catch (err) {
       return this.encodeFailed(err, recordCount);
     }
-    return this.storeOne(compressed, recordCount, this.sealFormat);
+    return this.storeOne(compressed, recordCount, this.sealFormat, { digest, span });
   }
 
   /**
@@ -100,14 +103,14 @@ export class SpoolWriter implements BatchSink {
    * most compressorWaitMs for what the thread has not returned); settled() waits for the queue.
    * `batch` must own its whole ArrayBuffer (it is transferred).
    */
-  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone): void {
+  enqueue(batch: Uint8Array, recordCount: number, done: AppendDone, span: BatchSpan = NO_SPAN): void {
     this.store.assertWritable();
     if (recordCount === 0) {
       this.queue.poll();
       done(null, NOTHING);
       return;
     }
-    this.queue.enqueue(batch, recordCount, done);
+    this.queue.enqueue(batch, recordCount, done, span);
   }
 
   reject(recordCount: number, err: unknown, done: AppendDone): void {
@@ -174,7 +177,7 @@ export class SpoolWriter implements BatchSink {
     try {
       this.store.db
         .transaction(() => {
-          for (const e of group) results.push(e.compressed !== null ? this.commit(e.compressed, e.records, e.format) : this.encodeFailed(e.failed, e.records));
+          for (const e of group) results.push(e.compressed !== null ? this.commit(e.compressed, e.records, e.format, { digest: e.digest ?? '', span: e.span }) : this.encodeFailed(e.failed, e.records));
         })
         .immediate();
     } catch (err) {
@@ -187,20 +190,20 @@ export class SpoolWriter implements BatchSink {
   }
 
   /** Seals and commits a compressed batch; storage errors drop it (counted). */
-  private storeOne(compressed: Uint8Array, n: number, format: number): AppendResult {
+  private storeOne(compressed: Uint8Array, n: number, format: number, facts: BatchFacts): AppendResult {
     this.releaseGrowth();
     let result: AppendResult;
     try {
-      result = this.commit(compressed, n, format);
+      result = this.commit(compressed, n, format, facts);
     } catch (err) {
       if (!isStorageError(err)) throw err;
-      result = this.retryAfterStorageError(err, compressed, n, format);
+      result = this.retryAfterStorageError(err, compressed, n, format, facts);
     }
     this.checkpoints.afterWrite();
     return result;
   }
 
-  private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number, format: number): AppendResult {
+  private retryAfterStorageError(err: unknown, compressed: Uint8Array, n: number, format: number, facts: BatchFacts): AppendResult {
     this.keyring.forgetRolledBackEpoch();
     const code = sqliteCode(err) ?? 'unknown';
     if (code.startsWith('SQLITE_FULL')) this.holdGrowth();
@@ -209,7 +212,7 @@ export class SpoolWriter implements BatchSink {
     // commit needs no growth, so the WAL's space returns and the reserve is taken again.
     if (code.startsWith('SQLITE_FULL') && this.freeBytes() >= 2 * (compressed.length + NONCE_BYTES + TAG_BYTES)) {
       try {
-        const spent = this.reserve.spend(() => this.commit(compressed, n, format), () => this.checkpoints.checkpoint(false));
+        const spent = this.reserve.spend(() => this.commit(compressed, n, format, facts), () => this.checkpoints.checkpoint(false));
         if (spent !== null) return spent.value;
       } catch (err2) {
         if (!isStorageError(err2)) throw err2;
@@ -227,11 +230,11 @@ export class SpoolWriter implements BatchSink {
         // What the free pages do not already hold (an eviction before may have freed them).
         const need = 2 * (compressed.length + NONCE_BYTES + TAG_BYTES) - this.freeBytes();
         if (need > 0) {
-          const f = this.store.db.transaction(() => this.evictFront(need)).immediate();
+          const f = this.store.db.transaction(() => this.evictFront(need, 'disk-full')).immediate();
           freed.batches += f.batches;
           freed.records += f.records;
         }
-        return this.commit(compressed, n, format);
+        return this.commit(compressed, n, format, facts);
       };
       try {
         let result: AppendResult;
@@ -297,7 +300,7 @@ export class SpoolWriter implements BatchSink {
   }
 
   /** Seals `compressed` (in seal format `format`, bound into the associated data) and commits it, within the quota. */
-  private commit(compressed: Uint8Array, n: number, format: number): AppendResult {
+  private commit(compressed: Uint8Array, n: number, format: number, facts: BatchFacts): AppendResult {
     const size = compressed.length + NONCE_BYTES + TAG_BYTES;
     const q = (sql: string) => this.store.q(sql);
     return this.store.db.transaction((): AppendResult => {
@@ -305,15 +308,17 @@ export class SpoolWriter implements BatchSink {
       const meta = this.store.meta();
       let evicted = { batches: 0, records: 0 };
       if (size > this.quotaBytes) {
+        this.store.audit.record({ kind: 'batch.dropped', records: n, reason: 'oversize' });
         this.store.rateLog.log('warn', 'oversize', { event: 'spool.batch_dropped', reason: 'oversize', records: n, bytes: size }, 'batch larger than the spool quota; dropped');
         return dropped(n, 'oversize');
       }
       if (meta.live_bytes + size > this.quotaBytes) {
         if (this.fullPolicy === 'drop-newest') {
+          this.store.audit.record({ kind: 'batch.dropped', records: n, reason: 'quota' });
           this.store.rateLog.log('warn', 'quota', { event: 'spool.batch_dropped', reason: 'quota', records: n }, 'spool quota reached; new batch dropped (drop-newest)');
           return dropped(n, 'quota');
         }
-        evicted = this.evictFront(meta.live_bytes + size - this.quotaBytes);
+        evicted = this.evictFront(meta.live_bytes + size - this.quotaBytes, 'quota');
       }
       const epoch = this.keyring.ensureEpoch(now);
       const id = this.store.sequence('batches') + 1;
@@ -322,6 +327,8 @@ export class SpoolWriter implements BatchSink {
       q('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, nonce, tag) VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?)')
         .run(id, format, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, sealed.nonce, sealed.tag);
       q('INSERT INTO payloads (id, data) VALUES (?, ?)').run(id, sealed.ciphertext);
+      const { firstExportS, lastExportS } = facts.span;
+      this.store.audit.record({ kind: 'batch.sealed', batch: id, epoch: epoch.id, records: n, firstExportS, lastExportS, digest: facts.digest });
       return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, evictedDiskFullRecords: 0, dropReason: null };
     }).immediate();
   }
@@ -330,11 +337,12 @@ export class SpoolWriter implements BatchSink {
    * Removes batches from the front of the chain until `needBytes` of live batches are freed
    * (quota eviction = crypto-shredding once their epoch empties). Runs inside a transaction.
    */
-  private evictFront(needBytes: number): { batches: number; records: number } {
+  private evictFront(needBytes: number, reason: EvictReason): { batches: number; records: number } {
     let freed = 0;
     let batches = 0;
     let records = 0;
     let last: { id: number; tag: Uint8Array } | null = null;
+    let first: number | null = null;
     const page = this.store.q('SELECT id, state, records, bytes, tag FROM batches WHERE id > ? ORDER BY id LIMIT ?');
     let after = 0;
     while (freed < needBytes) {
@@ -344,6 +352,7 @@ export class SpoolWriter implements BatchSink {
         after = row.id;
         last = { id: row.id, tag: row.tag };
         if (row.state !== BATCH_STATE_ACKED) {
+          first ??= row.id;
           freed += row.bytes;
           batches++;
           records += row.records;
@@ -355,6 +364,7 @@ export class SpoolWriter implements BatchSink {
     if (last === null) return { batches: 0, records: 0 };
     this.chain.removeThrough(last.id, last.tag);
     this.store.q('UPDATE meta SET evicted_batches = evicted_batches + ?, evicted_records = evicted_records + ? WHERE id = 1').run(batches, records);
+    if (batches > 0) this.store.audit.record({ kind: 'batch.evicted', firstBatch: first ?? last.id, lastBatch: last.id, batches, records, reason });
     this.store.rateLog.log('warn', 'evicted', { event: 'spool.evicted', batches, records, bytes: freed }, 'spool quota reached; oldest batches dropped');
     this.keyring.shredEmptyEpochs(this.store.clock());
     return { batches, records };

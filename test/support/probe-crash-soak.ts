@@ -92,6 +92,10 @@ export interface CrashSoakReport {
   readonly shreddedEpochs: number;
   readonly finalSpoolRecords: number;
   readonly finalExitCode: number | null;
+  /** `sealflow audit verify` on the data directory after the final run: null when it passed, else its failures. */
+  readonly auditFailures: string | null;
+  /** probe.crash_recovered events in the audit trail (a kill after the trail recorded a start). */
+  readonly crashRecoveries: number;
   readonly seconds: number;
 }
 
@@ -368,6 +372,8 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
   const cliKeys = (): Record<string, string> => ({ SEALFLOW_SPOOL_KEK_FILE: keys[gen + 1] ?? '', SEALFLOW_SPOOL_PREVIOUS_KEK_FILE: keys[gen] ?? '' });
 
   writeFileSync(join(dir, 'ca.pem'), cert.certPem);
+  const signingKey = join(dir, 'signing-key');
+  writeFileSync(signingKey, randomBytes(32).toString('base64'), { mode: 0o600 });
   writeFileSync(join(dir, 'netosecret'), sim.netosecret, { mode: 0o600 });
   const udpPort = await freeUdpPort();
   const adminPort = await freeTcpPort();
@@ -385,6 +391,7 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
         retry: { initialDelayMs: 50, maxDelayMs: 500 },
       },
       admin: { port: adminPort },
+      audit: { signingKey: { file: signingKey } },
       stats: { intervalSeconds: 0 },
     }));
   };
@@ -426,6 +433,8 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
   let finalExitCode: number | null = null;
   let finalSpoolRecords = -1;
   let kills = 0;
+  let auditFailures: string | null = 'not checked';
+  let crashRecoveries = 0;
   try {
     for (let cycle = 1; cycle <= o.kills && o.stopRequested?.() !== true; cycle++) {
       writeConfig(cycle % 2 === 0 ? 'full' : 'normal');
@@ -509,6 +518,16 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
     shreds += probe.shreds;
     finalExitCode = probe.exit?.code ?? null;
     finalSpoolRecords = await exportCommitted();
+    // The audit trail survived every kill: it verifies with the public key, and recorded the crashes.
+    const pub = (await runCli(['audit', 'pubkey', '--config', configFile], {}).done).stdout.split('\n')[0] ?? '';
+    const verify = await runCli(['audit', 'verify', '--pubkey', pub, '--config', configFile, '--json'], {}).done;
+    try {
+      const report = JSON.parse(verify.stdout) as { ok: boolean; failures: { message: string }[]; kinds: Record<string, number> };
+      auditFailures = report.ok ? null : report.failures.map((f) => f.message).join('; ');
+      crashRecoveries = report.kinds['probe.crash_recovered'] ?? 0;
+    } catch {
+      auditFailures = `audit verify exited ${String(verify.code)}: ${verify.stderr.slice(-500)}`;
+    }
   } finally {
     await sender.stop();
     sender.close();
@@ -540,6 +559,8 @@ export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport
     shreddedEpochs: shreds,
     finalSpoolRecords,
     finalExitCode,
+    auditFailures,
+    crashRecoveries,
     seconds: Math.round((Date.now() - started) / 1000),
   };
 }
@@ -555,6 +576,7 @@ export function crashSoakProblems(r: CrashSoakReport): string[] {
   if (r.finalSpoolRecords !== 0) p.push(`${r.finalSpoolRecords} records left in the spool after the final drain`);
   if (r.finalExitCode !== 0) p.push(`the final run exited with ${String(r.finalExitCode)} on SIGTERM`);
   if (r.delivered === 0) p.push('nothing was delivered');
+  if (r.auditFailures !== null) p.push(`the audit trail does not verify: ${r.auditFailures}`);
   return p;
 }
 
@@ -579,6 +601,7 @@ export function formatCrashSoakReport(r: CrashSoakReport): string {
     ['spool exports failed', r.exportFailures],
     ['left in spool after final drain', r.finalSpoolRecords],
     ['final SIGTERM exit code', String(r.finalExitCode)],
+    ['audit trail verifies / crash recoveries recorded', `${r.auditFailures === null ? 'yes' : `NO: ${r.auditFailures}`} / ${r.crashRecoveries}`],
     ['seed', r.seed],
     ['seconds', r.seconds],
   ];

@@ -27,7 +27,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ingest: ['flow', 'observability', 'config/defaults'],
   // Pseudonymisation (privacy.pseudonymize): a stage of the ingest worker's.
   privacy: ['flow'],
-  'ingest-worker': ['flow', 'batch', 'decode', 'filter', 'privacy', 'spool', 'observability', 'config/defaults'],
+  'ingest-worker': ['flow', 'batch', 'decode', 'filter', 'privacy', 'spool', 'audit', 'observability', 'config/defaults'],
+  // The audit trail: what the stages record through flow/audit.ts's port, chained, signed, verified.
+  audit: ['flow'],
   observability: ['flow', 'config/defaults'],
   config: ['flow'],
   // The Fusion stand-in speaks the drain's side of the protocol back (netosecret, JWT).
@@ -41,7 +43,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
  * commands, preflight.ts): they read config/ beyond its defaults (the drain's settings and
  * credentials; the spool's keys and the pseudonymisation key from their secret sources).
  */
-const CONFIG_BRIDGES: ReadonlySet<string> = new Set(['drain/drain-config.ts', 'privacy/key-source.ts', 'spool/kek-source.ts']);
+const CONFIG_BRIDGES: ReadonlySet<string> = new Set(['drain/drain-config.ts', 'privacy/key-source.ts', 'spool/kek-source.ts', 'audit/signing-key-source.ts']);
 
 /**
  * Views over every stage's statistics, used only by the composition root: they may import the

@@ -71,7 +71,7 @@ const CASES: readonly Case[] = [
   {
     name: 'unknown top-level key, no far-fetched suggestion',
     file: 'unknown-top-level.yaml',
-    message: 'invalid configuration in <FILE>: sflow: unknown key; allowed keys: dataDir, log, listeners, tees, filters, decode, spool, privacy, drain, admin, stats, shutdown, development',
+    message: 'invalid configuration in <FILE>: sflow: unknown key; allowed keys: dataDir, log, listeners, tees, filters, decode, spool, privacy, drain, admin, audit, stats, shutdown, development',
   },
   { name: 'port out of range', file: 'port-range.yaml', message: 'invalid configuration in <FILE>: listeners.udp[0].port: must be at most 65535; got 70000' },
   { name: 'value outside an enum', file: 'bad-enum.yaml', message: 'invalid configuration in <FILE>: drain.fusion.compression: must be one of "gzip", "zstd", "none"; got "brotli"' },

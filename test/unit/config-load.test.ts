@@ -131,7 +131,7 @@ describe('validation', () => {
     assert.deepEqual(await problems({ configPath: f, env: KEYS }), [
       'listeners.udp.0.adress: unknown key; did you mean "address"? allowed keys: name, address, port, receiveBufferBytes, maxDatagramBytes',
       'spool.batch.maxRecord: unknown key; did you mean "maxRecords"? allowed keys: maxRecords, maxBytes, maxAgeMs',
-      'colour: unknown key; allowed keys: dataDir, log, listeners, tees, filters, decode, spool, privacy, drain, admin, stats, shutdown, development',
+      'colour: unknown key; allowed keys: dataDir, log, listeners, tees, filters, decode, spool, privacy, drain, admin, audit, stats, shutdown, development',
     ]);
   });
 

@@ -1,0 +1,60 @@
+/**
+ * The audit port: every happening an auditor asks about, as one typed event, and the one
+ * interface the stages record them through. The composition roots (src/app.ts, the ingest
+ * worker's thread.ts, the commands) wire an implementation (src/audit/trail.ts: a hash-chained
+ * table in the spool database); a stage only ever sees `AuditLog`.
+ *
+ * What an event may carry: ids, counts, coarse times, digests, key fingerprints, status codes
+ * and reason codes. Never flow data (no address, port or exporter payload), never a key, never
+ * free text from a remote party (a Fusion error body is reduced to its HTTP status).
+ */
+
+import type { LossCounts } from './loss.js';
+
+/** Why batches left the spool without delivery. */
+export type EvictReason = 'quota' | 'disk-full';
+
+export type AuditEvent =
+  /** A batch was sealed and committed. `digest`: SHA-256 (hex) of its plaintext batch-format bytes; export times in Unix seconds (null for an empty range). */
+  | { readonly kind: 'batch.sealed'; readonly batch: number; readonly epoch: number; readonly records: number; readonly firstExportS: number | null; readonly lastExportS: number | null; readonly digest: string }
+  /** Every chunk of a batch was acknowledged by Fusion (2xx) and the batch left the spool. */
+  | { readonly kind: 'batch.delivered'; readonly batch: number; readonly records: number; readonly chunks: number; readonly status: number; readonly requestId: string | null }
+  /** A batch was set aside, still encrypted (Fusion rejected it, or it failed verification). */
+  | { readonly kind: 'batch.parked'; readonly batch: number; readonly records: number; readonly reason: string }
+  /** Batches were removed from the front of the spool undelivered (ids firstBatch..lastBatch, acknowledged ones excepted). */
+  | { readonly kind: 'batch.evicted'; readonly firstBatch: number; readonly lastBatch: number; readonly batches: number; readonly records: number; readonly reason: EvictReason }
+  /** The loss ledger's report for a period in which something was lost: counts by reason (src/flow/loss.ts), records and packets. */
+  | { readonly kind: 'loss.reported'; readonly fromMs: number; readonly toMs: number; readonly records: LossCounts['records']; readonly packets: LossCounts['packets'] }
+  /** A batch was refused before it was sealed (it never reached the disk). */
+  | { readonly kind: 'batch.dropped'; readonly records: number; readonly reason: 'quota' | 'oversize' }
+  /** Batches older than the retention limit were removed, delivered or not. */
+  | { readonly kind: 'batch.expired'; readonly batches: number; readonly records: number; readonly undeliveredBatches: number; readonly undeliveredRecords: number; readonly maxAgeSeconds: number }
+  /**
+   * An epoch's data key was destroyed (crypto-shredding): every batch sealed under it is
+   * unrecoverable. `wrappedKeyDigest`: SHA-256 (hex) of the wrapped key row that was deleted.
+   */
+  | { readonly kind: 'epoch.shredded'; readonly epoch: number; readonly createdMin: number; readonly endsMin: number; readonly wrappedKeyDigest: string }
+  /** Keys were rewrapped under another key-encryption key (fingerprints, hex). */
+  | { readonly kind: 'kek.rotated'; readonly from: readonly string[]; readonly to: string; readonly epochs: number }
+  /** A pseudonymisation period's key came into force (start or rotation; src/flow/privacy.ts): the master key's fingerprint and the period. */
+  | { readonly kind: 'pseudonym_key.in_force'; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly reason: 'start' | 'rotation' }
+  /** The effective configuration the probe runs with: SHA-256 (hex) of its canonical, redacted JSON. */
+  | { readonly kind: 'config.loaded'; readonly configHash: string; readonly reason: 'start' | 'reload' }
+  | { readonly kind: 'probe.started'; readonly version: string; readonly pid: number; readonly node: string }
+  | { readonly kind: 'probe.stopped'; readonly reason: string }
+  /** The previous run ended without `probe.stopped` (killed, crashed, power cut): named by its last event. */
+  | { readonly kind: 'probe.crash_recovered'; readonly lastSeq: number; readonly lastKind: string; readonly lastAtMs: number };
+
+export type AuditKind = AuditEvent['kind'];
+
+/**
+ * Where stages record audit events. `record` is synchronous and, when the caller is inside a
+ * transaction of the database the log is bound to, part of that transaction: the event commits
+ * or rolls back with what it describes. It throws only what the database throws.
+ */
+export interface AuditLog {
+  record(event: AuditEvent): void;
+}
+
+/** Records nothing (tools and tests that have no trail). */
+export const NO_AUDIT: AuditLog = Object.freeze({ record: (): void => undefined });
