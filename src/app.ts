@@ -144,7 +144,7 @@ export class App {
     mkdirSync(c.spool.dir, { recursive: true, mode: 0o700 });
 
     // 1. Ingest worker: opens the appending spool connection (key check happens here).
-    this.worker = new IngestWorker(this.workerInit());
+    this.worker = new IngestWorker(ingestWorkerInit(this.config, this.options.keks, this.options.stdoutRecords ?? false, this.options.pseudonymizeKey ?? null));
     if (this.options.logLine !== undefined) this.worker.setLogOutput(this.options.logLine);
     this.worker.setFatalHandler((err) => {
       this.log.fatal({ err: err.message }, 'ingest worker died');
@@ -397,48 +397,6 @@ export class App {
     return trustSettingsFromConfig(config.listeners[which]);
   }
 
-  private workerInit(): IngestWorkerInit {
-    const c = this.config;
-    return {
-      logLevel: c.log.level,
-      decode: {
-        templateLifetimeMs: c.decode.templateLifetimeSeconds * 1000,
-        maxTemplatesPerSession: c.decode.maxTemplatesPerSession,
-        maxFieldsPerTemplate: c.decode.maxFieldsPerTemplate,
-        pendingHoldMs: c.decode.pendingHoldMs,
-        maxPendingRecordsPerSession: c.decode.maxPendingRecordsPerSession,
-        maxSessions: c.decode.maxSessions,
-        maxStateBytes: c.decode.maxStateBytes,
-        maxStateBytesPerExporter: c.decode.maxStateBytesPerExporter,
-        tunnelLayer: c.decode.tunnelLayer,
-        sflowOctets: c.decode.sflowOctets,
-      },
-      filters: c.filters,
-      spool: {
-        dir: c.spool.dir,
-        keks: this.options.keks,
-        quotaBytes: c.spool.quotaBytes,
-        fullPolicy: c.spool.fullPolicy,
-        reserveBytes: c.spool.reserveBytes,
-        synchronous: c.spool.synchronous,
-        epochMs: c.spool.epochSeconds * 1000,
-        maxAgeSeconds: c.spool.maxAgeSeconds ?? null,
-      },
-      batch: { maxRecords: c.spool.batch.maxRecords, maxBytes: c.spool.batch.maxBytes, maxAgeMs: c.spool.batch.maxAgeMs },
-      stdoutRecords: this.options.stdoutRecords ?? false,
-      decoderStateIntervalMs: 10_000,
-      pseudonymize: this.pseudonymizeInit(),
-    };
-  }
-
-  private pseudonymizeInit(): IngestWorkerInit['pseudonymize'] {
-    const p = this.config.privacy.pseudonymize;
-    if (p === undefined) return null;
-    const masterKey = this.options.pseudonymizeKey;
-    if (masterKey === undefined || masterKey === null) throw new Error('privacy.pseudonymize is configured but no key was resolved');
-    return { masterKey, rotation: p.rotation, epochSeconds: this.config.spool.epochSeconds, cacheEntries: p.cacheEntries, policy: { fields: p.fields, rules: p.rules } };
-  }
-
   private workerStats(): IngestWorkerStats | null {
     return this.worker?.stats() ?? null;
   }
@@ -514,6 +472,47 @@ export class App {
     };
   }
 
+}
+
+/** The ingest worker's start-up data from the configuration (also `sealflow attest`'s canary run). */
+export function ingestWorkerInit(c: Config, keks: readonly Uint8Array[], stdoutRecords: boolean, pseudonymizeKey: Uint8Array | null): IngestWorkerInit {
+  return {
+    logLevel: c.log.level,
+    decode: {
+      templateLifetimeMs: c.decode.templateLifetimeSeconds * 1000,
+      maxTemplatesPerSession: c.decode.maxTemplatesPerSession,
+      maxFieldsPerTemplate: c.decode.maxFieldsPerTemplate,
+      pendingHoldMs: c.decode.pendingHoldMs,
+      maxPendingRecordsPerSession: c.decode.maxPendingRecordsPerSession,
+      maxSessions: c.decode.maxSessions,
+      maxStateBytes: c.decode.maxStateBytes,
+      maxStateBytesPerExporter: c.decode.maxStateBytesPerExporter,
+      tunnelLayer: c.decode.tunnelLayer,
+      sflowOctets: c.decode.sflowOctets,
+    },
+    filters: c.filters,
+    spool: {
+      dir: c.spool.dir,
+      keks,
+      quotaBytes: c.spool.quotaBytes,
+      fullPolicy: c.spool.fullPolicy,
+      reserveBytes: c.spool.reserveBytes,
+      synchronous: c.spool.synchronous,
+      epochMs: c.spool.epochSeconds * 1000,
+      maxAgeSeconds: c.spool.maxAgeSeconds ?? null,
+    },
+    batch: { maxRecords: c.spool.batch.maxRecords, maxBytes: c.spool.batch.maxBytes, maxAgeMs: c.spool.batch.maxAgeMs },
+    stdoutRecords,
+    decoderStateIntervalMs: 10_000,
+    pseudonymize: pseudonymizeInit(c, pseudonymizeKey),
+  };
+}
+
+function pseudonymizeInit(c: Config, masterKey: Uint8Array | null): IngestWorkerInit['pseudonymize'] {
+  const p = c.privacy.pseudonymize;
+  if (p === undefined) return null;
+  if (masterKey === null) throw new Error('privacy.pseudonymize is configured but no key was resolved');
+  return { masterKey, rotation: p.rotation, epochSeconds: c.spool.epochSeconds, cacheEntries: p.cacheEntries, policy: { fields: p.fields, rules: p.rules } };
 }
 
 /** The certificate files the probe presents or trusts, by setting, for expiry monitoring. */

@@ -16,7 +16,7 @@ export type EvictReason = 'quota' | 'disk-full';
 
 export type AuditEvent =
   /** A batch was sealed and committed. `digest`: SHA-256 (hex) of its plaintext batch-format bytes; export times in Unix seconds (null for an empty range). */
-  | { readonly kind: 'batch.sealed'; readonly batch: number; readonly epoch: number; readonly records: number; readonly firstExportS: number | null; readonly lastExportS: number | null; readonly digest: string }
+  | { readonly kind: 'batch.sealed'; readonly batch: number; readonly epoch: number; readonly records: number; readonly firstExportS: number | null; readonly lastExportS: number | null; readonly digest: string; readonly held: boolean }
   /** Every chunk of a batch was acknowledged by Fusion (2xx) and the batch left the spool. */
   | { readonly kind: 'batch.delivered'; readonly batch: number; readonly records: number; readonly chunks: number; readonly status: number; readonly requestId: string | null }
   /** A batch was set aside, still encrypted (Fusion rejected it, or it failed verification). */
@@ -29,6 +29,8 @@ export type AuditEvent =
   | { readonly kind: 'batch.dropped'; readonly records: number; readonly reason: 'quota' | 'oversize' }
   /** Batches older than the retention limit were removed, delivered or not. */
   | { readonly kind: 'batch.expired'; readonly batches: number; readonly records: number; readonly undeliveredBatches: number; readonly undeliveredRecords: number; readonly maxAgeSeconds: number }
+  /** A held batch (an attestation canary) was removed without delivery. */
+  | { readonly kind: 'batch.discarded'; readonly batch: number; readonly records: number; readonly reason: string }
   /**
    * An epoch's data key was destroyed (crypto-shredding): every batch sealed under it is
    * unrecoverable. `wrappedKeyDigest`: SHA-256 (hex) of the wrapped key row that was deleted.
@@ -43,7 +45,9 @@ export type AuditEvent =
   | { readonly kind: 'probe.started'; readonly version: string; readonly pid: number; readonly node: string }
   | { readonly kind: 'probe.stopped'; readonly reason: string }
   /** The previous run ended without `probe.stopped` (killed, crashed, power cut): named by its last event. */
-  | { readonly kind: 'probe.crash_recovered'; readonly lastSeq: number; readonly lastKind: string; readonly lastAtMs: number };
+  | { readonly kind: 'probe.crash_recovered'; readonly lastSeq: number; readonly lastKind: string; readonly lastAtMs: number }
+  /** A self-attestation ran (`sealflow attest`): its verdict and the SHA-256 (hex) of its report. */
+  | { readonly kind: 'attest.completed'; readonly passed: boolean; readonly findings: number; readonly reportDigest: string };
 
 export type AuditKind = AuditEvent['kind'];
 

@@ -49,6 +49,8 @@ export interface IngestWorkerInit {
     readonly epochMs: number;
     /** spool.maxAgeSeconds: batches older are shredded (null: no age limit). */
     readonly maxAgeSeconds: number | null;
+    /** Commit every batch parked with this reason (`sealflow attest`'s canaries; see SpoolOptions.holdNewBatches). */
+    readonly holdNewBatches?: string;
   };
   readonly batch: { readonly maxRecords: number; readonly maxBytes: number; readonly maxAgeMs: number };
   /** Also print every accepted record as an NDJSON Fusion record on stdout (NetoFlow's dumprecords). */

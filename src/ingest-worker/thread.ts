@@ -115,7 +115,8 @@ function decodeService(init: IngestWorkerInit, spool: Spool, logger: Logger): De
     // fields), and it must stay off: frame buffers are handed back to the main thread after each frame.
     { rawRecords: false, layerPolicy: init.decode.tunnelLayer, sflowOctets: init.decode.sflowOctets },
   );
-  const saved = spool.decoderState.load();
+  // A holding worker (`sealflow attest`) runs beside the probe: the probe's decoder state is not its own.
+  const saved = init.spool.holdNewBatches === undefined ? spool.decoderState.load() : null;
   if (saved !== null) {
     try {
       service.importState(saved);
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
       epochMs: init.spool.epochMs,
       maxAgeSeconds: init.spool.maxAgeSeconds,
       audit: (db) => (trail = new AuditTrail(db)),
+      ...(init.spool.holdNewBatches === undefined ? {} : { holdNewBatches: init.spool.holdNewBatches }),
       logger: logger.child({ component: 'spool' }),
     });
   } catch (err) {
@@ -243,6 +245,7 @@ async function main(): Promise<void> {
   };
 
   const persistState = (): void => {
+    if (init.spool.holdNewBatches !== undefined) return;
     try {
       spool.decoderState.save(service.exportState());
     } catch (err) {

@@ -194,6 +194,18 @@ export class Keyring {
     this.shred(rows.filter((r) => this.current?.id !== r.id));
   }
 
+  /**
+   * Destroys the keys of `epochs` now, without the grace period, where they hold no live
+   * batch: the epochs of discarded attestation canaries (SpoolReader.discardHeld), which no
+   * appender uses any more. Runs inside a transaction; returns the epochs shredded.
+   */
+  shredNow(epochs: readonly number[]): number[] {
+    const pick = this.store.q('SELECT id, wrapped, created_min, ends_min FROM epochs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.epoch = epochs.id AND batches.state != 2)');
+    const rows = epochs.map((e) => pick.get(e) as ShredRow | undefined).filter((r): r is ShredRow => r !== undefined && this.current?.id !== r.id);
+    this.shred(rows);
+    return rows.map((r) => r.id);
+  }
+
   private shred(rows: readonly ShredRow[]): void {
     if (rows.length === 0) return;
     const del = this.store.q('DELETE FROM epochs WHERE id = ?');

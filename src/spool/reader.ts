@@ -5,8 +5,8 @@ import type { SpoolStatus } from './inspector.js';
 import type { Keyring } from './keyring.js';
 import { isExpired } from './retention.js';
 import type { SpaceReserve } from './space-reserve.js';
-import { BATCH_STATE_ACKED } from './spool-schema.js';
-import { MINUTE_MS, SCAN_PAGE_ROWS, type BatchRow, type SpoolStore } from './store.js';
+import { BATCH_STATE_ACKED, BATCH_STATE_PARKED } from './spool-schema.js';
+import { BATCH_WITH_PAYLOAD, MINUTE_MS, SCAN_PAGE_ROWS, type BatchRow, type SpoolStore } from './store.js';
 
 /**
  * The spool's reader (the drain's BatchSource): leases the oldest ready batches, decrypted and
@@ -211,6 +211,53 @@ export class SpoolReader implements BatchSource {
     this.store.assertOpen();
     this.store.leased.delete(id);
     this.store.writeQuietly('park', () => this.parkRow(id, reason.slice(0, MAX_PARK_REASON_LENGTH), parkReasonCode(reason, receipt)));
+  }
+
+  /**
+   * The batches held with `reason`, decrypted and verified (a held batch is never leased):
+   * `sealflow attest` reads its canary batch back to search the disk for every form of it.
+   */
+  readHeld(reason: string): { id: number; batch: Uint8Array; records: number }[] {
+    this.store.assertOpen();
+    const { store } = this;
+    const rows = store.db.transaction(() =>
+      (store.q(`${BATCH_WITH_PAYLOAD} WHERE b.state = ? AND b.park_reason = ? ORDER BY b.id`).all(BATCH_STATE_PARKED, reason) as BatchRow[]).map((row) => ({
+        row,
+        prevTag: (store.q('SELECT tag FROM batches WHERE id < ? ORDER BY id DESC LIMIT 1').get(row.id) as { tag: Uint8Array } | undefined)?.tag ?? store.meta().anchor_tag,
+      })),
+    )();
+    const out: { id: number; batch: Uint8Array; records: number }[] = [];
+    for (const { row, prevTag } of rows) {
+      const batch = this.chain.open(row, prevTag);
+      if (typeof batch !== 'string') out.push({ id: row.id, batch, records: row.records });
+    }
+    return out;
+  }
+
+  /**
+   * Removes every batch held with `reason` (SpoolOptions.holdNewBatches: attestation canaries)
+   * without delivering it, and destroys the keys of the epochs they were sealed in at once
+   * (those epochs hold nothing else: a holding instance seals only held batches). One
+   * transaction; a TRUNCATE checkpoint follows so no older page copy stays in the WAL.
+   */
+  discardHeld(reason: string): { batches: number; records: number; epochs: number[] } {
+    this.store.assertWritable();
+    const { store } = this;
+    const out = store.db.transaction(() => {
+      const rows = store.q('SELECT id, tag, records, epoch FROM batches WHERE state = ? AND park_reason = ? ORDER BY id').all(BATCH_STATE_PARKED, reason) as { id: number; tag: Uint8Array; records: number; epoch: number }[];
+      const epochs = new Set<number>();
+      let records = 0;
+      for (const row of rows) {
+        store.audit.record({ kind: 'batch.discarded', batch: row.id, records: row.records, reason });
+        this.chain.tombstone(row.id, row.tag);
+        epochs.add(row.epoch);
+        records += row.records;
+      }
+      this.chain.compactFront();
+      return { batches: rows.length, records, epochs: this.keyring.shredNow([...epochs]) };
+    }).immediate();
+    this.checkpoints.checkpoint(true);
+    return out;
   }
 
   /** Puts parked batches back into the queue (all, or those parked for `reason`). Returns how many. */

@@ -126,6 +126,11 @@ export interface SpoolOptions {
    * that does it. The composition root wires it (src/audit/trail.ts); none: nothing recorded.
    */
   readonly audit?: (db: Database.Database) => AuditLog;
+  /**
+   * Commit this instance's batches already parked with this reason, so no drain ever leases
+   * them (`sealflow attest`'s canaries); removed by SpoolReader.discardHeld. Default: none.
+   */
+  readonly holdNewBatches?: string;
   readonly clock?: () => number;
   /** Timer for the idle checkpoint tick (tests inject their own). Defaults to an unref'd setInterval. */
   readonly setInterval?: (fn: () => void, ms: number) => unknown;
@@ -202,6 +207,7 @@ export class Spool {
       fullPolicy: options.fullPolicy ?? DEFAULTS.spool.fullPolicy,
       sealFormat: sealFormatOf(options.compression),
       compressorWaitMs: options.compressorWaitMs ?? DEFAULT_COMPRESSOR_WAIT_MS,
+      holdReason: options.holdNewBatches ?? null,
     });
     this.reader = new SpoolReader(store, keyring, chain, checkpoints, reserve, () => this.inspector.status());
     this.reserve = reserve;

@@ -8,7 +8,7 @@ import { batchDigest, compressBatch } from './compression.js';
 import type { Keyring } from './keyring.js';
 import type { SpaceReserve } from './space-reserve.js';
 import { NONCE_BYTES, TAG_BYTES } from './spool-crypto.js';
-import { BATCH_STATE_ACKED } from './spool-schema.js';
+import { BATCH_STATE_ACKED, BATCH_STATE_PARKED, BATCH_STATE_READY } from './spool-schema.js';
 import type { EvictReason } from '../flow/audit.js';
 import { isStorageError, MINUTE_MS, SCAN_PAGE_ROWS, sqliteCode, type SpoolStore } from './store.js';
 
@@ -33,6 +33,8 @@ export interface WriterOptions {
   readonly sealFormat: number;
   /** Longest close(), append() and useCompressor() wait for batches out on the compressor thread. */
   readonly compressorWaitMs: number;
+  /** Commit new batches parked with this reason (never leased; see SpoolOptions.holdNewBatches); null: ready. */
+  readonly holdReason: string | null;
 }
 
 const NOTHING: AppendResult = Object.freeze({ id: null, records: 0, droppedRecords: 0, evictedBatches: 0, evictedRecords: 0, evictedDiskFullRecords: 0, dropReason: null });
@@ -46,6 +48,7 @@ export class SpoolWriter implements BatchSink {
   readonly quotaBytes: number;
   private readonly fullPolicy: FullPolicy;
   private readonly sealFormat: number;
+  private readonly holdReason: string | null;
   private readonly queue: AppendQueue;
   /** The database's page cap as opened (spool.maxDbBytes, else SQLite's own), and whether it is held at the current size now (see holdGrowth). */
   private readonly pageCap: number;
@@ -63,6 +66,7 @@ export class SpoolWriter implements BatchSink {
     this.fullPolicy = options.fullPolicy;
     this.sealFormat = options.sealFormat;
     this.pageCap = store.db.pragma('max_page_count', { simple: true }) as number;
+    this.holdReason = options.holdReason;
     this.queue = new AppendQueue(
       {
         store: (compressed, records, format, facts) => this.storeOne(compressed, records, format, facts),
@@ -324,11 +328,12 @@ export class SpoolWriter implements BatchSink {
       const id = this.store.sequence('batches') + 1;
       const { prevId, prevTag } = this.chain.tail();
       const sealed = this.chain.seal(epoch.key, format, id, epoch.id, prevTag, compressed);
-      q('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, nonce, tag) VALUES (?, ?, ?, 0, ?, ?, ?, 0, ?, ?, ?)')
-        .run(id, format, epoch.id, n, size, Math.floor(now / MINUTE_MS), prevId, sealed.nonce, sealed.tag);
+      const held = this.holdReason !== null;
+      q('INSERT INTO batches (id, format, epoch, state, records, bytes, created_min, attempts, prev_id, park_reason, nonce, tag) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)')
+        .run(id, format, epoch.id, held ? BATCH_STATE_PARKED : BATCH_STATE_READY, n, size, Math.floor(now / MINUTE_MS), prevId, this.holdReason, sealed.nonce, sealed.tag);
       q('INSERT INTO payloads (id, data) VALUES (?, ?)').run(id, sealed.ciphertext);
       const { firstExportS, lastExportS } = facts.span;
-      this.store.audit.record({ kind: 'batch.sealed', batch: id, epoch: epoch.id, records: n, firstExportS, lastExportS, digest: facts.digest });
+      this.store.audit.record({ kind: 'batch.sealed', batch: id, epoch: epoch.id, records: n, firstExportS, lastExportS, digest: facts.digest, held });
       return { id, records: n, droppedRecords: 0, evictedBatches: evicted.batches, evictedRecords: evicted.records, evictedDiskFullRecords: 0, dropReason: null };
     }).immediate();
   }
