@@ -24,6 +24,7 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   config: { summary: 'configuration: check | schema', load: () => import('./commands/config.js') },
   health: { summary: "ask a running probe's admin endpoint whether it is healthy", load: () => import('./commands/health.js') },
   attest: { summary: 'self-attestation: posture checks, canaries through the spool, a disk scan; signed report', load: () => import('./commands/attest.js') },
+  evidence: { summary: 'one signed archive for an auditor (attestation, trail, config, SBOM, control map) | verify', load: () => import('./commands/evidence.js') },
   audit: { summary: 'the signed audit trail: pubkey | verify | export', load: () => import('./commands/audit.js') },
   pki: { summary: 'create a development PKI (CA, collector and exporter certificates)', load: () => import('./commands/pki.js') },
 };

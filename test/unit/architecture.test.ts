@@ -34,8 +34,10 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   config: ['flow'],
   // The Fusion stand-in speaks the drain's side of the protocol back (netosecret, JWT).
   'fusion-sim': ['flow', 'drain', 'observability', 'config/defaults'],
-  // A composition root of its own: a canary ingest path (listener, ingest worker, spool) from the configuration.
+  // Composition roots of their own: attest wires a canary ingest path (listener, ingest worker,
+  // spool) from the configuration; evidence gathers every part's output into one pack.
   attest: ['*'],
+  evidence: ['*'],
   commands: ['*'],
   '.': ['*'],
 };
