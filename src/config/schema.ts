@@ -402,7 +402,7 @@ const DEFAULT_AUDIT_RETENTION_DAYS = 400;
 const AuditSchema = z
   .strictObject({
     signingKey: SecretSourceSchema.optional().describe(
-      'Device signing key source: an Ed25519 seed, base64 of 32 bytes (`sealflow keygen`). Signs the audit trail\'s digests, deletion receipts, attestation reports and evidence packs; `sealflow audit pubkey` prints its public key. Or set SEALFLOW_AUDIT_SIGNING_KEY / _FILE / _COMMAND. Omit: the trail is hash-chained but not signed (logged, and an attestation finding).',
+      'Device signing key source: an Ed25519 seed, base64 of 32 bytes (`sealflow keygen --purpose audit`). Signs the audit trail\'s digests, deletion receipts, attestation reports and evidence packs; `sealflow audit pubkey` prints its public key. Or set SEALFLOW_AUDIT_SIGNING_KEY / _FILE / _COMMAND. Omit: the trail is hash-chained but not signed (logged, and an attestation finding).',
     ),
     digestIntervalSeconds: z.number().int().min(60).max(86_400).default(3600).describe('A signed digest of the trail is made this often while running, and at every start and stop.'),
     retentionDays: z.number().int().min(1).max(3650).default(DEFAULT_AUDIT_RETENTION_DAYS).describe('Audit events older than this, once signed, are removed (digests and deletion receipts are kept).'),

@@ -12,6 +12,9 @@ import { AuditNotary } from '../../src/audit/notary.js';
 import { AuditTrail } from '../../src/audit/trail.js';
 import { verifyTrail } from '../../src/audit/verify.js';
 import { writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { parseSeedText } from '../../src/audit/signing-key-source.js';
+import { main as keygen } from '../../src/commands/keygen.js';
 
 /** A spool-shaped database (the meta row the notary reads) with a trail on two connections, and a settable clock. */
 function fixture(t: { after: (fn: () => void) => void }): { a: AuditTrail; b: AuditTrail; db: Database.Database; clock: { now: number }; dir: string } {
@@ -106,4 +109,20 @@ test('a deleted digest or a digest from another key breaks the digest chain', as
   const report = verifyTrail(databaseSource(db), key.publicKey);
   assert.equal(report.ok, false);
   assert.ok(report.failures.some((f) => f.code === 'digest-chain'), JSON.stringify(report.failures));
+});
+
+test('sealflow keygen --purpose audit prints a signing key the loader takes; banners skipped, anything else refused', async () => {
+  let out = '';
+  let err = '';
+  const stdout = new Writable({ write: (c: Buffer, _e, cb) => ((out += c.toString()), cb()) });
+  const stderr = new Writable({ write: (c: Buffer, _e, cb) => ((err += c.toString()), cb()) });
+  assert.equal(await keygen(['--purpose', 'audit'], { stdout, stderr, env: {} }), 0);
+  const seed = parseSeedText(`# a banner line\n${out}`);
+  assert.ok(seed !== null && seed.length === 32, out);
+  assert.match(err, /device signing key/);
+  const key = await DeviceKey.fromSeed(seed);
+  assert.ok(verifySignature(key.publicKey, 'x', key.sign('x')));
+  key.destroy();
+  assert.equal(parseSeedText(randomBytes(31).toString('base64')), null);
+  assert.equal(parseSeedText(`${out.trim()}!`), null);
 });
