@@ -23,9 +23,9 @@
 import { workerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { DecodeService } from '../decode/decode-service.js';
+import { auditingPrivacyEventSink } from '../audit/privacy-events.js';
 import { AuditTrail } from '../audit/trail.js';
 import { NO_AUDIT, type AuditLog } from '../flow/audit.js';
-import type { PrivacyEvent } from '../flow/privacy.js';
 import { isSealflowError } from '../flow/errors.js';
 import { parentChannel, startupError } from '../flow/module-worker.js';
 import { lowerThreadPriority } from '../flow/thread-priority.js';
@@ -169,16 +169,9 @@ async function main(): Promise<void> {
   const service = decodeService(init, spool, logger);
   const outcomes = new BatchOutcomes(spoolLog, (lastBatchId) => parent.post({ type: 'committed', lastBatchId }));
   // Pseudonymisation (src/privacy): the key in force is stamped on each batch as it opens.
-  const logPrivacy = loggingPrivacyEventSink(logger.child({ stage: 'privacy' }));
-  const privacyEvents = (e: PrivacyEvent): void => {
-    logPrivacy(e);
-    if (e.kind !== 'pseudonym_key.in_force') return;
-    try {
-      trail.record({ kind: 'pseudonym_key.in_force', fingerprint: e.fingerprint, periodStartS: e.periodStartS, periodLengthS: e.periodLengthS, reason: e.reason });
-    } catch (err) {
-      logger.error({ event: 'audit.record_failed', kind: e.kind, err: (err as Error).message }, 'could not record a pseudonymisation key event in the audit trail');
-    }
-  };
+  const privacyEvents = auditingPrivacyEventSink(() => trail, loggingPrivacyEventSink(logger.child({ stage: 'privacy' })), (err, kind) =>
+    logger.error({ event: 'audit.record_failed', kind, err: err.message }, 'could not record a privacy event in the audit trail'),
+  );
   const pz = init.pseudonymize === null ? null : new Pseudonymizer({ ...init.pseudonymize, policy: compilePseudonymPolicy(init.pseudonymize.policy), events: privacyEvents }, Date.now());
   const batcher = new Batcher(spool.writer, {
     ...(pz === null ? {} : { keyStamp: () => pz.stamp }),
