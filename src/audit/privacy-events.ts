@@ -3,9 +3,13 @@ import type { PrivacyEvent, PrivacyEventSink } from '../flow/privacy.js';
 
 type Recorders = { readonly [K in PrivacyEvent['kind']]?: (e: Extract<PrivacyEvent, { kind: K }>) => AuditEvent };
 
-/** The audit event of each privacy happening (a kind missing here is logged only). */
+/**
+ * The audit event of each privacy happening (a kind missing here is logged only: retention
+ * expiries are recorded by the spool, as batch.expired, in the transaction that removes them).
+ */
 const RECORDERS: Recorders = {
   'pseudonym_key.in_force': (e) => ({ kind: 'pseudonym_key.in_force', fingerprint: e.fingerprint, periodStartS: e.periodStartS, periodLengthS: e.periodLengthS, reason: e.reason }),
+  'pseudonym_key.reidentification': (e) => ({ kind: 'pseudonym_key.reidentification', fingerprint: e.fingerprint, periodStartS: e.periodStartS, periodLengthS: e.periodLengthS, pseudonym: e.pseudonym, user: e.user, outcome: e.outcome }),
 };
 
 /**

@@ -1,4 +1,11 @@
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { auditingPrivacyEventSink } from '../audit/privacy-events.js';
+import { AuditTrail } from '../audit/trail.js';
+import { NO_AUDIT, type AuditLog } from '../flow/audit.js';
+import { SPOOL_DB_FILE } from '../spool/spool.js';
 import type { CommandMain } from './command.js';
 import { ExitCode, parseCommandArgs } from './command.js';
 import { loadConfig } from '../config/load.js';
@@ -21,8 +28,9 @@ rotation and key source) and access to the master pseudonymisation key.
                   seconds; selects the key period (rotation daily/epoch). Default: now.
                   \`sealflow spool export\` says which key period wrote which batches.
   --config PATH   configuration file (default: $SEALFLOW_CONFIG, else the embedded setup)
-Every use is logged as an audit event (pseudonym_key.reidentification: the pseudonym, the key
-period, the user; never the real address). Exit 0 with the address on stdout; 1 when ADDRESS is
+Every use is logged and recorded in the audit trail (pseudonym_key.reidentification: the
+pseudonym, the key period, the user; never the real address); a use that cannot be recorded
+prints nothing and exits 70. Exit 0 with the address on stdout; 1 when ADDRESS is
 not a pseudonym under the policy (kept in clear or outside every pseudonymised prefix); 64 usage;
 78 configuration or key problem.
 `;
@@ -58,13 +66,28 @@ export const main: CommandMain = async (argv, io) => {
     }
     const syslog = syslogDestinationFromConfig(config.log.syslog);
     const logger = createLogger({ ...loggerSettingsFromConfig(config.log), ...(syslog === undefined ? {} : { syslog }) }).child({ component: 'reidentify' });
-    const audit = loggingPrivacyEventSink(logger);
+    // The audit trail in the spool database (when the probe has run here): a use that cannot be recorded is refused.
+    const dbPath = join(config.spool.dir, SPOOL_DB_FILE);
+    const db = existsSync(dbPath) ? new Database(dbPath, { fileMustExist: true }) : null;
+    let trail: AuditLog = NO_AUDIT;
+    const recordErrors: Error[] = [];
+    const audit = auditingPrivacyEventSink(() => trail, loggingPrivacyEventSink(logger), (err) => recordErrors.push(err));
     const policy = compilePseudonymPolicy({ fields: pz.fields, rules: pz.rules });
     const master = await resolvePseudonymizeKey(pz.key, { env: io.env, warn: (m) => logger.warn(m) });
     const { cp, startS, lengthS } = cryptoPanAt(master, pz.rotation, config.spool.epochSeconds, atMs);
     const fingerprint = Buffer.from(keyFingerprint(master)).toString('hex');
     master.fill(0);
     const real = reversePseudonym(policy, cp, pseudonym);
+    try {
+      if (db !== null) {
+        db.pragma('busy_timeout = 5000');
+        trail = new AuditTrail(db);
+      } else {
+        io.stderr.write(`sealflow reidentify: no spool database at ${dbPath}: this use is recorded in the log only, not in an audit trail\n`);
+      }
+    } catch (err) {
+      recordErrors.push(err as Error);
+    }
     audit({
       kind: 'pseudonym_key.reidentification',
       atMs: Date.now(),
@@ -75,8 +98,13 @@ export const main: CommandMain = async (argv, io) => {
       user: safeUser(),
       outcome: real === null ? 'not_a_pseudonym' : 'reidentified',
     });
+    db?.close();
     logger.flush();
     await syslog?.close();
+    if (recordErrors.length > 0) {
+      io.stderr.write(`sealflow reidentify: could not record this use in the audit trail (${recordErrors[0]?.message ?? 'unknown error'}): not re-identified\n`);
+      return ExitCode.Software;
+    }
     if (real === null) {
       io.stderr.write(`sealflow reidentify: ${ipToString(pseudonym)} is not a pseudonym under privacy.pseudonymize (no pseudonymising rule contains it: it is stored in clear, or was never pseudonymised)\n`);
       return ExitCode.Failure;

@@ -27,8 +27,8 @@ export type AuditEvent =
   | { readonly kind: 'loss.reported'; readonly fromMs: number; readonly toMs: number; readonly records: LossCounts['records']; readonly packets: LossCounts['packets'] }
   /** A batch was refused before it was sealed (it never reached the disk). */
   | { readonly kind: 'batch.dropped'; readonly records: number; readonly reason: 'quota' | 'oversize' }
-  /** Batches older than the retention limit were removed, delivered or not. */
-  | { readonly kind: 'batch.expired'; readonly batches: number; readonly records: number; readonly undeliveredBatches: number; readonly undeliveredRecords: number; readonly maxAgeSeconds: number }
+  /** Undelivered batches older than spool.maxAgeSeconds were removed from the front (ids firstBatch..lastBatch, acknowledged ones excepted) and their keys shredded once their epochs emptied. */
+  | { readonly kind: 'batch.expired'; readonly firstBatch: number; readonly lastBatch: number; readonly batches: number; readonly records: number; readonly maxAgeSeconds: number }
   /** A held batch (an attestation canary) was removed without delivery. */
   | { readonly kind: 'batch.discarded'; readonly batch: number; readonly records: number; readonly reason: string }
   /**
@@ -40,6 +40,12 @@ export type AuditEvent =
   | { readonly kind: 'kek.rotated'; readonly from: readonly string[]; readonly to: string; readonly epochs: number }
   /** A pseudonymisation period's key came into force (start or rotation; src/flow/privacy.ts): the master key's fingerprint and the period. */
   | { readonly kind: 'pseudonym_key.in_force'; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly reason: 'start' | 'rotation' }
+  /**
+   * A pseudonym was reversed with the master key (`sealflow reidentify`): the key's fingerprint
+   * and period, the pseudonym asked about (what Fusion holds; never the real address), the
+   * operating-system user, and whether it was one.
+   */
+  | { readonly kind: 'pseudonym_key.reidentification'; readonly fingerprint: string; readonly periodStartS: number; readonly periodLengthS: number; readonly pseudonym: string; readonly user: string; readonly outcome: 'reidentified' | 'not_a_pseudonym' }
   /** The effective configuration the probe runs with: SHA-256 (hex) of its canonical, redacted JSON. */
   | { readonly kind: 'config.loaded'; readonly configHash: string; readonly reason: 'start' | 'reload' }
   | { readonly kind: 'probe.started'; readonly version: string; readonly pid: number; readonly node: string }

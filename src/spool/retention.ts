@@ -80,6 +80,7 @@ export class Retention {
         if (limit === null) return { batches: 0, records: 0 };
         const page = store.q('SELECT id, state, records, created_min, tag FROM batches WHERE id > ? ORDER BY id LIMIT ?');
         let last: { id: number; tag: Uint8Array } | null = null;
+        let first: number | null = null;
         let batches = 0;
         let records = 0;
         let after = 0;
@@ -91,6 +92,7 @@ export class Retention {
             after = row.id;
             last = { id: row.id, tag: row.tag };
             if (row.state !== BATCH_STATE_ACKED) {
+              first ??= row.id;
               batches++;
               records += row.records;
             }
@@ -100,6 +102,7 @@ export class Retention {
         if (last === null) return { batches: 0, records: 0 };
         this.chain.removeThrough(last.id, last.tag);
         store.q('UPDATE meta SET expired_batches = expired_batches + ?, expired_records = expired_records + ? WHERE id = 1').run(batches, records);
+        if (batches > 0) store.audit.record({ kind: 'batch.expired', firstBatch: first ?? last.id, lastBatch: last.id, batches, records, maxAgeSeconds: limit });
         this.keyring.shredEmptyEpochs(nowMs);
         return { batches, records };
       })

@@ -8,7 +8,8 @@
  *   rekey  `sealflow rekey` to a new KEK.
  *   run 2  clock +10 min (so run 1's ended epoch is past its shredding grace): Fusion rejects
  *          one upload with 400 (parked), the rest is delivered and run 1's epoch shredded; SIGKILL.
- *   run 3  clock +20 min: the crash is recorded; SIGTERM.
+ *   run 3  clock +20 min: the crash is recorded, the parked batch expires (spool.maxAgeSeconds);
+ *          SIGTERM; then `sealflow reidentify` (runs 2 and 3 pseudonymise).
  * Every event class must be there, `audit verify` must pass on the export and on the database,
  * and fail — naming what — on an edited, re-hashed, reordered, truncated or re-signed copy.
  */
@@ -60,12 +61,12 @@ test('audit trail: every event class from real runs; verify passes, and fails on
   const adminPort = await freeTcpPort();
   const dataDir = file('data');
   const dbPath = path.join(dataDir, 'spool', 'spool.db');
-  const writeConfig = (kek: string, name: string, extra: Record<string, unknown> = {}): string => {
+  const writeConfig = (kek: string, name: string, extra: Record<string, unknown> = {}, spoolExtra: Record<string, unknown> = {}): string => {
     const config = {
       dataDir,
       log: { level: 'info', format: 'json' },
       listeners: { allowlist: ['127.0.0.1'], udp: [{ name: 'flows', address: '127.0.0.1', port: udpPort, receiveBufferBytes: 8 * 1024 * 1024 }] },
-      spool: { kek: { file: file(kek) }, quotaBytes: 1024 * 1024, epochSeconds: 60, batch: { maxRecords: 2000, maxAgeMs: 200 } },
+      spool: { kek: { file: file(kek) }, quotaBytes: 1024 * 1024, epochSeconds: 60, batch: { maxRecords: 2000, maxAgeMs: 200 }, ...spoolExtra },
       drain: { fusion: { uploadUrl: sim.uploadUrl, caFile: file('ca.pem'), netosecret: { file: file('netosecret') } }, retry: { initialDelayMs: 100, maxDelayMs: 400 } },
       admin: { port: adminPort },
       audit: { signingKey: { file: file('signing.key') } },
@@ -76,10 +77,13 @@ test('audit trail: every event class from real runs; verify passes, and fails on
     return file(name);
   };
   const run1Config = writeConfig('kek', 'run1.yaml');
-  // Runs 2 and 3 pseudonymise (their key periods are recorded).
-  const laterConfig = writeConfig('new.kek', 'run2.yaml', {
-    privacy: { pseudonymize: { key: { file: file('pseudonymize.key') }, rotation: 'epoch', rules: [{ action: 'pseudonymize', prefixes: ['0.0.0.0/0'] }] } },
-  });
+  // Runs 2 and 3 pseudonymise (their key periods are recorded) and keep batches 5 minutes at most.
+  const laterConfig = writeConfig(
+    'new.kek',
+    'run2.yaml',
+    { privacy: { pseudonymize: { key: { file: file('pseudonymize.key') }, rotation: 'epoch', rules: [{ action: 'pseudonymize', prefixes: ['0.0.0.0/0'] }] } } },
+    { maxAgeSeconds: 300 },
+  );
   const kinds = (): Record<string, number> => trailKinds(dbPath);
 
   // Run 1: outage → sealed batches pile up past the quota (evicted) → Fusion back → delivered.
@@ -119,7 +123,7 @@ test('audit trail: every event class from real runs; verify passes, and fails on
     await probe.stop('SIGKILL');
   }
 
-  // Run 3, 20 minutes later: the crash is recorded at start; stopped cleanly.
+  // Run 3, 20 minutes later: the crash is recorded at start, run 2's parked batch expires; stopped cleanly.
   probe = await startProbe({ args: ['--config', laterConfig], adminPort, compiled: true, env: clockOffsetEnv(20 * MINUTE) });
   try {
     assert.equal(await probe.stop('SIGTERM'), 0, probe.output().slice(-3000));
@@ -128,8 +132,14 @@ test('audit trail: every event class from real runs; verify passes, and fails on
   }
 
   assert.ok(!auditText(dbPath).includes(pseudonymizeKey.slice(0, 24)), 'the pseudonymisation key is not in the trail');
+  // A re-identification on site is recorded (the pseudonym, never the address it reverses to).
+  const reid = cli(['reidentify', '192.0.2.1', '--config', laterConfig], clockOffsetEnv(20 * MINUTE));
+  assert.equal(reid.code, 0, reid.stderr);
+  const real = reid.stdout.trim();
+  assert.ok(!auditText(dbPath).includes(`"${real}"`), 'the real address is not in the trail');
+
   const k = kinds();
-  for (const kind of ['config.loaded', 'probe.started', 'probe.stopped', 'probe.crash_recovered', 'batch.sealed', 'batch.evicted', 'batch.delivered', 'batch.parked', 'epoch.shredded', 'kek.rotated', 'loss.reported', 'pseudonym_key.in_force']) {
+  for (const kind of ['config.loaded', 'probe.started', 'probe.stopped', 'probe.crash_recovered', 'batch.sealed', 'batch.evicted', 'batch.delivered', 'batch.parked', 'epoch.shredded', 'kek.rotated', 'loss.reported', 'pseudonym_key.in_force', 'pseudonym_key.reidentification', 'batch.expired']) {
     assert.ok((k[kind] ?? 0) > 0, `no ${kind} event in ${JSON.stringify(k)}`);
   }
 
