@@ -13,6 +13,7 @@ import { budgetError, STATE_COST } from './state-budget.js';
 import { SetDecoder } from './set-decoder.js';
 import { DEFAULT_SFLOW_OPTIONS, decodeSflow, type SflowDecodeOptions, type SflowOctets } from './sflow/sflow.js';
 import type { LayerPolicy } from './template/layer-policy.js';
+import { RecordContext } from './template/record-context.js';
 import { FLOW_SEQUENCE_OPTIONS, IPFIX_SEQUENCE_OPTIONS, PACKET_SEQUENCE_OPTIONS, SequenceTracker } from './template/sequence-tracker.js';
 import { DecoderFactory, type DomainState, type SessionState } from './template/template-cache.js';
 
@@ -77,6 +78,8 @@ export class DecodeService {
   readonly #packetSeq = new SequenceTracker(PACKET_SEQUENCE_OPTIONS);
   readonly #flowSeq = new SequenceTracker(FLOW_SEQUENCE_OPTIONS);
   readonly #sflowOptions: SflowDecodeOptions;
+  /** The record context every packet's MessageContext fills (see there). */
+  readonly #record = new RecordContext();
 
   /** Throws ConfigError (setting `decode.<limit>`) for a negative or non-finite limit. */
   constructor(limits: Partial<DecodeLimits> = {}, options: DecodeServiceOptions = {}) {
@@ -116,8 +119,8 @@ export class DecodeService {
       }
       const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
       const version = view.getUint16(0);
-      if (version === IPFIX_VERSION) this.#decodeIpfix(new MessageContext(out, packet, session, nowMs, this.#sets), payload, view);
-      else if (version === NETFLOW9_VERSION) this.#decodeNetflow9(new MessageContext(out, packet, session, nowMs, this.#sets), payload, view);
+      if (version === IPFIX_VERSION) this.#decodeIpfix(new MessageContext(out, packet, session, nowMs, this.#sets, this.#record), payload, view);
+      else if (version === NETFLOW9_VERSION) this.#decodeNetflow9(new MessageContext(out, packet, session, nowMs, this.#sets, this.#record), payload, view);
       else if (version === NETFLOW5_VERSION) this.#decodeNetflow5(out, packet, session);
       else if (view.getUint32(0) === SFLOW_VERSION_WORD) this.#decodeSflow(out, packet, session);
       else throw new DecodeError(DecodeErrorCode.BadVersion, `unknown flow protocol version ${version}`, 0, { version });
