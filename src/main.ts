@@ -4,6 +4,12 @@ import { ExitCode } from './commands/command.js';
 import { main } from './cli.js';
 
 const io: CommandIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+// A reader that stops early (`sealflow decode FILE | head`) closes the pipe: end quietly, as a
+// program killed by SIGPIPE would, instead of an unhandled 'error' event and its stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
+  throw err;
+});
 main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;

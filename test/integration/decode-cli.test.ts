@@ -42,6 +42,17 @@ function cliWithInput(input: Uint8Array | undefined, ...args: string[]): CliResu
 }
 
 describe('sealflow decode on the corpora', () => {
+  test('a reader that stops early (| head -n 1): exit 0, no stack trace', async () => {
+    // Many records, so that the pipe closes while the decoder is still writing.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'decode', C('ipfixcol2/example_flows.ipfix')], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
+  });
+
   test('a template file then a data file decode as one session', () => {
     const r = cli(C('logstash-codec-netflow/netflow9_test_cisco_asa_1_tpl.dat'), C('logstash-codec-netflow/netflow9_test_cisco_asa_1_data.dat'));
     assert.equal(r.status, 0, r.stderr);
