@@ -183,10 +183,13 @@ test('upload workers run at the lowest scheduling priority (a backlog never take
   const env = await startTestSim();
   const t = await openTempSpool();
   const drain = drainFor(env, t.spool.reader, { uploadWorkers: 2 });
+  // The runner may itself run under nice: the main thread keeps the priority it started with.
+  const own = Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ')[16]);
   try {
+    assert.ok(Number.isInteger(own) && own < 19, `the test needs a main thread below nice 19 (it has ${own})`);
     assert.ok(!threadNiceValues().includes(19), 'no thread at nice 19 before the workers start');
     assert.ok(await waitFor(() => threadNiceValues().filter((n) => n === 19).length === 2, 20_000), `thread nice values: ${threadNiceValues().join(' ')}`);
-    assert.ok(threadNiceValues().includes(0), 'the main thread keeps its priority');
+    assert.ok(threadNiceValues().includes(own), 'the main thread keeps its priority');
     // They still deliver (gzip on the worker threads themselves).
     fillSpool(t.spool, 2, 300);
     const res = await drain.drainOnce();
