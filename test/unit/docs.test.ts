@@ -68,6 +68,13 @@ describe('the documentation', () => {
     assert.deepEqual(exits, [], 'exit codes without a row in docs/troubleshooting.md');
   });
 
+  test('docs/README.md links every page in docs/', () => {
+    const index = read('docs/README.md');
+    for (const f of DOCS.filter((d) => d.startsWith('docs/') && d !== 'docs/README.md')) {
+      assert.ok(index.includes(`(${f.slice('docs/'.length)}`), `docs/README.md links ${f}`);
+    }
+  });
+
   test('the configuration reference is reached from the README and the docs index', () => {
     assert.match(read('README.md'), /\]\(docs\/configuration\.md/);
     assert.match(read('docs/README.md'), /\]\(configuration\.md/);
