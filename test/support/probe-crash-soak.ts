@@ -30,6 +30,7 @@ import { createDevCertificate } from '../../src/fusion-sim/dev-certificate.js';
 import { startFusionSim, type FusionSim } from '../../src/fusion-sim/fusion-sim.js';
 import { ensureBuilt, freeTcpPort, freeUdpPort } from './probe.js';
 import { repoRoot } from './softflowd.js';
+import { prng } from './spool-fixtures.js';
 
 export interface CrashSoakOptions {
   readonly dir: string;
@@ -101,17 +102,6 @@ export interface CrashSoakReport {
 
 const RECORDS_PER_PACKET = 30;
 
-/** Deterministic PRNG (mulberry32) so a run's kill times reproduce from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const V5_HEADER = 24;
 const V5_RECORD = 48;
 /** Ids start here so that a record's source address is never 0.0.0.0. */
@@ -322,6 +312,7 @@ function runCli(args: readonly string[], env: Record<string, string>, onStdoutLi
 export async function runCrashSoak(o: CrashSoakOptions): Promise<CrashSoakReport> {
   const started = Date.now();
   ensureBuilt();
+  // Deterministic, so a run's kill times reproduce from its seed.
   const rand = prng(o.seed);
   const startupShare = o.startupKillShare ?? 0.15;
   const runMs = o.runMs ?? 2500;
